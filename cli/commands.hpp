@@ -1,0 +1,9 @@
+#pragma once
+// The `banyan` subcommands. Each takes the arguments after its name and returns the exit code.
+
+namespace banyan::cli {
+
+int generate_command(int argc, char** argv);
+int tokenize_command(int argc, char** argv);
+
+}  // namespace banyan::cli

@@ -1,0 +1,43 @@
+// banyan: the one binary. `banyan COMMAND --help` describes each command.
+#include <cstring>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "model/error.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: banyan COMMAND [options]\n"
+    "\n"
+    "Banyan serves LLaMA-family models with tree-based speculative inference.\n"
+    "\n"
+    "commands:\n"
+    "  generate   generate text from a prompt (or a JSON file of prompts) and stream it\n"
+    "  tokenize   show the token ids of a text, or the text of token ids\n"
+    "\n"
+    "`banyan COMMAND --help` lists the options of a command.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
+      std::strcmp(argv[1], "help") == 0) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "generate") return banyan::cli::generate_command(argc - 2, argv + 2);
+    if (command == "tokenize") return banyan::cli::tokenize_command(argc - 2, argv + 2);
+    std::cerr << "banyan: unknown command '" << command << "'\n\n" << kUsage;
+    return 2;
+  } catch (const banyan::cli::UsageError& e) {
+    std::cerr << "banyan " << command << ": " << e.what() << " (see banyan " << command << " --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "banyan " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,81 @@
+#pragma once
+// The operations a compute backend provides. The LLaMA layer stack (llama_model.hpp) is
+// written once against this interface; the CPU (cpu/) and CUDA (gpu/) backends implement it.
+// Activations are row-major matrices [tokens, features] in the backend's own memory and
+// element type; the model only passes them between calls and reads logits back at the end.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "model/forward_batch.hpp"
+#include "model/weight_source.hpp"
+
+namespace banyan {
+
+// A view of an activation matrix owned by a Buffer.
+struct Tensor {
+  void* data = nullptr;
+  std::int64_t rows = 0, cols = 0;
+};
+
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual Tensor view(std::int64_t rows, std::int64_t cols) = 0;  // rows*cols within capacity
+};
+
+// A weight uploaded to the backend: a matrix [rows = out, cols = in] or a vector [1, n].
+class DeviceWeight {
+ public:
+  virtual ~DeviceWeight() = default;
+  std::int64_t rows = 0, cols = 0;
+};
+
+struct KvCacheSpec {
+  int layers = 0;
+  int slots = 0;      // sequences held at once
+  int capacity = 0;   // rows (tokens) per slot
+  int kv_heads = 0;
+  int head_dim = 0;
+};
+
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual const KvCacheSpec& spec() const = 0;
+  virtual std::size_t bytes() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  virtual std::unique_ptr<DeviceWeight> upload(HostTensor weight) = 0;
+  virtual std::unique_ptr<Buffer> allocate(std::int64_t elements) = 0;
+  virtual std::unique_ptr<KvCache> create_kv_cache(const KvCacheSpec& spec) = 0;
+
+  // out[i] = table[batch.tokens[i]]
+  virtual void embed(const DeviceWeight& table, const ForwardBatch& batch, Tensor out) = 0;
+  // out = x / rms(x) * gamma, row by row
+  virtual void rms_norm(Tensor x, const DeviceWeight& gamma, float eps, Tensor out) = 0;
+  // out = x · wᵀ  (x [n, in], w [out, in], out [n, out])
+  virtual void matmul(Tensor x, const DeviceWeight& w, Tensor out) = 0;
+  // Rotary embedding in Hugging Face's rotate-half layout, in place, at batch.positions.
+  virtual void rope(Tensor q, Tensor k, const ForwardBatch& batch, int head_dim, float theta) = 0;
+  // Stores k and v at batch.cache_rows of `layer`, then attends each query to the rows
+  // batch.visible / batch.tree_masks allow. q [n, heads*head_dim], k/v [n, kv_heads*head_dim].
+  virtual void attention(int layer, Tensor q, Tensor k, Tensor v, const ForwardBatch& batch, KvCache& kv,
+                         Tensor out) = 0;
+  // gate = silu(gate) * up
+  virtual void silu_mul(Tensor gate, Tensor up) = 0;
+  // x += y
+  virtual void add(Tensor x, Tensor y) = 0;
+  // out[j] = x[rows[j]]
+  virtual void gather_rows(Tensor x, std::span<const std::int32_t> rows, Tensor out) = 0;
+  // Copies x to host memory as f32 (out.size() == rows*cols).
+  virtual void read(Tensor x, std::span<float> out) = 0;
+};
+
+}  // namespace banyan

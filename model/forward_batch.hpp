@@ -1,0 +1,37 @@
+#pragma once
+// The tokens of one forward pass and, for each, where it sits: which sequence (KV-cache slot),
+// which RoPE position, which cache row receives its key/value, and which rows it may attend to.
+#include <cstdint>
+#include <vector>
+
+namespace banyan {
+
+struct ForwardBatch {
+  std::vector<std::int32_t> tokens;
+  std::vector<std::int32_t> positions;
+  std::vector<std::int32_t> slots;
+  std::vector<std::int32_t> cache_rows;
+  // Token i attends to rows [0, visible[i]) of its slot, plus row visible[i] + j for every bit j
+  // of tree_masks[i]: a causal token has visible = its row + 1 and no mask; a token-tree token
+  // sees the committed prefix and its own ancestors (itself included) in the tree.
+  std::vector<std::int32_t> visible;
+  std::vector<std::uint64_t> tree_masks;
+  // Indices of the tokens whose logits the caller wants, in the order they are returned.
+  std::vector<std::int32_t> logit_rows;
+
+  std::size_t size() const { return tokens.size(); }
+
+  // Appends a token of ordinary left-to-right decoding: stored at row `position`, seeing every
+  // row up to and including its own.
+  void add_causal(std::int32_t token, std::int32_t slot, std::int32_t position, bool want_logits) {
+    if (want_logits) logit_rows.push_back(std::int32_t(tokens.size()));
+    tokens.push_back(token);
+    positions.push_back(position);
+    slots.push_back(slot);
+    cache_rows.push_back(position);
+    visible.push_back(position + 1);
+    tree_masks.push_back(0);
+  }
+};
+
+}  // namespace banyan

@@ -1,0 +1,156 @@
+#include "model/llama_model.hpp"
+
+#include <algorithm>
+
+#include "model/error.hpp"
+
+namespace banyan {
+
+namespace {
+
+class WeightLoader {
+ public:
+  WeightLoader(const WeightSource& source, Backend& backend, const LlamaModel::Progress& progress, int total)
+      : source_(source), backend_(backend), progress_(progress), total_(total) {}
+
+  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape) {
+    if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
+    HostTensor t = source_.read(name);
+    if (t.shape != shape)
+      throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(t.shape) +
+                  ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
+    auto w = backend_.upload(std::move(t));
+    if (progress_) progress_(++done_, total_);
+    return w;
+  }
+
+ private:
+  const WeightSource& source_;
+  Backend& backend_;
+  const LlamaModel::Progress& progress_;
+  int total_, done_ = 0;
+};
+
+}  // namespace
+
+LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Progress& progress)
+    : config_(weights.config()), backend_(backend) {
+  const auto& c = config_;
+  const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
+  WeightLoader loader(weights, backend, progress, 9 * c.num_hidden_layers + (c.tie_word_embeddings ? 2 : 3));
+
+  embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim});
+  layers_.resize(std::size_t(c.num_hidden_layers));
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    auto& l = layers_[std::size_t(i)];
+    auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
+    l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim});
+    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim});
+    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim});
+    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim});
+    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim});
+    l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim});
+    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim});
+    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim});
+    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter});
+  }
+  norm_ = loader.load(hf_names::final_norm(), {dim});
+  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim});
+}
+
+std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {
+  return backend_.create_kv_cache(
+      {config_.num_hidden_layers, slots, capacity, config_.num_key_value_heads, config_.head_dim()});
+}
+
+void LlamaModel::reserve(std::int64_t tokens) {
+  if (tokens <= ws_.tokens) return;
+  const std::int64_t dim = config_.hidden_size, kv = config_.kv_dim(), inter = config_.intermediate_size;
+  ws_.x = backend_.allocate(tokens * dim);
+  ws_.h = backend_.allocate(tokens * dim);
+  ws_.q = backend_.allocate(tokens * dim);
+  ws_.k = backend_.allocate(tokens * kv);
+  ws_.v = backend_.allocate(tokens * kv);
+  ws_.attn = backend_.allocate(tokens * dim);
+  ws_.gate = backend_.allocate(tokens * inter);
+  ws_.up = backend_.allocate(tokens * inter);
+  ws_.logits = backend_.allocate(tokens * config_.vocab_size);
+  ws_.tokens = tokens;
+}
+
+void LlamaModel::run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x) {
+  const auto& layer = layers_[std::size_t(index)];
+  const std::int64_t n = x.rows, dim = config_.hidden_size, kv_dim = config_.kv_dim();
+  Tensor h = ws_.h->view(n, dim), q = ws_.q->view(n, dim), k = ws_.k->view(n, kv_dim),
+         v = ws_.v->view(n, kv_dim), attn = ws_.attn->view(n, dim);
+
+  backend_.rms_norm(x, *layer.input_layernorm, config_.rms_norm_eps, h);
+  backend_.matmul(h, *layer.self_attn.q_proj, q);
+  backend_.matmul(h, *layer.self_attn.k_proj, k);
+  backend_.matmul(h, *layer.self_attn.v_proj, v);
+  backend_.rope(q, k, batch, config_.head_dim(), config_.rope_theta);
+  backend_.attention(index, q, k, v, batch, kv, attn);
+  backend_.matmul(attn, *layer.self_attn.o_proj, h);
+  backend_.add(x, h);
+
+  const std::int64_t inter = config_.intermediate_size;
+  Tensor gate = ws_.gate->view(n, inter), up = ws_.up->view(n, inter);
+  backend_.rms_norm(x, *layer.post_attention_layernorm, config_.rms_norm_eps, h);
+  backend_.matmul(h, *layer.mlp.gate_proj, gate);
+  backend_.matmul(h, *layer.mlp.up_proj, up);
+  backend_.silu_mul(gate, up);
+  backend_.matmul(gate, *layer.mlp.down_proj, h);
+  backend_.add(x, h);
+}
+
+namespace {
+
+// Backends index memory with these numbers, so they are checked once here.
+void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
+  const std::size_t n = b.size();
+  if (n == 0) throw Error("forward: empty batch");
+  if (b.positions.size() != n || b.slots.size() != n || b.cache_rows.size() != n || b.visible.size() != n ||
+      b.tree_masks.size() != n)
+    throw Error("forward: batch fields have different lengths");
+  for (std::size_t i = 0; i < n; ++i) {
+    auto bad = [&](const std::string& what) {
+      throw Error("forward: token " + std::to_string(i) + " of the batch: " + what);
+    };
+    if (b.tokens[i] < 0 || b.tokens[i] >= vocab)
+      bad("id " + std::to_string(b.tokens[i]) + " outside the vocabulary of " + std::to_string(vocab));
+    if (b.slots[i] < 0 || b.slots[i] >= kv.slots) bad("slot " + std::to_string(b.slots[i]) + " out of range");
+    if (b.cache_rows[i] < 0 || b.cache_rows[i] >= kv.capacity)
+      bad("cache row " + std::to_string(b.cache_rows[i]) + " beyond the KV capacity of " +
+          std::to_string(kv.capacity));
+    const int highest_bit = b.tree_masks[i] ? 63 - __builtin_clzll(b.tree_masks[i]) : -1;
+    if (b.visible[i] < 0 || b.visible[i] + highest_bit + 1 > kv.capacity) bad("attends beyond the KV capacity");
+    if (b.positions[i] < 0) bad("negative position");
+  }
+  for (auto r : b.logit_rows)
+    if (r < 0 || std::size_t(r) >= n) throw Error("forward: logit row " + std::to_string(r) + " out of range");
+}
+
+}  // namespace
+
+void LlamaModel::forward(const ForwardBatch& batch, KvCache& kv, std::vector<float>& logits) {
+  check_batch(batch, kv.spec(), config_.vocab_size);
+  const auto n = std::int64_t(batch.size());
+  reserve(n);
+  const std::int64_t dim = config_.hidden_size;
+  Tensor x = ws_.x->view(n, dim);
+  backend_.embed(*embed_tokens_, batch, x);
+  for (int i = 0; i < config_.num_hidden_layers; ++i) run_layer(i, batch, kv, x);
+
+  // Only the wanted rows go through the final norm and the (large) classifier.
+  const auto m = std::int64_t(batch.logit_rows.size());
+  logits.resize(std::size_t(m * config_.vocab_size));
+  if (m == 0) return;
+  Tensor selected = ws_.h->view(m, dim), normed = ws_.attn->view(m, dim);
+  backend_.gather_rows(x, batch.logit_rows, selected);
+  backend_.rms_norm(selected, *norm_, config_.rms_norm_eps, normed);
+  Tensor out = ws_.logits->view(m, config_.vocab_size);
+  backend_.matmul(normed, lm_head_ ? *lm_head_ : *embed_tokens_, out);
+  backend_.read(out, logits);
+}
+
+}  // namespace banyan

@@ -1,0 +1,55 @@
+#pragma once
+// Turning logits into the next token: greedy, or sampling with temperature, top-k and top-p
+// from a seeded generator, so the same seed always gives the same text.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace banyan {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0 means greedy
+  int top_k = 0;             // 0 means no limit
+  float top_p = 1.0f;
+  std::uint64_t seed = 0;
+
+  bool greedy() const { return temperature <= 0.0f; }
+};
+
+// Index of the largest logit; ties go to the lowest index.
+std::int32_t argmax(std::span<const float> logits);
+
+// The distribution sampling draws from: softmax(logits / temperature), restricted to the top_k
+// most likely tokens and then to the smallest set whose mass reaches top_p, renormalised.
+// Tokens outside get probability 0. For greedy params, all mass is on the argmax.
+void sampling_distribution(std::span<const float> logits, const SamplingParams& params, std::vector<float>& probs);
+
+// A small, portable generator (splitmix64-seeded xoshiro256**): the same seed gives the same
+// numbers on every platform, unlike the std distributions.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed);
+  std::uint64_t next();
+  double uniform();  // in [0, 1)
+
+ private:
+  std::uint64_t s_[4];
+};
+
+// Draws an index from a (not necessarily normalised) distribution.
+std::int32_t sample_from(std::span<const float> probs, Rng& rng);
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+  std::int32_t next(std::span<const float> logits);
+  const SamplingParams& params() const { return params_; }
+  Rng& rng() { return rng_; }
+
+ private:
+  SamplingParams params_;
+  Rng rng_;
+  std::vector<float> probs_;
+};
+
+}  // namespace banyan

@@ -1,0 +1,50 @@
+#pragma once
+// Where a model's weights come from. Every reader presents the same view: Hugging Face tensor
+// names (`model.layers.0.self_attn.q_proj.weight`, ...), Hugging Face layouts (nn.Linear's
+// [out, in]; q/k rows in the rotate-half RoPE order) and f32 values, whatever the file holds.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/dtype.hpp"
+#include "model/llama_config.hpp"
+
+namespace banyan {
+
+struct HostTensor {
+  std::vector<std::int64_t> shape;
+  std::vector<float> data;
+
+  std::int64_t numel() const;
+};
+
+std::string shape_string(const std::vector<std::int64_t>& shape);
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+
+  virtual const LlamaConfig& config() const = 0;
+  // The file or folder the weights come from, for messages.
+  virtual const std::filesystem::path& origin() const = 0;
+  virtual bool contains(const std::string& name) const = 0;
+  virtual std::vector<std::string> tensor_names() const = 0;
+  // Throws Error naming the file and the tensor when it is missing, truncated or of a bad type.
+  virtual HostTensor read(const std::string& name) const = 0;
+};
+
+// Opens a Hugging Face folder (config.json + model.safetensors, a sharded
+// model.safetensors.index.json or pytorch_model.bin) or a llama2.c `.bin` checkpoint.
+std::unique_ptr<WeightSource> open_weights(const std::filesystem::path& path);
+
+// The names Hugging Face gives the tensors of a LLaMA model (lm_head only when untied).
+namespace hf_names {
+std::string embed_tokens();
+std::string final_norm();
+std::string lm_head();
+std::string layer(int i, const char* suffix);  // suffix like "self_attn.q_proj.weight"
+}  // namespace hf_names
+
+}  // namespace banyan

@@ -1,0 +1,191 @@
+#include "tests/support/test_support.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sentencepiece_trainer.h>
+#include <sstream>
+#include <unistd.h>
+
+#include "model/error.hpp"
+
+namespace banyan::test {
+
+std::filesystem::path fixtures_dir() { return BANYAN_FIXTURES_DIR; }
+std::filesystem::path source_dir() { return BANYAN_SOURCE_DIR; }
+std::filesystem::path banyan_binary() { return BANYAN_BINARY; }
+
+std::optional<std::filesystem::path> shared_dir() {
+  const char* env = std::getenv("BANYAN_SHARED_DIR");
+  std::filesystem::path p = env && *env ? env : BANYAN_SHARED_DIR_DEFAULT;
+  if (std::filesystem::is_directory(p)) return p;
+  return std::nullopt;
+}
+
+void skip_program(const std::string& why) {
+  std::cout << "skipped: " << why << std::endl;
+  std::exit(77);
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "banyan-test-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CommandResult run_command(const std::string& command_line) {
+  TempDir dir;
+  const auto out = dir / "out", err = dir / "err";
+  const std::string full = "(" + command_line + ") >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+  const int status = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  auto slurp = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+TensorMap random_llama(const LlamaConfig& c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto matrix = [&](std::int64_t rows, std::int64_t cols) {
+    HostTensor t{{rows, cols}, std::vector<float>(std::size_t(rows * cols))};
+    const float scale = 1.0f / std::sqrt(float(cols));
+    for (auto& v : t.data) v = normal(rng) * scale;
+    return t;
+  };
+  auto norm = [&](std::int64_t n) {
+    HostTensor t{{n}, std::vector<float>(std::size_t(n))};
+    for (auto& v : t.data) v = 1.0f + 0.1f * normal(rng);
+    return t;
+  };
+  const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
+  TensorMap m;
+  auto embed = matrix(c.vocab_size, dim);
+  for (auto& v : embed.data) v *= std::sqrt(float(dim));  // unit-variance embeddings
+  m[hf_names::embed_tokens()] = std::move(embed);
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    m[hf_names::layer(i, "input_layernorm.weight")] = norm(dim);
+    m[hf_names::layer(i, "self_attn.q_proj.weight")] = matrix(dim, dim);
+    m[hf_names::layer(i, "self_attn.k_proj.weight")] = matrix(kv, dim);
+    m[hf_names::layer(i, "self_attn.v_proj.weight")] = matrix(kv, dim);
+    m[hf_names::layer(i, "self_attn.o_proj.weight")] = matrix(dim, dim);
+    m[hf_names::layer(i, "post_attention_layernorm.weight")] = norm(dim);
+    m[hf_names::layer(i, "mlp.gate_proj.weight")] = matrix(inter, dim);
+    m[hf_names::layer(i, "mlp.up_proj.weight")] = matrix(inter, dim);
+    m[hf_names::layer(i, "mlp.down_proj.weight")] = matrix(dim, inter);
+  }
+  m[hf_names::final_norm()] = norm(dim);
+  if (!c.tie_word_embeddings) m[hf_names::lm_head()] = matrix(c.vocab_size, dim);
+  return m;
+}
+
+void write_safetensors(const std::filesystem::path& file, const TensorMap& tensors, DType dtype) {
+  nlohmann::json header = nlohmann::json::object();
+  std::uint64_t offset = 0;
+  const std::size_t esize = dtype_size(dtype);
+  for (const auto& [name, t] : tensors) {
+    const std::uint64_t bytes = t.data.size() * esize;
+    header[name] = {{"dtype", dtype == DType::f32 ? "F32" : dtype == DType::f16 ? "F16" : "BF16"},
+                    {"shape", t.shape},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::ofstream out(file, std::ios::binary);
+  const std::uint64_t len = h.size();
+  out.write(reinterpret_cast<const char*>(&len), 8);
+  out << h;
+  for (const auto& [name, t] : tensors) {
+    for (float v : t.data) {
+      if (dtype == DType::f32) {
+        out.write(reinterpret_cast<const char*>(&v), 4);
+      } else {
+        const std::uint16_t x = dtype == DType::f16 ? f32_to_f16(v) : f32_to_bf16(v);
+        out.write(reinterpret_cast<const char*>(&x), 2);
+      }
+    }
+  }
+}
+
+void write_hf_config(const std::filesystem::path& file, const LlamaConfig& c) {
+  nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                      {"model_type", "llama"},
+                      {"hidden_size", c.hidden_size},
+                      {"intermediate_size", c.intermediate_size},
+                      {"num_attention_heads", c.num_attention_heads},
+                      {"num_key_value_heads", c.num_key_value_heads},
+                      {"num_hidden_layers", c.num_hidden_layers},
+                      {"vocab_size", c.vocab_size},
+                      {"rms_norm_eps", c.rms_norm_eps},
+                      {"rope_theta", c.rope_theta},
+                      {"max_position_embeddings", c.max_position_embeddings},
+                      {"tie_word_embeddings", c.tie_word_embeddings},
+                      {"bos_token_id", c.bos_token_id},
+                      {"eos_token_id", c.eos_token_id}};
+  std::ofstream(file) << j.dump(2);
+}
+
+void write_random_model(const std::filesystem::path& dir, const LlamaConfig& config, std::uint64_t seed, DType dtype) {
+  std::filesystem::create_directories(dir);
+  write_hf_config(dir / "config.json", config);
+  write_safetensors(dir / "model.safetensors", random_llama(config, seed), dtype);
+}
+
+void train_test_tokenizer(const std::filesystem::path& model_file, int vocab_size) {
+  TempDir dir;
+  const auto text = dir / "text.txt";
+  {
+    // Deterministic English-like sentences: enough repeated words for BPE merges to form.
+    const char* words[] = {"the", "little", "cat", "dog", "saw", "a", "big", "red", "ball", "and", "ran",
+                           "to", "park", "happy", "girl", "boy", "named", "Tim", "Lily", "played", "with",
+                           "tree", "sun", "was", "very", "they", "friends", "home", "said", "look"};
+    std::mt19937 rng(7);
+    std::ofstream out(text);
+    for (int line = 0; line < 2000; ++line) {
+      const int n = 4 + int(rng() % 10);
+      for (int w = 0; w < n; ++w) out << (w ? " " : "") << words[rng() % std::size(words)];
+      out << (line % 3 == 0 ? "!" : ".") << "\n";
+    }
+  }
+  const auto prefix = model_file.parent_path() / model_file.stem();
+  std::ostringstream args;
+  args << "--input=" << text.string() << " --model_prefix=" << prefix.string() << " --vocab_size=" << vocab_size
+       << " --model_type=bpe --byte_fallback=true --character_coverage=1.0 --bos_id=1 --eos_id=2 --unk_id=0"
+       << " --pad_id=-1 --normalization_rule_name=identity --remove_extra_whitespaces=false"
+       << " --num_threads=1 --minloglevel=2";
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args.str());
+  if (!status.ok()) throw std::runtime_error("training the test tokenizer failed: " + status.ToString());
+  std::filesystem::remove(prefix.string() + ".vocab");
+  if (prefix.string() + ".model" != model_file.string())
+    std::filesystem::rename(prefix.string() + ".model", model_file);
+}
+
+std::vector<char> read_bytes(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_bytes(const std::filesystem::path& file, const std::vector<char>& bytes) {
+  std::ofstream(file, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+}  // namespace banyan::test

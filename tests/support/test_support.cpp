@@ -114,15 +114,16 @@ void write_safetensors(const std::filesystem::path& file, const TensorMap& tenso
   const std::uint64_t len = h.size();
   out.write(reinterpret_cast<const char*>(&len), 8);
   out << h;
+  std::vector<std::uint16_t> half;
   for (const auto& [name, t] : tensors) {
-    for (float v : t.data) {
-      if (dtype == DType::f32) {
-        out.write(reinterpret_cast<const char*>(&v), 4);
-      } else {
-        const std::uint16_t x = dtype == DType::f16 ? f32_to_f16(v) : f32_to_bf16(v);
-        out.write(reinterpret_cast<const char*>(&x), 2);
-      }
+    if (dtype == DType::f32) {
+      out.write(reinterpret_cast<const char*>(t.data.data()), std::streamsize(t.data.size() * 4));
+      continue;
     }
+    half.resize(t.data.size());
+    for (std::size_t i = 0; i < half.size(); ++i)
+      half[i] = dtype == DType::f16 ? f32_to_f16(t.data[i]) : f32_to_bf16(t.data[i]);
+    out.write(reinterpret_cast<const char*>(half.data()), std::streamsize(half.size() * 2));
   }
 }
 

@@ -1,0 +1,181 @@
+// The `banyan` command line, run as a user would: a small random model with a tokenizer the
+// test trains, every command's --help, generation output formats, and clear errors.
+#define BOOST_TEST_MODULE test_cli
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "tests/support/test_support.hpp"
+
+using namespace banyan;
+
+namespace {
+
+struct CliModel {
+  test::TempDir dir;
+  std::filesystem::path model = dir / "model";
+  CliModel() {
+    LlamaConfig c;
+    c.hidden_size = 64;
+    c.intermediate_size = 128;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.num_hidden_layers = 2;
+    c.vocab_size = 400;
+    c.max_position_embeddings = 256;
+    test::write_random_model(model, c, 99);
+    test::train_test_tokenizer(model / "tokenizer.model", 400);
+  }
+};
+
+CliModel& cli_model() {
+  static CliModel m;
+  return m;
+}
+
+test::CommandResult run_banyan(const std::string& args) {
+  return test::run_command(test::shell_quote(test::banyan_binary().string()) + " " + args);
+}
+
+std::string model_arg() { return "--model " + test::shell_quote(cli_model().model.string()); }
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+std::vector<int> ids_of(const std::string& line) {
+  std::vector<int> ids;
+  std::istringstream in(line);
+  for (int id; in >> id;) ids.push_back(id);
+  return ids;
+}
+
+void expect_in(const std::string& text, const std::string& part) {
+  BOOST_TEST(text.find(part) != std::string::npos, "expected '" << part << "' in:\n" << text);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(top_level_help_and_unknown_commands) {
+  const auto help = run_banyan("--help");
+  BOOST_TEST(help.exit_code == 0);
+  expect_in(help.out, "generate");
+  expect_in(help.out, "tokenize");
+  BOOST_TEST(run_banyan("").exit_code == 2);
+  const auto bad = run_banyan("frobnicate");
+  BOOST_TEST(bad.exit_code == 2);
+  expect_in(bad.err, "unknown command 'frobnicate'");
+}
+
+BOOST_AUTO_TEST_CASE(every_command_has_help) {
+  const auto gen = run_banyan("generate --help");
+  BOOST_TEST(gen.exit_code == 0);
+  for (const char* opt : {"--model", "--prompt", "--prompt-file", "--max-new-tokens", "--temperature", "--top-p",
+                          "--top-k", "--seed", "--tokenizer", "--ids", "--device", "--threads"})
+    expect_in(gen.out, opt);
+  const auto tok = run_banyan("tokenize --help");
+  BOOST_TEST(tok.exit_code == 0);
+  expect_in(tok.out, "--decode");
+}
+
+BOOST_AUTO_TEST_CASE(ids_output_and_summary) {
+  const auto r = run_banyan("generate " + model_arg() + " --prompt 'the cat saw' --max-new-tokens 12 --ids");
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+  const auto out = lines(r.out);
+  BOOST_TEST_REQUIRE(out.size() == 1u);
+  const auto ids = ids_of(out[0]);
+  BOOST_TEST(!ids.empty());
+  BOOST_TEST(ids.size() <= 12u);
+  for (int id : ids) BOOST_TEST((id >= 0 && id < 400));
+  expect_in(r.err, "tokens/s");
+  expect_in(r.err, "time to first token");
+}
+
+BOOST_AUTO_TEST_CASE(text_output_is_prompt_then_decoded_ids) {
+  const std::string args = model_arg() + " --prompt 'Lily and Tim' --max-new-tokens 10 --temperature 0.9 --seed 5";
+  const auto text = run_banyan("generate " + args);
+  const auto ids = run_banyan("generate " + args + " --ids");
+  BOOST_TEST_REQUIRE(text.exit_code == 0, text.err);
+  BOOST_TEST_REQUIRE(ids.exit_code == 0, ids.err);
+  const auto decoded = run_banyan("tokenize " + model_arg() + " --decode " + lines(ids.out).at(0));
+  BOOST_TEST_REQUIRE(decoded.exit_code == 0, decoded.err);
+  // tokenize prints the text and a newline; generate prints prompt + text and a newline.
+  BOOST_TEST(text.out == "Lily and Tim" + decoded.out);
+}
+
+BOOST_AUTO_TEST_CASE(seeds_reproduce) {
+  auto run = [](int seed) {
+    return run_banyan("generate " + model_arg() + " --prompt 'the dog' --max-new-tokens 16 --temperature 1 --top-p 0.95 "
+                  "--seed " + std::to_string(seed) + " --ids").out;
+  };
+  BOOST_TEST(run(11) == run(11));
+  BOOST_TEST(run(11) != run(12));
+}
+
+BOOST_AUTO_TEST_CASE(prompt_file_runs_as_a_batch) {
+  const auto file = cli_model().dir / "prompts.json";
+  std::ofstream(file) << R"(["the cat", "a big red ball and", "Tim said"])";
+  const auto batch = run_banyan("generate " + model_arg() + " --prompt-file " + test::shell_quote(file.string()) +
+                            " --max-new-tokens 8 --ids");
+  BOOST_TEST_REQUIRE(batch.exit_code == 0, batch.err);
+  const auto out = lines(batch.out);
+  BOOST_TEST_REQUIRE(out.size() == 3u);
+  const char* prompts[] = {"the cat", "a big red ball and", "Tim said"};
+  for (int i = 0; i < 3; ++i) {
+    const auto alone = run_banyan("generate " + model_arg() + " --prompt '" + prompts[i] + "' --max-new-tokens 8 --ids");
+    BOOST_TEST(out[std::size_t(i)] == lines(alone.out).at(0));
+  }
+  const auto text = run_banyan("generate " + model_arg() + " --prompt-file " + test::shell_quote(file.string()) +
+                           " --max-new-tokens 4");
+  expect_in(text.out, "=== [2] ===\nTim said");
+}
+
+BOOST_AUTO_TEST_CASE(tokenize_round_trip) {
+  const auto ids = run_banyan("tokenize " + model_arg() + " the happy dog");
+  BOOST_TEST_REQUIRE(ids.exit_code == 0, ids.err);
+  BOOST_TEST(ids_of(ids.out).front() == 1);
+  const auto text = run_banyan("tokenize " + model_arg() + " --decode " + lines(ids.out).at(0));
+  BOOST_TEST(text.out == "the happy dog\n");
+  BOOST_TEST(run_banyan("tokenize " + model_arg() + " --decode 12x").exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_gets_clear_errors) {
+  auto missing = run_banyan("generate --model /no/such/model --max-new-tokens 2");
+  BOOST_TEST(missing.exit_code == 1);
+  expect_in(missing.err, "/no/such/model: no such file or folder");
+
+  auto unknown = run_banyan("generate " + model_arg() + " --frobnicate 3");
+  BOOST_TEST(unknown.exit_code == 2);
+  expect_in(unknown.err, "unknown option '--frobnicate'");
+
+  auto not_number = run_banyan("generate " + model_arg() + " --temperature warm");
+  BOOST_TEST(not_number.exit_code == 2);
+  expect_in(not_number.err, "'--temperature' needs a number");
+
+  auto bad_p = run_banyan("generate " + model_arg() + " --top-p 1.5");
+  BOOST_TEST(bad_p.exit_code == 2);
+
+  const auto junk = cli_model().dir / "junk.json";
+  std::ofstream(junk) << "[\"unterminated";
+  auto bad_file = run_banyan("generate " + model_arg() + " --prompt-file " + test::shell_quote(junk.string()));
+  BOOST_TEST(bad_file.exit_code == 1);
+  expect_in(bad_file.err, junk.string() + ": not valid JSON");
+
+  auto too_long = run_banyan("generate " + model_arg() + " --max-sequence-length 4 --prompt 'the little cat saw a big red ball'");
+  BOOST_TEST(too_long.exit_code == 1);
+  expect_in(too_long.err, "max_sequence_length is 4");
+
+  auto no_tokenizer = run_banyan("generate " + model_arg() + " --tokenizer /no/tokenizer.model");
+  BOOST_TEST(no_tokenizer.exit_code == 1);
+  expect_in(no_tokenizer.err, "/no/tokenizer.model: tokenizer not found");
+}
+
+BOOST_AUTO_TEST_CASE(cuda_device_without_a_gpu_is_a_clear_error) {
+  const auto r = run_banyan("generate " + model_arg() + " --device cuda --max-new-tokens 2");
+  BOOST_TEST(r.exit_code == 1, "exit code " << r.exit_code << " (a crash is >= 128)");
+  expect_in(r.err, "--device cuda");
+  BOOST_TEST(r.out.empty());
+}

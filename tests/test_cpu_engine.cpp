@@ -1,0 +1,254 @@
+// The CPU engine's own consistency: one-pass prefill, token-by-token decoding, chunked
+// prefill, mixed batches and token-tree masks all compute the same function.
+#define BOOST_TEST_MODULE test_cpu_engine
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <numeric>
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/kernels.hpp"
+#include "cpu/thread_pool.hpp"
+#include "engine/generator.hpp"
+#include "model/error.hpp"
+#include "model/llama_model.hpp"
+#include "tests/support/test_support.hpp"
+
+using namespace banyan;
+
+namespace {
+
+struct Engine {
+  std::unique_ptr<WeightSource> weights = open_weights(test::fixtures_dir() / "tiny-llama");
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<LlamaModel> model;
+  explicit Engine(int threads = 2)
+      : backend(cpu::make_cpu_backend({threads})), model(std::make_unique<LlamaModel>(*weights, *backend)) {}
+  int vocab() const { return model->config().vocab_size; }
+};
+
+using Logits = std::vector<float>;
+
+// Logits of one sequence fed one token per pass.
+std::vector<Logits> incremental(Engine& e, const std::vector<std::int32_t>& seq) {
+  auto kv = e.model->create_kv_cache(1, 128);
+  std::vector<Logits> out;
+  for (std::size_t i = 0; i < seq.size(); ++i) {
+    ForwardBatch b;
+    b.add_causal(seq[i], 0, int(i), true);
+    out.emplace_back();
+    e.model->forward(b, *kv, out.back());
+  }
+  return out;
+}
+
+Logits row(const Logits& all, std::size_t i, int vocab) {
+  return {all.begin() + std::ptrdiff_t(i * std::size_t(vocab)), all.begin() + std::ptrdiff_t((i + 1) * std::size_t(vocab))};
+}
+
+float max_diff(const Logits& a, const Logits& b) {
+  BOOST_REQUIRE_EQUAL(a.size(), b.size());
+  float m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+const std::vector<std::int32_t> kSeqA = {1, 5, 9, 33, 70, 2, 101, 64, 12, 7};
+const std::vector<std::int32_t> kSeqB = {1, 88, 4};
+const std::vector<std::int32_t> kSeqC = {1, 19, 27, 110, 55, 3};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(prefill_equals_token_by_token) {
+  Engine e;
+  const auto step = incremental(e, kSeqA);
+  auto kv = e.model->create_kv_cache(1, 128);
+  ForwardBatch b;
+  for (std::size_t i = 0; i < kSeqA.size(); ++i) b.add_causal(kSeqA[i], 0, int(i), true);
+  Logits all;
+  e.model->forward(b, *kv, all);
+  for (std::size_t i = 0; i < kSeqA.size(); ++i) BOOST_TEST(max_diff(row(all, i, e.vocab()), step[i]) <= 1e-5f);
+}
+
+BOOST_AUTO_TEST_CASE(chunked_prefill_equals_one_pass) {
+  Engine e;
+  const auto step = incremental(e, kSeqA);
+  auto kv = e.model->create_kv_cache(1, 128);
+  for (std::size_t start = 0; start < kSeqA.size(); start += 3) {
+    ForwardBatch b;
+    for (std::size_t i = start; i < std::min(start + 3, kSeqA.size()); ++i) b.add_causal(kSeqA[i], 0, int(i), true);
+    Logits chunk;
+    e.model->forward(b, *kv, chunk);
+    for (std::size_t j = 0; j < b.size(); ++j) BOOST_TEST(max_diff(row(chunk, j, e.vocab()), step[start + j]) <= 1e-5f);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sequences_in_one_batch_do_not_see_each_other) {
+  Engine e;
+  const std::vector<std::vector<std::int32_t>> seqs = {kSeqA, kSeqB, kSeqC};
+  std::vector<std::vector<Logits>> alone;
+  for (const auto& s : seqs) alone.push_back(incremental(e, s));
+
+  // All three prompts in one pass, slots interleaved token by token.
+  auto kv = e.model->create_kv_cache(3, 128);
+  ForwardBatch b;
+  std::vector<std::pair<std::size_t, std::size_t>> who;
+  for (std::size_t pos = 0; pos < kSeqA.size(); ++pos)
+    for (std::size_t s = 0; s < seqs.size(); ++s)
+      if (pos < seqs[s].size()) {
+        b.add_causal(seqs[s][pos], int(s), int(pos), true);
+        who.emplace_back(s, pos);
+      }
+  Logits all;
+  e.model->forward(b, *kv, all);
+  for (std::size_t j = 0; j < who.size(); ++j)
+    BOOST_TEST(max_diff(row(all, j, e.vocab()), alone[who[j].first][who[j].second]) <= 1e-5f);
+
+  // Then one decoding step for all three together.
+  ForwardBatch step;
+  for (std::size_t s = 0; s < seqs.size(); ++s) step.add_causal(42, int(s), int(seqs[s].size()), true);
+  Logits next;
+  e.model->forward(step, *kv, next);
+  for (std::size_t s = 0; s < seqs.size(); ++s) {
+    auto extended = seqs[s];
+    extended.push_back(42);
+    BOOST_TEST(max_diff(row(next, s, e.vocab()), incremental(e, extended).back()) <= 1e-5f);
+  }
+}
+
+// A token tree after the prefix [1 5 9]:      t0=33 ─┬─ t1=70
+//                                                   └─ t2=2 ── t3=101
+// Each tree token must see the prefix and its own ancestors only.
+BOOST_AUTO_TEST_CASE(tree_mask_attends_to_ancestors_only) {
+  Engine e;
+  const std::vector<std::int32_t> prefix = {1, 5, 9};
+  const std::int32_t tokens[] = {33, 70, 2, 101};
+  const int depth[] = {0, 1, 1, 2};
+  const std::uint64_t masks[] = {0b0001, 0b0011, 0b0101, 0b1101};
+  const std::vector<std::vector<std::int32_t>> paths = {{33}, {33, 70}, {33, 2}, {33, 2, 101}};
+
+  auto kv = e.model->create_kv_cache(1, 128);
+  ForwardBatch pre;
+  for (std::size_t i = 0; i < prefix.size(); ++i) pre.add_causal(prefix[i], 0, int(i), false);
+  Logits unused;
+  e.model->forward(pre, *kv, unused);
+
+  ForwardBatch tree;
+  for (int i = 0; i < 4; ++i) {
+    tree.tokens.push_back(tokens[i]);
+    tree.positions.push_back(3 + depth[i]);
+    tree.slots.push_back(0);
+    tree.cache_rows.push_back(3 + i);
+    tree.visible.push_back(3);
+    tree.tree_masks.push_back(masks[i]);
+    tree.logit_rows.push_back(i);
+  }
+  Logits out;
+  e.model->forward(tree, *kv, out);
+  for (int i = 0; i < 4; ++i) {
+    auto seq = prefix;
+    seq.insert(seq.end(), paths[std::size_t(i)].begin(), paths[std::size_t(i)].end());
+    BOOST_TEST_CONTEXT("tree token " << i) {
+      BOOST_TEST(max_diff(row(out, std::size_t(i), e.vocab()), incremental(e, seq).back()) <= 1e-5f);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
+  Engine one(1), four(4);
+  const auto a = incremental(one, kSeqC), b = incremental(four, kSeqC);
+  for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(max_diff(a[i], b[i]) <= 1e-5f);
+}
+
+BOOST_AUTO_TEST_CASE(generator_batches_and_chunks_like_single_runs) {
+  Engine e;
+  std::vector<GenerationRequest> reqs = {{kSeqA, 20, {}}, {kSeqB, 7, {}}, {kSeqC, 15, {}}};
+  std::vector<std::vector<std::int32_t>> alone;
+  for (const auto& r : reqs) alone.push_back(Generator(*e.model, {}).run({r}, [](auto, auto) {})[0].tokens);
+
+  // Two at a time, prefill chunks of 4 tokens: same tokens, streamed in order per request.
+  std::vector<std::vector<std::int32_t>> streamed(reqs.size());
+  GenerationLimits limits{2, 4, 0};
+  const auto together = Generator(*e.model, limits).run(reqs, [&](std::size_t i, std::int32_t t) { streamed[i].push_back(t); });
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    BOOST_TEST(together[i].tokens == alone[i], boost::test_tools::per_element());
+    BOOST_TEST(streamed[i] == alone[i], boost::test_tools::per_element());
+    BOOST_TEST(together[i].tokens.size() <= std::size_t(reqs[i].max_new_tokens));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(generator_respects_max_sequence_length) {
+  Engine e;
+  GenerationLimits limits{8, 512, 14};
+  const auto r = Generator(*e.model, limits).run({{kSeqA, 100, {}}}, [](auto, auto) {});
+  BOOST_TEST(kSeqA.size() + r[0].tokens.size() <= 14u);
+  if (r[0].finish == FinishReason::length) BOOST_TEST(kSeqA.size() + r[0].tokens.size() == 14u);
+  BOOST_CHECK_THROW(Generator(*e.model, limits).run({{std::vector<std::int32_t>(14, 3), 5, {}}}, [](auto, auto) {}), Error);
+  BOOST_CHECK_THROW(Generator(*e.model, limits).run({{{}, 5, {}}}, [](auto, auto) {}), Error);
+}
+
+BOOST_AUTO_TEST_CASE(bad_batches_are_rejected) {
+  Engine e;
+  auto kv = e.model->create_kv_cache(1, 8);
+  Logits out;
+  ForwardBatch bad_token;
+  bad_token.add_causal(5000, 0, 0, true);
+  BOOST_CHECK_THROW(e.model->forward(bad_token, *kv, out), Error);
+  ForwardBatch bad_row;
+  bad_row.add_causal(5, 0, 8, true);
+  BOOST_CHECK_THROW(e.model->forward(bad_row, *kv, out), Error);
+  ForwardBatch bad_slot;
+  bad_slot.add_causal(5, 1, 0, true);
+  BOOST_CHECK_THROW(e.model->forward(bad_slot, *kv, out), Error);
+  BOOST_CHECK_THROW(e.model->forward(ForwardBatch{}, *kv, out), Error);
+}
+
+BOOST_AUTO_TEST_CASE(kernels_match_their_formulas) {
+  const float x[] = {0.5f, -1.25f, 3.0f, 0.0f, 2.0f, -0.75f};
+  const float g[] = {1.0f, 0.5f, 2.0f, 1.0f, -1.0f, 1.5f};
+  float out[6];
+  cpu::rms_norm_row(x, g, 1e-5f, 6, out);
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  const double inv = 1.0 / std::sqrt(ss / 6 + 1e-5);
+  for (int i = 0; i < 6; ++i) BOOST_TEST(out[i] == float(x[i] * inv * g[i]), boost::test_tools::tolerance(1e-6f));
+
+  // RoPE by an angle a rotates each (j, j + half) pair by a: norms are kept, a = 0 is the identity.
+  float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  const float c[2] = {std::cos(0.3f), 1.0f}, s[2] = {std::sin(0.3f), 0.0f};
+  cpu::rope_row(v, 2, 4, c, s);
+  BOOST_TEST(v[0] == 1 * c[0] - 3 * s[0], boost::test_tools::tolerance(1e-6f));
+  BOOST_TEST(v[2] == 3 * c[0] + 1 * s[0], boost::test_tools::tolerance(1e-6f));
+  BOOST_TEST(v[1] == 2.0f);
+  BOOST_TEST(v[3] == 4.0f);
+
+  float gate[3] = {-2.0f, 0.0f, 3.0f};
+  const float up[3] = {1.0f, 5.0f, -2.0f};
+  cpu::silu_mul_row(gate, up, 3);
+  BOOST_TEST(gate[0] == float(-2.0 / (1 + std::exp(2.0))), boost::test_tools::tolerance(1e-6f));
+  BOOST_TEST(gate[1] == 0.0f);
+  BOOST_TEST(gate[2] == float(3.0 / (1 + std::exp(-3.0)) * -2.0), boost::test_tools::tolerance(1e-6f));
+
+  std::vector<float> a(37), b(37);
+  std::iota(a.begin(), a.end(), 1.0f);
+  std::iota(b.begin(), b.end(), -3.0f);
+  double expect = 0;
+  for (int i = 0; i < 37; ++i) expect += double(a[std::size_t(i)]) * b[std::size_t(i)];
+  BOOST_TEST(cpu::dot(a.data(), b.data(), 37) == float(expect), boost::test_tools::tolerance(1e-6f));
+}
+
+BOOST_AUTO_TEST_CASE(thread_pool_covers_every_index_once) {
+  for (int threads : {1, 2, 3, 8}) {
+    cpu::ThreadPool pool(threads);
+    for (std::int64_t n : {1, 7, 64, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+      pool.parallel_for(n, 3, [&](std::int64_t b, std::int64_t e) {
+        // A nested call runs inline on the same thread instead of deadlocking.
+        pool.parallel_for(e - b, 1, [&](std::int64_t nb, std::int64_t ne) {
+          for (auto i = b + nb; i < b + ne; ++i) hits[std::size_t(i)]++;
+        });
+      });
+      for (auto& h : hits) BOOST_TEST_REQUIRE(h.load() == 1);
+    }
+  }
+}

@@ -1,13 +1,15 @@
-// banyan generate: load a model, generate from one prompt or a file of prompts, stream the text.
+// banyan generate: load an LLM (and SSMs), generate from one prompt or a file of prompts with
+// speculative or incremental decoding, stream the text.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/model_setup.hpp"
-#include "engine/generator.hpp"
+#include "engine/engine.hpp"
 #include "model/error.hpp"
 
 namespace banyan::cli {
@@ -33,89 +35,145 @@ std::vector<std::string> read_prompt_file(const std::string& path) {
   return prompts;
 }
 
-SamplingParams sampling_from(const Options& o) {
-  SamplingParams p;
+GenerationConfig generation_config(const Options& o) {
+  GenerationConfig g;
+  g.max_new_tokens = o.integer("--max-new-tokens");
+  auto& p = g.sampling;
   p.temperature = float(o.number("--temperature"));
   p.top_p = float(o.number("--top-p"));
   p.top_k = o.integer("--top-k");
   p.seed = std::uint64_t(o.integer("--seed"));
+  if (g.max_new_tokens < 0) throw UsageError("--max-new-tokens must not be negative");
   if (p.temperature < 0) throw UsageError("--temperature must be 0 (greedy) or more");
   if (!(p.top_p > 0 && p.top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
   if (p.top_k < 0) throw UsageError("--top-k must be 0 (no limit) or more");
-  return p;
+  return g;
+}
+
+EngineOptions engine_options(const Options& o) {
+  EngineOptions e;
+  e.limits.max_requests_per_batch = o.integer("--max-requests-per-batch");
+  e.limits.max_tokens_per_batch = o.integer("--max-tokens-per-batch");
+  e.limits.max_sequence_length = o.integer("--max-sequence-length");
+  e.limits.max_tree_tokens = o.integer("--max-tree-tokens");
+  e.tree.width = o.integer("--tree-width");
+  e.tree.depth = o.integer("--tree-depth");
+  if (e.tree.width < 1 || e.tree.depth < 0) throw UsageError("--tree-width must be >= 1 and --tree-depth >= 0");
+  return e;
+}
+
+std::string histogram(const std::map<int, int>& h) {
+  std::string s;
+  for (const auto& [accepted, steps] : h) s += " " + std::to_string(accepted) + ":" + std::to_string(steps);
+  return s;
 }
 
 }  // namespace
 
 int generate_command(int argc, char** argv) {
-  Options o("generate", "[--model PATH] (--prompt TEXT | --prompt-file FILE) [options]",
-            "Generates text from a prompt and streams it to stdout as it is made; a summary line goes to stderr.");
+  Options o("generate", "[--model PATH] [--ssm PATH]... [--prompt TEXT | --prompt-file FILE] [options]",
+            "Generates text and streams it to stdout as it is made; a summary goes to stderr. With one or more\n"
+            "SSMs it runs tree-based speculative inference (greedy output identical to incremental decoding,\n"
+            "sampled output with the LLM's distribution).");
   add_model_options(o);
+  o.add("--mode", "speculative|incremental", "decoding mode (default: speculative when an SSM is given)");
   o.add("--prompt", "TEXT", "the prompt", "Once upon a time");
-  o.add("--prompt-file", "FILE", "a JSON list of prompt strings, generated as one batch");
+  o.add("--prompt-file", "FILE", "a JSON list of prompt strings, served together with continuous batching");
   o.add("--max-new-tokens", "N", "tokens to generate per prompt", "128");
   o.add("--temperature", "T", "sampling temperature; 0 is greedy", "0");
   o.add("--top-p", "P", "nucleus sampling mass", "1");
   o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
   o.add("--seed", "N", "random seed: the same seed gives the same text", "0");
+  o.add("--tree-width", "W", "beams (greedy) or sampled chains per SSM", "3");
+  o.add("--tree-depth", "D", "speculated tokens along each beam", "8");
+  o.add("--max-tree-tokens", "N", "speculated tokens per request per step (at most 63)", "63");
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)", "0");
-  o.add("--max-requests-per-batch", "N", "prompts decoded together", "8");
-  o.add("--max-tokens-per-batch", "N", "tokens per forward pass while prefilling", "512");
+  o.add("--max-requests-per-batch", "N", "requests served at once", "8");
+  o.add("--max-tokens-per-batch", "N", "tokens per LLM pass (prefill chunks + trees)", "512");
   o.flag("--ids", "print only the generated token ids, space-separated, one line per prompt");
+  o.flag("--stats", "print per-request statistics to stderr");
   if (!o.parse(argc, argv)) return 0;
   if (!o.positional().empty()) throw UsageError("unexpected argument '" + o.positional()[0] + "'");
 
   const auto prompts = o.has("--prompt-file") ? read_prompt_file(o.text("--prompt-file"))
                                               : std::vector<std::string>{o.text("--prompt")};
-  const SamplingParams sampling = sampling_from(o);
-  const int max_new = o.integer("--max-new-tokens");
-  if (max_new < 0) throw UsageError("--max-new-tokens must not be negative");
-  GenerationLimits limits{o.integer("--max-requests-per-batch"), o.integer("--max-tokens-per-batch"),
-                          o.integer("--max-sequence-length")};
+  const GenerationConfig config = generation_config(o);
+  const std::string mode = o.has("--mode") ? o.text("--mode") : (ssm_paths(o).empty() ? "incremental" : "speculative");
+  if (mode != "speculative" && mode != "incremental") throw UsageError("--mode must be 'speculative' or 'incremental'");
+  if (mode == "speculative" && ssm_paths(o).empty()) throw UsageError("--mode speculative needs at least one --ssm");
 
-  LoadedModel m = load_model(o);
-  std::vector<GenerationRequest> requests;
+  LoadedModels m = load_models(o, mode == "speculative");
+  std::vector<LlamaModel*> ssms;
+  for (auto& s : m.ssms) ssms.push_back(s.get());
+  Engine engine(*m.llm, ssms, engine_options(o));
+
+  std::vector<RequestId> ids;
   std::size_t prompt_tokens = 0;
   for (const auto& text : prompts) {
-    requests.push_back({m.tokenizer->encode(text), max_new, sampling});
-    prompt_tokens += requests.back().prompt.size();
+    auto tokens = m.tokenizer->encode(text);
+    prompt_tokens += tokens.size();
+    ids.push_back(engine.submit(std::move(tokens), config));
+    const Request& r = engine.requests().request(ids.back());
+    if (r.state == RequestState::failed) throw Error("prompt " + std::to_string(ids.size() - 1) + ": " + r.error);
   }
 
   const bool ids_only = o.has("--ids");
-  const bool streaming = prompts.size() == 1;
+  const bool streaming = prompts.size() == 1 && !ids_only;
   StreamDecoder decoder(*m.tokenizer);
-  if (streaming && !ids_only) std::cout << prompts[0] << std::flush;
-
-  Generator generator(*m.model, limits);
+  if (streaming) std::cout << prompts[0] << std::flush;
   const auto start = std::chrono::steady_clock::now();
-  auto results = generator.run(requests, [&](std::size_t, std::int32_t token) {
-    if (streaming && !ids_only) std::cout << decoder.push(token) << std::flush;
+  engine.run([&](RequestId, std::span<const std::int32_t> tokens) {
+    if (!streaming) return;
+    for (auto t : tokens) std::cout << decoder.push(t);
+    std::cout << std::flush;
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   std::size_t generated = 0;
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    generated += results[i].tokens.size();
+  double ttft = 0;
+  std::map<int, int> accepted_histogram;
+  int llm_steps = 0, step_tokens = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const Request& r = engine.requests().request(ids[i]);
+    const std::vector<std::int32_t> out(r.tokens.begin() + r.prompt_length, r.tokens.end());
+    generated += out.size();
+    ttft = std::max(ttft, r.stats.time_to_first_token_s);
+    llm_steps += r.stats.llm_steps;
+    for (int a : r.stats.accepted_per_step) ++accepted_histogram[a], step_tokens += a;
     if (ids_only) {
-      for (std::size_t t = 0; t < results[i].tokens.size(); ++t) std::cout << (t ? " " : "") << results[i].tokens[t];
+      for (std::size_t t = 0; t < out.size(); ++t) std::cout << (t ? " " : "") << out[t];
       std::cout << "\n";
     } else if (streaming) {
       std::cout << decoder.finish() << "\n";
     } else {
-      std::cout << "=== [" << i << "] ===\n" << prompts[i] << m.tokenizer->decode(results[i].tokens) << "\n";
+      std::cout << "=== [" << i << "] ===\n" << prompts[i] << m.tokenizer->decode(out) << "\n";
     }
+    if (o.has("--stats"))
+      std::cerr << "banyan: request " << i << ": " << r.prompt_length << " prompt + " << out.size()
+                << " generated tokens, finish " << finish_reason_name(r.finish) << ", " << r.stats.llm_steps
+                << " LLM steps, " << r.stats.mean_accepted() << " tokens per step, "
+                << (r.stats.llm_steps ? r.stats.tree_tokens / r.stats.llm_steps : 0) << " tree tokens per step, "
+                << "first token after " << r.stats.time_to_first_token_s * 1000 << " ms\n";
   }
   std::cout << std::flush;
 
-  double ttft = 0;
-  for (const auto& r : results) ttft = std::max(ttft, r.time_to_first_token_s);
-  char line[256];
+  char line[512];
   std::snprintf(line, sizeof line,
                 "banyan: %zu prompt(s), %zu prompt tokens, %zu generated tokens in %.2f s (%.1f tokens/s), "
-                "time to first token %.0f ms, finish %s\n",
+                "time to first token %.0f ms\n",
                 prompts.size(), prompt_tokens, generated, seconds, seconds > 0 ? double(generated) / seconds : 0.0,
-                ttft * 1000, std::string(finish_reason_name(results.back().finish)).c_str());
+                ttft * 1000);
   std::cerr << line;
+  const auto& st = engine.stats();
+  if (engine.speculative()) {
+    std::snprintf(line, sizeof line,
+                  "banyan: speculative, %zu SSM(s), tree %dx%d: %.2f tokens per LLM step over %d steps; "
+                  "LLM %.2f s, SSM %.2f s; accepted per step (tokens:steps)%s\n",
+                  ssms.size(), o.integer("--tree-width"), o.integer("--tree-depth"),
+                  llm_steps ? double(step_tokens) / llm_steps : 0.0, llm_steps, st.llm_seconds,
+                  st.ssm_seconds, histogram(accepted_histogram).c_str());
+    std::cerr << line;
+  }
   return 0;
 }
 

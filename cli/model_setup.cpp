@@ -17,8 +17,11 @@ void add_model_options(Options& o) {
   o.add("--model", "PATH",
         "Hugging Face model folder (config.json + model.safetensors / pytorch_model.bin) or llama2.c .bin file",
         std::string(BANYAN_DEFAULT_MODEL));
+  o.repeatable("--ssm", "PATH",
+               "a small speculative model sharing the LLM's tokenizer; give several for several SSMs "
+               "(default with the embedded model: its demo SSM)");
   o.add("--tokenizer", "FILE", "SentencePiece tokenizer.model (default: tokenizer.model beside the weights)");
-  o.add("--device", "cpu|cuda", "where the model runs", "cpu");
+  o.add("--device", "cpu|cuda", "where the models run", "cpu");
   o.add("--threads", "N", "CPU threads (0: one per core)", "0");
 }
 
@@ -27,6 +30,13 @@ std::filesystem::path model_path(const Options& o) {
   if (!o.has("--model") && !std::filesystem::exists(p))
     throw Error("no --model given, and the embedded demo model " + p.string() + " is missing");
   return p;
+}
+
+std::vector<std::filesystem::path> ssm_paths(const Options& o) {
+  std::vector<std::filesystem::path> paths;
+  for (const auto& v : o.values("--ssm")) paths.emplace_back(v);
+  if (paths.empty() && !o.has("--model") && std::filesystem::exists(BANYAN_DEFAULT_SSM)) paths.emplace_back(BANYAN_DEFAULT_SSM);
+  return paths;
 }
 
 std::filesystem::path tokenizer_path(const Options& o, const std::filesystem::path& model) {
@@ -50,27 +60,40 @@ std::unique_ptr<Backend> make_backend(const Options& o) {
   throw UsageError("--device must be 'cpu' or 'cuda', got '" + device + "'");
 }
 
-LoadedModel load_model(const Options& o) {
+namespace {
+
+std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backend, const std::string& role) {
+  const bool tty = ::isatty(STDERR_FILENO);
+  const auto name = weights.origin().filename().string();
+  std::cerr << "banyan: loading " << role << " " << weights.origin().string() << " (" << weights.config().summary()
+            << ")" << (tty ? "" : "\n") << std::flush;
+  auto model = std::make_unique<LlamaModel>(weights, backend, [&](int done, int total) {
+    if (tty) std::cerr << "\rbanyan: loading " << role << " " << name << ": " << done << "/" << total << " tensors\033[K" << std::flush;
+  });
+  if (tty) std::cerr << "\r\033[K";
+  return model;
+}
+
+}  // namespace
+
+LoadedModels load_models(const Options& o, bool with_ssms) {
   const auto start = std::chrono::steady_clock::now();
   const auto path = model_path(o);
-  LoadedModel m;
+  LoadedModels m;
   m.backend = make_backend(o);
   auto weights = open_weights(path);
   const auto& c = weights->config();
-  m.tokenizer = std::make_unique<Tokenizer>(tokenizer_path(o, path), c.bos_token_id, c.eos_token_id);
+  const auto tok_path = tokenizer_path(o, path);
+  m.tokenizer = std::make_unique<Tokenizer>(tok_path, c.bos_token_id, c.eos_token_id);
   if (m.tokenizer->vocab_size() > c.vocab_size)
-    throw Error(tokenizer_path(o, path).string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
+    throw Error(tok_path.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-
-  const bool tty = ::isatty(STDERR_FILENO);
-  std::cerr << "banyan: loading " << path.string() << " (" << c.summary() << ") on " << m.backend->name()
-            << (tty ? "" : "\n") << std::flush;
-  m.model = std::make_unique<LlamaModel>(*weights, *m.backend, [&](int done, int total) {
-    if (tty) std::cerr << "\rbanyan: loading " << path.filename().string() << ": " << done << "/" << total << " tensors   " << std::flush;
-  });
+  m.llm = load_one(*weights, *m.backend, "LLM");
+  if (with_ssms)
+    for (const auto& p : ssm_paths(o)) m.ssms.push_back(load_one(*open_weights(p), *m.backend, "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (tty) std::cerr << "\r\033[K";
-  std::cerr << "banyan: loaded " << path.filename().string() << " in " << m.load_seconds << " s\n";
+  std::cerr << "banyan: loaded " << 1 + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
+            << m.load_seconds << " s\n";
   return m;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
-// What every command that runs a model shares: the options that pick the model, its tokenizer
-// and the backend, and the loading of all three with progress on stderr.
+// What every command that runs a model shares: the options that pick the LLM, its SSMs, the
+// tokenizer and the backend, and loading them all with progress on stderr.
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "cli/options.hpp"
 #include "model/llama_model.hpp"
@@ -10,25 +11,27 @@
 
 namespace banyan::cli {
 
-// Declares --model, --tokenizer, --device, --threads.
+// Declares --model, --ssm, --tokenizer, --device, --threads.
 void add_model_options(Options& options);
 
-// The model path from --model, or the embedded demo model.
+// --model, or the embedded demo model.
 std::filesystem::path model_path(const Options& options);
-
+// --ssm (any number), or the embedded demo SSM when the embedded demo model is used.
+std::vector<std::filesystem::path> ssm_paths(const Options& options);
 // --tokenizer, or tokenizer.model beside the weights.
 std::filesystem::path tokenizer_path(const Options& options, const std::filesystem::path& model);
 
 std::unique_ptr<Backend> make_backend(const Options& options);
 
-struct LoadedModel {
+struct LoadedModels {
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<LlamaModel> llm;
+  std::vector<std::unique_ptr<LlamaModel>> ssms;
   std::unique_ptr<Tokenizer> tokenizer;
   double load_seconds = 0;
 };
 
-// Loads everything --model/--tokenizer/--device/--threads name; throws Error with the file.
-LoadedModel load_model(const Options& options);
+// Loads the LLM, its tokenizer and, when `with_ssms`, the SSMs; throws Error naming the file.
+LoadedModels load_models(const Options& options, bool with_ssms);
 
 }  // namespace banyan::cli

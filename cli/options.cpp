@@ -17,6 +17,12 @@ Options& Options::add(const std::string& name, const std::string& metavar, const
   return *this;
 }
 
+Options& Options::repeatable(const std::string& name, const std::string& metavar, const std::string& help) {
+  order_.push_back(name);
+  specs_[name] = Spec{metavar, help, std::nullopt, false, true};
+  return *this;
+}
+
 Options& Options::flag(const std::string& name, const std::string& help) {
   order_.push_back(name);
   specs_[name] = Spec{"", help, std::nullopt, true};
@@ -47,15 +53,18 @@ bool Options::parse(int argc, char** argv) {
     }
     auto it = specs_.find(arg);
     if (it == specs_.end()) throw UsageError("unknown option '" + arg + "'");
+    std::string value = "1";
     if (it->second.is_flag) {
       if (inline_value) throw UsageError("option '" + arg + "' takes no value");
-      values_.insert_or_assign(arg, std::string("1"));
     } else if (inline_value) {
-      values_[arg] = *inline_value;
+      value = *inline_value;
     } else {
       if (i + 1 >= argc) throw UsageError("option '" + arg + "' needs a value (" + it->second.metavar + ")");
-      values_[arg] = argv[++i];
+      value = argv[++i];
     }
+    auto& slot = values_[arg];
+    if (!it->second.is_repeatable) slot.clear();
+    slot.push_back(std::move(value));
   }
   if (has("--help")) {
     std::cout << help();
@@ -71,7 +80,7 @@ bool Options::has(const std::string& name) const {
 
 std::string Options::text(const std::string& name) const {
   const Spec& s = spec(name);
-  if (auto it = values_.find(name); it != values_.end()) return it->second;
+  if (auto it = values_.find(name); it != values_.end()) return it->second.back();
   if (s.default_value) return *s.default_value;
   throw UsageError("option '" + name + "' is required");
 }
@@ -96,6 +105,12 @@ double Options::number(const std::string& name) const {
   } catch (const std::exception&) {
   }
   throw UsageError("option '" + name + "' needs a number, got '" + v + "'");
+}
+
+std::vector<std::string> Options::values(const std::string& name) const {
+  spec(name);
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Options::help() const {

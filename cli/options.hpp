@@ -21,6 +21,8 @@ class Options {
   // An option taking a value, e.g. add("--max-new-tokens", "N", "tokens to generate", "128").
   Options& add(const std::string& name, const std::string& metavar, const std::string& help,
                std::optional<std::string> default_value = std::nullopt);
+  // An option that may be given several times; values() returns them in order.
+  Options& repeatable(const std::string& name, const std::string& metavar, const std::string& help);
   // An option without a value.
   Options& flag(const std::string& name, const std::string& help);
 
@@ -32,6 +34,7 @@ class Options {
   std::string text(const std::string& name) const;
   int integer(const std::string& name) const;
   double number(const std::string& name) const;
+  std::vector<std::string> values(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
   std::string help() const;
@@ -41,13 +44,14 @@ class Options {
     std::string metavar, help;
     std::optional<std::string> default_value;
     bool is_flag = false;
+    bool is_repeatable = false;
   };
   const Spec& spec(const std::string& name) const;
 
   std::string command_, usage_, description_;
   std::vector<std::string> order_;
   std::map<std::string, Spec> specs_;
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::string> positional_;
 };
 

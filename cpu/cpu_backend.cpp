@@ -166,6 +166,19 @@ class CpuBackend : public Backend {
     });
   }
 
+  void copy_kv_rows(KvCache& kv_base, int slot, std::span<const std::pair<int, int>> from_to) override {
+    auto& kv = static_cast<CpuKvCache&>(kv_base);
+    const std::size_t bytes = std::size_t(kv.row_size()) * sizeof(float);
+    for (int layer = 0; layer < kv.spec().layers; ++layer) {
+      for (const auto& [from, to] : from_to) {
+        if (from < 0 || to < 0 || from >= kv.spec().capacity || to >= kv.spec().capacity)
+          throw Error("cpu: KV row move " + std::to_string(from) + " -> " + std::to_string(to) + " out of range");
+        std::memcpy(kv.key(layer, slot, to), kv.key(layer, slot, from), bytes);
+        std::memcpy(kv.value(layer, slot, to), kv.value(layer, slot, from), bytes);
+      }
+    }
+  }
+
   void silu_mul(Tensor gate, Tensor up) override {
     pool_.parallel_for(gate.rows, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) silu_mul_row(f32(gate) + i * gate.cols, f32(up) + i * up.cols, gate.cols);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "model/forward_batch.hpp"
 #include "model/weight_source.hpp"
@@ -68,6 +69,9 @@ class Backend {
   // batch.visible / batch.tree_masks allow. q [n, heads*head_dim], k/v [n, kv_heads*head_dim].
   virtual void attention(int layer, Tensor q, Tensor k, Tensor v, const ForwardBatch& batch, KvCache& kv,
                          Tensor out) = 0;
+  // Copies key/value rows within one slot, every layer, in the order given: how the accepted
+  // tokens of a token tree are compacted into place after verification.
+  virtual void copy_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to) = 0;
   // gate = silu(gate) * up
   virtual void silu_mul(Tensor gate, Tensor up) = 0;
   // x += y

@@ -9,7 +9,7 @@
 #include "cpu/cpu_backend.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/thread_pool.hpp"
-#include "engine/generator.hpp"
+#include "engine/engine.hpp"
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
 #include "tests/support/test_support.hpp"
@@ -18,11 +18,11 @@ using namespace banyan;
 
 namespace {
 
-struct Engine {
+struct TinyModel {
   std::unique_ptr<WeightSource> weights = open_weights(test::fixtures_dir() / "tiny-llama");
   std::unique_ptr<Backend> backend;
   std::unique_ptr<LlamaModel> model;
-  explicit Engine(int threads = 2)
+  explicit TinyModel(int threads = 2)
       : backend(cpu::make_cpu_backend({threads})), model(std::make_unique<LlamaModel>(*weights, *backend)) {}
   int vocab() const { return model->config().vocab_size; }
 };
@@ -30,7 +30,7 @@ struct Engine {
 using Logits = std::vector<float>;
 
 // Logits of one sequence fed one token per pass.
-std::vector<Logits> incremental(Engine& e, const std::vector<std::int32_t>& seq) {
+std::vector<Logits> incremental(TinyModel& e, const std::vector<std::int32_t>& seq) {
   auto kv = e.model->create_kv_cache(1, 128);
   std::vector<Logits> out;
   for (std::size_t i = 0; i < seq.size(); ++i) {
@@ -60,7 +60,7 @@ const std::vector<std::int32_t> kSeqC = {1, 19, 27, 110, 55, 3};
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(prefill_equals_token_by_token) {
-  Engine e;
+  TinyModel e;
   const auto step = incremental(e, kSeqA);
   auto kv = e.model->create_kv_cache(1, 128);
   ForwardBatch b;
@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(prefill_equals_token_by_token) {
 }
 
 BOOST_AUTO_TEST_CASE(chunked_prefill_equals_one_pass) {
-  Engine e;
+  TinyModel e;
   const auto step = incremental(e, kSeqA);
   auto kv = e.model->create_kv_cache(1, 128);
   for (std::size_t start = 0; start < kSeqA.size(); start += 3) {
@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(chunked_prefill_equals_one_pass) {
 }
 
 BOOST_AUTO_TEST_CASE(sequences_in_one_batch_do_not_see_each_other) {
-  Engine e;
+  TinyModel e;
   const std::vector<std::vector<std::int32_t>> seqs = {kSeqA, kSeqB, kSeqC};
   std::vector<std::vector<Logits>> alone;
   for (const auto& s : seqs) alone.push_back(incremental(e, s));
@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(sequences_in_one_batch_do_not_see_each_other) {
 //                                                   └─ t2=2 ── t3=101
 // Each tree token must see the prefix and its own ancestors only.
 BOOST_AUTO_TEST_CASE(tree_mask_attends_to_ancestors_only) {
-  Engine e;
+  TinyModel e;
   const std::vector<std::int32_t> prefix = {1, 5, 9};
   const std::int32_t tokens[] = {33, 70, 2, 101};
   const int depth[] = {0, 1, 1, 2};
@@ -155,40 +155,66 @@ BOOST_AUTO_TEST_CASE(tree_mask_attends_to_ancestors_only) {
 }
 
 BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
-  Engine one(1), four(4);
+  TinyModel one(1), four(4);
   const auto a = incremental(one, kSeqC), b = incremental(four, kSeqC);
   for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(max_diff(a[i], b[i]) <= 1e-5f);
 }
 
-BOOST_AUTO_TEST_CASE(generator_batches_and_chunks_like_single_runs) {
-  Engine e;
-  std::vector<GenerationRequest> reqs = {{kSeqA, 20, {}}, {kSeqB, 7, {}}, {kSeqC, 15, {}}};
-  std::vector<std::vector<std::int32_t>> alone;
-  for (const auto& r : reqs) alone.push_back(Generator(*e.model, {}).run({r}, [](auto, auto) {})[0].tokens);
+// Runs requests through the incremental engine; returns each request's generated tokens.
+std::vector<std::vector<std::int32_t>> run_engine(Engine& engine, const std::vector<std::vector<std::int32_t>>& prompts,
+                                                  int max_new, std::vector<std::vector<std::int32_t>>* streamed = nullptr) {
+  std::vector<RequestId> ids;
+  for (const auto& p : prompts) ids.push_back(engine.submit(p, {max_new, {}}));
+  engine.run([&](RequestId id, std::span<const std::int32_t> t) {
+    if (streamed) {
+      auto& s = (*streamed)[std::size_t(id - ids.front())];
+      s.insert(s.end(), t.begin(), t.end());
+    }
+  });
+  std::vector<std::vector<std::int32_t>> out;
+  for (auto id : ids) {
+    const auto& r = engine.requests().request(id);
+    out.emplace_back(r.tokens.begin() + r.prompt_length, r.tokens.end());
+  }
+  return out;
+}
 
-  // Two at a time, prefill chunks of 4 tokens: same tokens, streamed in order per request.
-  std::vector<std::vector<std::int32_t>> streamed(reqs.size());
-  GenerationLimits limits{2, 4, 0};
-  const auto together = Generator(*e.model, limits).run(reqs, [&](std::size_t i, std::int32_t t) { streamed[i].push_back(t); });
-  for (std::size_t i = 0; i < reqs.size(); ++i) {
-    BOOST_TEST(together[i].tokens == alone[i], boost::test_tools::per_element());
+BOOST_AUTO_TEST_CASE(engine_batches_and_chunks_like_single_runs) {
+  TinyModel e;
+  const std::vector<std::vector<std::int32_t>> prompts = {kSeqA, kSeqB, kSeqC};
+  std::vector<std::vector<std::int32_t>> alone;
+  for (const auto& p : prompts) {
+    banyan::Engine single(*e.model, {}, {});
+    alone.push_back(run_engine(single, {p}, 15)[0]);
+  }
+  // Two requests at a time and prefill chunks of 4 tokens: the third waits for a free slot and
+  // prefills while another decodes. Same tokens, streamed in order per request.
+  EngineOptions small;
+  small.limits = {2, 4, 128, 0};  // requests, tokens per pass, sequence length, tree tokens
+  banyan::Engine batched(*e.model, {}, small);
+  std::vector<std::vector<std::int32_t>> streamed(prompts.size());
+  const auto together = run_engine(batched, prompts, 15, &streamed);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    BOOST_TEST(together[i] == alone[i], boost::test_tools::per_element());
     BOOST_TEST(streamed[i] == alone[i], boost::test_tools::per_element());
-    BOOST_TEST(together[i].tokens.size() <= std::size_t(reqs[i].max_new_tokens));
+    BOOST_TEST(together[i].size() <= 15u);
   }
 }
 
-BOOST_AUTO_TEST_CASE(generator_respects_max_sequence_length) {
-  Engine e;
-  GenerationLimits limits{8, 512, 14};
-  const auto r = Generator(*e.model, limits).run({{kSeqA, 100, {}}}, [](auto, auto) {});
-  BOOST_TEST(kSeqA.size() + r[0].tokens.size() <= 14u);
-  if (r[0].finish == FinishReason::length) BOOST_TEST(kSeqA.size() + r[0].tokens.size() == 14u);
-  BOOST_CHECK_THROW(Generator(*e.model, limits).run({{std::vector<std::int32_t>(14, 3), 5, {}}}, [](auto, auto) {}), Error);
-  BOOST_CHECK_THROW(Generator(*e.model, limits).run({{{}, 5, {}}}, [](auto, auto) {}), Error);
+BOOST_AUTO_TEST_CASE(engine_respects_max_sequence_length) {
+  TinyModel e;
+  EngineOptions o;
+  o.limits.max_sequence_length = 14;
+  banyan::Engine engine(*e.model, {}, o);
+  const auto out = run_engine(engine, {kSeqA}, 100)[0];
+  BOOST_TEST(kSeqA.size() + out.size() <= 14u);
+  const auto too_long = engine.submit(std::vector<std::int32_t>(14, 3), {5, {}});
+  BOOST_TEST(engine.requests().request(too_long).state == RequestState::failed);
+  BOOST_TEST(engine.requests().request(too_long).error.find("max_sequence_length is 14") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(bad_batches_are_rejected) {
-  Engine e;
+  TinyModel e;
   auto kv = e.model->create_kv_cache(1, 8);
   Logits out;
   ForwardBatch bad_token;

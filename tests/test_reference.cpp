@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "cpu/cpu_backend.hpp"
-#include "engine/generator.hpp"
+#include "engine/engine.hpp"
 #include "model/llama_model.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -38,17 +38,17 @@ Reference run_reference(const std::filesystem::path& model, const std::vector<st
   return {j.at("logits").get<std::vector<std::vector<double>>>(), j.at("greedy").get<std::vector<std::int32_t>>()};
 }
 
-struct Engine {
+struct TinyModel {
   std::unique_ptr<WeightSource> weights;
   std::unique_ptr<Backend> backend = cpu::make_cpu_backend({2});
   std::unique_ptr<LlamaModel> model;
-  explicit Engine(const std::filesystem::path& path)
+  explicit TinyModel(const std::filesystem::path& path)
       : weights(open_weights(path)), model(std::make_unique<LlamaModel>(*weights, *backend)) {}
 };
 
 void compare(const std::filesystem::path& model_dir, const std::vector<std::int32_t>& prompt, int steps) {
   const Reference ref = run_reference(model_dir, prompt, steps);
-  Engine e(model_dir);
+  TinyModel e(model_dir);
   const int vocab = e.model->config().vocab_size;
 
   // Logits of every prompt position in one prefill pass.
@@ -66,9 +66,12 @@ void compare(const std::filesystem::path& model_dir, const std::vector<std::int3
   BOOST_TEST(worst <= 1e-4);
 
   // Greedy decoding through the generator gives the reference's ids, token for token.
-  Generator gen(*e.model, {});
-  const auto results = gen.run({{prompt, steps, {}}}, [](std::size_t, std::int32_t) {});
-  BOOST_TEST(results[0].tokens == ref.greedy, boost::test_tools::per_element());
+  banyan::Engine engine(*e.model, {}, {});
+  const RequestId id = engine.submit(prompt, {steps, {}});
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  const auto& r = engine.requests().request(id);
+  const std::vector<std::int32_t> generated(r.tokens.begin() + r.prompt_length, r.tokens.end());
+  BOOST_TEST(generated == ref.greedy, boost::test_tools::per_element());
   BOOST_TEST(ref.greedy.size() == std::size_t(steps), "the reference stopped early at EOS");
 }
 

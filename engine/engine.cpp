@@ -1,0 +1,175 @@
+#include "engine/engine.hpp"
+
+#include <chrono>
+
+#include "model/error.hpp"
+#include "scheduler/tree_batch.hpp"
+#include "scheduler/verification.hpp"
+
+namespace banyan {
+
+namespace {
+
+// Fills in what depends on the models: the sequence limit defaults to the LLM's context, and
+// the scheduler need not reserve room for more tree tokens than the SSMs can propose.
+EngineOptions resolved(EngineOptions o, const LlamaConfig& llm, std::size_t ssms) {
+  const int context = llm.max_position_embeddings;
+  if (o.limits.max_sequence_length == 0) o.limits.max_sequence_length = context;
+  if (o.limits.max_sequence_length > context)
+    throw Error("max_sequence_length " + std::to_string(o.limits.max_sequence_length) +
+                " exceeds the model's max_position_embeddings " + std::to_string(context));
+  o.limits.max_tree_tokens = std::min(o.limits.max_tree_tokens, int(ssms) * o.tree.width * o.tree.depth);
+  return o;
+}
+
+}  // namespace
+
+struct Engine::Runtime {
+  Rng verify;  // acceptance tests and samples of the LLM's distribution
+  Rng draft;   // the SSMs' draws, independent of the acceptance tests
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
+  explicit Runtime(std::uint64_t seed) : verify(seed), draft(seed ^ 0x5851f42d4c957f2dull) {}
+};
+
+Engine::Engine(LlamaModel& llm, std::vector<LlamaModel*> ssms, EngineOptions options)
+    : llm_(llm), options_(resolved(options, llm.config(), ssms.size())),
+      manager_(options_.limits, llm.config().vocab_size, llm.config().eos_token_id) {
+  const auto& lim = options_.limits;
+  // Tree rows sit after the committed rows, so the caches keep room for one tree beyond the sequence.
+  kv_ = llm.create_kv_cache(lim.max_requests_per_batch, lim.max_sequence_length + lim.max_tree_tokens + 1);
+  for (LlamaModel* ssm : ssms) {
+    if (ssm->config().vocab_size != llm.config().vocab_size)
+      throw Error("the SSM's vocabulary (" + std::to_string(ssm->config().vocab_size) +
+                  " tokens) differs from the LLM's (" + std::to_string(llm.config().vocab_size) + ")");
+    const int own_tree = options_.tree.width * options_.tree.depth;
+    ssms_.push_back(std::make_unique<SsmRunner>(*ssm, lim.max_requests_per_batch, lim.max_sequence_length + own_tree + 1));
+  }
+}
+
+Engine::~Engine() = default;
+
+RequestId Engine::submit(std::vector<std::int32_t> prompt, const GenerationConfig& config) {
+  const RequestId id = manager_.submit(std::move(prompt), config);
+  runtimes_[id] = std::make_unique<Runtime>(config.sampling.seed);
+  return id;
+}
+
+bool Engine::cancel(RequestId id) { return manager_.cancel(id); }
+
+Engine::Runtime& Engine::runtime(RequestId id) { return *runtimes_.at(id); }
+
+bool Engine::step(const TokenSink& sink) {
+  retire_done();
+  const StepPlan plan = manager_.schedule(speculative());
+  if (plan.empty()) return false;
+  const int vocab = llm_.config().vocab_size;
+  ++stats_.steps;
+
+  // New requests start with empty caches in every SSM.
+  for (const auto& c : plan.prefill)
+    if (c.begin == 0)
+      for (auto& s : ssms_) s->reset(c.slot);
+
+  // 1. Each SSM proposes a tree per decoding request; the trees are merged per request.
+  std::vector<TokenTree> trees;
+  std::vector<std::vector<TokenTree>> own(ssms_.size());
+  if (speculative()) {
+    std::vector<ExpansionJob> jobs;
+    const int n = int(ssms_.size());
+    for (const auto& d : plan.decode) {
+      // A smaller budget than W * D per SSM buys depth first: a chain gains more than a bush.
+      TreeShape shape;
+      shape.depth = std::min(options_.tree.depth, d.tree_budget / n);
+      shape.width = shape.depth > 0 ? std::min(options_.tree.width, d.tree_budget / (n * shape.depth)) : 0;
+      const Request& r = manager_.request(d.id);
+      jobs.push_back({&d, shape, &r.config.sampling, &runtime(d.id).draft});
+    }
+    for (std::size_t s = 0; s < ssms_.size(); ++s) own[s] = ssms_[s]->expand(plan, manager_, jobs);
+    for (std::size_t i = 0; i < plan.decode.size(); ++i) {
+      std::vector<TokenTree> per_request;
+      for (auto& o : own) per_request.push_back(o[i]);
+      trees.push_back(TokenTree::merge(per_request));
+    }
+  } else {
+    for (const auto& d : plan.decode) trees.emplace_back(d.root_token);
+  }
+
+  // 2. One LLM pass: every tree (root first), then the prompt chunks.
+  ForwardBatch batch;
+  for (std::size_t i = 0; i < plan.decode.size(); ++i)
+    for (int n = 0; n < trees[i].size(); ++n)
+      add_tree_node(batch, trees[i], n, plan.decode[i].slot, plan.decode[i].root_row, true);
+  for (const auto& c : plan.prefill) {
+    const auto& tokens = manager_.request(c.id).tokens;
+    for (int p = c.begin; p < c.end; ++p)
+      batch.add_causal(tokens[std::size_t(p)], c.slot, p, c.completes_prompt && p + 1 == c.end);
+  }
+  const auto llm_start = std::chrono::steady_clock::now();
+  llm_.forward(batch, *kv_, logits_);
+  stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - llm_start).count();
+  stats_.llm_tokens += static_cast<long long>(batch.size());
+
+  // 3. Verify each tree, commit what was accepted, compact the caches.
+  std::size_t row = 0;
+  for (std::size_t i = 0; i < plan.decode.size(); ++i) {
+    const DecodeEntry& d = plan.decode[i];
+    Request& r = manager_.request(d.id);
+    const std::size_t base = row;
+    const NodeLogits node_logits = [&](int n) {
+      return std::span<const float>(logits_.data() + (base + std::size_t(n)) * std::size_t(vocab), std::size_t(vocab));
+    };
+    const Verification v = r.config.sampling.greedy()
+                               ? verify_greedy(trees[i], node_logits)
+                               : verify_sampling(trees[i], node_logits, r.config.sampling, runtime(d.id).verify);
+    row += std::size_t(trees[i].size());
+
+    r.stats.llm_steps++;
+    r.stats.tree_tokens += trees[i].size() - 1;
+    r.stats.tree_depth_per_step.push_back(trees[i].depth());
+    const int kept = manager_.commit(d.id, v.tokens);
+    r.stats.accepted_per_step.push_back(kept);
+    stats_.committed_tokens += kept;
+    if (kept > 0) sink(d.id, std::span(v.tokens).first(std::size_t(kept)));
+    if (!r.active()) continue;
+    std::vector<std::pair<int, int>> moves;
+    for (std::size_t j = 0; j < v.path.size(); ++j)
+      if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
+    if (!moves.empty()) llm_.backend().copy_kv_rows(*kv_, d.slot, moves);
+    for (std::size_t s = 0; s < ssms_.size(); ++s) ssms_[s]->commit(d.slot, d.root_row, own[s][i], v.tokens);
+  }
+  // Prompts that finished prefilling get their first token from the LLM's own distribution.
+  for (const auto& c : plan.prefill) {
+    if (!c.completes_prompt) continue;
+    Request& r = manager_.request(c.id);
+    const std::span<const float> l(logits_.data() + row * std::size_t(vocab), std::size_t(vocab));
+    ++row;
+    std::int32_t token;
+    if (r.config.sampling.greedy()) {
+      token = argmax(l);
+    } else {
+      std::vector<float> p;
+      sampling_distribution(l, r.config.sampling, p);
+      token = sample_from(p, runtime(c.id).verify);
+    }
+    r.stats.time_to_first_token_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - runtime(c.id).submitted).count();
+    const int kept = manager_.commit(c.id, std::span(&token, 1));
+    stats_.committed_tokens += kept;
+    if (kept > 0) sink(c.id, std::span(&token, 1));
+  }
+  stats_.ssm_seconds = 0;
+  for (auto& s : ssms_) stats_.ssm_seconds += s->seconds();
+  return true;
+}
+
+void Engine::retire_done() {
+  for (RequestId id : manager_.take_done()) runtimes_.erase(id);
+}
+
+void Engine::run(const TokenSink& sink) {
+  while (manager_.has_work())
+    if (!step(sink)) break;
+  retire_done();
+}
+
+}  // namespace banyan

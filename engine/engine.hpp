@@ -1,0 +1,67 @@
+#pragma once
+// The single-process serving loop: a RequestManager decides each step, the LLM and the SSMs
+// execute it. With SSMs, every decoding request sends a token tree that the LLM verifies in one
+// pass (SpecInfer); without, it sends its last token (incremental decoding). Prompts are
+// prefilled in chunks alongside the decoding requests (continuous batching).
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/ssm_runner.hpp"
+#include "model/llama_model.hpp"
+#include "scheduler/request_manager.hpp"
+#include "scheduler/tree_expansion.hpp"
+
+namespace banyan {
+
+struct EngineOptions {
+  SchedulerLimits limits;
+  TreeShape tree;  // per SSM
+};
+
+struct EngineStats {
+  int steps = 0;
+  double llm_seconds = 0;
+  double ssm_seconds = 0;
+  long long llm_tokens = 0;        // tokens sent through the LLM (prefill + roots + trees)
+  long long committed_tokens = 0;  // generated tokens kept
+};
+
+class Engine {
+ public:
+  // Every SSM must share the LLM's vocabulary; none means incremental decoding.
+  Engine(LlamaModel& llm, std::vector<LlamaModel*> ssms, EngineOptions options);
+  ~Engine();
+
+  RequestId submit(std::vector<std::int32_t> prompt, const GenerationConfig& config);
+  bool cancel(RequestId id);
+
+  // Committed tokens, as soon as a step has decided them: (request, tokens).
+  using TokenSink = std::function<void(RequestId, std::span<const std::int32_t>)>;
+  // Runs one step. Returns false when there was nothing to do.
+  bool step(const TokenSink& sink);
+  // Steps until every submitted request is done.
+  void run(const TokenSink& sink);
+
+  RequestManager& requests() { return manager_; }
+  const EngineStats& stats() const { return stats_; }
+  bool speculative() const { return !ssms_.empty(); }
+
+ private:
+  struct Runtime;  // per-request random streams
+  Runtime& runtime(RequestId id);
+  void retire_done();
+
+  LlamaModel& llm_;
+  std::vector<std::unique_ptr<SsmRunner>> ssms_;
+  EngineOptions options_;
+  RequestManager manager_;
+  std::unique_ptr<KvCache> kv_;
+  std::map<RequestId, std::unique_ptr<Runtime>> runtimes_;
+  std::vector<float> logits_;
+  EngineStats stats_;
+};
+
+}  // namespace banyan

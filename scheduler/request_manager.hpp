@@ -1,0 +1,95 @@
+#pragma once
+// The request manager: admission, continuous batching and commitment, as pure logic. Each step
+// it returns a StepPlan — which requests decode (with how many speculated tokens they may send)
+// and which prompt chunks are prefilled — under three limits: requests in flight
+// (max_requests_per_batch, one KV slot each), tokens per LLM pass (max_tokens_per_batch) and
+// tokens per sequence (max_sequence_length). Whoever runs the models executes the plan and
+// reports back with commit().
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "scheduler/request.hpp"
+
+namespace banyan {
+
+struct SchedulerLimits {
+  int max_requests_per_batch = 8;
+  int max_tokens_per_batch = 512;
+  int max_sequence_length = 0;  // 0: the model's max_position_embeddings (resolved by the engine)
+  int max_tree_tokens = 63;  // speculated tokens per request per step (root not counted)
+
+  void validate() const;  // throws Error
+};
+
+struct PrefillChunk {
+  RequestId id;
+  int slot;
+  int begin, end;        // prompt tokens [begin, end) go to cache rows [begin, end)
+  bool completes_prompt; // the LLM's logits at the last token give the first generated token
+};
+
+struct DecodeEntry {
+  RequestId id;
+  int slot;
+  int root_row;              // cache row of the root: the last committed token, not yet computed
+  std::int32_t root_token;
+  int tree_budget;           // speculated tokens this request may add after its root
+};
+
+struct StepPlan {
+  std::vector<DecodeEntry> decode;
+  std::vector<PrefillChunk> prefill;
+  bool empty() const { return decode.empty() && prefill.empty(); }
+  int tokens() const;  // roots + prefill tokens (tree tokens come on top, within their budgets)
+};
+
+class RequestManager {
+ public:
+  RequestManager(SchedulerLimits limits, int vocab_size, std::int32_t eos_token);
+
+  // Queues a request. A prompt that can never run (empty, a token outside the vocabulary, not
+  // shorter than max_sequence_length) fails at once with the reason; nothing else is disturbed.
+  RequestId submit(std::vector<std::int32_t> prompt, const GenerationConfig& config);
+  // Stops a request; its slot is free for the next step. False if it was already done.
+  bool cancel(RequestId id);
+
+  // Admits queued requests into free slots, then plans this step. `speculative` reserves
+  // room in the token budget for every decoding request's tree.
+  StepPlan schedule(bool speculative);
+
+  // Commits `accepted` tokens for a request (the first generated token after its prefill, or a
+  // verify step's accepted tokens) and applies the stop rules: EOS (not kept), max_new_tokens,
+  // max_sequence_length. Returns how many of the tokens were kept.
+  int commit(RequestId id, std::span<const std::int32_t> accepted);
+  // Marks a request failed (e.g. its node died); frees its slot.
+  void fail(RequestId id, const std::string& why);
+
+  const Request& request(RequestId id) const;
+  Request& request(RequestId id);
+  bool has_work() const;
+  int active_count() const;
+  int queued_count() const { return int(queue_.size()); }
+  const SchedulerLimits& limits() const { return limits_; }
+  // Requests done (finished, failed, cancelled) since the last call, in the order they ended.
+  std::vector<RequestId> take_done();
+  // Forgets a done request.
+  void erase(RequestId id);
+
+ private:
+  void end(Request& r, RequestState state, FinishReason reason);
+
+  SchedulerLimits limits_;
+  int vocab_;
+  std::int32_t eos_;
+  RequestId next_id_ = 1;
+  std::map<RequestId, Request> requests_;
+  std::deque<RequestId> queue_;
+  std::vector<RequestId> active_;     // admission order
+  std::vector<bool> slot_used_;
+  std::vector<RequestId> done_;
+};
+
+}  // namespace banyan

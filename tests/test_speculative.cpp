@@ -1,0 +1,246 @@
+// Speculative inference end to end: greedy output identical to incremental decoding across
+// SSM sets, tree shapes and batch sizes; an SSM equal to the LLM gets every token accepted;
+// speculative sampling keeps the LLM's distribution (chi-square against the exact one).
+#define BOOST_TEST_MODULE test_speculative
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "cpu/cpu_backend.hpp"
+#include "engine/engine.hpp"
+#include "model/llama_model.hpp"
+#include "tests/support/test_support.hpp"
+
+using namespace banyan;
+
+namespace {
+
+struct Models {
+  test::TempDir dir;
+  std::unique_ptr<Backend> backend = cpu::make_cpu_backend({2});
+  std::vector<std::unique_ptr<WeightSource>> sources;
+  std::vector<std::unique_ptr<LlamaModel>> models;
+
+  LlamaModel& load(const std::filesystem::path& path) {
+    sources.push_back(open_weights(path));
+    models.push_back(std::make_unique<LlamaModel>(*sources.back(), *backend));
+    return *models.back();
+  }
+};
+
+// The LLM's own weights plus noise: an SSM that agrees with it often but not always.
+std::filesystem::path write_perturbed(const std::filesystem::path& from, const std::filesystem::path& dir, float noise) {
+  auto src = open_weights(from);
+  test::TensorMap tensors;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  for (const auto& name : src->tensor_names()) {
+    auto t = src->read(name);
+    for (auto& v : t.data) v += noise * n(rng) * std::abs(v);
+    tensors[name] = std::move(t);
+  }
+  std::filesystem::create_directories(dir);
+  test::write_hf_config(dir / "config.json", src->config());
+  test::write_safetensors(dir / "model.safetensors", tensors, DType::f32);
+  return dir;
+}
+
+LlamaConfig small_config(int vocab, int dim, int layers) {
+  LlamaConfig c;
+  c.hidden_size = dim;
+  c.intermediate_size = dim * 3;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.num_hidden_layers = layers;
+  c.vocab_size = vocab;
+  c.max_position_embeddings = 256;
+  return c;
+}
+
+struct RunResult {
+  std::vector<std::vector<std::int32_t>> tokens;
+  std::vector<std::vector<int>> accepted;  // per request, per LLM step
+  std::vector<std::vector<int>> depth;     // per request, the depth of each step's tree
+  std::vector<FinishReason> finish;
+};
+
+RunResult run(LlamaModel& llm, std::vector<LlamaModel*> ssms, const std::vector<std::vector<std::int32_t>>& prompts,
+              const std::vector<GenerationConfig>& configs, int batch, TreeShape shape) {
+  EngineOptions o;
+  o.limits.max_requests_per_batch = batch;
+  o.limits.max_tokens_per_batch = 1024;
+  o.tree = shape;
+  Engine engine(llm, std::move(ssms), o);
+  std::vector<RequestId> ids;
+  for (std::size_t i = 0; i < prompts.size(); ++i) ids.push_back(engine.submit(prompts[i], configs[i]));
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  RunResult out;
+  for (auto id : ids) {
+    const Request& r = engine.requests().request(id);
+    out.tokens.emplace_back(r.tokens.begin() + r.prompt_length, r.tokens.end());
+    out.accepted.push_back(r.stats.accepted_per_step);
+    out.depth.push_back(r.stats.tree_depth_per_step);
+    out.finish.push_back(r.finish);
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(greedy_speculative_equals_incremental) {
+  Models m;
+  LlamaModel& llm = m.load(test::fixtures_dir() / "tiny-llama");
+  LlamaModel& near = m.load(write_perturbed(test::fixtures_dir() / "tiny-llama", m.dir / "near", 0.1f));
+  test::write_random_model(m.dir / "random", small_config(128, 16, 1), 77);
+  LlamaModel& random = m.load(m.dir / "random");
+
+  std::mt19937 rng(42);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::int32_t> p = {1};
+    for (int k = int(rng() % 12); k > 0; --k) p.push_back(3 + std::int32_t(rng() % 125));
+    prompts.push_back(p);
+  }
+  const std::vector<GenerationConfig> configs(prompts.size(), GenerationConfig{40, {}});
+  const auto expected = run(llm, {}, prompts, configs, 8, {}).tokens;
+
+  struct SsmSet {
+    const char* name;
+    std::vector<LlamaModel*> ssms;
+    bool contains_llm;
+  };
+  const std::vector<SsmSet> sets = {{"llm itself", {&llm}, true},
+                                    {"different random model", {&random}, false},
+                                    {"perturbed llm", {&near}, false},
+                                    {"perturbed + random", {&near, &random}, false},
+                                    {"llm itself + random", {&llm, &random}, true}};
+  const std::vector<TreeShape> shapes = {{1, 1}, {1, 8}, {2, 4}, {3, 8}, {4, 8}};
+  double near_mean = 0;
+  int near_runs = 0;
+  for (const auto& set : sets)
+    for (const auto& shape : shapes)
+      for (int batch : {1, 3, 8}) {
+        BOOST_TEST_CONTEXT(set.name << ", tree " << shape.width << "x" << shape.depth << ", batch " << batch) {
+          const auto got = run(llm, set.ssms, prompts, configs, batch, shape);
+          for (std::size_t i = 0; i < prompts.size(); ++i)
+            BOOST_TEST_REQUIRE(got.tokens[i] == expected[i], boost::test_tools::per_element());
+          // With the LLM among the SSMs its greedy path is always in the tree: every step but a
+          // request's last (cut short by EOS or max_new_tokens) accepts the whole depth plus one.
+          const int n = int(set.ssms.size());
+          const int full_depth = std::min(shape.depth, std::min(63, n * shape.width * shape.depth) / n);
+          int deepest = 0;
+          for (std::size_t i = 0; i < prompts.size(); ++i) {
+            const auto& acc = got.accepted[i];
+            for (std::size_t s = 0; s + 1 < acc.size(); ++s) {
+              BOOST_TEST_REQUIRE(acc[s] >= 1);
+              if (set.contains_llm) BOOST_TEST_REQUIRE(acc[s] == got.depth[i][s] + 1, "request " << i << " step " << s);
+            }
+            for (int d : got.depth[i]) deepest = std::max(deepest, d);
+            if (std::string(set.name) == "perturbed llm" && acc.size() > 1) {
+              for (int a : acc) near_mean += a;
+              near_runs += int(acc.size());
+            }
+          }
+          BOOST_TEST(deepest == full_depth);  // the trees really were as deep as the shape allows
+        }
+      }
+  BOOST_TEST_MESSAGE("perturbed-LLM SSM: " << near_mean / near_runs << " tokens per LLM step");
+  BOOST_TEST(near_mean / near_runs > 1.3);  // partial acceptance: the compaction paths are exercised
+}
+
+namespace {
+
+using Outcome = std::vector<std::int32_t>;  // generated tokens, then -1 if EOS ended them
+
+// The exact distribution of the first `length` tokens under the LLM's sampling distribution.
+void exact_distribution(LlamaModel& llm, const std::vector<std::int32_t>& context, Outcome sofar, double prob,
+                        const SamplingParams& params, int length, std::map<Outcome, double>& out) {
+  auto kv = llm.create_kv_cache(1, 64);
+  ForwardBatch b;
+  for (std::size_t i = 0; i < context.size(); ++i) b.add_causal(context[i], 0, int(i), i + 1 == context.size());
+  std::vector<float> logits, p;
+  llm.forward(b, *kv, logits);
+  sampling_distribution(logits, params, p);
+  for (std::int32_t v = 0; v < std::int32_t(p.size()); ++v) {
+    if (p[std::size_t(v)] <= 0) continue;
+    Outcome next = sofar;
+    next.push_back(v == llm.config().eos_token_id ? -1 : v);
+    if (v == llm.config().eos_token_id || int(next.size()) == length) {
+      out[next] += prob * p[std::size_t(v)];
+    } else {
+      auto ctx = context;
+      ctx.push_back(v);
+      exact_distribution(llm, ctx, next, prob * p[std::size_t(v)], params, length, out);
+    }
+  }
+}
+
+// Chi-square statistic and its p = 0.001 critical value (Wilson-Hilferty), bins of expected
+// count under 5 pooled.
+std::pair<double, double> chi_square(const std::map<Outcome, double>& exact, const std::map<Outcome, int>& seen, int n) {
+  double chi2 = 0, pooled_expected = 0, pooled_seen = 0;
+  int bins = 0;
+  for (const auto& [outcome, p] : exact) {
+    const double e = p * n;
+    const auto it = seen.find(outcome);
+    const double o = it == seen.end() ? 0 : it->second;
+    if (e < 5) {
+      pooled_expected += e;
+      pooled_seen += o;
+      continue;
+    }
+    chi2 += (o - e) * (o - e) / e;
+    ++bins;
+  }
+  if (pooled_expected > 0) {
+    chi2 += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
+    ++bins;
+  }
+  const double df = bins - 1, z = 3.090232;  // upper 0.1% of the standard normal
+  const double critical = df * std::pow(1 - 2 / (9 * df) + z * std::sqrt(2 / (9 * df)), 3);
+  return {chi2, critical};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(speculative_sampling_keeps_the_llm_distribution) {
+  Models m;
+  test::write_random_model(m.dir / "llm", small_config(6, 16, 2), 101);
+  test::write_random_model(m.dir / "ssm-a", small_config(6, 16, 1), 202);
+  test::write_random_model(m.dir / "ssm-b", small_config(6, 16, 1), 303);
+  LlamaModel& llm = m.load(m.dir / "llm");
+  LlamaModel& a = m.load(m.dir / "ssm-a");
+  LlamaModel& b = m.load(m.dir / "ssm-b");
+  const std::vector<std::int32_t> prompt = {1, 4, 3, 5};
+  const int runs = 20000, length = 3;
+
+  for (const SamplingParams params : {SamplingParams{1.0f, 0, 1.0f, 0}, SamplingParams{0.7f, 4, 0.9f, 0}}) {
+    std::map<Outcome, double> exact;
+    exact_distribution(llm, prompt, {}, 1.0, params, length, exact);
+    // Room for whole trees after the first token; only the first `length` tokens are counted.
+    std::vector<GenerationConfig> configs(runs, {length + 8, params});
+    for (int i = 0; i < runs; ++i) configs[std::size_t(i)].sampling.seed = std::uint64_t(i) + 1;
+    const std::vector<std::vector<std::int32_t>> prompts(runs, prompt);
+
+    for (const bool speculative : {true, false}) {
+      const auto got = speculative ? run(llm, {&a, &b}, prompts, configs, 64, {2, 3})
+                                   : run(llm, {}, prompts, configs, 64, {});
+      std::map<Outcome, int> seen;
+      int multi_token_steps = 0;
+      for (int i = 0; i < runs; ++i) {
+        Outcome o = got.tokens[std::size_t(i)];
+        if (int(o.size()) >= length) o.resize(std::size_t(length));
+        else if (got.finish[std::size_t(i)] == FinishReason::stop) o.push_back(-1);
+        ++seen[o];
+        for (int acc : got.accepted[std::size_t(i)]) multi_token_steps += acc > 1;
+      }
+      const auto [chi2, critical] = chi_square(exact, seen, runs);
+      BOOST_TEST_MESSAGE((speculative ? "speculative" : "incremental") << " T=" << params.temperature << " top_k="
+                         << params.top_k << " top_p=" << params.top_p << ": chi2 " << chi2 << " (critical " << critical
+                         << "), " << exact.size() << " outcomes");
+      BOOST_TEST(chi2 < critical, (speculative ? "speculative" : "incremental") << " sampling: chi2 " << chi2);
+      if (speculative) BOOST_TEST(multi_token_steps > runs / 10, "speculation accepted drafts in " << multi_token_steps << " steps");
+    }
+  }
+}

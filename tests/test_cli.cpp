@@ -73,8 +73,9 @@ BOOST_AUTO_TEST_CASE(top_level_help_and_unknown_commands) {
 BOOST_AUTO_TEST_CASE(every_command_has_help) {
   const auto gen = run_banyan("generate --help");
   BOOST_TEST(gen.exit_code == 0);
-  for (const char* opt : {"--model", "--prompt", "--prompt-file", "--max-new-tokens", "--temperature", "--top-p",
-                          "--top-k", "--seed", "--tokenizer", "--ids", "--device", "--threads"})
+  for (const char* opt : {"--model", "--ssm", "--mode", "--prompt", "--prompt-file", "--max-new-tokens", "--temperature",
+                          "--top-p", "--top-k", "--seed", "--tokenizer", "--ids", "--device", "--threads", "--tree-width",
+                          "--tree-depth", "--max-requests-per-batch", "--max-tokens-per-batch", "--max-sequence-length"})
     expect_in(gen.out, opt);
   const auto tok = run_banyan("tokenize --help");
   BOOST_TEST(tok.exit_code == 0);
@@ -171,6 +172,24 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_clear_errors) {
   auto no_tokenizer = run_banyan("generate " + model_arg() + " --tokenizer /no/tokenizer.model");
   BOOST_TEST(no_tokenizer.exit_code == 1);
   expect_in(no_tokenizer.err, "/no/tokenizer.model: tokenizer not found");
+}
+
+BOOST_AUTO_TEST_CASE(speculative_mode_gives_the_incremental_text) {
+  // The model as its own SSM: every speculated token is accepted, the text is the same.
+  const std::string base = "generate " + model_arg() + " --prompt 'the red ball' --max-new-tokens 20 --ids";
+  const auto incremental = run_banyan(base + " --mode incremental");
+  const auto speculative = run_banyan(base + " --ssm " + test::shell_quote(cli_model().model.string()) + " --tree-depth 4");
+  BOOST_TEST_REQUIRE(speculative.exit_code == 0, speculative.err);
+  BOOST_TEST(speculative.out == incremental.out);
+  expect_in(speculative.err, "speculative, 1 SSM(s), tree 3x4");
+  expect_in(speculative.err, "tokens per LLM step");
+
+  const auto no_ssm = run_banyan("generate " + model_arg() + " --mode speculative");
+  BOOST_TEST(no_ssm.exit_code == 2);
+  expect_in(no_ssm.err, "--mode speculative needs at least one --ssm");
+  const auto bad_ssm = run_banyan(base + " --ssm /no/ssm");
+  BOOST_TEST(bad_ssm.exit_code == 1);
+  expect_in(bad_ssm.err, "/no/ssm: no such file or folder");
 }
 
 BOOST_AUTO_TEST_CASE(cuda_device_without_a_gpu_is_a_clear_error) {

@@ -21,6 +21,9 @@ void add_model_options(Options& o) {
                "a small speculative model sharing the LLM's tokenizer; give several for several SSMs "
                "(default with the embedded model: its demo SSM)");
   o.add("--tokenizer", "FILE", "SentencePiece tokenizer.model (default: tokenizer.model beside the weights)");
+  o.add("--dtype", "f32|f16|int8|int4", "format of the linear layers' weights", "f32");
+  o.add("--ssm-dtype", "f32|f16|int8|int4", "format of the SSMs' linear layers (default: --dtype)");
+  o.add("--kv-dtype", "f32|f16", "element type of the KV cache", "f32");
   o.add("--device", "cpu|cuda", "where the models run", "cpu");
   o.add("--threads", "N", "CPU threads (0: one per core)", "0");
 }
@@ -62,15 +65,33 @@ std::unique_ptr<Backend> make_backend(const Options& o) {
 
 namespace {
 
-std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backend, const std::string& role) {
+WeightFormat format_option(const Options& o, const std::string& name) {
+  const auto f = parse_format(o.text(name));
+  if (!f) throw UsageError(name + " must be f32, f16, int8 or int4, got '" + o.text(name) + "'");
+  return *f;
+}
+
+ModelOptions model_options(const Options& o, bool ssm) {
+  ModelOptions m;
+  m.linear = format_option(o, ssm && o.has("--ssm-dtype") ? "--ssm-dtype" : "--dtype");
+  const std::string kv = o.text("--kv-dtype");
+  if (kv != "f32" && kv != "f16") throw UsageError("--kv-dtype must be f32 or f16, got '" + kv + "'");
+  m.kv_cache = kv == "f16" ? DType::f16 : DType::f32;
+  return m;
+}
+
+std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backend, const ModelOptions& options,
+                                     const std::string& role) {
   const bool tty = ::isatty(STDERR_FILENO);
   const auto name = weights.origin().filename().string();
   std::cerr << "banyan: loading " << role << " " << weights.origin().string() << " (" << weights.config().summary()
             << ")" << (tty ? "" : "\n") << std::flush;
-  auto model = std::make_unique<LlamaModel>(weights, backend, [&](int done, int total) {
+  auto model = std::make_unique<LlamaModel>(weights, backend, options, [&](int done, int total) {
     if (tty) std::cerr << "\rbanyan: loading " << role << " " << name << ": " << done << "/" << total << " tensors\033[K" << std::flush;
   });
   if (tty) std::cerr << "\r\033[K";
+  std::cerr << "banyan: " << role << " weights: " << double(model->weight_bytes()) / (1 << 20) << " MiB ("
+            << format_name(options.linear) << " linear layers)\n";
   return model;
 }
 
@@ -88,9 +109,9 @@ LoadedModels load_models(const Options& o, bool with_ssms) {
   if (m.tokenizer->vocab_size() > c.vocab_size)
     throw Error(tok_path.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  m.llm = load_one(*weights, *m.backend, "LLM");
+  m.llm = load_one(*weights, *m.backend, model_options(o, false), "LLM");
   if (with_ssms)
-    for (const auto& p : ssm_paths(o)) m.ssms.push_back(load_one(*open_weights(p), *m.backend, "SSM"));
+    for (const auto& p : ssm_paths(o)) m.ssms.push_back(load_one(*open_weights(p), *m.backend, model_options(o, true), "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "banyan: loaded " << 1 + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
             << m.load_seconds << " s\n";

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "cpu/kernels.hpp"
+#include "cpu/matmul.hpp"
+#include "cpu/simd_kernels.hpp"
 #include "cpu/thread_pool.hpp"
 #include "model/error.hpp"
 
@@ -17,7 +19,7 @@ namespace {
 float* f32(Tensor t) { return static_cast<float*>(t.data); }
 
 struct CpuWeight : DeviceWeight {
-  std::vector<float> data;
+  WeightData data;
 };
 
 const CpuWeight& cpu_weight(const DeviceWeight& w) { return static_cast<const CpuWeight&>(w); }
@@ -34,82 +36,96 @@ class CpuBuffer : public Buffer {
   std::vector<float> data_;
 };
 
-// Per layer and slot, `capacity` rows of kv_heads * head_dim floats, for keys and for values.
+// Per layer and slot, `capacity` rows of kv_heads * head_dim values (f32 or f16), for keys and
+// for values.
 class CpuKvCache : public KvCache {
  public:
   explicit CpuKvCache(const KvCacheSpec& spec)
       : spec_(spec),
         row_(std::int64_t(spec.kv_heads) * spec.head_dim),
-        keys_(std::size_t(spec.layers) * spec.slots * spec.capacity * row_),
-        values_(keys_.size()) {}
+        elem_(dtype_size(spec.dtype)),
+        keys_(std::size_t(spec.layers) * spec.slots * spec.capacity * row_ * elem_),
+        values_(keys_.size()) {
+    if (spec.dtype == DType::bf16) throw Error("cpu: the KV cache holds f32 or f16, not bf16");
+  }
 
   const KvCacheSpec& spec() const override { return spec_; }
-  std::size_t bytes() const override { return 2 * keys_.size() * sizeof(float); }
+  std::size_t bytes() const override { return 2 * keys_.size(); }
 
-  float* key(int layer, int slot, int row) { return keys_.data() + offset(layer, slot, row); }
-  float* value(int layer, int slot, int row) { return values_.data() + offset(layer, slot, row); }
+  std::byte* key(int layer, int slot, int row) { return keys_.data() + offset(layer, slot, row); }
+  std::byte* value(int layer, int slot, int row) { return values_.data() + offset(layer, slot, row); }
   std::int64_t row_size() const { return row_; }
+  std::size_t row_bytes() const { return std::size_t(row_) * elem_; }
+
+  // Stores one f32 row of k (or v) values in the cache's element type.
+  void store(std::byte* dst, const float* src) const {
+    if (spec_.dtype == DType::f32) {
+      std::memcpy(dst, src, row_bytes());
+    } else {
+      auto* h = reinterpret_cast<std::uint16_t*>(dst);
+      for (std::int64_t i = 0; i < row_; ++i) h[i] = f32_to_f16(src[i]);
+    }
+  }
 
  private:
   std::size_t offset(int layer, int slot, int row) const {
-    return ((std::size_t(layer) * spec_.slots + slot) * spec_.capacity + row) * std::size_t(row_);
+    return ((std::size_t(layer) * spec_.slots + slot) * spec_.capacity + row) * row_bytes();
   }
   KvCacheSpec spec_;
   std::int64_t row_;
-  std::vector<float> keys_, values_;
+  std::size_t elem_;
+  std::vector<std::byte> keys_, values_;
 };
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) { openblas_set_num_threads(threads); }
+  explicit CpuBackend(const CpuOptions& o)
+      : pool_(o.threads, o.spin_us), kernels_(best_kernels()), matmul_(kernels_, pool_) {
+    openblas_set_num_threads(1);  // the pool splits sgemm work itself
+  }
 
-  std::string name() const override { return "cpu (" + std::to_string(pool_.size()) + " threads)"; }
+  std::string name() const override {
+    return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_.name + " kernels)";
+  }
 
-  std::unique_ptr<DeviceWeight> upload(HostTensor t) override {
+  std::unique_ptr<DeviceWeight> upload(WeightData data) override {
     auto w = std::make_unique<CpuWeight>();
-    w->rows = t.shape.size() == 2 ? t.shape[0] : 1;
-    w->cols = t.shape.empty() ? 1 : t.shape.back();
-    w->data = std::move(t.data);
+    w->rows = data.rows;
+    w->cols = data.cols;
+    w->format = data.format;
+    w->bytes = data.bytes.size();
+    w->data = std::move(data);
     return w;
   }
 
-  std::unique_ptr<Buffer> allocate(std::int64_t elements) override {
-    return std::make_unique<CpuBuffer>(elements);
-  }
+  std::unique_ptr<Buffer> allocate(std::int64_t elements) override { return std::make_unique<CpuBuffer>(elements); }
 
   std::unique_ptr<KvCache> create_kv_cache(const KvCacheSpec& spec) override {
     return std::make_unique<CpuKvCache>(spec);
   }
 
   void embed(const DeviceWeight& table, const ForwardBatch& batch, Tensor out) override {
-    const auto& t = cpu_weight(table);
-    for (std::int64_t i = 0; i < out.rows; ++i)
-      std::memcpy(f32(out) + i * out.cols, t.data.data() + std::int64_t(batch.tokens[std::size_t(i)]) * t.cols,
-                  std::size_t(out.cols) * sizeof(float));
+    const WeightData& t = cpu_weight(table).data;
+    for (std::int64_t i = 0; i < out.rows; ++i) decode_row(t, batch.tokens[std::size_t(i)], f32(out) + i * out.cols);
   }
 
   void rms_norm(Tensor x, const DeviceWeight& gamma, float eps, Tensor out) override {
-    const float* g = cpu_weight(gamma).data.data();
+    const float* g = reinterpret_cast<const float*>(cpu_weight(gamma).data.bytes.data());
     pool_.parallel_for(x.rows, 8, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) rms_norm_row(f32(x) + i * x.cols, g, eps, x.cols, f32(out) + i * x.cols);
     });
   }
 
   void matmul(Tensor x, const DeviceWeight& w, Tensor out) override {
-    const auto& m = cpu_weight(w);
-    if (x.rows == 1) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(m.rows), int(m.cols), 1.0f, m.data.data(), int(m.cols), f32(x),
-                  1, 0.0f, f32(out), 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(x.rows), int(m.rows), int(m.cols), 1.0f, f32(x),
-                  int(x.cols), m.data.data(), int(m.cols), 0.0f, f32(out), int(out.cols));
-    }
+    matmul_.run(cpu_weight(w).data, f32(x), x.rows, f32(out));
   }
 
   void rope(Tensor q, Tensor k, const ForwardBatch& batch, int head_dim, float theta) override {
     const int half = head_dim / 2;
     pool_.parallel_for(q.rows, 4, [&](std::int64_t begin, std::int64_t end) {
-      std::vector<float> cos(static_cast<std::size_t>(half)), sin(static_cast<std::size_t>(half));
+      thread_local std::vector<float> cos, sin;
+      cos.resize(std::size_t(half));
+      sin.resize(std::size_t(half));
       for (std::int64_t i = begin; i < end; ++i) {
         // The angle is formed in f32 as Hugging Face does, so long positions round alike.
         const float pos = float(batch.positions[std::size_t(i)]);
@@ -131,50 +147,69 @@ class CpuBackend : public Backend {
     const std::int64_t n = q.rows, row = kv.row_size();
     for (std::int64_t i = 0; i < n; ++i) {
       const int slot = batch.slots[std::size_t(i)], r = batch.cache_rows[std::size_t(i)];
-      std::memcpy(kv.key(layer, slot, r), f32(k) + i * row, std::size_t(row) * sizeof(float));
-      std::memcpy(kv.value(layer, slot, r), f32(v) + i * row, std::size_t(row) * sizeof(float));
+      kv.store(kv.key(layer, slot, r), f32(k) + i * row);
+      kv.store(kv.value(layer, slot, r), f32(v) + i * row);
     }
     const int head_dim = kv.spec().head_dim;
     const int heads = int(q.cols / head_dim), group = heads / kv.spec().kv_heads;
+    const bool half = kv.spec().dtype == DType::f16;
     const float scale = 1.0f / std::sqrt(float(head_dim));
     pool_.parallel_for(n * heads, 1, [&](std::int64_t begin, std::int64_t end) {
-      std::vector<float> scores;
-      std::vector<int> rows;
+      thread_local std::vector<float> scores, row_f32;
+      row_f32.resize(std::size_t(head_dim));
       for (std::int64_t task = begin; task < end; ++task) {
         const std::int64_t i = task / heads;
         const int h = int(task % heads), kvh = h / group;
         const int slot = batch.slots[std::size_t(i)], visible = batch.visible[std::size_t(i)];
-        rows.resize(std::size_t(visible));
-        for (int j = 0; j < visible; ++j) rows[std::size_t(j)] = j;
-        for (std::uint64_t mask = batch.tree_masks[std::size_t(i)]; mask != 0; mask &= mask - 1)
-          rows.push_back(visible + __builtin_ctzll(mask));
-
+        const std::uint64_t mask = batch.tree_masks[std::size_t(i)];
+        const std::size_t offset = std::size_t(kvh) * std::size_t(head_dim);
         const float* qh = f32(q) + i * q.cols + std::int64_t(h) * head_dim;
-        scores.resize(rows.size());
+
+        // Row j of the attended set: the visible prefix, then the rows of the mask's bits.
+        auto for_each_row = [&](auto&& fn) {
+          for (int r = 0; r < visible; ++r) fn(r);
+          for (std::uint64_t m = mask; m != 0; m &= m - 1) fn(visible + __builtin_ctzll(m));
+        };
+        auto key_dot = [&](int r) {
+          const std::byte* key = kv.key(layer, slot, r);
+          return half ? kernels_.dot_f16(reinterpret_cast<const std::uint16_t*>(key) + offset, qh, head_dim)
+                      : kernels_.dot_f32(reinterpret_cast<const float*>(key) + offset, qh, head_dim);
+        };
+        scores.resize(std::size_t(visible) + 64);
+        std::size_t count = 0;
         float max_score = -INFINITY;
-        for (std::size_t j = 0; j < rows.size(); ++j) {
-          scores[j] = dot(qh, kv.key(layer, slot, rows[j]) + kvh * head_dim, head_dim) * scale;
-          max_score = std::max(max_score, scores[j]);
-        }
+        for_each_row([&](int r) {
+          const float s = key_dot(r) * scale;
+          scores[count++] = s;
+          max_score = std::max(max_score, s);
+        });
         float total = 0;
-        for (float& s : scores) total += (s = std::exp(s - max_score));
+        for (std::size_t j = 0; j < count; ++j) total += (scores[j] = std::exp(scores[j] - max_score));
+
         float* oh = f32(out) + i * out.cols + std::int64_t(h) * head_dim;
         std::fill(oh, oh + head_dim, 0.0f);
-        for (std::size_t j = 0; j < rows.size(); ++j)
-          axpy(scores[j] / total, kv.value(layer, slot, rows[j]) + kvh * head_dim, oh, head_dim);
+        std::size_t j = 0;
+        for_each_row([&](int r) {
+          const std::byte* value = kv.value(layer, slot, r);
+          const float* vrow = reinterpret_cast<const float*>(value) + offset;
+          if (half) {
+            kernels_.expand_f16(reinterpret_cast<const std::uint16_t*>(value) + offset, head_dim, row_f32.data());
+            vrow = row_f32.data();
+          }
+          axpy(scores[j++] / total, vrow, oh, head_dim);
+        });
       }
     });
   }
 
   void copy_kv_rows(KvCache& kv_base, int slot, std::span<const std::pair<int, int>> from_to) override {
     auto& kv = static_cast<CpuKvCache&>(kv_base);
-    const std::size_t bytes = std::size_t(kv.row_size()) * sizeof(float);
     for (int layer = 0; layer < kv.spec().layers; ++layer) {
       for (const auto& [from, to] : from_to) {
         if (from < 0 || to < 0 || from >= kv.spec().capacity || to >= kv.spec().capacity)
           throw Error("cpu: KV row move " + std::to_string(from) + " -> " + std::to_string(to) + " out of range");
-        std::memcpy(kv.key(layer, slot, to), kv.key(layer, slot, from), bytes);
-        std::memcpy(kv.value(layer, slot, to), kv.value(layer, slot, from), bytes);
+        std::memcpy(kv.key(layer, slot, to), kv.key(layer, slot, from), kv.row_bytes());
+        std::memcpy(kv.value(layer, slot, to), kv.value(layer, slot, from), kv.row_bytes());
       }
     }
   }
@@ -202,13 +237,16 @@ class CpuBackend : public Backend {
 
  private:
   ThreadPool pool_;
+  const KernelSet& kernels_;
+  Matmul matmul_;
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuOptions& options) {
-  const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  return std::make_unique<CpuBackend>(threads);
+  CpuOptions o = options;
+  if (o.threads <= 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  return std::make_unique<CpuBackend>(o);
 }
 
 }  // namespace banyan::cpu

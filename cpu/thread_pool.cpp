@@ -1,14 +1,24 @@
 #include "cpu/thread_pool.hpp"
 
 #include <algorithm>
+#include <chrono>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace banyan::cpu {
 
 namespace {
 thread_local bool inside_job = false;
-}
 
-ThreadPool::ThreadPool(int threads) {
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int threads, int spin_us) : spin_ns_(std::int64_t(std::max(spin_us, 0)) * 1000) {
   for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
@@ -21,15 +31,30 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::work_on_current_job() {
-  inside_job = true;
-  for (;;) {
-    std::int64_t c;
-    {
-      std::lock_guard lock(m_);
-      if (next_chunk_ >= chunks_) break;
-      c = next_chunk_++;
+// Spins up to spin_ns_ for `ready`, then sleeps on `cv` until it holds. Whoever makes `ready`
+// true notifies `cv` while holding m_, so a sleeper cannot miss it.
+bool ThreadPool::wait_for(const std::function<bool()>& ready, std::condition_variable& cv) {
+  if (spin_ns_ > 0) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns_);
+    for (int i = 0;; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+      // Yielding now and then lets a thread that shares this core (the one we wait for, when
+      // the machine is busy) run instead of watching us spin.
+      if ((i & 15) == 15) {
+        std::this_thread::yield();
+        if (std::chrono::steady_clock::now() > until) break;
+      }
     }
+  }
+  std::unique_lock lock(m_);
+  cv.wait(lock, ready);
+  return true;
+}
+
+void ThreadPool::run_chunks() {
+  inside_job = true;
+  for (std::int64_t c; (c = next_chunk_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
     const std::int64_t begin = c * chunk_;
     (*fn_)(begin, std::min(n_, begin + chunk_));
   }
@@ -39,16 +64,13 @@ void ThreadPool::work_on_current_job() {
 void ThreadPool::worker_loop() {
   std::uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock lock(m_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-    }
-    work_on_current_job();
-    {
+    wait_for([&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; }, wake_);
+    if (stop_) return;
+    seen = generation_.load(std::memory_order_acquire);
+    run_chunks();
+    if (finished_workers_.fetch_add(1, std::memory_order_acq_rel) + 1 == int(workers_.size())) {
       std::lock_guard lock(m_);
-      if (--busy_workers_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -63,22 +85,21 @@ void ThreadPool::parallel_for(std::int64_t n, std::int64_t grain,
     return;
   }
   std::lock_guard run(run_mutex_);
-  // A few chunks per thread balance uneven work without much locking.
+  // A few chunks per thread balance uneven work without much contention.
   const std::int64_t chunks = std::min<std::int64_t>(max_chunks, 4 * size());
+  fn_ = &fn;
+  n_ = n;
+  chunk_ = (n + chunks - 1) / chunks;
+  chunks_ = (n + chunk_ - 1) / chunk_;
+  next_chunk_.store(0, std::memory_order_relaxed);
+  finished_workers_.store(0, std::memory_order_relaxed);
   {
     std::lock_guard lock(m_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = (n + chunks - 1) / chunks;
-    chunks_ = (n + chunk_ - 1) / chunk_;
-    next_chunk_ = 0;
-    busy_workers_ = int(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  work_on_current_job();
-  std::unique_lock lock(m_);
-  done_.wait(lock, [&] { return busy_workers_ == 0; });
+  run_chunks();
+  wait_for([&] { return finished_workers_.load(std::memory_order_acquire) == int(workers_.size()); }, done_);
   fn_ = nullptr;
 }
 

@@ -1,6 +1,9 @@
 #pragma once
-// A fork-join pool for the CPU kernels: persistent workers that sleep between jobs (no
-// spinning that would starve the actors sharing a small machine); the caller works too.
+// A fork-join pool for the CPU kernels. Workers persist between jobs. After a job they spin for
+// a short, bounded time (jobs arrive microseconds apart while a model runs, and a wake-up
+// through the kernel costs more than that), then sleep, so an idle pool leaves the cores to
+// whoever else needs them. spin_us = 0 makes them sleep at once.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -12,7 +15,7 @@ namespace banyan::cpu {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);  // threads in all, the calling thread included; >= 1
+  explicit ThreadPool(int threads, int spin_us = 100);  // threads in all, the caller included
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -26,20 +29,22 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  void work_on_current_job();
+  void run_chunks();
+  bool wait_for(const std::function<bool()>& ready, std::condition_variable& cv);
 
   std::vector<std::thread> workers_;
+  const std::int64_t spin_ns_;
   std::mutex run_mutex_;  // one job at a time
-  std::mutex m_;
+  std::mutex m_;          // guards sleeping and waking
   std::condition_variable wake_, done_;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
-  int busy_workers_ = 0;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> finished_workers_{0};
 
-  // The current job, valid while busy_workers_ > 0 or the caller runs it.
+  // The current job.
   const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
   std::int64_t n_ = 0, chunk_ = 0, chunks_ = 0;
-  std::int64_t next_chunk_ = 0;  // guarded by m_
+  std::atomic<std::int64_t> next_chunk_{0};
 };
 
 }  // namespace banyan::cpu

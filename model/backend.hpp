@@ -9,8 +9,9 @@
 #include <string>
 #include <utility>
 
+#include "model/dtype.hpp"
 #include "model/forward_batch.hpp"
-#include "model/weight_source.hpp"
+#include "model/weight_format.hpp"
 
 namespace banyan {
 
@@ -31,6 +32,8 @@ class DeviceWeight {
  public:
   virtual ~DeviceWeight() = default;
   std::int64_t rows = 0, cols = 0;
+  WeightFormat format = WeightFormat::f32;
+  std::size_t bytes = 0;  // memory it takes on the backend
 };
 
 struct KvCacheSpec {
@@ -39,6 +42,7 @@ struct KvCacheSpec {
   int capacity = 0;   // rows (tokens) per slot
   int kv_heads = 0;
   int head_dim = 0;
+  DType dtype = DType::f32;  // f32 or f16
 };
 
 class KvCache {
@@ -53,7 +57,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  virtual std::unique_ptr<DeviceWeight> upload(HostTensor weight) = 0;
+  // Takes a weight in any format (the backend may keep `weight`'s storage, e.g. a mapped file).
+  virtual std::unique_ptr<DeviceWeight> upload(WeightData weight) = 0;
   virtual std::unique_ptr<Buffer> allocate(std::int64_t elements) = 0;
   virtual std::unique_ptr<KvCache> create_kv_cache(const KvCacheSpec& spec) = 0;
 

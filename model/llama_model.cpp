@@ -1,6 +1,7 @@
 #include "model/llama_model.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "model/error.hpp"
 
@@ -13,54 +14,76 @@ class WeightLoader {
   WeightLoader(const WeightSource& source, Backend& backend, const LlamaModel::Progress& progress, int total)
       : source_(source), backend_(backend), progress_(progress), total_(total) {}
 
-  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape) {
+  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape, WeightFormat format) {
     if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
-    HostTensor t = source_.read(name);
-    if (t.shape != shape)
-      throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(t.shape) +
+    std::optional<WeightData> data = source_.read_encoded(name);
+    std::vector<std::int64_t> stored_shape;
+    if (data) {
+      stored_shape = data->rows == 1 && shape.size() == 1 ? std::vector<std::int64_t>{data->cols}
+                                                          : std::vector<std::int64_t>{data->rows, data->cols};
+    } else {
+      HostTensor t = source_.read(name);
+      stored_shape = t.shape;
+      if (stored_shape == shape) {
+        if (!format_fits(format, shape.back())) format = WeightFormat::f16;  // odd widths cannot be grouped
+        data = encode(std::move(t), format);
+      }
+    }
+    if (stored_shape != shape)
+      throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored_shape) +
                   ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
-    auto w = backend_.upload(std::move(t));
+    auto w = backend_.upload(std::move(*data));
+    bytes_ += w->bytes;
     if (progress_) progress_(++done_, total_);
     return w;
   }
+
+  std::size_t bytes() const { return bytes_; }
 
  private:
   const WeightSource& source_;
   Backend& backend_;
   const LlamaModel::Progress& progress_;
   int total_, done_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace
 
-LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Progress& progress)
-    : config_(weights.config()), backend_(backend) {
+LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
+                       const Progress& progress)
+    : config_(weights.config()), options_(options), backend_(backend) {
   const auto& c = config_;
   const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
+  const WeightFormat linear = options.linear;
+  const WeightFormat embedding = linear == WeightFormat::f32 ? WeightFormat::f32 : WeightFormat::f16;
+  const WeightFormat classifier = linear == WeightFormat::q4 ? WeightFormat::q8 : linear;
+  constexpr WeightFormat norm = WeightFormat::f32;
   WeightLoader loader(weights, backend, progress, 9 * c.num_hidden_layers + (c.tie_word_embeddings ? 2 : 3));
 
-  embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim});
+  embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, embedding);
   layers_.resize(std::size_t(c.num_hidden_layers));
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     auto& l = layers_[std::size_t(i)];
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
-    l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim});
-    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim});
-    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim});
-    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim});
-    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim});
-    l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim});
-    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim});
-    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim});
-    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter});
+    l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, norm);
+    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, linear);
+    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim}, linear);
+    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim}, linear);
+    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim}, linear);
+    l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, norm);
+    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim}, linear);
+    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, linear);
+    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, linear);
   }
-  norm_ = loader.load(hf_names::final_norm(), {dim});
-  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim});
+  norm_ = loader.load(hf_names::final_norm(), {dim}, norm);
+  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, classifier);
+  weight_bytes_ = loader.bytes();
 }
 
 std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {
-  return backend_.create_kv_cache(
-      {config_.num_hidden_layers, slots, capacity, config_.num_key_value_heads, config_.head_dim()});
+  return backend_.create_kv_cache({config_.num_hidden_layers, slots, capacity, config_.num_key_value_heads,
+                                   config_.head_dim(), options_.kv_cache});
 }
 
 void LlamaModel::reserve(std::int64_t tokens) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/backend.hpp"
+#include "model/weight_source.hpp"
 
 namespace banyan {
 
@@ -24,16 +25,28 @@ struct LlamaDecoderLayer {
   LlamaMLP mlp;
 };
 
+struct ModelOptions {
+  // Format of the linear layers. Norms stay f32; the embedding is f32, or f16 when the linear
+  // layers are compressed; an untied classifier keeps at least int8 (int4 costs it accuracy).
+  WeightFormat linear = WeightFormat::f32;
+  DType kv_cache = DType::f32;  // f32 or f16
+};
+
 class LlamaModel {
  public:
   // Called after each tensor is uploaded: (tensors done, tensors in all).
   using Progress = std::function<void(int, int)>;
 
   // Uploads every weight, checking each tensor's shape against the config; throws Error
-  // naming the file and the tensor on any mismatch.
-  LlamaModel(const WeightSource& weights, Backend& backend, const Progress& progress = {});
+  // naming the file and the tensor on any mismatch. Weights the source already holds in a
+  // backend format (a `banyan convert` file) are taken as they are.
+  LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options = {},
+             const Progress& progress = {});
 
   const LlamaConfig& config() const { return config_; }
+  const ModelOptions& options() const { return options_; }
+  // Bytes the weights take on the backend.
+  std::size_t weight_bytes() const { return weight_bytes_; }
   Backend& backend() const { return backend_; }
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
 
@@ -51,7 +64,9 @@ class LlamaModel {
   void run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x);
 
   LlamaConfig config_;
+  ModelOptions options_;
   Backend& backend_;
+  std::size_t weight_bytes_ = 0;
   std::unique_ptr<DeviceWeight> embed_tokens_, norm_, lm_head_;
   std::vector<LlamaDecoderLayer> layers_;
   Workspace ws_;

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 
+#include "model/dtype.hpp"
 #include "model/mapped_file.hpp"
 #include "model/weight_source.hpp"
 

@@ -5,22 +5,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "model/dtype.hpp"
 #include "model/llama_config.hpp"
+#include "model/weight_format.hpp"
 
 namespace banyan {
-
-struct HostTensor {
-  std::vector<std::int64_t> shape;
-  std::vector<float> data;
-
-  std::int64_t numel() const;
-};
-
-std::string shape_string(const std::vector<std::int64_t>& shape);
 
 class WeightSource {
  public:
@@ -33,6 +25,9 @@ class WeightSource {
   virtual std::vector<std::string> tensor_names() const = 0;
   // Throws Error naming the file and the tensor when it is missing, truncated or of a bad type.
   virtual HostTensor read(const std::string& name) const = 0;
+  // The tensor as a backend-format weight, when the source stores it that way (a `banyan
+  // convert` file); otherwise nullopt and the caller reads and encodes it.
+  virtual std::optional<WeightData> read_encoded(const std::string& name) const { return std::nullopt; }
 };
 
 // Opens a Hugging Face folder (config.json + model.safetensors, a sharded

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "model/error.hpp"
+#include "model/random_weights.hpp"
 
 namespace banyan::test {
 
@@ -63,37 +64,9 @@ CommandResult run_command(const std::string& command_line) {
 }
 
 TensorMap random_llama(const LlamaConfig& c, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  auto matrix = [&](std::int64_t rows, std::int64_t cols) {
-    HostTensor t{{rows, cols}, std::vector<float>(std::size_t(rows * cols))};
-    const float scale = 1.0f / std::sqrt(float(cols));
-    for (auto& v : t.data) v = normal(rng) * scale;
-    return t;
-  };
-  auto norm = [&](std::int64_t n) {
-    HostTensor t{{n}, std::vector<float>(std::size_t(n))};
-    for (auto& v : t.data) v = 1.0f + 0.1f * normal(rng);
-    return t;
-  };
-  const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
+  const RandomWeights source(c, seed);
   TensorMap m;
-  auto embed = matrix(c.vocab_size, dim);
-  for (auto& v : embed.data) v *= std::sqrt(float(dim));  // unit-variance embeddings
-  m[hf_names::embed_tokens()] = std::move(embed);
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    m[hf_names::layer(i, "input_layernorm.weight")] = norm(dim);
-    m[hf_names::layer(i, "self_attn.q_proj.weight")] = matrix(dim, dim);
-    m[hf_names::layer(i, "self_attn.k_proj.weight")] = matrix(kv, dim);
-    m[hf_names::layer(i, "self_attn.v_proj.weight")] = matrix(kv, dim);
-    m[hf_names::layer(i, "self_attn.o_proj.weight")] = matrix(dim, dim);
-    m[hf_names::layer(i, "post_attention_layernorm.weight")] = norm(dim);
-    m[hf_names::layer(i, "mlp.gate_proj.weight")] = matrix(inter, dim);
-    m[hf_names::layer(i, "mlp.up_proj.weight")] = matrix(inter, dim);
-    m[hf_names::layer(i, "mlp.down_proj.weight")] = matrix(dim, inter);
-  }
-  m[hf_names::final_norm()] = norm(dim);
-  if (!c.tie_word_embeddings) m[hf_names::lm_head()] = matrix(c.vocab_size, dim);
+  for (const auto& name : source.tensor_names()) m[name] = source.read(name);
   return m;
 }
 

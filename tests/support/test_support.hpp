@@ -50,7 +50,7 @@ std::string shell_quote(const std::string& s);
 
 using TensorMap = std::map<std::string, HostTensor>;
 
-// Hugging Face-named random weights for `config` (normal, scaled so activations stay O(1)).
+// Hugging Face-named random weights for `config` (model/random_weights.hpp), all in memory.
 TensorMap random_llama(const LlamaConfig& config, std::uint64_t seed);
 void write_safetensors(const std::filesystem::path& file, const TensorMap& tensors, DType dtype);
 void write_hf_config(const std::filesystem::path& file, const LlamaConfig& config);

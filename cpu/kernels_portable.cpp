@@ -1,0 +1,91 @@
+// Plain C++ kernels: the reference the SIMD sets are tested against, and the fallback.
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/simd_kernels.hpp"
+#include "model/dtype.hpp"
+
+namespace banyan::cpu {
+
+namespace {
+
+float dot_f32(const float* w, const float* x, std::int64_t k) {
+  double s = 0;
+  for (std::int64_t i = 0; i < k; ++i) s += double(w[i]) * x[i];
+  return float(s);
+}
+
+float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
+  double s = 0;
+  for (std::int64_t i = 0; i < k; ++i) s += double(f16_to_f32(w[i])) * x[i];
+  return float(s);
+}
+
+float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, std::int64_t k) {
+  double s = 0;
+  for (std::int64_t g = 0; g < k / 32; ++g) {
+    std::int32_t d = 0;
+    for (int i = 0; i < 32; ++i) d += std::int32_t(w[g * 32 + i]) * qa[g * 32 + i];
+    s += double(f16_to_f32(sw[g])) * sa[g] * d;
+  }
+  return float(s);
+}
+
+float dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
+             std::int64_t k) {
+  double s = 0;
+  for (std::int64_t g = 0; g < k / 32; ++g) {
+    std::int32_t d = 0;
+    for (int j = 0; j < 16; ++j) {
+      const std::uint8_t b = w[g * 16 + j];
+      d += std::int32_t(b & 0x0f) * qa[g * 32 + j] + std::int32_t(b >> 4) * qa[g * 32 + j + 16];
+    }
+    s += double(f16_to_f32(sw[g])) * (double(sa[g]) * d - ca[g]);
+  }
+  return float(s);
+}
+
+void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca) {
+  for (std::int64_t g = 0; g < k / 32; ++g) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[g * 32 + i]));
+    const float scale = amax / 127.0f;
+    const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+    std::int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const auto q = std::int8_t(std::lrintf(x[g * 32 + i] * inv));
+      qa[g * 32 + i] = q;
+      sum += q;
+    }
+    sa[g] = scale;
+    ca[g] = 8.0f * scale * float(sum);
+  }
+}
+
+void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
+  for (std::int64_t i = 0; i < k; ++i) out[i] = f16_to_f32(w[i]);
+}
+
+void expand_q8(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out) {
+  for (std::int64_t i = 0; i < k; ++i) out[i] = float(w[i]) * f16_to_f32(sw[i / 32]);
+}
+
+void expand_q4(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out) {
+  for (std::int64_t g = 0; g < k / 32; ++g) {
+    const float s = f16_to_f32(sw[g]);
+    for (int j = 0; j < 16; ++j) {
+      out[g * 32 + j] = float(int(w[g * 16 + j] & 0x0f) - 8) * s;
+      out[g * 32 + j + 16] = float(int(w[g * 16 + j] >> 4) - 8) * s;
+    }
+  }
+}
+
+}  // namespace
+
+const KernelSet& portable_kernels() {
+  static const KernelSet set{"portable", dot_f32,      dot_f16,   dot_q8,   dot_q4,
+                             quantize_row, expand_f16, expand_q8, expand_q4};
+  return set;
+}
+
+}  // namespace banyan::cpu

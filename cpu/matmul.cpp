@@ -1,0 +1,101 @@
+#include "cpu/matmul.hpp"
+
+#include <algorithm>
+#include <cblas.h>
+
+namespace banyan::cpu {
+
+int sgemm_threshold(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::f32: return 4;
+    case WeightFormat::f16: return 8;
+    case WeightFormat::q8:
+    case WeightFormat::q4: return 16;
+  }
+  return 1;
+}
+
+void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
+  if (m >= sgemm_threshold(w.format)) {
+    blocked_sgemm(w, x, m, out);
+  } else {
+    dots(w, x, m, out);
+  }
+}
+
+void Matmul::dots(const WeightData& w, const float* x, std::int64_t m, float* out) {
+  const std::int64_t n = w.rows, k = w.cols;
+  const bool quantized = w.format == WeightFormat::q8 || w.format == WeightFormat::q4;
+  if (quantized) {
+    qa_.resize(std::size_t(m * k));
+    sa_.resize(std::size_t(m * k / kQuantGroup));
+    ca_.resize(sa_.size());
+    for (std::int64_t t = 0; t < m; ++t)
+      k_.quantize_row(x + t * k, k, qa_.data() + t * k, sa_.data() + t * k / kQuantGroup,
+                      ca_.data() + t * k / kQuantGroup);
+  }
+  const std::int64_t groups = k / kQuantGroup;
+  pool_.parallel_for(n, 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      for (std::int64_t t = 0; t < m; ++t) {
+        float v = 0;
+        switch (w.format) {
+          case WeightFormat::f32:
+            v = k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + r * k, x + t * k, k);
+            break;
+          case WeightFormat::f16:
+            v = k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, x + t * k, k);
+            break;
+          case WeightFormat::q8:
+            v = k_.dot_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups,
+                          qa_.data() + t * k, sa_.data() + t * groups, k);
+            break;
+          case WeightFormat::q4:
+            v = k_.dot_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups,
+                          qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k);
+            break;
+        }
+        out[t * n + r] = v;
+      }
+    }
+  });
+}
+
+void Matmul::blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out) {
+  const std::int64_t n = w.rows, k = w.cols, groups = k / kQuantGroup;
+  constexpr std::int64_t kBlock = 64;  // rows expanded at a time: 64 x k floats stay in L2
+  pool_.parallel_for((n + kBlock - 1) / kBlock, 1, [&](std::int64_t begin, std::int64_t end) {
+    thread_local std::vector<float> expanded;
+    for (std::int64_t b = begin; b < end; ++b) {
+      const std::int64_t r0 = b * kBlock, rows = std::min(kBlock, n - r0);
+      const float* block;
+      if (w.format == WeightFormat::f32) {
+        block = reinterpret_cast<const float*>(w.bytes.data()) + r0 * k;
+      } else {
+        expanded.resize(std::size_t(kBlock * k));
+        for (std::int64_t r = r0; r < r0 + rows; ++r) {
+          float* dst = expanded.data() + (r - r0) * k;
+          switch (w.format) {
+            case WeightFormat::f16:
+              k_.expand_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, k, dst);
+              break;
+            case WeightFormat::q8:
+              k_.expand_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups, k, dst);
+              break;
+            case WeightFormat::q4:
+              k_.expand_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups, k,
+                           dst);
+              break;
+            case WeightFormat::f32:
+              break;
+          }
+        }
+        block = expanded.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(rows), int(k), 1.0f, x, int(k), block, int(k),
+                  0.0f, out + r0, int(n));
+    }
+  });
+}
+
+}  // namespace banyan::cpu

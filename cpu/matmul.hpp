@@ -1,0 +1,36 @@
+#pragma once
+// out = x · wᵀ for every weight format, spread over the pool by rows of w.
+//   few tokens (decode, small trees): one dot product per (row, token), with the row still in L1
+//     for the next token; quantized formats multiply int8 activations with the int weights.
+//   many tokens (prefill): blocks of rows are expanded to f32 and multiplied with sgemm.
+#include <cstdint>
+#include <vector>
+
+#include "cpu/simd_kernels.hpp"
+#include "cpu/thread_pool.hpp"
+#include "model/weight_format.hpp"
+
+namespace banyan::cpu {
+
+// Tokens from which each format takes the expand + sgemm path.
+int sgemm_threshold(WeightFormat f);
+
+class Matmul {
+ public:
+  Matmul(const KernelSet& kernels, ThreadPool& pool) : k_(kernels), pool_(pool) {}
+
+  // x [m, w.cols] and out [m, w.rows], row-major f32.
+  void run(const WeightData& w, const float* x, std::int64_t m, float* out);
+
+ private:
+  void dots(const WeightData& w, const float* x, std::int64_t m, float* out);
+  void blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out);
+
+  const KernelSet& k_;
+  ThreadPool& pool_;
+  // Activations quantized for the int kernels, reused between calls.
+  std::vector<std::int8_t> qa_;
+  std::vector<float> sa_, ca_;
+};
+
+}  // namespace banyan::cpu

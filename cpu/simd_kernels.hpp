@@ -1,0 +1,34 @@
+#pragma once
+// The inner loops of the CPU backend, one set per instruction set (portable, AVX2+FMA+F16C,
+// AVX-512 with VNNI), chosen once at start-up for the CPU the process runs on.
+//
+// Quantized dot products work on activations quantized per group of 32 to int8:
+//   x[i] ~ qa[i] * sa[g]; for q4 weights also ca[g] = 8 * sa[g] * sum(qa in g), which removes the
+//   nibbles' +8 offset: dot = sum_g sw[g] * (sa[g] * sum(nib * qa) - ca[g]).
+#include <cstdint>
+
+namespace banyan::cpu {
+
+struct KernelSet {
+  const char* name;
+  float (*dot_f32)(const float* w, const float* x, std::int64_t k);
+  float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t k);
+  float (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, std::int64_t k);
+  float (*dot_q4)(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
+                  const float* ca, std::int64_t k);
+  // Quantizes one activation row (k a multiple of 32) for dot_q8 / dot_q4.
+  void (*quantize_row)(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca);
+  // Expands one weight row to f32 (the prefill path multiplies expanded blocks with sgemm).
+  void (*expand_f16)(const std::uint16_t* w, std::int64_t k, float* out);
+  void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
+  void (*expand_q4)(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
+};
+
+const KernelSet& portable_kernels();
+const KernelSet* avx2_kernels();    // nullptr when not compiled in
+const KernelSet* avx512_kernels();  // nullptr when not compiled in
+
+// The best set this CPU supports. BANYAN_KERNELS=portable|avx2|avx512 forces one (for tests).
+const KernelSet& best_kernels();
+
+}  // namespace banyan::cpu

@@ -1,0 +1,160 @@
+// Every CPU kernel set (portable, AVX2, AVX-512, as far as this CPU has them) against plain
+// references, on random shapes including odd sizes; quantization round trips; the matmul driver
+// in all formats, both paths (dot products and expand + sgemm), several thread counts.
+#define BOOST_TEST_MODULE test_cpu_kernels
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+
+#include "cpu/matmul.hpp"
+#include "cpu/simd_kernels.hpp"
+#include "cpu/thread_pool.hpp"
+#include "model/weight_format.hpp"
+
+using namespace banyan;
+using namespace banyan::cpu;
+
+namespace {
+
+std::vector<const KernelSet*> kernel_sets() {
+  std::vector<const KernelSet*> sets = {&portable_kernels()};
+  // The SIMD sets are only run where the CPU has their instructions (best_kernels() knows).
+  const std::string best = best_kernels().name;
+  if (best == "avx512" || best == "avx2") sets.push_back(avx2_kernels());
+  if (best == "avx512") sets.push_back(avx512_kernels());
+  return sets;
+}
+
+std::vector<float> random_vector(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+HostTensor random_matrix(std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
+  return {{rows, cols}, random_vector(std::size_t(rows * cols), rng)};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(float_dots_match_double_precision) {
+  std::mt19937 rng(1);
+  for (const KernelSet* ks : kernel_sets())
+    for (std::int64_t k : {1, 7, 15, 16, 17, 31, 33, 64, 100, 257, 1000}) {
+      const auto w = random_vector(std::size_t(k), rng), x = random_vector(std::size_t(k), rng);
+      std::vector<std::uint16_t> h(w.size());
+      for (std::size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16(w[i]);
+      double ref32 = 0, ref16 = 0, mag = 0;
+      for (std::int64_t i = 0; i < k; ++i) {
+        ref32 += double(w[std::size_t(i)]) * x[std::size_t(i)];
+        ref16 += double(f16_to_f32(h[std::size_t(i)])) * x[std::size_t(i)];
+        mag += std::abs(double(w[std::size_t(i)]) * x[std::size_t(i)]);
+      }
+      BOOST_TEST_CONTEXT(ks->name << " k=" << k) {
+        BOOST_TEST(std::abs(ks->dot_f32(w.data(), x.data(), k) - ref32) <= 1e-5 * mag + 1e-6);
+        BOOST_TEST(std::abs(ks->dot_f16(h.data(), x.data(), k) - ref16) <= 1e-5 * mag + 1e-6);
+        std::vector<float> out(static_cast<std::size_t>(k));
+        ks->expand_f16(h.data(), k, out.data());
+        for (std::int64_t i = 0; i < k; ++i) BOOST_TEST_REQUIRE(out[std::size_t(i)] == f16_to_f32(h[std::size_t(i)]));
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(quantized_kernels_agree_with_the_portable_reference) {
+  std::mt19937 rng(2);
+  const KernelSet& ref = portable_kernels();
+  for (const KernelSet* ks : kernel_sets())
+    for (std::int64_t k : {32, 64, 96, 160, 2048, 5632}) {
+      const auto x = random_vector(std::size_t(k), rng, 3.0f);
+      const std::int64_t g = k / 32;
+      std::vector<std::int8_t> qa(static_cast<std::size_t>(k)), qa_ref(static_cast<std::size_t>(k));
+      std::vector<float> sa(static_cast<std::size_t>(g)), ca(static_cast<std::size_t>(g)), sa_ref(static_cast<std::size_t>(g)), ca_ref(static_cast<std::size_t>(g));
+      ks->quantize_row(x.data(), k, qa.data(), sa.data(), ca.data());
+      ref.quantize_row(x.data(), k, qa_ref.data(), sa_ref.data(), ca_ref.data());
+      BOOST_TEST_CONTEXT(ks->name << " k=" << k) {
+        BOOST_TEST(qa == qa_ref, boost::test_tools::per_element());
+        BOOST_TEST(sa == sa_ref, boost::test_tools::per_element());
+        for (std::int64_t i = 0; i < g; ++i) BOOST_TEST(ca[std::size_t(i)] == ca_ref[std::size_t(i)], boost::test_tools::tolerance(1e-6f));
+
+        for (WeightFormat f : {WeightFormat::q8, WeightFormat::q4}) {
+          const WeightData w = encode(random_matrix(1, k, rng), f);
+          std::vector<float> expanded(static_cast<std::size_t>(k)), decoded(static_cast<std::size_t>(k));
+          decode_row(w, 0, decoded.data());
+          float got, want;
+          if (f == WeightFormat::q8) {
+            const auto* q = reinterpret_cast<const std::int8_t*>(w.quants());
+            got = ks->dot_q8(q, w.scales(), qa.data(), sa.data(), k);
+            want = ref.dot_q8(q, w.scales(), qa.data(), sa.data(), k);
+            ks->expand_q8(q, w.scales(), k, expanded.data());
+          } else {
+            const auto* q = reinterpret_cast<const std::uint8_t*>(w.quants());
+            got = ks->dot_q4(q, w.scales(), qa.data(), sa.data(), ca.data(), k);
+            want = ref.dot_q4(q, w.scales(), qa.data(), sa.data(), ca.data(), k);
+            ks->expand_q4(q, w.scales(), k, expanded.data());
+          }
+          BOOST_TEST(got == want, boost::test_tools::tolerance(2e-4f));
+          BOOST_TEST(expanded == decoded, boost::test_tools::per_element());
+        }
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(quantization_error_is_within_half_a_step) {
+  std::mt19937 rng(3);
+  const HostTensor t = random_matrix(5, 96, rng);
+  for (WeightFormat f : {WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+    const WeightData w = encode(t, f);
+    BOOST_TEST(w.bytes.size() == format_bytes(f, 5, 96));
+    std::vector<float> row(96);
+    for (int r = 0; r < 5; ++r) {
+      decode_row(w, r, row.data());
+      for (int gi = 0; gi < 3; ++gi) {
+        float amax = 0;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(t.data[std::size_t(r * 96 + gi * 32 + i)]));
+        const float step = f == WeightFormat::q8 ? amax / 127 : f == WeightFormat::q4 ? amax / 7 : amax / 1024;
+        for (int i = 0; i < 32; ++i) {
+          const std::size_t at = std::size_t(r * 96 + gi * 32 + i);
+          BOOST_TEST_REQUIRE(std::abs(row[std::size_t(gi * 32 + i)] - t.data[at]) <= step * 0.51f + 1e-7f);
+        }
+      }
+    }
+  }
+  BOOST_TEST(!format_fits(WeightFormat::q4, 100));
+  BOOST_TEST(format_fits(WeightFormat::f16, 100));
+}
+
+BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
+  std::mt19937 rng(4);
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    for (const KernelSet* ks : kernel_sets()) {
+      Matmul mm(*ks, pool);
+      for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4})
+        for (std::int64_t n : {1, 37, 130})
+          for (std::int64_t m : {1, 2, 3, 5, 16, 33}) {
+            const std::int64_t k = 160;
+            const WeightData w = encode(random_matrix(n, k, rng), f);
+            const auto x = random_vector(std::size_t(m * k), rng);
+            std::vector<float> out(std::size_t(m * n), NAN), row(static_cast<std::size_t>(k));
+            mm.run(w, x.data(), m, out.data());
+            // Reference: the decoded weights times x in double. The int kernels also quantize x,
+            // which costs up to about 1% of the magnitude of the sum.
+            const bool int_path = (f == WeightFormat::q8 || f == WeightFormat::q4) && m < sgemm_threshold(f);
+            for (std::int64_t r = 0; r < n; ++r) {
+              decode_row(w, r, row.data());
+              for (std::int64_t t = 0; t < m; ++t) {
+                double want = 0, mag = 0;
+                for (std::int64_t i = 0; i < k; ++i) {
+                  want += double(row[std::size_t(i)]) * x[std::size_t(t * k + i)];
+                  mag += std::abs(double(row[std::size_t(i)]) * x[std::size_t(t * k + i)]);
+                }
+                BOOST_TEST_CONTEXT(ks->name << " " << format_name(f) << " n=" << n << " m=" << m << " threads=" << threads) {
+                  BOOST_TEST_REQUIRE(std::abs(out[std::size_t(t * n + r)] - want) <= (int_path ? 1e-2 : 1e-5) * mag + 1e-5);
+                }
+              }
+            }
+          }
+    }
+  }
+}

@@ -5,5 +5,7 @@ namespace banyan::cli {
 
 int generate_command(int argc, char** argv);
 int tokenize_command(int argc, char** argv);
+int bench_command(int argc, char** argv);
+int convert_command(int argc, char** argv);
 
 }  // namespace banyan::cli

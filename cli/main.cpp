@@ -16,6 +16,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  generate   generate text from a prompt (or a JSON file of prompts) and stream it\n"
     "  tokenize   show the token ids of a text, or the text of token ids\n"
+    "  convert    write a model as one int4/int8/f16/f32 file that loads without converting\n"
+    "  bench      run a benchmark: `banyan bench decode`, `banyan bench specinfer`\n"
     "\n"
     "`banyan COMMAND --help` lists the options of a command.\n";
 
@@ -31,6 +33,8 @@ int main(int argc, char** argv) {
   try {
     if (command == "generate") return banyan::cli::generate_command(argc - 2, argv + 2);
     if (command == "tokenize") return banyan::cli::tokenize_command(argc - 2, argv + 2);
+    if (command == "convert") return banyan::cli::convert_command(argc - 2, argv + 2);
+    if (command == "bench") return banyan::cli::bench_command(argc - 2, argv + 2);
     std::cerr << "banyan: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const banyan::cli::UsageError& e) {

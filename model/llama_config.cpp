@@ -75,12 +75,34 @@ void read_token_id(const json& j, const char* key, int& out, const std::string& 
 }  // namespace
 
 LlamaConfig read_hf_config(const std::filesystem::path& path) {
-  const std::string where = path.string();
   std::ifstream in(path);
-  if (!in) throw Error(where + ": cannot open (a Hugging Face model folder needs config.json)");
+  if (!in) throw Error(path.string() + ": cannot open (a Hugging Face model folder needs config.json)");
+  return parse_hf_config(std::string(std::istreambuf_iterator<char>(in), {}), path.string());
+}
+
+std::string hf_config_json(const LlamaConfig& c) {
+  return json{{"architectures", {"LlamaForCausalLM"}},
+              {"model_type", "llama"},
+              {"hidden_act", "silu"},
+              {"hidden_size", c.hidden_size},
+              {"intermediate_size", c.intermediate_size},
+              {"num_attention_heads", c.num_attention_heads},
+              {"num_key_value_heads", c.num_key_value_heads},
+              {"num_hidden_layers", c.num_hidden_layers},
+              {"vocab_size", c.vocab_size},
+              {"rms_norm_eps", c.rms_norm_eps},
+              {"rope_theta", c.rope_theta},
+              {"max_position_embeddings", c.max_position_embeddings},
+              {"tie_word_embeddings", c.tie_word_embeddings},
+              {"bos_token_id", c.bos_token_id},
+              {"eos_token_id", c.eos_token_id}}
+      .dump(2);
+}
+
+LlamaConfig parse_hf_config(const std::string& text, const std::string& where) {
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(where + ": not valid JSON: " + e.what());
   }

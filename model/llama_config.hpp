@@ -31,5 +31,9 @@ struct LlamaConfig {
 
 // Reads a Hugging Face config.json; rejects other architectures with a message naming the file.
 LlamaConfig read_hf_config(const std::filesystem::path& config_json);
+// The same from JSON text; `where` prefixes every error.
+LlamaConfig parse_hf_config(const std::string& json_text, const std::string& where);
+// The config as Hugging Face config.json text.
+std::string hf_config_json(const LlamaConfig& config);
 
 }  // namespace banyan

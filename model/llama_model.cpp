@@ -14,20 +14,17 @@ class WeightLoader {
   WeightLoader(const WeightSource& source, Backend& backend, const LlamaModel::Progress& progress, int total)
       : source_(source), backend_(backend), progress_(progress), total_(total) {}
 
-  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape, WeightFormat format) {
+  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape, const ModelOptions& options) {
     if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
     std::optional<WeightData> data = source_.read_encoded(name);
     std::vector<std::int64_t> stored_shape;
     if (data) {
-      stored_shape = data->rows == 1 && shape.size() == 1 ? std::vector<std::int64_t>{data->cols}
+      stored_shape = shape.size() == 1 && data->rows == 1 ? std::vector<std::int64_t>{data->cols}
                                                           : std::vector<std::int64_t>{data->rows, data->cols};
     } else {
       HostTensor t = source_.read(name);
       stored_shape = t.shape;
-      if (stored_shape == shape) {
-        if (!format_fits(format, shape.back())) format = WeightFormat::f16;  // odd widths cannot be grouped
-        data = encode(std::move(t), format);
-      }
+      if (stored_shape == shape) data = encode(std::move(t), weight_format_for(name, source_.config(), options));
     }
     if (stored_shape != shape)
       throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored_shape) +
@@ -50,34 +47,54 @@ class WeightLoader {
 
 }  // namespace
 
+WeightFormat weight_format_for(const std::string& name, const LlamaConfig& config, const ModelOptions& options) {
+  const bool is_embedding = name == hf_names::embed_tokens();
+  const bool is_classifier = name == hf_names::lm_head();
+  if (name.ends_with("norm.weight")) return WeightFormat::f32;
+  WeightFormat f = options.linear;
+  if (is_embedding) f = f == WeightFormat::f32 ? WeightFormat::f32 : WeightFormat::f16;
+  if (is_classifier && f == WeightFormat::q4) f = WeightFormat::q8;
+  const int width = name.ends_with("down_proj.weight") ? config.intermediate_size : config.hidden_size;
+  return format_fits(f, width) ? f : WeightFormat::f16;
+}
+
+std::optional<WeightData> EncodedWeights::read_encoded(const std::string& name) const {
+  auto it = cache_.find(name);
+  if (it == cache_.end()) {
+    if (auto stored = base_.read_encoded(name)) return stored;
+    it = cache_.emplace(name, encode(base_.read(name), weight_format_for(name, base_.config(), options_))).first;
+  }
+  return it->second;
+}
+
+std::size_t LlamaModel::decode_bytes() const {
+  return config_.tie_word_embeddings ? weight_bytes_ : weight_bytes_ - embed_tokens_->bytes;
+}
+
 LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
                        const Progress& progress)
     : config_(weights.config()), options_(options), backend_(backend) {
   const auto& c = config_;
   const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
-  const WeightFormat linear = options.linear;
-  const WeightFormat embedding = linear == WeightFormat::f32 ? WeightFormat::f32 : WeightFormat::f16;
-  const WeightFormat classifier = linear == WeightFormat::q4 ? WeightFormat::q8 : linear;
-  constexpr WeightFormat norm = WeightFormat::f32;
   WeightLoader loader(weights, backend, progress, 9 * c.num_hidden_layers + (c.tie_word_embeddings ? 2 : 3));
 
-  embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, embedding);
+  embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options);
   layers_.resize(std::size_t(c.num_hidden_layers));
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     auto& l = layers_[std::size_t(i)];
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
-    l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, norm);
-    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, linear);
-    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim}, linear);
-    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim}, linear);
-    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim}, linear);
-    l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, norm);
-    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim}, linear);
-    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, linear);
-    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, linear);
+    l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, options);
+    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, options);
+    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim}, options);
+    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim}, options);
+    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim}, options);
+    l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, options);
+    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim}, options);
+    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, options);
+    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, options);
   }
-  norm_ = loader.load(hf_names::final_norm(), {dim}, norm);
-  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, classifier);
+  norm_ = loader.load(hf_names::final_norm(), {dim}, options);
+  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options);
   weight_bytes_ = loader.bytes();
 }
 

@@ -3,6 +3,8 @@
 // layer RMSNorm -> attention (GQA, RoPE) -> residual -> RMSNorm -> SwiGLU MLP -> residual,
 // then the final norm and the classifier (tied to the embedding or not).
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <vector>
 
@@ -32,6 +34,30 @@ struct ModelOptions {
   DType kv_cache = DType::f32;  // f32 or f16
 };
 
+// The format ModelOptions give one tensor: norms f32; the embedding f32, or f16 when the linear
+// layers are compressed; an untied classifier at least int8; every other matrix options.linear.
+// Matrices whose width cannot be grouped fall back to f16.
+WeightFormat weight_format_for(const std::string& name, const LlamaConfig& config, const ModelOptions& options);
+
+// A WeightSource that encodes each tensor of `base` once, in the format the options give it,
+// and hands out the same encoded weights every time: models built from it share the memory.
+// `banyan convert` writes what it holds.
+class EncodedWeights : public WeightSource {
+ public:
+  EncodedWeights(const WeightSource& base, const ModelOptions& options) : base_(base), options_(options) {}
+  const LlamaConfig& config() const override { return base_.config(); }
+  const std::filesystem::path& origin() const override { return base_.origin(); }
+  bool contains(const std::string& name) const override { return base_.contains(name); }
+  std::vector<std::string> tensor_names() const override { return base_.tensor_names(); }
+  HostTensor read(const std::string& name) const override { return base_.read(name); }
+  std::optional<WeightData> read_encoded(const std::string& name) const override;
+
+ private:
+  const WeightSource& base_;
+  ModelOptions options_;
+  mutable std::map<std::string, WeightData> cache_;
+};
+
 class LlamaModel {
  public:
   // Called after each tensor is uploaded: (tensors done, tensors in all).
@@ -47,6 +73,9 @@ class LlamaModel {
   const ModelOptions& options() const { return options_; }
   // Bytes the weights take on the backend.
   std::size_t weight_bytes() const { return weight_bytes_; }
+  // Weight bytes one decoding step reads: all but the embedding table, of which it reads a row
+  // (unless the table is also the classifier).
+  std::size_t decode_bytes() const;
   Backend& backend() const { return backend_; }
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
 

@@ -1,5 +1,6 @@
 #include "model/weight_source.hpp"
 
+#include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/llama2c_reader.hpp"
 #include "model/safetensors_reader.hpp"
@@ -43,6 +44,7 @@ std::unique_ptr<WeightSource> open_weights(const std::filesystem::path& path) {
   if (name == "config.json" || name == "model.safetensors" || name == "model.safetensors.index.json" ||
       name == "pytorch_model.bin")
     return open_hf_folder(path.parent_path());
+  if (is_converted_file(MappedFile(path))) return open_converted(path);
   return open_llama2c(path);
 }
 

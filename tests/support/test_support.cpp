@@ -100,23 +100,7 @@ void write_safetensors(const std::filesystem::path& file, const TensorMap& tenso
   }
 }
 
-void write_hf_config(const std::filesystem::path& file, const LlamaConfig& c) {
-  nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
-                      {"model_type", "llama"},
-                      {"hidden_size", c.hidden_size},
-                      {"intermediate_size", c.intermediate_size},
-                      {"num_attention_heads", c.num_attention_heads},
-                      {"num_key_value_heads", c.num_key_value_heads},
-                      {"num_hidden_layers", c.num_hidden_layers},
-                      {"vocab_size", c.vocab_size},
-                      {"rms_norm_eps", c.rms_norm_eps},
-                      {"rope_theta", c.rope_theta},
-                      {"max_position_embeddings", c.max_position_embeddings},
-                      {"tie_word_embeddings", c.tie_word_embeddings},
-                      {"bos_token_id", c.bos_token_id},
-                      {"eos_token_id", c.eos_token_id}};
-  std::ofstream(file) << j.dump(2);
-}
+void write_hf_config(const std::filesystem::path& file, const LlamaConfig& c) { std::ofstream(file) << hf_config_json(c); }
 
 void write_random_model(const std::filesystem::path& dir, const LlamaConfig& config, std::uint64_t seed, DType dtype) {
   std::filesystem::create_directories(dir);

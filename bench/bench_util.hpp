@@ -1,0 +1,36 @@
+#pragma once
+// What the benchmarks share: a clock, the machine's measured memory read bandwidth and sgemm
+// speed (the baselines every figure is reported against), peak RSS, and the JSON result file.
+#include <chrono>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace banyan::bench {
+
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Read bandwidth of main memory in GB/s: the best of several passes summing `bytes` with
+// `threads` threads (a STREAM-like read kernel).
+double stream_read_gb_per_s(int threads, std::size_t bytes = std::size_t(1) << 30);
+
+// OpenBLAS sgemm GFLOP/s for [m x k] * [k x n] with `threads` OpenBLAS threads.
+double sgemm_gflops(int threads, int m, int n, int k);
+
+// Peak resident set size of this process so far, in bytes.
+std::size_t peak_rss_bytes();
+
+// Writes `result` to `path` (pretty-printed); prints where it went.
+void write_json(const std::string& path, const nlohmann::json& result);
+
+// A short description of the machine (CPU model, cores) for result files.
+std::string machine_description();
+
+}  // namespace banyan::bench

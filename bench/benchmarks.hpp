@@ -1,0 +1,10 @@
+#pragma once
+// The benchmarks, runnable as `banyan bench NAME` or as the standalone bench/NAME programs.
+// Each takes the arguments after its name and returns an exit code.
+
+namespace banyan::bench {
+
+int decode_benchmark(int argc, char** argv);
+int specinfer_benchmark(int argc, char** argv);
+
+}  // namespace banyan::bench

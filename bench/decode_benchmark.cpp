@@ -1,0 +1,171 @@
+// bench decode: prompt and decode speed of the CPU backend for the llama-68m, llama-160m and
+// TinyLlama-1.1B shapes (random weights) in every weight format, against the machine's own
+// memory read bandwidth (decode streams every weight once per step) and OpenBLAS sgemm speed
+// (prefill is matrix-matrix work), both measured in the same run.
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "bench/bench_util.hpp"
+#include "bench/benchmarks.hpp"
+#include "cli/options.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "model/llama_model.hpp"
+#include "model/random_weights.hpp"
+#include "model/sampler.hpp"
+
+namespace banyan::bench {
+
+namespace {
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+LlamaConfig shape_named(const std::string& name) {
+  if (name == "llama-68m") return llama_68m_shape();
+  if (name == "llama-160m") return llama_160m_shape();
+  if (name == "tinyllama-1.1b") return tinyllama_1b_shape();
+  throw cli::UsageError("unknown model shape '" + name + "' (llama-68m, llama-160m, tinyllama-1.1b)");
+}
+
+struct Measured {
+  double prompt_tokens_per_s = 0, decode_tokens_per_s = 0, batch_tokens_per_s = 0;
+};
+
+// Prefill `prompt` tokens in one pass, decode `steps` tokens one at a time, then decode `steps`
+// steps of `batch` sequences at once.
+Measured measure(LlamaModel& model, int prompt, int steps, int batch) {
+  const int vocab = model.config().vocab_size;
+  Rng rng(7);
+  auto token = [&] { return std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)); };
+  auto kv = model.create_kv_cache(batch, prompt + steps + 32);
+  std::vector<float> logits;
+  Measured m;
+
+  ForwardBatch warm;  // first use allocates the workspaces
+  for (int i = 0; i < 16; ++i) warm.add_causal(token(), 0, i, i == 15);
+  model.forward(warm, *kv, logits);
+
+  ForwardBatch pre;
+  for (int i = 0; i < prompt; ++i) pre.add_causal(token(), 0, i, i + 1 == prompt);
+  Stopwatch prefill;
+  model.forward(pre, *kv, logits);
+  m.prompt_tokens_per_s = prompt / prefill.seconds();
+
+  Stopwatch decode;
+  std::int32_t next = argmax(logits);
+  for (int s = 0; s < steps; ++s) {
+    ForwardBatch b;
+    b.add_causal(next, 0, prompt + s, true);
+    model.forward(b, *kv, logits);
+    next = argmax(logits);
+  }
+  m.decode_tokens_per_s = steps / decode.seconds();
+
+  constexpr int kShortPrompt = 16;
+  ForwardBatch starts;
+  for (int slot = 0; slot < batch; ++slot)
+    for (int i = 0; i < kShortPrompt; ++i) starts.add_causal(token(), slot, i, i + 1 == kShortPrompt);
+  model.forward(starts, *kv, logits);
+  Stopwatch batched;
+  for (int s = 0; s < steps; ++s) {
+    ForwardBatch b;
+    for (int slot = 0; slot < batch; ++slot)
+      b.add_causal(argmax({logits.data() + std::size_t(slot) * std::size_t(vocab), std::size_t(vocab)}), slot,
+                   kShortPrompt + s, true);
+    model.forward(b, *kv, logits);
+  }
+  m.batch_tokens_per_s = double(batch) * steps / batched.seconds();
+  return m;
+}
+
+// Multiply-adds of one prefill pass: the layers' matrices for every token, attention's QK and PV
+// over the causal triangle, the classifier for the last token.
+double prefill_flops(const LlamaConfig& c, int tokens) {
+  const double dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size, n = tokens;
+  const double per_layer = 2 * dim * dim + 2 * dim * kv + 3 * dim * inter;
+  return 2 * n * per_layer * c.num_hidden_layers + 2 * n * n * dim * c.num_hidden_layers +
+         2 * dim * double(c.vocab_size);
+}
+
+}  // namespace
+
+int decode_benchmark(int argc, char** argv) {
+  cli::Options o("bench decode", "[options]",
+                 "Measures prompt and decode tokens/s of the CPU backend on random-weight models, with the\n"
+                 "weight-streaming GB/s of each decode row as a fraction of the machine's measured read bandwidth.");
+  o.add("--models", "LIST", "model shapes: llama-68m, llama-160m, tinyllama-1.1b", "llama-68m,llama-160m,tinyllama-1.1b");
+  o.add("--dtypes", "LIST", "weight formats", "f32,f16,int8,int4");
+  o.add("--threads", "LIST", "thread counts", "1,2");
+  o.add("--prompt-tokens", "N", "tokens in the prefill pass", "512");
+  o.add("--decode-tokens", "N", "decoding steps", "128");
+  o.add("--batch", "N", "sequences in the batched decode rows", "8");
+  o.add("--spin-us", "US", "thread pool spin before sleeping", "100");
+  o.add("--out", "FILE", "JSON result file", "bench-decode.json");
+  o.flag("--no-baselines", "skip the bandwidth and sgemm baselines (keeps peak RSS to the models alone)");
+  if (!o.parse(argc, argv)) return 0;
+  const int prompt = o.integer("--prompt-tokens"), steps = o.integer("--decode-tokens"), batch = o.integer("--batch");
+  if (prompt < 1 || steps < 1 || batch < 1) throw cli::UsageError("token counts and --batch must be positive");
+
+  nlohmann::json result;
+  result["machine"] = machine_description();
+  double stream = 0, sgemm = 0;
+  if (!o.has("--no-baselines")) {
+    stream = stream_read_gb_per_s(2);
+    sgemm = sgemm_gflops(2, 512, 2048, 2048);
+    std::printf("baselines: memory read %.1f GB/s (2 threads), OpenBLAS sgemm %.0f GFLOP/s (2 threads, 512x2048x2048)\n",
+                stream, sgemm);
+    result["stream_read_gb_per_s"] = stream;
+    result["sgemm_gflops"] = sgemm;
+  }
+  std::printf("%-15s %-5s %3s %5s | %11s %8s | %11s %9s %8s\n", "model", "dtype", "thr", "batch", "prompt tok/s",
+              "%sgemm", "decode tok/s", "weight GB/s", "%BW");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& model_name : split(o.text("--models"))) {
+    const LlamaConfig shape = shape_named(model_name);
+    const RandomWeights random(shape, 1);
+    for (const auto& dtype_name : split(o.text("--dtypes"))) {
+      const auto format = parse_format(dtype_name);
+      if (!format) throw cli::UsageError("unknown dtype '" + dtype_name + "'");
+      const ModelOptions options{*format, DType::f32};
+      const EncodedWeights weights(random, options);  // encoded once, shared by every thread count
+      for (const auto& threads_text : split(o.text("--threads"))) {
+        const int threads = std::stoi(threads_text);
+        auto backend = cpu::make_cpu_backend({threads, o.integer("--spin-us")});
+        LlamaModel model(weights, *backend, options);
+        const Measured m = measure(model, prompt, steps, batch);
+        const double bytes = double(model.decode_bytes());
+        const double prompt_gflops = prefill_flops(shape, prompt) * m.prompt_tokens_per_s / prompt / 1e9;
+        for (const auto& [b, tps] : {std::pair{1, m.decode_tokens_per_s}, std::pair{batch, m.batch_tokens_per_s}}) {
+          const double gbps = bytes * tps / b / 1e9;
+          const double fraction = stream > 0 ? gbps / stream : 0;
+          std::printf("%-15s %-5s %3d %5d | %11.1f %7.0f%% | %11.1f %9.2f %7.0f%%\n", model_name.c_str(),
+                      dtype_name.c_str(), threads, b, m.prompt_tokens_per_s, sgemm > 0 ? 100 * prompt_gflops / sgemm : 0.0,
+                      tps, gbps, 100 * fraction);
+          rows.push_back({{"model", model_name},
+                          {"dtype", dtype_name},
+                          {"threads", threads},
+                          {"batch", b},
+                          {"prompt_tokens_per_s", m.prompt_tokens_per_s},
+                          {"prompt_gflops", prompt_gflops},
+                          {"decode_tokens_per_s", tps},
+                          {"weight_bytes_per_step", bytes},
+                          {"weight_gb_per_s", gbps},
+                          {"bandwidth_fraction", fraction}});
+        }
+        std::fflush(stdout);
+      }
+    }
+  }
+  result["rows"] = rows;
+  result["peak_rss_bytes"] = peak_rss_bytes();
+  write_json(o.text("--out"), result);
+  return 0;
+}
+
+}  // namespace banyan::bench

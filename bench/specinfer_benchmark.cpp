@@ -1,0 +1,196 @@
+// bench specinfer: speculative against incremental decoding of the same LLM on the same prompts,
+// at batch 1 and batch 8: tokens/s, accepted tokens per LLM step, the SSM's share of the time,
+// and the speedup. Greedy outputs of the two modes are checked to be identical.
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "bench/bench_util.hpp"
+#include "bench/benchmarks.hpp"
+#include "cli/options.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "engine/engine.hpp"
+#include "model/error.hpp"
+#include "model/random_weights.hpp"
+#include "model/tokenizer.hpp"
+
+namespace banyan::bench {
+
+namespace {
+
+// Story openings for the demo pair (TinyStories style).
+const char* kStoryPrompts[] = {
+    "Once upon a time",
+    "Lily and her mom went to the park. Lily saw",
+    "Tim had a big red ball. One day,",
+    "There was a little dog named Max. Max liked to",
+    "One morning, Sam woke up and looked out the window.",
+    "The cat sat on the mat and",
+    "Anna wanted to bake a cake for her friend.",
+    "In a small town, there lived a kind old man who",
+};
+
+struct Pair {
+  std::string name;
+  std::unique_ptr<WeightSource> llm_source, ssm_source;
+  ModelOptions llm_options, ssm_options;
+  std::vector<std::vector<std::int32_t>> prompts;
+};
+
+struct RunStats {
+  double seconds = 0, tokens_per_s = 0, accepted_per_step = 0, ssm_share = 0;
+  long long tokens = 0;
+  int llm_steps = 0;
+  std::vector<std::vector<std::int32_t>> outputs;
+};
+
+RunStats run(LlamaModel& llm, LlamaModel* ssm, const Pair& pair, int batch, int max_new, TreeShape tree) {
+  EngineOptions o;
+  o.limits.max_requests_per_batch = batch;
+  o.tree = tree;
+  Engine engine(llm, ssm ? std::vector<LlamaModel*>{ssm} : std::vector<LlamaModel*>{}, o);
+  std::vector<RequestId> ids;
+  // Each batch slot serves its own copy of the prompts, so every run has `batch` times the work.
+  for (int copy = 0; copy < batch; ++copy)
+    for (const auto& p : pair.prompts) ids.push_back(engine.submit(p, {max_new, {}}));
+  Stopwatch clock;
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  RunStats s;
+  s.seconds = clock.seconds();
+  long long step_tokens = 0;
+  for (auto id : ids) {
+    const Request& r = engine.requests().request(id);
+    if (r.state == RequestState::failed) throw Error("request failed: " + r.error);
+    s.outputs.emplace_back(r.tokens.begin() + r.prompt_length, r.tokens.end());
+    s.tokens += r.generated();
+    s.llm_steps += r.stats.llm_steps;
+    for (int a : r.stats.accepted_per_step) step_tokens += a;
+  }
+  s.tokens_per_s = double(s.tokens) / s.seconds;
+  s.accepted_per_step = s.llm_steps ? double(step_tokens) / s.llm_steps : 0;
+  const auto& st = engine.stats();
+  s.ssm_share = st.ssm_seconds / std::max(1e-9, st.ssm_seconds + st.llm_seconds);
+  return s;
+}
+
+std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int vocab) {
+  Rng rng(11);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < count; ++i) {
+    std::vector<std::int32_t> p = {1};
+    for (int k = 1; k < length; ++k) p.push_back(std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)));
+    prompts.push_back(p);
+  }
+  return prompts;
+}
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int specinfer_benchmark(int argc, char** argv) {
+  cli::Options o("bench specinfer", "[options]",
+                 "Speculative vs incremental decoding of the same LLM, same prompts, greedy: tokens/s, accepted\n"
+                 "tokens per LLM step and the speedup, at each batch size.\n"
+                 "Pairs: 'demo' (models/demo-llm + models/demo-ssm), 'random-160m' (a random llama-160m-shape LLM\n"
+                 "with its own int4 copy as SSM), or --llm/--ssm for any two model folders.");
+  o.add("--pairs", "LIST", "built-in pairs to run", "demo,random-160m");
+  o.add("--llm", "PATH", "an LLM folder or file (with --ssm: replaces --pairs)");
+  o.add("--ssm", "PATH", "its SSM");
+  o.add("--dtype", "FORMAT", "LLM weight format", "f32");
+  o.add("--ssm-dtype", "FORMAT", "SSM weight format (the random-160m pair's SSM is always int4)", "f32");
+  o.add("--batches", "LIST", "batch sizes", "1,8");
+  o.add("--max-new-tokens", "N", "tokens per request", "128");
+  o.add("--tree-width", "W", "beams per step", "3");
+  o.add("--tree-depth", "D", "speculated tokens per beam", "8");
+  o.add("--threads", "N", "CPU threads", "2");
+  o.add("--out", "FILE", "JSON result file", "bench-specinfer.json");
+  if (!o.parse(argc, argv)) return 0;
+
+  auto format = [&](const std::string& opt) {
+    auto f = parse_format(o.text(opt));
+    if (!f) throw cli::UsageError(opt + " must be f32, f16, int8 or int4");
+    return *f;
+  };
+  const ModelOptions llm_options{format("--dtype"), DType::f32};
+  std::vector<Pair> pairs;
+  auto text_prompts = [](const std::filesystem::path& model, const LlamaConfig& c) {
+    const Tokenizer tok(model / "tokenizer.model", c.bos_token_id, c.eos_token_id);
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const char* p : kStoryPrompts) prompts.push_back(tok.encode(p));
+    return prompts;
+  };
+  if (o.has("--llm") || o.has("--ssm")) {
+    if (!o.has("--llm") || !o.has("--ssm")) throw cli::UsageError("--llm and --ssm go together");
+    Pair p{o.text("--llm") + " + " + o.text("--ssm"), open_weights(o.text("--llm")), open_weights(o.text("--ssm")),
+           llm_options, {format("--ssm-dtype"), DType::f32}, {}};
+    const std::filesystem::path llm_path = o.text("--llm");
+    p.prompts = std::filesystem::exists(llm_path / "tokenizer.model")
+                    ? text_prompts(llm_path, p.llm_source->config())
+                    : random_prompts(8, 16, p.llm_source->config().vocab_size);
+    pairs.push_back(std::move(p));
+  } else {
+    for (const auto& name : split(o.text("--pairs"))) {
+      if (name == "demo") {
+        const std::filesystem::path llm = BANYAN_MODELS_DIR "/demo-llm", ssm = BANYAN_MODELS_DIR "/demo-ssm";
+        if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) {
+          std::printf("skipping pair 'demo': %s or %s is missing\n", llm.c_str(), ssm.c_str());
+          continue;
+        }
+        Pair p{"demo", open_weights(llm), open_weights(ssm), llm_options, {format("--ssm-dtype"), DType::f32}, {}};
+        p.prompts = text_prompts(llm, p.llm_source->config());
+        pairs.push_back(std::move(p));
+      } else if (name == "random-160m") {
+        Pair p{"random-160m + int4 copy", std::make_unique<RandomWeights>(llama_160m_shape(), 1),
+               std::make_unique<RandomWeights>(llama_160m_shape(), 1), llm_options, {WeightFormat::q4, DType::f32}, {}};
+        p.prompts = random_prompts(8, 16, llama_160m_shape().vocab_size);
+        pairs.push_back(std::move(p));
+      } else {
+        throw cli::UsageError("unknown pair '" + name + "' (demo, random-160m)");
+      }
+    }
+  }
+
+  const TreeShape tree{o.integer("--tree-width"), o.integer("--tree-depth")};
+  const int max_new = o.integer("--max-new-tokens");
+  auto backend = cpu::make_cpu_backend({o.integer("--threads")});
+  nlohmann::json rows = nlohmann::json::array();
+  std::printf("%-26s %5s | %14s | %14s %10s %9s | %7s\n", "pair", "batch", "incremental t/s", "speculative t/s",
+              "tok/step", "SSM time", "speedup");
+  for (const auto& pair : pairs) {
+    LlamaModel llm(*pair.llm_source, *backend, pair.llm_options);
+    LlamaModel ssm(*pair.ssm_source, *backend, pair.ssm_options);
+    for (const auto& b : split(o.text("--batches"))) {
+      const int batch = std::stoi(b);
+      const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree);
+      const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree);
+      if (spec.outputs != inc.outputs) throw Error(pair.name + ": speculative output differs from incremental");
+      const double speedup = spec.tokens_per_s / inc.tokens_per_s;
+      std::printf("%-26s %5d | %14.1f | %14.1f %10.2f %8.0f%% | %6.2fx\n", pair.name.c_str(), batch, inc.tokens_per_s,
+                  spec.tokens_per_s, spec.accepted_per_step, 100 * spec.ssm_share, speedup);
+      std::fflush(stdout);
+      rows.push_back({{"pair", pair.name},
+                      {"batch", batch},
+                      {"llm_dtype", format_name(pair.llm_options.linear)},
+                      {"ssm_dtype", format_name(pair.ssm_options.linear)},
+                      {"tree", {tree.width, tree.depth}},
+                      {"tokens", spec.tokens},
+                      {"incremental_tokens_per_s", inc.tokens_per_s},
+                      {"speculative_tokens_per_s", spec.tokens_per_s},
+                      {"accepted_tokens_per_step", spec.accepted_per_step},
+                      {"llm_steps", spec.llm_steps},
+                      {"ssm_time_share", spec.ssm_share},
+                      {"speedup", speedup}});
+    }
+  }
+  write_json(o.text("--out"), {{"machine", machine_description()}, {"threads", o.integer("--threads")}, {"rows", rows}});
+  return 0;
+}
+
+}  // namespace banyan::bench

@@ -1,0 +1,28 @@
+// banyan bench NAME: runs one of the benchmarks in bench/.
+#include <cstring>
+#include <iostream>
+
+#include "bench/benchmarks.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+
+namespace banyan::cli {
+
+int bench_command(int argc, char** argv) {
+  constexpr const char* kUsage =
+      "usage: banyan bench NAME [options]\n\n"
+      "benchmarks:\n"
+      "  decode      prompt/decode tokens/s per weight format, against memory bandwidth\n"
+      "  specinfer   speculative vs incremental decoding: tokens/s and accepted tokens per step\n\n"
+      "`banyan bench NAME --help` lists a benchmark's options.\n";
+  if (argc < 1 || std::strcmp(argv[0], "--help") == 0) {
+    std::cout << kUsage;
+    return argc < 1 ? 2 : 0;
+  }
+  const std::string name = argv[0];
+  if (name == "decode") return bench::decode_benchmark(argc - 1, argv + 1);
+  if (name == "specinfer") return bench::specinfer_benchmark(argc - 1, argv + 1);
+  throw UsageError("unknown benchmark '" + name + "'");
+}
+
+}  // namespace banyan::cli

@@ -1,0 +1,52 @@
+// banyan convert: writes a checkpoint in Banyan's own format (model/converted_file.hpp) with
+// the linear layers in the chosen weight format, so later loads map it instead of converting.
+#include <chrono>
+#include <iostream>
+#include <unistd.h>
+
+#include "cli/commands.hpp"
+#include "cli/model_setup.hpp"
+#include "model/converted_file.hpp"
+#include "model/error.hpp"
+#include "model/llama_model.hpp"
+
+namespace banyan::cli {
+
+int convert_command(int argc, char** argv) {
+  Options o("convert", "--model PATH --dtype FORMAT --out FILE",
+            "Writes the model as one memory-mappable file with its linear layers in FORMAT (int4, int8, f16 or\n"
+            "f32; norms stay f32, the embedding f16 or f32). `banyan generate --model FILE` loads it without\n"
+            "converting again. The tokenizer is copied beside FILE as tokenizer.model.");
+  o.add("--model", "PATH", "the model to convert (any format Banyan reads)");
+  o.add("--dtype", "FORMAT", "f32, f16, int8 or int4", "int4");
+  o.add("--out", "FILE", "the file to write");
+  o.add("--tokenizer", "FILE", "tokenizer to copy beside the output (default: tokenizer.model beside the weights)");
+  if (!o.parse(argc, argv)) return 0;
+  if (!o.has("--model") || !o.has("--out")) throw UsageError("--model and --out are required");
+  const auto format = parse_format(o.text("--dtype"));
+  if (!format) throw UsageError("--dtype must be f32, f16, int8 or int4, got '" + o.text("--dtype") + "'");
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::filesystem::path model = o.text("--model"), out = o.text("--out");
+  auto source = open_weights(model);
+  const EncodedWeights encoded(*source, {*format, DType::f32});
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::cerr << "banyan: converting " << model.string() << " (" << source->config().summary() << ") to "
+            << format_name(*format) << "\n";
+  write_converted(encoded, out, [&](int done, int total) {
+    if (tty) std::cerr << "\rbanyan: " << done << "/" << total << " tensors\033[K" << std::flush;
+  });
+  if (tty) std::cerr << "\r\033[K";
+
+  const auto tokenizer = tokenizer_path(o, model);
+  const auto tokenizer_out = out.parent_path().empty() ? std::filesystem::path("tokenizer.model")
+                                                       : out.parent_path() / "tokenizer.model";
+  if (std::filesystem::exists(tokenizer) && !std::filesystem::exists(tokenizer_out))
+    std::filesystem::copy_file(tokenizer, tokenizer_out);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "banyan: wrote " << out.string() << ": " << std::filesystem::file_size(out) / double(1 << 20)
+            << " MiB in " << seconds << " s\n";
+  return 0;
+}
+
+}  // namespace banyan::cli

@@ -81,7 +81,7 @@ class CpuBackend : public Backend {
  public:
   explicit CpuBackend(const CpuOptions& o)
       : pool_(o.threads, o.spin_us), kernels_(best_kernels()), matmul_(kernels_, pool_) {
-    openblas_set_num_threads(1);  // the pool splits sgemm work itself
+    openblas_set_num_threads(pool_.size());  // large products run on OpenBLAS's own threads
   }
 
   std::string name() const override {

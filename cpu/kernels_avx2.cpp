@@ -49,7 +49,8 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, std::int64_t k) {
+float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float*,
+             std::int64_t k) {
   __m256 acc = _mm256_setzero_ps();
   for (std::int64_t g = 0; g < k / 32; ++g) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 32));
@@ -90,7 +91,7 @@ const KernelSet* avx2_kernels() {
   // Activation quantization and the int expansions are cheap next to the dot products: the
   // portable versions serve here.
   static const KernelSet set{"avx2",   dot_f32,   dot_f16,
-                             dot_q8,   dot_q4,    portable_kernels().quantize_row,
+                             dot_q8,   dot_q4,    portable_kernels().quantize_row,  // plain order for q4 too
                              expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4};
   return &set;
 }

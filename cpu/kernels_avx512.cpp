@@ -41,25 +41,41 @@ float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
   return s;
 }
 
-// The two groups' scales, each repeated over the 8 int32 lanes that hold that group's sums.
-inline __m512 pair_scales(float a, float b) {
-  return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+// Scales of 16 groups (weight scale x activation scale), and the lane patterns that spread them
+// over the int32 lanes of a dpbusd result: 2 groups of 8 lanes (q8), or 4 groups of 4 lanes (q4).
+inline __m512 group_scales16(const std::uint16_t* sw, const float* sa) {
+  return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw))), _mm512_loadu_ps(sa));
+}
+inline __m512i spread_index(int groups_per_vector, int first) {
+  alignas(64) std::int32_t idx[16];
+  for (int i = 0; i < 16; ++i) idx[i] = first + i / (16 / groups_per_vector);
+  return _mm512_load_si512(idx);
 }
 
-float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, std::int64_t k) {
-  __m512 acc = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512();
+float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
+             std::int64_t k) {
+  static const __m512i pair[8] = {spread_index(2, 0), spread_index(2, 2), spread_index(2, 4), spread_index(2, 6),
+                                  spread_index(2, 8), spread_index(2, 10), spread_index(2, 12), spread_index(2, 14)};
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8(char(0x80));
+  const std::int64_t groups = k / 32;
   std::int64_t g = 0;
-  for (; (g + 2) * 32 <= k; g += 2) {
-    const __m512i wv = _mm512_loadu_si512(w + g * 32);
-    const __m512i av = _mm512_loadu_si512(qa + g * 32);
-    // u8 x s8 products: |w| times a with w's sign moved onto it.
-    const __m512i a_signed = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(wv), zero, av);
-    const __m512i d = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), a_signed);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), pair_scales(f16(sw[g]) * sa[g], f16(sw[g + 1]) * sa[g + 1]), acc);
+  for (; g + 16 <= groups; g += 16) {
+    const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
+    const __m512 scales = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + g));
+    // dpbusd wants one unsigned operand: w + 128 (the sign bit flipped). The extra
+    // 128 * sa * sum(qa) per group is 16 * ca, taken off once at the end.
+    corr = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + g), corr);
+    for (int p = 0; p < 8; ++p) {
+      const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(w + (g + 2 * p) * 32), bias);
+      const __m512i d = _mm512_dpbusd_epi32(zero, wv, _mm512_loadu_si512(qa + (g + 2 * p) * 32));
+      const __m512 s = _mm512_permutexvar_ps(pair[p], scales);
+      if (p & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc1);
+      else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc0);
+    }
   }
-  float s = _mm512_reduce_add_ps(acc);
-  for (; g * 32 < k; ++g) {
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 16.0f * _mm512_reduce_add_ps(corr);
+  for (; g < groups; ++g) {
     std::int32_t d = 0;
     for (int i = 0; i < 32; ++i) d += std::int32_t(w[g * 32 + i]) * qa[g * 32 + i];
     s += f16(sw[g]) * sa[g] * float(d);
@@ -67,27 +83,43 @@ float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* q
   return s;
 }
 
+// q4 activations: every block of 4 whole groups is stored as [a0..15 of groups 0-3] then
+// [a16..31 of groups 0-3], matching the low and high nibbles of 64 weight bytes. A tail of
+// fewer than 4 groups keeps the plain order.
 float dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k) {
-  __m512 acc = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512();
-  const __m256i nibble = _mm256_set1_epi8(0x0f);
-  float corr = 0;
+  static const __m512i quad[4] = {spread_index(4, 0), spread_index(4, 4), spread_index(4, 8), spread_index(4, 12)};
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), nibble = _mm512_set1_epi8(0x0f);
+  const std::int64_t groups = k / 32;
   std::int64_t g = 0;
-  for (; (g + 2) * 32 <= k; g += 2) {
-    // 32 bytes = two groups of 16; low nibbles are weights 0..15 of a group, high ones 16..31.
-    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 16));
-    const __m256i lo = _mm256_and_si256(raw, nibble);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
-    __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // [A_lo B_lo A_hi B_hi]
-    wv = _mm512_shuffle_i64x2(wv, wv, _MM_SHUFFLE(3, 1, 2, 0));          // [A_lo A_hi B_lo B_hi]
-    const __m512i d = _mm512_dpbusd_epi32(zero, wv, _mm512_loadu_si512(qa + g * 32));
-    const float s0 = f16(sw[g]), s1 = f16(sw[g + 1]);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), pair_scales(s0 * sa[g], s1 * sa[g + 1]), acc);
-    corr += s0 * ca[g] + s1 * ca[g + 1];
+  for (; g + 16 <= groups; g += 16) {
+    const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
+    const __m512 scales = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + g));
+    corr = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + g), corr);
+    for (int q = 0; q < 4; ++q) {
+      const __m512i raw = _mm512_loadu_si512(w + (g + 4 * q) * 16);
+      const __m512i lo = _mm512_and_si512(raw, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+      const std::int8_t* a = qa + (g + 4 * q) * 32;
+      __m512i d = _mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(a));
+      d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(a + 64));
+      const __m512 s = _mm512_permutexvar_ps(quad[q], scales);
+      if (q & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc1);
+      else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc0);
+    }
   }
-  float s = _mm512_reduce_add_ps(acc) - corr;
-  for (; g * 32 < k; ++g) {
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm512_reduce_add_ps(corr);
+  for (; g + 4 <= groups; g += 4) {  // whole blocks of 4 groups, interleaved
+    for (int j = 0; j < 4; ++j) {
+      std::int32_t d = 0;
+      for (int i = 0; i < 16; ++i) {
+        const std::uint8_t b = w[(g + j) * 16 + i];
+        d += std::int32_t(b & 0x0f) * qa[g * 32 + j * 16 + i] + std::int32_t(b >> 4) * qa[g * 32 + 64 + j * 16 + i];
+      }
+      s += f16(sw[g + j]) * (sa[g + j] * float(d) - ca[g + j]);
+    }
+  }
+  for (; g < groups; ++g) {  // the plain tail
     std::int32_t d = 0;
     for (int j = 0; j < 16; ++j) {
       const std::uint8_t b = w[g * 16 + j];
@@ -98,16 +130,24 @@ float dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* 
   return s;
 }
 
-void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca) {
+void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool for_q4) {
   const __m512 sign_off = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  for (std::int64_t g = 0; g < k / 32; ++g) {
+  const std::int64_t groups = k / 32, interleaved = for_q4 ? groups / 4 * 4 : 0;
+  for (std::int64_t g = 0; g < groups; ++g) {
     const __m512 v0 = _mm512_loadu_ps(x + g * 32), v1 = _mm512_loadu_ps(x + g * 32 + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, sign_off), _mm512_and_ps(v1, sign_off)));
     const float scale = amax / 127.0f;
     const __m512 inv = _mm512_set1_ps(scale > 0 ? 1.0f / scale : 0.0f);
     const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, inv));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(qa + g * 32), _mm512_cvtsepi32_epi8(q0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(qa + g * 32 + 16), _mm512_cvtsepi32_epi8(q1));
+    std::int8_t* first = qa + g * 32;
+    std::int8_t* second = qa + g * 32 + 16;
+    if (g < interleaved) {
+      const std::int64_t block = g / 4 * 128, j = g % 4;
+      first = qa + block + j * 16;
+      second = qa + block + 64 + j * 16;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm512_cvtsepi32_epi8(q1));
     sa[g] = scale;
     ca[g] = 8.0f * scale * float(_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)));
   }

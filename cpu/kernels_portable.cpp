@@ -21,7 +21,8 @@ float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
   return float(s);
 }
 
-float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, std::int64_t k) {
+float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float*,
+             std::int64_t k) {
   double s = 0;
   for (std::int64_t g = 0; g < k / 32; ++g) {
     std::int32_t d = 0;
@@ -45,7 +46,7 @@ float dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* 
   return float(s);
 }
 
-void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca) {
+void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool /*for_q4*/) {
   for (std::int64_t g = 0; g < k / 32; ++g) {
     float amax = 0;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[g * 32 + i]));

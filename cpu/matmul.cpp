@@ -5,15 +5,7 @@
 
 namespace banyan::cpu {
 
-int sgemm_threshold(WeightFormat f) {
-  switch (f) {
-    case WeightFormat::f32: return 4;
-    case WeightFormat::f16: return 8;
-    case WeightFormat::q8:
-    case WeightFormat::q4: return 16;
-  }
-  return 1;
-}
+int sgemm_threshold(WeightFormat) { return 16; }
 
 void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
   if (m >= sgemm_threshold(w.format)) {
@@ -32,7 +24,7 @@ void Matmul::dots(const WeightData& w, const float* x, std::int64_t m, float* ou
     ca_.resize(sa_.size());
     for (std::int64_t t = 0; t < m; ++t)
       k_.quantize_row(x + t * k, k, qa_.data() + t * k, sa_.data() + t * k / kQuantGroup,
-                      ca_.data() + t * k / kQuantGroup);
+                      ca_.data() + t * k / kQuantGroup, w.format == WeightFormat::q4);
   }
   const std::int64_t groups = k / kQuantGroup;
   pool_.parallel_for(n, 16, [&](std::int64_t begin, std::int64_t end) {
@@ -48,7 +40,7 @@ void Matmul::dots(const WeightData& w, const float* x, std::int64_t m, float* ou
             break;
           case WeightFormat::q8:
             v = k_.dot_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups,
-                          qa_.data() + t * k, sa_.data() + t * groups, k);
+                          qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k);
             break;
           case WeightFormat::q4:
             v = k_.dot_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups,
@@ -62,40 +54,41 @@ void Matmul::dots(const WeightData& w, const float* x, std::int64_t m, float* ou
 }
 
 void Matmul::blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out) {
-  const std::int64_t n = w.rows, k = w.cols, groups = k / kQuantGroup;
-  constexpr std::int64_t kBlock = 64;  // rows expanded at a time: 64 x k floats stay in L2
-  pool_.parallel_for((n + kBlock - 1) / kBlock, 1, [&](std::int64_t begin, std::int64_t end) {
-    thread_local std::vector<float> expanded;
-    for (std::int64_t b = begin; b < end; ++b) {
-      const std::int64_t r0 = b * kBlock, rows = std::min(kBlock, n - r0);
-      const float* block;
-      if (w.format == WeightFormat::f32) {
-        block = reinterpret_cast<const float*>(w.bytes.data()) + r0 * k;
-      } else {
-        expanded.resize(std::size_t(kBlock * k));
-        for (std::int64_t r = r0; r < r0 + rows; ++r) {
-          float* dst = expanded.data() + (r - r0) * k;
-          switch (w.format) {
-            case WeightFormat::f16:
-              k_.expand_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, k, dst);
-              break;
-            case WeightFormat::q8:
-              k_.expand_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups, k, dst);
-              break;
-            case WeightFormat::q4:
-              k_.expand_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups, k,
-                           dst);
-              break;
-            case WeightFormat::f32:
-              break;
-          }
+  const std::int64_t n = w.rows, k = w.cols;
+  if (w.format == WeightFormat::f32) {
+    // One call: OpenBLAS threads and blocks a large product better than slices of it.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k), 1.0f, x, int(k),
+                reinterpret_cast<const float*>(w.bytes.data()), int(k), 0.0f, out, int(n));
+    return;
+  }
+  // Compressed weights: expand a chunk of rows to f32 (in parallel), multiply it, next chunk.
+  // Chunks of about 8 MiB keep the scratch small and the products large.
+  const std::int64_t chunk = std::max<std::int64_t>(64, (std::int64_t(8) << 20) / (k * 4));
+  expanded_.resize(std::size_t(std::min(chunk, n) * k));
+  const std::int64_t groups = k / kQuantGroup;
+  for (std::int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const std::int64_t rows = std::min(chunk, n - r0);
+    pool_.parallel_for(rows, 16, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const std::int64_t r = r0 + i;
+        float* dst = expanded_.data() + i * k;
+        switch (w.format) {
+          case WeightFormat::f16:
+            k_.expand_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, k, dst);
+            break;
+          case WeightFormat::q8:
+            k_.expand_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups, k, dst);
+            break;
+          case WeightFormat::q4:
+            k_.expand_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups, k, dst);
+            break;
+          case WeightFormat::f32:
+            break;
         }
-        block = expanded.data();
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(rows), int(k), 1.0f, x, int(k), block, int(k),
-                  0.0f, out + r0, int(n));
-    }
-  });
+    });
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(rows), int(k), 1.0f, x, int(k), expanded_.data(),
+                int(k), 0.0f, out + r0, int(n));
+  }
 }
-
 }  // namespace banyan::cpu

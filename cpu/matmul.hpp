@@ -2,7 +2,8 @@
 // out = x · wᵀ for every weight format, spread over the pool by rows of w.
 //   few tokens (decode, small trees): one dot product per (row, token), with the row still in L1
 //     for the next token; quantized formats multiply int8 activations with the int weights.
-//   many tokens (prefill): blocks of rows are expanded to f32 and multiplied with sgemm.
+//   many tokens (prefill, large trees): OpenBLAS sgemm, on chunks of rows expanded to f32 when
+//     the weights are compressed.
 #include <cstdint>
 #include <vector>
 
@@ -31,6 +32,7 @@ class Matmul {
   // Activations quantized for the int kernels, reused between calls.
   std::vector<std::int8_t> qa_;
   std::vector<float> sa_, ca_;
+  std::vector<float> expanded_;  // compressed rows expanded for sgemm
 };
 
 }  // namespace banyan::cpu

@@ -5,6 +5,9 @@
 // Quantized dot products work on activations quantized per group of 32 to int8:
 //   x[i] ~ qa[i] * sa[g]; for q4 weights also ca[g] = 8 * sa[g] * sum(qa in g), which removes the
 //   nibbles' +8 offset: dot = sum_g sw[g] * (sa[g] * sum(nib * qa) - ca[g]).
+// For q4 a kernel set may order qa its own way (the AVX-512 set interleaves four groups so the
+// nibbles need no shuffling): quantize_row(..., for_q4 = true) output is only for that set's
+// dot_q4. With for_q4 = false every set writes the same plain order.
 #include <cstdint>
 
 namespace banyan::cpu {
@@ -13,11 +16,12 @@ struct KernelSet {
   const char* name;
   float (*dot_f32)(const float* w, const float* x, std::int64_t k);
   float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t k);
-  float (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, std::int64_t k);
+  float (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
+                  const float* ca, std::int64_t k);
   float (*dot_q4)(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
                   const float* ca, std::int64_t k);
-  // Quantizes one activation row (k a multiple of 32) for dot_q8 / dot_q4.
-  void (*quantize_row)(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca);
+  // Quantizes one activation row (k a multiple of 32) for dot_q8, or for dot_q4 when for_q4.
+  void (*quantize_row)(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool for_q4);
   // Expands one weight row to f32 (the prefill path multiplies expanded blocks with sgemm).
   void (*expand_f16)(const std::uint16_t* w, std::int64_t k, float* out);
   void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);

@@ -35,6 +35,7 @@ LlamaConfig shape_named(const std::string& name) {
 
 struct Measured {
   double prompt_tokens_per_s = 0, decode_tokens_per_s = 0, batch_tokens_per_s = 0;
+  std::size_t kv_bytes = 0;
 };
 
 // Prefill `prompt` tokens in one pass, decode `steps` tokens one at a time, then decode `steps`
@@ -46,6 +47,7 @@ Measured measure(LlamaModel& model, int prompt, int steps, int batch) {
   auto kv = model.create_kv_cache(batch, prompt + steps + 32);
   std::vector<float> logits;
   Measured m;
+  m.kv_bytes = kv->bytes();
 
   ForwardBatch warm;  // first use allocates the workspaces
   for (int i = 0; i < 16; ++i) warm.add_causal(token(), 0, i, i == 15);
@@ -155,6 +157,8 @@ int decode_benchmark(int argc, char** argv) {
                           {"prompt_gflops", prompt_gflops},
                           {"decode_tokens_per_s", tps},
                           {"weight_bytes_per_step", bytes},
+                          {"model_weight_bytes", model.weight_bytes()},
+                          {"kv_cache_bytes", m.kv_bytes},
                           {"weight_gb_per_s", gbps},
                           {"bandwidth_fraction", fraction}});
         }

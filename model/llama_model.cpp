@@ -78,7 +78,11 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
   WeightLoader loader(weights, backend, progress, 9 * c.num_hidden_layers + (c.tie_word_embeddings ? 2 : 3));
 
+  // The vocabulary-sized tensors come first: their f32 forms are the largest temporaries, and
+  // peak memory stays lowest while little else is loaded.
   embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options);
+  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options);
+  norm_ = loader.load(hf_names::final_norm(), {dim}, options);
   layers_.resize(std::size_t(c.num_hidden_layers));
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     auto& l = layers_[std::size_t(i)];
@@ -93,8 +97,6 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
     l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, options);
     l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, options);
   }
-  norm_ = loader.load(hf_names::final_norm(), {dim}, options);
-  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options);
   weight_bytes_ = loader.bytes();
 }
 

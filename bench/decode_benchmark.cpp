@@ -4,11 +4,10 @@
 // (prefill is matrix-matrix work), both measured in the same run.
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
-#include "cli/options.hpp"
+#include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "model/llama_model.hpp"
 #include "model/random_weights.hpp"
@@ -17,14 +16,6 @@
 namespace banyan::bench {
 
 namespace {
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream in(list);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 LlamaConfig shape_named(const std::string& name) {
   if (name == "llama-68m") return llama_68m_shape();
@@ -128,15 +119,13 @@ int decode_benchmark(int argc, char** argv) {
   std::printf("%-15s %-5s %3s %5s | %11s %8s | %11s %9s %8s\n", "model", "dtype", "thr", "batch", "prompt tok/s",
               "%sgemm", "decode tok/s", "weight GB/s", "%BW");
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& model_name : split(o.text("--models"))) {
+  for (const auto& model_name : o.list("--models")) {
     const LlamaConfig shape = shape_named(model_name);
     const RandomWeights random(shape, 1);
-    for (const auto& dtype_name : split(o.text("--dtypes"))) {
-      const auto format = parse_format(dtype_name);
-      if (!format) throw cli::UsageError("unknown dtype '" + dtype_name + "'");
-      const ModelOptions options{*format, DType::f32};
+    for (const auto& dtype_name : o.list("--dtypes")) {
+      const ModelOptions options{cli::parse_format_value("--dtypes", dtype_name), DType::f32};
       const EncodedWeights weights(random, options);  // encoded once, shared by every thread count
-      for (const auto& threads_text : split(o.text("--threads"))) {
+      for (const auto& threads_text : o.list("--threads")) {
         const int threads = std::stoi(threads_text);
         auto backend = cpu::make_cpu_backend({threads, o.integer("--spin-us")});
         LlamaModel model(weights, *backend, options);

@@ -3,11 +3,10 @@
 // and the speedup. Greedy outputs of the two modes are checked to be identical.
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
-#include "cli/options.hpp"
+#include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "engine/engine.hpp"
 #include "model/error.hpp"
@@ -84,14 +83,6 @@ std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int
   return prompts;
 }
 
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream in(list);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 }  // namespace
 
 int specinfer_benchmark(int argc, char** argv) {
@@ -113,11 +104,7 @@ int specinfer_benchmark(int argc, char** argv) {
   o.add("--out", "FILE", "JSON result file", "bench-specinfer.json");
   if (!o.parse(argc, argv)) return 0;
 
-  auto format = [&](const std::string& opt) {
-    auto f = parse_format(o.text(opt));
-    if (!f) throw cli::UsageError(opt + " must be f32, f16, int8 or int4");
-    return *f;
-  };
+  auto format = [&](const std::string& opt) { return cli::format_option(o, opt); };
   const ModelOptions llm_options{format("--dtype"), DType::f32};
   std::vector<Pair> pairs;
   auto text_prompts = [](const std::filesystem::path& model, const LlamaConfig& c) {
@@ -136,7 +123,7 @@ int specinfer_benchmark(int argc, char** argv) {
                     : random_prompts(8, 16, p.llm_source->config().vocab_size);
     pairs.push_back(std::move(p));
   } else {
-    for (const auto& name : split(o.text("--pairs"))) {
+    for (const auto& name : o.list("--pairs")) {
       if (name == "demo") {
         const std::filesystem::path llm = BANYAN_MODELS_DIR "/demo-llm", ssm = BANYAN_MODELS_DIR "/demo-ssm";
         if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) {
@@ -166,7 +153,7 @@ int specinfer_benchmark(int argc, char** argv) {
   for (const auto& pair : pairs) {
     LlamaModel llm(*pair.llm_source, *backend, pair.llm_options);
     LlamaModel ssm(*pair.ssm_source, *backend, pair.ssm_options);
-    for (const auto& b : split(o.text("--batches"))) {
+    for (const auto& b : o.list("--batches")) {
       const int batch = std::stoi(b);
       const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree);
       const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree);

@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_setup.hpp"
+#include "cli/option_types.hpp"
 #include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
@@ -23,16 +24,15 @@ int convert_command(int argc, char** argv) {
   o.add("--tokenizer", "FILE", "tokenizer to copy beside the output (default: tokenizer.model beside the weights)");
   if (!o.parse(argc, argv)) return 0;
   if (!o.has("--model") || !o.has("--out")) throw UsageError("--model and --out are required");
-  const auto format = parse_format(o.text("--dtype"));
-  if (!format) throw UsageError("--dtype must be f32, f16, int8 or int4, got '" + o.text("--dtype") + "'");
+  const WeightFormat format = format_option(o, "--dtype");
 
   const auto start = std::chrono::steady_clock::now();
   const std::filesystem::path model = o.text("--model"), out = o.text("--out");
   auto source = open_weights(model);
-  const EncodedWeights encoded(*source, {*format, DType::f32});
+  const EncodedWeights encoded(*source, {format, DType::f32});
   const bool tty = ::isatty(STDERR_FILENO);
   std::cerr << "banyan: converting " << model.string() << " (" << source->config().summary() << ") to "
-            << format_name(*format) << "\n";
+            << format_name(format) << "\n";
   write_converted(encoded, out, [&](int done, int total) {
     if (tty) std::cerr << "\rbanyan: " << done << "/" << total << " tensors\033[K" << std::flush;
   });

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
@@ -64,12 +65,6 @@ std::unique_ptr<Backend> make_backend(const Options& o) {
 }
 
 namespace {
-
-WeightFormat format_option(const Options& o, const std::string& name) {
-  const auto f = parse_format(o.text(name));
-  if (!f) throw UsageError(name + " must be f32, f16, int8 or int4, got '" + o.text(name) + "'");
-  return *f;
-}
 
 ModelOptions model_options(const Options& o, bool ssm) {
   ModelOptions m;

@@ -113,6 +113,14 @@ std::vector<std::string> Options::values(const std::string& name) const {
   return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
+std::vector<std::string> Options::list(const std::string& name) const {
+  std::vector<std::string> items;
+  std::stringstream in(text(name));
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) items.push_back(item);
+  return items;
+}
+
 std::string Options::help() const {
   std::ostringstream out;
   out << "usage: banyan " << command_ << " " << usage_ << "\n\n" << description_ << "\n\noptions:\n";

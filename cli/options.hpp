@@ -35,6 +35,8 @@ class Options {
   int integer(const std::string& name) const;
   double number(const std::string& name) const;
   std::vector<std::string> values(const std::string& name) const;
+  // A comma-separated value as its items ("1,2" -> {"1", "2"}).
+  std::vector<std::string> list(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
   std::string help() const;

@@ -1,0 +1,14 @@
+#pragma once
+// Option values that name Banyan types, parsed with an error that names the option.
+#include <string>
+
+#include "cli/options.hpp"
+#include "model/weight_format.hpp"
+
+namespace banyan::cli {
+
+// A weight format option: f32, f16, int8 (q8) or int4 (q4).
+WeightFormat format_option(const Options& o, const std::string& name);
+WeightFormat parse_format_value(const std::string& option, const std::string& value);
+
+}  // namespace banyan::cli

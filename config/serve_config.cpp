@@ -1,0 +1,187 @@
+#include "config/serve_config.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <yaml-cpp/yaml.h>
+
+namespace banyan::config {
+
+namespace {
+
+// "FILE:LINE:COLUMN: key 'a.b': what", the position taken from the node `at`.
+[[noreturn]] void fail_at(const YAML::Node& at, const std::string& key, const std::string& source,
+                          const std::string& what) {
+  std::ostringstream s;
+  s << source;
+  if (at && !at.Mark().is_null()) s << ":" << at.Mark().line + 1 << ":" << at.Mark().column + 1;
+  s << ": " << (key.empty() ? "" : "key '" + key + "': ") << what;
+  throw ConfigError(s.str());
+}
+
+// Reads one mapping, checking that every key it holds is known, with errors pointing into the file.
+class Section {
+ public:
+  Section(const YAML::Node& node, std::string path, const std::string& source)
+      : node_(node), path_(std::move(path)), source_(source) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) fail(node_, "expected a mapping of keys");
+  }
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const { fail_at(at, path_, source_, what); }
+
+  Section child(const std::string& key) const { return Section(get(key), join(key), source_); }
+
+  template <class T>
+  void read(const std::string& key, T& out, const char* expected) {
+    const YAML::Node v = get(key);
+    if (!v || v.IsNull()) return;
+    if (!v.IsScalar()) fail_at(v, join(key), source_, std::string("expected ") + expected);
+    try {
+      out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      fail_at(v, join(key), source_, std::string("expected ") + expected + ", got '" + v.Scalar() + "'");
+    }
+  }
+
+  void read_list(const std::string& key, std::vector<std::string>& out) {
+    const YAML::Node v = get(key);
+    if (!v || v.IsNull()) return;
+    if (!v.IsSequence()) fail_at(v, join(key), source_, "expected a list of strings");
+    for (const auto& item : v) {
+      if (!item.IsScalar()) fail_at(item, join(key), source_, "expected a string");
+      out.push_back(item.Scalar());
+    }
+  }
+
+  YAML::Node get(const std::string& key) const {
+    known_.insert(key);
+    return node_ && node_.IsMap() ? node_[key] : YAML::Node();
+  }
+  const YAML::Node& node() const { return node_; }
+  std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  // Unknown keys are mistakes (a typo silently ignored is a setting silently lost).
+  void finish() const {
+    if (!node_ || !node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.Scalar();
+      if (known_.count(key) == 0) {
+        std::string list;
+        for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+        fail_at(kv.first, join(key), source_, "unknown key (expected one of: " + list + ")");
+      }
+    }
+  }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  const std::string& source_;
+  mutable std::set<std::string> known_;
+};
+
+ModelConfig read_model(Section s, const std::filesystem::path& base) {
+  ModelConfig m;
+  s.read("path", m.path, "a path");
+  s.read("tokenizer", m.tokenizer, "a path");
+  s.read("dtype", m.dtype, "f32, f16, int8 or int4");
+  s.finish();
+  if (m.path.empty()) s.fail(s.node(), "missing 'path'");
+  auto anchor = [&](std::string& p) {
+    if (!p.empty() && std::filesystem::path(p).is_relative()) p = (base / p).lexically_normal().string();
+  };
+  anchor(m.path);
+  anchor(m.tokenizer);
+  return m;
+}
+
+void check(bool ok, const std::string& source, const std::string& key, const std::string& what) {
+  if (!ok) throw ConfigError(source + ": key '" + key + "': " + what);
+}
+
+bool is_dtype(const std::string& d) { return d == "f32" || d == "f16" || d == "int8" || d == "int4"; }
+
+}  // namespace
+
+void validate(const ServeConfig& c) {
+  const std::string& src = c.source;
+  check(!c.model.path.empty(), src, "model.path", "the model to serve is required");
+  check(is_dtype(c.model.dtype), src, "model.dtype", "must be f32, f16, int8 or int4, got '" + c.model.dtype + "'");
+  for (std::size_t i = 0; i < c.ssms.size(); ++i)
+    check(is_dtype(c.ssms[i].dtype), src, "ssms[" + std::to_string(i) + "].dtype", "must be f32, f16, int8 or int4");
+  check(c.speculation.tree_width >= 1 && c.speculation.tree_width <= 8, src, "speculation.tree_width", "must be 1 to 8");
+  check(c.speculation.tree_depth >= 0 && c.speculation.tree_depth <= 16, src, "speculation.tree_depth", "must be 0 to 16");
+  const auto& l = c.limits;
+  check(l.max_requests_per_batch >= 1 && l.max_requests_per_batch <= 1024, src, "limits.max_requests_per_batch",
+        "must be 1 to 1024");
+  check(l.max_tokens_per_batch >= l.max_requests_per_batch, src, "limits.max_tokens_per_batch",
+        "must be at least limits.max_requests_per_batch");
+  check(l.max_sequence_length == 0 || l.max_sequence_length >= 2, src, "limits.max_sequence_length",
+        "must be 0 (the model's context) or at least 2");
+  check(l.max_tree_tokens >= 0 && l.max_tree_tokens <= 63, src, "limits.max_tree_tokens", "must be 0 to 63");
+  check(l.max_new_tokens >= 1, src, "limits.max_new_tokens", "must be positive");
+  check(c.compute.device == "cpu" || c.compute.device == "cuda", src, "compute.device", "must be cpu or cuda");
+  check(c.compute.threads >= 0, src, "compute.threads", "must be 0 (one per core) or more");
+  check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16", src, "compute.kv_dtype", "must be f32 or f16");
+  check(!c.server.host.empty(), src, "server.host", "must not be empty");
+  check(c.server.port >= 0 && c.server.port <= 65535, src, "server.port", "must be 0 (any free port) to 65535");
+  check(c.server.shutdown_grace_s >= 0, src, "server.shutdown_grace_s", "must not be negative");
+  for (const auto& k : c.server.api_keys) check(!k.empty(), src, "server.api_keys", "keys must not be empty");
+}
+
+ServeConfig parse_serve_config(const std::string& text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                      ": not valid YAML: " + e.msg);
+  }
+  ServeConfig c;
+  c.source = source;
+  const std::filesystem::path base = std::filesystem::path(source).parent_path();
+  Section top(root, "", source);
+  if (!root || root.IsNull()) throw ConfigError(source + ": the file is empty");
+
+  c.model = read_model(top.child("model"), base);
+  const YAML::Node ssms = top.get("ssms");
+  if (ssms && !ssms.IsNull()) {
+    if (!ssms.IsSequence()) fail_at(ssms, "ssms", source, "expected a list of models");
+    for (std::size_t i = 0; i < ssms.size(); ++i)
+      c.ssms.push_back(read_model(Section(ssms[i], "ssms[" + std::to_string(i) + "]", source), base));
+  }
+  Section spec = top.child("speculation");
+  spec.read("tree_width", c.speculation.tree_width, "an integer");
+  spec.read("tree_depth", c.speculation.tree_depth, "an integer");
+  spec.finish();
+  Section lim = top.child("limits");
+  lim.read("max_requests_per_batch", c.limits.max_requests_per_batch, "an integer");
+  lim.read("max_tokens_per_batch", c.limits.max_tokens_per_batch, "an integer");
+  lim.read("max_sequence_length", c.limits.max_sequence_length, "an integer");
+  lim.read("max_tree_tokens", c.limits.max_tree_tokens, "an integer");
+  lim.read("max_new_tokens", c.limits.max_new_tokens, "an integer");
+  lim.finish();
+  Section comp = top.child("compute");
+  comp.read("device", c.compute.device, "cpu or cuda");
+  comp.read("threads", c.compute.threads, "an integer");
+  comp.read("kv_dtype", c.compute.kv_dtype, "f32 or f16");
+  comp.finish();
+  Section srv = top.child("server");
+  srv.read("host", c.server.host, "a host name or address");
+  srv.read("port", c.server.port, "a port number");
+  srv.read_list("api_keys", c.server.api_keys);
+  srv.read("shutdown_grace_s", c.server.shutdown_grace_s, "a number of seconds");
+  srv.finish();
+  top.finish();
+  validate(c);
+  return c;
+}
+
+ServeConfig load_serve_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  return parse_serve_config(std::string(std::istreambuf_iterator<char>(in), {}), path);
+}
+
+}  // namespace banyan::config

@@ -1,0 +1,85 @@
+// serve.yaml: a full file parses; every mistake names the file, the line and the key.
+#define BOOST_TEST_MODULE test_config
+#include <boost/test/unit_test.hpp>
+
+#include "config/serve_config.hpp"
+
+using namespace banyan::config;
+
+namespace {
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_serve_config(yaml, "/etc/banyan/serve.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+void expect(const std::string& yaml, const std::string& part) {
+  const std::string msg = error_of(yaml);
+  BOOST_TEST_INFO("message: " << msg);
+  BOOST_TEST(msg.find(part) != std::string::npos, "expected '" << part << "'");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_full_file) {
+  const auto c = parse_serve_config(R"(
+model:
+  path: models/demo-llm
+  dtype: int4
+ssms:
+  - path: /abs/demo-ssm
+    dtype: int8
+  - path: other-ssm
+speculation: {tree_width: 2, tree_depth: 6}
+limits:
+  max_requests_per_batch: 16
+  max_tokens_per_batch: 1024
+  max_new_tokens: 256
+compute:
+  threads: 2
+  kv_dtype: f16
+server:
+  host: 0.0.0.0
+  port: 9000
+  api_keys: [secret-1, secret-2]
+)",
+                                    "/etc/banyan/serve.yaml");
+  BOOST_TEST(c.model.path == "/etc/banyan/models/demo-llm");  // relative to the YAML file
+  BOOST_TEST(c.model.dtype == "int4");
+  BOOST_TEST(c.ssms.size() == 2u);
+  BOOST_TEST(c.ssms[0].path == "/abs/demo-ssm");
+  BOOST_TEST(c.ssms[1].dtype == "f32");
+  BOOST_TEST(c.speculation.tree_width == 2);
+  BOOST_TEST(c.limits.max_requests_per_batch == 16);
+  BOOST_TEST(c.limits.max_sequence_length == 0);  // default kept
+  BOOST_TEST(c.compute.kv_dtype == "f16");
+  BOOST_TEST(c.server.port == 9000);
+  BOOST_TEST(c.server.api_keys.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
+  expect("model:\n  path: x\nlimits:\n  max_requests_per_batch: lots\n",
+         "/etc/banyan/serve.yaml:4:27: key 'limits.max_requests_per_batch': expected an integer, got 'lots'");
+  expect("model:\n  path: x\nlimts:\n  max_requests_per_batch: 4\n", "serve.yaml:3:1: key 'limts': unknown key");
+  expect("model:\n  path: x\nserver:\n  prot: 80\n", "serve.yaml:4:3: key 'server.prot': unknown key (expected one of:");
+  expect("model:\n  path: x\n  dtype: int3\n", "key 'model.dtype': must be f32, f16, int8 or int4, got 'int3'");
+  expect("model:\n  dtype: f16\n", "key 'model': missing 'path'");
+  expect("model: [a, b]\n", "serve.yaml:1:8: key 'model': expected a mapping of keys");
+  expect("model:\n  path: x\nserver:\n  port: 70000\n", "key 'server.port': must be 0 (any free port) to 65535");
+  expect("model:\n  path: x\nlimits:\n  max_requests_per_batch: 8\n  max_tokens_per_batch: 4\n",
+         "key 'limits.max_tokens_per_batch': must be at least limits.max_requests_per_batch");
+  expect("model:\n  path: x\nssms: models\n", "key 'ssms': expected a list of models");
+  expect("model:\n  path: x\nserver:\n  api_keys: secret\n", "key 'server.api_keys': expected a list of strings");
+  expect("model: {path: x\n", "serve.yaml:2:1: not valid YAML");
+  expect("", "serve.yaml: the file is empty");
+}
+
+BOOST_AUTO_TEST_CASE(missing_file) {
+  BOOST_CHECK_EXCEPTION(load_serve_config("/no/such/serve.yaml"), ConfigError, [](const ConfigError& e) {
+    return std::string(e.what()) == "/no/such/serve.yaml: cannot open the config file";
+  });
+}

@@ -62,39 +62,51 @@ bool Engine::step(const TokenSink& sink) {
   retire_done();
   const StepPlan plan = manager_.schedule(speculative());
   if (plan.empty()) return false;
-  const int vocab = llm_.config().vocab_size;
   ++stats_.steps;
-
-  // New requests start with empty caches in every SSM.
-  for (const auto& c : plan.prefill)
+  for (const auto& c : plan.prefill)  // new requests start with empty caches in every SSM
     if (c.begin == 0)
       for (auto& s : ssms_) s->reset(c.slot);
 
-  // 1. Each SSM proposes a tree per decoding request; the trees are merged per request.
-  std::vector<TokenTree> trees;
-  std::vector<std::vector<TokenTree>> own(ssms_.size());
-  if (speculative()) {
-    std::vector<ExpansionJob> jobs;
-    const int n = int(ssms_.size());
-    for (const auto& d : plan.decode) {
-      // A smaller budget than W * D per SSM buys depth first: a chain gains more than a bush.
-      TreeShape shape;
-      shape.depth = std::min(options_.tree.depth, d.tree_budget / n);
-      shape.width = shape.depth > 0 ? std::min(options_.tree.width, d.tree_budget / (n * shape.depth)) : 0;
-      const Request& r = manager_.request(d.id);
-      jobs.push_back({&d, shape, &r.config.sampling, &runtime(d.id).draft});
-    }
-    for (std::size_t s = 0; s < ssms_.size(); ++s) own[s] = ssms_[s]->expand(plan, manager_, jobs);
-    for (std::size_t i = 0; i < plan.decode.size(); ++i) {
-      std::vector<TokenTree> per_request;
-      for (auto& o : own) per_request.push_back(o[i]);
-      trees.push_back(TokenTree::merge(per_request));
-    }
-  } else {
-    for (const auto& d : plan.decode) trees.emplace_back(d.root_token);
+  const Proposals proposals = propose(plan);
+  run_llm(plan, proposals.merged);
+  // The logits come back in batch order: every tree's nodes, then the completed prompts.
+  std::size_t row = 0;
+  for (std::size_t i = 0; i < plan.decode.size(); ++i) {
+    commit_decode(plan, i, proposals, row, sink);
+    row += std::size_t(proposals.merged[i].size());
   }
+  for (const auto& c : plan.prefill)
+    if (c.completes_prompt) commit_first_token(c, row++, sink);
+  stats_.ssm_seconds = 0;
+  for (auto& s : ssms_) stats_.ssm_seconds += s->seconds();
+  return true;
+}
 
-  // 2. One LLM pass: every tree (root first), then the prompt chunks.
+Engine::Proposals Engine::propose(const StepPlan& plan) {
+  Proposals p;
+  if (!speculative()) {
+    for (const auto& d : plan.decode) p.merged.emplace_back(d.root_token);
+    return p;
+  }
+  std::vector<ExpansionJob> jobs;
+  const int n = int(ssms_.size());
+  for (const auto& d : plan.decode) {
+    // A smaller budget than W * D per SSM buys depth first: a chain gains more than a bush.
+    TreeShape shape;
+    shape.depth = std::min(options_.tree.depth, d.tree_budget / n);
+    shape.width = shape.depth > 0 ? std::min(options_.tree.width, d.tree_budget / (n * shape.depth)) : 0;
+    jobs.push_back({&d, shape, &manager_.request(d.id).config.sampling, &runtime(d.id).draft});
+  }
+  for (auto& ssm : ssms_) p.own.push_back(ssm->expand(plan, manager_, jobs));
+  for (std::size_t i = 0; i < plan.decode.size(); ++i) {
+    std::vector<TokenTree> per_request;
+    for (const auto& o : p.own) per_request.push_back(o[i]);
+    p.merged.push_back(TokenTree::merge(per_request));
+  }
+  return p;
+}
+
+void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) {
   ForwardBatch batch;
   for (std::size_t i = 0; i < plan.decode.size(); ++i)
     for (int n = 0; n < trees[i].size(); ++n)
@@ -104,62 +116,51 @@ bool Engine::step(const TokenSink& sink) {
     for (int p = c.begin; p < c.end; ++p)
       batch.add_causal(tokens[std::size_t(p)], c.slot, p, c.completes_prompt && p + 1 == c.end);
   }
-  const auto llm_start = std::chrono::steady_clock::now();
+  const auto start = std::chrono::steady_clock::now();
   llm_.forward(batch, *kv_, logits_);
-  stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - llm_start).count();
+  stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats_.llm_tokens += static_cast<long long>(batch.size());
+}
 
-  // 3. Verify each tree, commit what was accepted, compact the caches.
-  std::size_t row = 0;
-  for (std::size_t i = 0; i < plan.decode.size(); ++i) {
-    const DecodeEntry& d = plan.decode[i];
-    Request& r = manager_.request(d.id);
-    const std::size_t base = row;
-    const NodeLogits node_logits = [&](int n) {
-      return std::span<const float>(logits_.data() + (base + std::size_t(n)) * std::size_t(vocab), std::size_t(vocab));
-    };
-    const Verification v = r.config.sampling.greedy()
-                               ? verify_greedy(trees[i], node_logits)
-                               : verify_sampling(trees[i], node_logits, r.config.sampling, runtime(d.id).verify);
-    row += std::size_t(trees[i].size());
+void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const Proposals& p, std::size_t row,
+                           const TokenSink& sink) {
+  const DecodeEntry& d = plan.decode[entry];
+  const TokenTree& tree = p.merged[entry];
+  const std::size_t vocab = std::size_t(llm_.config().vocab_size);
+  const NodeLogits node_logits = [&](int n) {
+    return std::span<const float>(logits_.data() + (row + std::size_t(n)) * vocab, vocab);
+  };
+  Request& r = manager_.request(d.id);
+  const Verification v = r.config.sampling.greedy()
+                             ? verify_greedy(tree, node_logits)
+                             : verify_sampling(tree, node_logits, r.config.sampling, runtime(d.id).verify);
+  r.stats.llm_steps++;
+  r.stats.tree_tokens += tree.size() - 1;
+  r.stats.tree_depth_per_step.push_back(tree.depth());
+  const int kept = manager_.commit(d.id, v.tokens);
+  r.stats.accepted_per_step.push_back(kept);
+  stats_.committed_tokens += kept;
+  if (kept > 0) sink(d.id, std::span(v.tokens).first(std::size_t(kept)));
+  if (!r.active()) return;
 
-    r.stats.llm_steps++;
-    r.stats.tree_tokens += trees[i].size() - 1;
-    r.stats.tree_depth_per_step.push_back(trees[i].depth());
-    const int kept = manager_.commit(d.id, v.tokens);
-    r.stats.accepted_per_step.push_back(kept);
-    stats_.committed_tokens += kept;
-    if (kept > 0) sink(d.id, std::span(v.tokens).first(std::size_t(kept)));
-    if (!r.active()) continue;
-    std::vector<std::pair<int, int>> moves;
-    for (std::size_t j = 0; j < v.path.size(); ++j)
-      if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
-    if (!moves.empty()) llm_.backend().copy_kv_rows(*kv_, d.slot, moves);
-    for (std::size_t s = 0; s < ssms_.size(); ++s) ssms_[s]->commit(d.slot, d.root_row, own[s][i], v.tokens);
-  }
-  // Prompts that finished prefilling get their first token from the LLM's own distribution.
-  for (const auto& c : plan.prefill) {
-    if (!c.completes_prompt) continue;
-    Request& r = manager_.request(c.id);
-    const std::span<const float> l(logits_.data() + row * std::size_t(vocab), std::size_t(vocab));
-    ++row;
-    std::int32_t token;
-    if (r.config.sampling.greedy()) {
-      token = argmax(l);
-    } else {
-      std::vector<float> p;
-      sampling_distribution(l, r.config.sampling, p);
-      token = sample_from(p, runtime(c.id).verify);
-    }
-    r.stats.time_to_first_token_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - runtime(c.id).submitted).count();
-    const int kept = manager_.commit(c.id, std::span(&token, 1));
-    stats_.committed_tokens += kept;
-    if (kept > 0) sink(c.id, std::span(&token, 1));
-  }
-  stats_.ssm_seconds = 0;
-  for (auto& s : ssms_) stats_.ssm_seconds += s->seconds();
-  return true;
+  // The accepted nodes' keys and values move to the rows right after the root.
+  std::vector<std::pair<int, int>> moves;
+  for (std::size_t j = 0; j < v.path.size(); ++j)
+    if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
+  if (!moves.empty()) llm_.backend().copy_kv_rows(*kv_, d.slot, moves);
+  for (std::size_t s = 0; s < ssms_.size(); ++s) ssms_[s]->commit(d.slot, d.root_row, p.own[s][entry], v.tokens);
+}
+
+void Engine::commit_first_token(const PrefillChunk& c, std::size_t row, const TokenSink& sink) {
+  Request& r = manager_.request(c.id);
+  const std::size_t vocab = std::size_t(llm_.config().vocab_size);
+  const std::int32_t token =
+      sample_token({logits_.data() + row * vocab, vocab}, r.config.sampling, runtime(c.id).verify);
+  r.stats.time_to_first_token_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - runtime(c.id).submitted).count();
+  const int kept = manager_.commit(c.id, std::span(&token, 1));
+  stats_.committed_tokens += kept;
+  if (kept > 0) sink(c.id, std::span(&token, 1));
 }
 
 void Engine::retire_done() {

@@ -51,7 +51,18 @@ class Engine {
 
  private:
   struct Runtime;  // per-request random streams
+  // Each SSM's trees for the plan's decode entries, and their merge per entry.
+  struct Proposals {
+    std::vector<std::vector<TokenTree>> own;  // [ssm][entry]
+    std::vector<TokenTree> merged;            // [entry]
+  };
   Runtime& runtime(RequestId id);
+  Proposals propose(const StepPlan& plan);
+  void run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
+  // Verifies one entry's tree against the LLM logits from `row` on; commits and compacts.
+  void commit_decode(const StepPlan& plan, std::size_t entry, const Proposals& p, std::size_t row, const TokenSink& sink);
+  // The first generated token of a prompt whose prefill ended, from the logits at `row`.
+  void commit_first_token(const PrefillChunk& chunk, std::size_t row, const TokenSink& sink);
   void retire_done();
 
   LlamaModel& llm_;

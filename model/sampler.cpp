@@ -95,10 +95,13 @@ std::int32_t sample_from(std::span<const float> probs, Rng& rng) {
   return last_nonzero;  // rounding left a sliver of mass
 }
 
-std::int32_t Sampler::next(std::span<const float> logits) {
-  if (params_.greedy()) return argmax(logits);
-  sampling_distribution(logits, params_, probs_);
-  return sample_from(probs_, rng_);
+std::int32_t sample_token(std::span<const float> logits, const SamplingParams& params, Rng& rng) {
+  if (params.greedy()) return argmax(logits);
+  thread_local std::vector<float> probs;
+  sampling_distribution(logits, params, probs);
+  return sample_from(probs, rng);
 }
+
+std::int32_t Sampler::next(std::span<const float> logits) { return sample_token(logits, params_, rng_); }
 
 }  // namespace banyan

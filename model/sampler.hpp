@@ -39,6 +39,9 @@ class Rng {
 // Draws an index from a (not necessarily normalised) distribution.
 std::int32_t sample_from(std::span<const float> probs, Rng& rng);
 
+// The next token: the argmax for greedy params, else a draw from sampling_distribution.
+std::int32_t sample_token(std::span<const float> logits, const SamplingParams& params, Rng& rng);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
@@ -49,7 +52,6 @@ class Sampler {
  private:
   SamplingParams params_;
   Rng rng_;
-  std::vector<float> probs_;
 };
 
 }  // namespace banyan

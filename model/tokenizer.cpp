@@ -71,15 +71,15 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids) const {
 }
 
 std::string Tokenizer::token_bytes(std::int32_t id) const {
-  if (id < 0 || id >= vocab_size()) throw Error("tokenizer: token id " + std::to_string(id) + " out of range");
-  if (sp_->IsControl(id)) return {};
+  // Ids past the tokenizer (a model whose vocabulary is padded beyond it) have no text.
+  if (id < 0 || id >= vocab_size() || sp_->IsControl(id)) return {};
   if (sp_->IsUnknown(id)) return " \xe2\x81\x87 ";  // what SentencePiece prints for <unk>
   const std::string& piece = sp_->IdToPiece(id);
   if (sp_->IsByte(id)) return std::string(1, char(byte_value(piece)));
   return with_spaces(piece);
 }
 
-bool Tokenizer::is_byte(std::int32_t id) const { return sp_->IsByte(id); }
+bool Tokenizer::is_byte(std::int32_t id) const { return id >= 0 && id < vocab_size() && sp_->IsByte(id); }
 
 std::size_t complete_utf8_prefix(const std::string& s) {
   // Walk back over at most 3 continuation bytes to the start of the last character.

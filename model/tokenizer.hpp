@@ -29,7 +29,8 @@ class Tokenizer {
   int eos_id() const { return eos_id_; }
 
   // What one token contributes to the text: raw bytes for byte-fallback pieces (<0x0A>),
-  // the piece with '▁' as a space otherwise, nothing for control tokens.
+  // the piece with '▁' as a space otherwise, nothing for control tokens and ids the tokenizer
+  // does not have.
   std::string token_bytes(std::int32_t id) const;
   bool is_byte(std::int32_t id) const;
   bool adds_dummy_prefix() const { return dummy_prefix_; }

@@ -89,6 +89,14 @@ BOOST_AUTO_TEST_CASE(broken_byte_sequences_become_replacement_characters) {
   BOOST_TEST(lone.push(bytes[2]) == "\xef\xbf\xbd");  // a continuation byte on its own
 }
 
+BOOST_AUTO_TEST_CASE(ids_beyond_the_tokenizer_have_no_text) {
+  // Models often pad their vocabulary past the tokenizer's pieces; such ids print nothing.
+  Tokenizer tok(trained().file, 1, 2);
+  BOOST_TEST(tok.token_bytes(400).empty());
+  BOOST_TEST(tok.token_bytes(-1).empty());
+  BOOST_TEST(tok.decode({1, 5000, 2}).empty());
+}
+
 BOOST_AUTO_TEST_CASE(utf8_prefix) {
   BOOST_TEST(complete_utf8_prefix("abc") == 3u);
   BOOST_TEST(complete_utf8_prefix("ab\xe6\x9d") == 2u);

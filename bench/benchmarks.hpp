@@ -6,5 +6,6 @@ namespace banyan::bench {
 
 int decode_benchmark(int argc, char** argv);
 int specinfer_benchmark(int argc, char** argv);
+int accuracy_benchmark(int argc, char** argv);
 
 }  // namespace banyan::bench

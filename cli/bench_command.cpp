@@ -13,7 +13,8 @@ int bench_command(int argc, char** argv) {
       "usage: banyan bench NAME [options]\n\n"
       "benchmarks:\n"
       "  decode      prompt/decode tokens/s per weight format, against memory bandwidth\n"
-      "  specinfer   speculative vs incremental decoding: tokens/s and accepted tokens per step\n\n"
+      "  specinfer   speculative vs incremental decoding: tokens/s and accepted tokens per step\n"
+      "  accuracy    f16/int8/int4 against f32: top-1 agreement on real text\n\n"
       "`banyan bench NAME --help` lists a benchmark's options.\n";
   if (argc < 1 || std::strcmp(argv[0], "--help") == 0) {
     std::cout << kUsage;
@@ -22,6 +23,7 @@ int bench_command(int argc, char** argv) {
   const std::string name = argv[0];
   if (name == "decode") return bench::decode_benchmark(argc - 1, argv + 1);
   if (name == "specinfer") return bench::specinfer_benchmark(argc - 1, argv + 1);
+  if (name == "accuracy") return bench::accuracy_benchmark(argc - 1, argv + 1);
   throw UsageError("unknown benchmark '" + name + "'");
 }
 

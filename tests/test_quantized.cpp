@@ -12,7 +12,7 @@
 #include "model/random_weights.hpp"
 #include "model/sampler.hpp"
 #include "model/tokenizer.hpp"
-#include "tests/story_text.hpp"
+#include "bench/story_text.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace banyan;
@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(trained_demo_model_keeps_its_predictions_when_quantized) {
   auto be = backend();
   auto weights = open_weights(dir);
   const Tokenizer tok(dir / "tokenizer.model", weights->config().bos_token_id, weights->config().eos_token_id);
-  auto tokens = tok.encode(test::kStories);
+  auto tokens = tok.encode(kStories);
   BOOST_REQUIRE_GE(tokens.size(), 513u);
   tokens.resize(513);  // 512 predicted positions
   LlamaModel f32(*weights, *be, {WeightFormat::f32});

@@ -1,7 +1,7 @@
 #pragma once
-// A few short stories in the TinyStories style, written for these tests, long enough for 512
-// tokens with the demo tokenizer: "real text" for teacher-forced accuracy checks.
-namespace banyan::test {
+// A few short stories in the TinyStories style, written for Banyan, long enough for 512 tokens
+// with the demo tokenizer: "real text" for the teacher-forced accuracy checks (bench, tests).
+namespace banyan {
 
 inline constexpr const char* kStories =
     "Once upon a time, there was a little girl named Mia. Mia loved to play in the garden with her dog, Sparky. "

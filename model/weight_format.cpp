@@ -84,12 +84,17 @@ void quantize_rows(const float* src, std::int64_t rows, std::int64_t cols, Weigh
   for (std::int64_t r = 0; r < rows; ++r) {
     for (std::int64_t g = 0; g < groups; ++g) {
       const float* x = src + r * cols + g * kQuantGroup;
-      float amax = 0;
-      for (int i = 0; i < kQuantGroup; ++i) amax = std::max(amax, std::abs(x[i]));
+      float amax = 0, signed_max = 0;
+      for (int i = 0; i < kQuantGroup; ++i)
+        if (std::abs(x[i]) > amax) amax = std::abs(x[i]), signed_max = x[i];
+      // int4 has one more level below zero than above: the largest-magnitude weight goes to -8,
+      // whatever its sign (a negative scale flips the rest), so all 16 levels are used.
+      const float divisor = f == WeightFormat::q8 ? qmax : -8.0f;
+      const float top = f == WeightFormat::q8 ? amax : signed_max;
       // Round the scale to f16 first so the quants are chosen against the scale actually stored.
-      const std::uint16_t s16 = f32_to_f16(amax / qmax);
+      const std::uint16_t s16 = f32_to_f16(top / divisor);
       const float scale = f16_to_f32(s16);
-      const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+      const float inv = scale != 0 ? 1.0f / scale : 0.0f;
       scales[r * groups + g] = s16;
       if (f == WeightFormat::q8) {
         auto* q = reinterpret_cast<std::int8_t*>(quants) + r * cols + g * kQuantGroup;

@@ -4,7 +4,9 @@
 //   q8: groups of 32 along each row; per group one f16 scale and 32 int8 values,
 //       w = q * scale (symmetric, q in [-127, 127]).
 //   q4: groups of 32 along each row; per group one f16 scale and 16 bytes: byte j holds weight j
-//       in its low nibble and weight j + 16 in its high nibble, w = (nibble - 8) * scale.
+//       in its low nibble and weight j + 16 in its high nibble, w = (nibble - 8) * scale. The
+//       largest-magnitude weight of a group is stored as -8 (the scale takes its sign), so all 16
+//       levels are used.
 // A quantized matrix is two arrays, 64-byte aligned: all rows' quants, then all rows' scales.
 // This is also the layout of `banyan convert` files, so they load by mapping, not converting.
 #include <cstddef>

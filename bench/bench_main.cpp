@@ -3,12 +3,14 @@
 
 #include "bench/benchmarks.hpp"
 #include "cli/options.hpp"
+#include "cpu/blas_setup.hpp"
 
 #ifndef BENCH_FUNCTION
 #error "BENCH_FUNCTION names the benchmark this program runs"
 #endif
 
 int main(int argc, char** argv) {
+  banyan::cpu::restart_with_fast_blas(argv);
   try {
     return banyan::bench::BENCH_FUNCTION(argc - 1, argv + 1);
   } catch (const banyan::cli::UsageError& e) {

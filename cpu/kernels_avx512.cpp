@@ -28,15 +28,17 @@ float dot_f32(const float* w, const float* x, std::int64_t k) {
 }
 
 float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  auto half = [&](std::int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))); };
   std::int64_t i = 0;
-  for (; i + 32 <= k; i += 32) {
-    a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))),
-                         _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16))),
-                         _mm512_loadu_ps(x + i + 16), a1);
+  for (; i + 64 <= k; i += 64) {
+    a0 = _mm512_fmadd_ps(half(i), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(half(i + 16), _mm512_loadu_ps(x + i + 16), a1);
+    a2 = _mm512_fmadd_ps(half(i + 32), _mm512_loadu_ps(x + i + 32), a2);
+    a3 = _mm512_fmadd_ps(half(i + 48), _mm512_loadu_ps(x + i + 48), a3);
   }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  for (; i + 16 <= k; i += 16) a0 = _mm512_fmadd_ps(half(i), _mm512_loadu_ps(x + i), a0);
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
   for (; i < k; ++i) s += f16(w[i]) * x[i];
   return s;
 }
@@ -52,6 +54,12 @@ inline __m512i spread_index(int groups_per_vector, int first) {
   return _mm512_load_si512(idx);
 }
 
+// Groups beyond the last whole 16 get their scales from a masked load of the rest.
+inline __m512 tail_scales(const std::uint16_t* sw, const float* v, std::int64_t n) {
+  const __mmask16 m = __mmask16((1u << n) - 1);
+  return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sw)), _mm512_maskz_loadu_ps(m, v));
+}
+
 float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k) {
   static const __m512i pair[8] = {spread_index(2, 0), spread_index(2, 2), spread_index(2, 4), spread_index(2, 6),
@@ -59,28 +67,37 @@ float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* q
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8(char(0x80));
   const std::int64_t groups = k / 32;
+  // dpbusd wants one unsigned operand: w + 128 (the sign bit flipped). The extra
+  // 128 * sa * sum(qa) per group is 16 * ca, taken off once at the end.
+  auto pair_dot = [&](std::int64_t g) {
+    const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(w + g * 32), bias);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wv, _mm512_loadu_si512(qa + g * 32)));
+  };
   std::int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
     const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
     const __m512 scales = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + g));
-    // dpbusd wants one unsigned operand: w + 128 (the sign bit flipped). The extra
-    // 128 * sa * sum(qa) per group is 16 * ca, taken off once at the end.
     corr = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + g), corr);
-    for (int p = 0; p < 8; ++p) {
-      const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(w + (g + 2 * p) * 32), bias);
-      const __m512i d = _mm512_dpbusd_epi32(zero, wv, _mm512_loadu_si512(qa + (g + 2 * p) * 32));
-      const __m512 s = _mm512_permutexvar_ps(pair[p], scales);
-      if (p & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc1);
-      else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc0);
+    for (int p = 0; p < 8; p += 2) {
+      acc0 = _mm512_fmadd_ps(pair_dot(g + 2 * p), _mm512_permutexvar_ps(pair[p], scales), acc0);
+      acc1 = _mm512_fmadd_ps(pair_dot(g + 2 * p + 2), _mm512_permutexvar_ps(pair[p + 1], scales), acc1);
     }
   }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 16.0f * _mm512_reduce_add_ps(corr);
-  for (; g < groups; ++g) {
-    std::int32_t d = 0;
-    for (int i = 0; i < 32; ++i) d += std::int32_t(w[g * 32 + i]) * qa[g * 32 + i];
-    s += f16(sw[g]) * sa[g] * float(d);
+  if (const std::int64_t rest = groups - g; rest > 0) {
+    const __m512 scales = tail_scales(sw + g, sa + g, rest);
+    corr = _mm512_fmadd_ps(tail_scales(sw + g, ca + g, rest), _mm512_set1_ps(1.0f), corr);
+    for (int p = 0; 2 * p + 1 < rest; ++p) acc0 = _mm512_fmadd_ps(pair_dot(g + 2 * p), _mm512_permutexvar_ps(pair[p], scales), acc0);
+    if (rest % 2) {  // one group left: its 8 lanes of a half-filled pair
+      const std::int64_t last = g + rest - 1;
+      const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + last * 32)),
+                                          _mm256_set1_epi8(char(0x80)));
+      const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv,
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa + last * 32)));
+      acc1 = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(d)),
+                             _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16(sw[last]) * sa[last])), acc1);
+    }
   }
-  return s;
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 16.0f * _mm512_reduce_add_ps(corr);
 }
 
 // q4 activations: every block of 4 whole groups is stored as [a0..15 of groups 0-3] then
@@ -92,40 +109,37 @@ float dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* 
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512(), nibble = _mm512_set1_epi8(0x0f);
   const std::int64_t groups = k / 32;
+  // Four groups: the low nibbles meet activations 0..15 of each, the high ones 16..31.
+  auto quad_dot = [&](std::int64_t g) {
+    const __m512i raw = _mm512_loadu_si512(w + g * 16);
+    const __m512i lo = _mm512_and_si512(raw, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+    const __m512i d = _mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(qa + g * 32));
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(qa + g * 32 + 64)));
+  };
   std::int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
     const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
     const __m512 scales = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + g));
     corr = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + g), corr);
-    for (int q = 0; q < 4; ++q) {
-      const __m512i raw = _mm512_loadu_si512(w + (g + 4 * q) * 16);
-      const __m512i lo = _mm512_and_si512(raw, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
-      const std::int8_t* a = qa + (g + 4 * q) * 32;
-      __m512i d = _mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(a));
-      d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(a + 64));
-      const __m512 s = _mm512_permutexvar_ps(quad[q], scales);
-      if (q & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc1);
-      else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc0);
-    }
+    acc0 = _mm512_fmadd_ps(quad_dot(g), _mm512_permutexvar_ps(quad[0], scales), acc0);
+    acc1 = _mm512_fmadd_ps(quad_dot(g + 4), _mm512_permutexvar_ps(quad[1], scales), acc1);
+    acc0 = _mm512_fmadd_ps(quad_dot(g + 8), _mm512_permutexvar_ps(quad[2], scales), acc0);
+    acc1 = _mm512_fmadd_ps(quad_dot(g + 12), _mm512_permutexvar_ps(quad[3], scales), acc1);
+  }
+  if (const std::int64_t rest = groups - g; rest > 0) {
+    const __m512 scales = tail_scales(sw + g, sa + g, rest);
+    corr = _mm512_add_ps(corr, tail_scales(sw + g, ca + g, rest));
+    for (int q = 0; 4 * q + 4 <= rest; ++q)
+      acc0 = _mm512_fmadd_ps(quad_dot(g + 4 * q), _mm512_permutexvar_ps(quad[q], scales), acc0);
   }
   float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm512_reduce_add_ps(corr);
-  for (; g + 4 <= groups; g += 4) {  // whole blocks of 4 groups, interleaved
-    for (int j = 0; j < 4; ++j) {
-      std::int32_t d = 0;
-      for (int i = 0; i < 16; ++i) {
-        const std::uint8_t b = w[(g + j) * 16 + i];
-        d += std::int32_t(b & 0x0f) * qa[g * 32 + j * 16 + i] + std::int32_t(b >> 4) * qa[g * 32 + 64 + j * 16 + i];
-      }
-      s += f16(sw[g + j]) * (sa[g + j] * float(d) - ca[g + j]);
-    }
-  }
-  for (; g < groups; ++g) {  // the plain tail
+  for (g = groups / 4 * 4; g < groups; ++g) {  // fewer than 4 groups left, in plain order
     std::int32_t d = 0;
     for (int j = 0; j < 16; ++j) {
       const std::uint8_t b = w[g * 16 + j];
       d += std::int32_t(b & 0x0f) * qa[g * 32 + j] + std::int32_t(b >> 4) * qa[g * 32 + j + 16];
     }
-    s += f16(sw[g]) * (sa[g] * float(d) - ca[g]);
+    s += f16(sw[g]) * sa[g] * float(d);
   }
   return s;
 }

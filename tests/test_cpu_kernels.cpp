@@ -65,7 +65,7 @@ BOOST_AUTO_TEST_CASE(quantized_kernels_agree_with_the_portable_reference) {
   std::mt19937 rng(2);
   const KernelSet& ref = portable_kernels();
   for (const KernelSet* ks : kernel_sets())
-    for (std::int64_t k : {32, 64, 96, 160, 224, 544, 2048, 5632}) {
+    for (std::int64_t k : {32, 64, 96, 160, 224, 544, 768, 800, 2048, 5632}) {
       const auto x = random_vector(std::size_t(k), rng, 3.0f);
       const std::int64_t g = k / 32;
       std::vector<std::int8_t> qa(static_cast<std::size_t>(k)), qa_ref(static_cast<std::size_t>(k));

@@ -153,51 +153,31 @@ class CpuBackend : public Backend {
     const int head_dim = kv.spec().head_dim;
     const int heads = int(q.cols / head_dim), group = heads / kv.spec().kv_heads;
     const bool half = kv.spec().dtype == DType::f16;
+    const std::size_t elem = half ? 2 : 4;
     const float scale = 1.0f / std::sqrt(float(head_dim));
     pool_.parallel_for(n * heads, 1, [&](std::int64_t begin, std::int64_t end) {
-      thread_local std::vector<float> scores, row_f32;
-      row_f32.resize(std::size_t(head_dim));
+      thread_local std::vector<float> scores;
       for (std::int64_t task = begin; task < end; ++task) {
         const std::int64_t i = task / heads;
-        const int h = int(task % heads), kvh = h / group;
+        const int h = int(task % heads);
         const int slot = batch.slots[std::size_t(i)], visible = batch.visible[std::size_t(i)];
-        const std::uint64_t mask = batch.tree_masks[std::size_t(i)];
-        const std::size_t offset = std::size_t(kvh) * std::size_t(head_dim);
+        const std::size_t offset = std::size_t(h / group) * std::size_t(head_dim) * elem;  // this kv head's columns
         const float* qh = f32(q) + i * q.cols + std::int64_t(h) * head_dim;
-
-        // Row j of the attended set: the visible prefix, then the rows of the mask's bits.
-        auto for_each_row = [&](auto&& fn) {
-          for (int r = 0; r < visible; ++r) fn(r);
-          for (std::uint64_t m = mask; m != 0; m &= m - 1) fn(visible + __builtin_ctzll(m));
-        };
-        auto key_dot = [&](int r) {
-          const std::byte* key = kv.key(layer, slot, r);
-          return half ? kernels_.dot_f16(reinterpret_cast<const std::uint16_t*>(key) + offset, qh, head_dim)
-                      : kernels_.dot_f32(reinterpret_cast<const float*>(key) + offset, qh, head_dim);
-        };
-        scores.resize(std::size_t(visible) + 64);
-        std::size_t count = 0;
-        float max_score = -INFINITY;
-        for_each_row([&](int r) {
-          const float s = key_dot(r) * scale;
-          scores[count++] = s;
-          max_score = std::max(max_score, s);
-        });
-        float total = 0;
-        for (std::size_t j = 0; j < count; ++j) total += (scores[j] = std::exp(scores[j] - max_score));
-
         float* oh = f32(out) + i * out.cols + std::int64_t(h) * head_dim;
         std::fill(oh, oh + head_dim, 0.0f);
-        std::size_t j = 0;
-        for_each_row([&](int r) {
-          const std::byte* value = kv.value(layer, slot, r);
-          const float* vrow = reinterpret_cast<const float*>(value) + offset;
-          if (half) {
-            kernels_.expand_f16(reinterpret_cast<const std::uint16_t*>(value) + offset, head_dim, row_f32.data());
-            vrow = row_f32.data();
-          }
-          axpy(scores[j++] / total, vrow, oh, head_dim);
-        });
+        AttentionState state{-INFINITY, 0.0f, oh};
+        // The visible prefix in one run of rows, then each ancestor the tree mask adds.
+        scores.resize(std::max<std::size_t>(scores.size(), std::size_t(visible) + 1));
+        if (visible > 0)
+          kernels_.attend(qh, kv.key(layer, slot, 0) + offset, kv.value(layer, slot, 0) + offset, row, visible,
+                          head_dim, scale, half, scores.data(), state);
+        for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1) {
+          const int r = visible + __builtin_ctzll(m);
+          kernels_.attend(qh, kv.key(layer, slot, r) + offset, kv.value(layer, slot, r) + offset, row, 1, head_dim,
+                          scale, half, scores.data(), state);
+        }
+        const float inv = 1.0f / state.l;
+        for (int d = 0; d < head_dim; ++d) oh[d] *= inv;
       }
     });
   }

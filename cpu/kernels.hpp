@@ -10,7 +10,5 @@ void rms_norm_row(const float* x, const float* gamma, float eps, std::int64_t n,
 void rope_row(float* row, int heads, int head_dim, const float* cos, const float* sin);
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul_row(float* gate, const float* up, std::int64_t n);
-// y += a * x
-void axpy(float a, const float* x, float* y, std::int64_t n);
 
 }  // namespace banyan::cpu

@@ -92,7 +92,8 @@ const KernelSet* avx2_kernels() {
   // portable versions serve here.
   static const KernelSet set{"avx2",   dot_f32,   dot_f16,
                              dot_q8,   dot_q4,    portable_kernels().quantize_row,  // plain order for q4 too
-                             expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4};
+                             expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4,
+                             portable_kernels().attend};
   return &set;
 }
 

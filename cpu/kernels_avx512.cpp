@@ -2,6 +2,9 @@
 // the CPU reports them (simd_dispatch.cpp).
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "cpu/simd_kernels.hpp"
 
 
@@ -214,11 +217,72 @@ void expand_q4(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, f
   }
 }
 
+// exp(x) for x <= 0: 2^(x log2 e) split into 2^n (vscalefps) and 2^f, |f| <= 1/2, by a
+// degree-6 Taylor polynomial of e^(f ln 2) (relative error under 2e-7).
+inline __m512 exp_ps(__m512 x) {
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.69314718f));
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  for (float c : {1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+// 16 keys or values of a row, as f32.
+inline __m512 load16(const void* rows, bool half, std::int64_t at) {
+  return half ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const std::uint16_t*>(rows) + at)))
+              : _mm512_loadu_ps(static_cast<const float*>(rows) + at);
+}
+
+void attend(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
+            float scale, bool half, float* scores, AttentionState& st) {
+  if (head_dim % 16 != 0 || head_dim > 256) {
+    portable_kernels().attend(q, k, v, stride, count, head_dim, scale, half, scores, st);
+    return;
+  }
+  const int chunks = head_dim / 16;
+  __m512 qv[16];
+  for (int c = 0; c < chunks; ++c) qv[c] = _mm512_loadu_ps(q + c * 16);
+  float block_max = -INFINITY;
+  for (std::int64_t r = 0; r < count; ++r) {
+    __m512 acc = _mm512_mul_ps(qv[0], load16(k, half, r * stride));
+    for (int c = 1; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], load16(k, half, r * stride + c * 16), acc);
+    scores[r] = _mm512_reduce_add_ps(acc) * scale;
+    block_max = std::max(block_max, scores[r]);
+  }
+  const float m = std::max(st.m, block_max);
+  const float rescale = std::exp(st.m - m);  // 0 for the first block (st.m = -inf)
+  __m512 o[16];
+  for (int c = 0; c < chunks; ++c) o[c] = _mm512_mul_ps(_mm512_loadu_ps(st.o + c * 16), _mm512_set1_ps(rescale));
+  // The exponentials, 16 scores at a time.
+  __m512 lsum = _mm512_setzero_ps();
+  const __m512 mv = _mm512_set1_ps(m);
+  std::int64_t r = 0;
+  for (; r + 16 <= count; r += 16) {
+    const __m512 p = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(scores + r), mv));
+    _mm512_storeu_ps(scores + r, p);
+    lsum = _mm512_add_ps(lsum, p);
+  }
+  if (r < count) {
+    const __mmask16 tail = __mmask16((1u << (count - r)) - 1);
+    const __m512 p = _mm512_maskz_mov_ps(tail, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, scores + r), mv)));
+    _mm512_mask_storeu_ps(scores + r, tail, p);
+    lsum = _mm512_add_ps(lsum, p);
+  }
+  for (r = 0; r < count; ++r) {
+    const __m512 p = _mm512_set1_ps(scores[r]);
+    for (int c = 0; c < chunks; ++c) o[c] = _mm512_fmadd_ps(p, load16(v, half, r * stride + c * 16), o[c]);
+  }
+  for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(st.o + c * 16, o[c]);
+  st.l = st.l * rescale + _mm512_reduce_add_ps(lsum);
+  st.m = m;
+}
+
 }  // namespace
 
 const KernelSet* avx512_kernels() {
-  static const KernelSet set{"avx512", dot_f32,      dot_f16,   dot_q8,   dot_q4,
-                             quantize_row, expand_f16, expand_q8, expand_q4};
+  static const KernelSet set{"avx512", dot_f32,   dot_f16,   dot_q8,   dot_q4,
+                             quantize_row, expand_f16, expand_q8, expand_q4, attend};
   return &set;
 }
 

@@ -81,11 +81,36 @@ void expand_q4(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, f
   }
 }
 
+float element(const void* rows, bool half, std::int64_t i) {
+  return half ? f16_to_f32(static_cast<const std::uint16_t*>(rows)[i]) : static_cast<const float*>(rows)[i];
+}
+
+void attend(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
+            float scale, bool half, float* scores, AttentionState& st) {
+  float block_max = -INFINITY;
+  for (std::int64_t r = 0; r < count; ++r) {
+    double s = 0;
+    for (int d = 0; d < head_dim; ++d) s += double(q[d]) * element(k, half, r * stride + d);
+    scores[r] = float(s) * scale;
+    block_max = std::max(block_max, scores[r]);
+  }
+  const float m = std::max(st.m, block_max);
+  const float rescale = std::exp(st.m - m);
+  st.l *= rescale;
+  for (int d = 0; d < head_dim; ++d) st.o[d] *= rescale;
+  for (std::int64_t r = 0; r < count; ++r) {
+    const float p = std::exp(scores[r] - m);
+    st.l += p;
+    for (int d = 0; d < head_dim; ++d) st.o[d] += p * element(v, half, r * stride + d);
+  }
+  st.m = m;
+}
+
 }  // namespace
 
 const KernelSet& portable_kernels() {
-  static const KernelSet set{"portable", dot_f32,      dot_f16,   dot_q8,   dot_q4,
-                             quantize_row, expand_f16, expand_q8, expand_q4};
+  static const KernelSet set{"portable", dot_f32,   dot_f16,   dot_q8,   dot_q4,
+                             quantize_row, expand_f16, expand_q8, expand_q4, attend};
   return set;
 }
 

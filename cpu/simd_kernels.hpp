@@ -12,6 +12,14 @@
 
 namespace banyan::cpu {
 
+// A softmax accumulated over blocks of rows (online softmax): after every block,
+// o / l = softmax(scores so far) · values so far.
+struct AttentionState {
+  float m;   // largest score so far
+  float l;   // sum of exp(score - m)
+  float* o;  // [head_dim] sum of exp(score - m) * value
+};
+
 struct KernelSet {
   const char* name;
   float (*dot_f32)(const float* w, const float* x, std::int64_t k);
@@ -26,6 +34,10 @@ struct KernelSet {
   void (*expand_f16)(const std::uint16_t* w, std::int64_t k, float* out);
   void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   void (*expand_q4)(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
+  // One query head over `count` key and value rows that lie `stride` elements apart (f16 when
+  // `half`, else f32), folded into `state`. `scores` has room for `count` floats.
+  void (*attend)(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
+                 float scale, bool half, float* scores, AttentionState& state);
 };
 
 const KernelSet& portable_kernels();

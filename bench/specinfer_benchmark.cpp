@@ -90,12 +90,12 @@ int specinfer_benchmark(int argc, char** argv) {
                  "Speculative vs incremental decoding of the same LLM, same prompts, greedy: tokens/s, accepted\n"
                  "tokens per LLM step and the speedup, at each batch size.\n"
                  "Pairs: 'demo' (models/demo-llm + models/demo-ssm), 'random-160m' (a random llama-160m-shape LLM\n"
-                 "with its own int4 copy as SSM), or --llm/--ssm for any two model folders.");
+                 "with its own quantized copy as SSM), or --llm/--ssm for any two model folders.");
   o.add("--pairs", "LIST", "built-in pairs to run", "demo,random-160m");
   o.add("--llm", "PATH", "an LLM folder or file (with --ssm: replaces --pairs)");
   o.add("--ssm", "PATH", "its SSM");
   o.add("--dtype", "FORMAT", "LLM weight format", "f32");
-  o.add("--ssm-dtype", "FORMAT", "SSM weight format (the random-160m pair's SSM is always int4)", "f32");
+  o.add("--ssm-dtype", "FORMAT", "SSM weight format (default: f32; int4 for the random-160m pair's copy)");
   o.add("--batches", "LIST", "batch sizes", "1,8");
   o.add("--max-new-tokens", "N", "tokens per request", "128");
   o.add("--tree-width", "W", "beams per step", "3");
@@ -106,6 +106,9 @@ int specinfer_benchmark(int argc, char** argv) {
 
   auto format = [&](const std::string& opt) { return cli::format_option(o, opt); };
   const ModelOptions llm_options{format("--dtype"), DType::f32};
+  auto ssm_options = [&](WeightFormat fallback) {
+    return ModelOptions{o.has("--ssm-dtype") ? format("--ssm-dtype") : fallback, DType::f32};
+  };
   std::vector<Pair> pairs;
   auto text_prompts = [](const std::filesystem::path& model, const LlamaConfig& c) {
     const Tokenizer tok(model / "tokenizer.model", c.bos_token_id, c.eos_token_id);
@@ -116,7 +119,7 @@ int specinfer_benchmark(int argc, char** argv) {
   if (o.has("--llm") || o.has("--ssm")) {
     if (!o.has("--llm") || !o.has("--ssm")) throw cli::UsageError("--llm and --ssm go together");
     Pair p{o.text("--llm") + " + " + o.text("--ssm"), open_weights(o.text("--llm")), open_weights(o.text("--ssm")),
-           llm_options, {format("--ssm-dtype"), DType::f32}, {}};
+           llm_options, ssm_options(WeightFormat::f32), {}};
     const std::filesystem::path llm_path = o.text("--llm");
     p.prompts = std::filesystem::exists(llm_path / "tokenizer.model")
                     ? text_prompts(llm_path, p.llm_source->config())
@@ -130,12 +133,13 @@ int specinfer_benchmark(int argc, char** argv) {
           std::printf("skipping pair 'demo': %s or %s is missing\n", llm.c_str(), ssm.c_str());
           continue;
         }
-        Pair p{"demo", open_weights(llm), open_weights(ssm), llm_options, {format("--ssm-dtype"), DType::f32}, {}};
+        Pair p{"demo", open_weights(llm), open_weights(ssm), llm_options, ssm_options(WeightFormat::f32), {}};
         p.prompts = text_prompts(llm, p.llm_source->config());
         pairs.push_back(std::move(p));
       } else if (name == "random-160m") {
-        Pair p{"random-160m + int4 copy", std::make_unique<RandomWeights>(llama_160m_shape(), 1),
-               std::make_unique<RandomWeights>(llama_160m_shape(), 1), llm_options, {WeightFormat::q4, DType::f32}, {}};
+        const ModelOptions copy = ssm_options(WeightFormat::q4);
+        Pair p{"random-160m + " + std::string(format_name(copy.linear)) + " copy", std::make_unique<RandomWeights>(llama_160m_shape(), 1),
+               std::make_unique<RandomWeights>(llama_160m_shape(), 1), llm_options, copy, {}};
         p.prompts = random_prompts(8, 16, llama_160m_shape().vocab_size);
         pairs.push_back(std::move(p));
       } else {

@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C kernels: the baseline for x86-64 machines without AVX-512.
 #include <immintrin.h>
 
+#include "cpu/dot_rows.hpp"
 #include "cpu/simd_kernels.hpp"
 
 namespace banyan::cpu {
@@ -90,8 +91,12 @@ void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
 const KernelSet* avx2_kernels() {
   // Activation quantization and the int expansions are cheap next to the dot products: the
   // portable versions serve here.
-  static const KernelSet set{"avx2",   dot_f32,   dot_f16,
-                             dot_q8,   dot_q4,    portable_kernels().quantize_row,  // plain order for q4 too
+  static const KernelSet set{"avx2",
+                             dot_each_row<dot_f32, float>,
+                             dot_each_row<dot_f16, std::uint16_t>,
+                             dot_each_quantized_row<dot_q8, std::int8_t>,
+                             dot_each_quantized_row<dot_q4, std::uint8_t>,
+                             portable_kernels().quantize_row,  // plain order for q4 too
                              expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4,
                              portable_kernels().attend};
   return &set;

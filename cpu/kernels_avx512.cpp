@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cpu/simd_kernels.hpp"
 
@@ -23,50 +24,62 @@ inline void prefetch_ahead(const void* p) {
   _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
 }
 
-float dot_f32(const float* w, const float* x, std::int64_t k) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+// Every dot kernel takes M activation rows (compile-time, 1..kMaxDotRows) and reads the weight
+// row once for all of them: out[t] = w . x_t.
+template <int M>
+void dot_f32(const float* w, const float* x, std::int64_t k, float* out) {
+  __m512 a[M][4];
+  for (auto& row : a) row[0] = row[1] = row[2] = row[3] = _mm512_setzero_ps();
   std::int64_t i = 0;
   for (; i + 64 <= k; i += 64) {
-    prefetch_ahead(w + i);
-    prefetch_ahead(w + i + 16);
-    prefetch_ahead(w + i + 32);
-    prefetch_ahead(w + i + 48);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
-    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    __m512 wv[4];
+    for (int j = 0; j < 4; ++j) {
+      prefetch_ahead(w + i + 16 * j);
+      wv[j] = _mm512_loadu_ps(w + i + 16 * j);
+    }
+    for (int t = 0; t < M; ++t)
+      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * k + i + 16 * j), a[t][j]);
   }
-  for (; i + 16 <= k; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+  for (; i + 16 <= k; i += 16) {
+    const __m512 wv = _mm512_loadu_ps(w + i);
+    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * k + i), a[t][0]);
+  }
   if (i < k) {
     const __mmask16 m = __mmask16((1u << (k - i)) - 1);
-    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a1);
+    const __m512 wv = _mm512_maskz_loadu_ps(m, w + i);
+    for (int t = 0; t < M; ++t) a[t][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * k + i), a[t][1]);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (int t = 0; t < M; ++t)
+    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
 }
 
-float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+template <int M>
+void dot_f16(const std::uint16_t* w, const float* x, std::int64_t k, float* out) {
+  __m512 a[M][4];
+  for (auto& row : a) row[0] = row[1] = row[2] = row[3] = _mm512_setzero_ps();
   auto half = [&](std::int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))); };
   std::int64_t i = 0;
   for (; i + 64 <= k; i += 64) {
     prefetch_ahead(w + i);
     prefetch_ahead(w + i + 32);
-    a0 = _mm512_fmadd_ps(half(i), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(half(i + 16), _mm512_loadu_ps(x + i + 16), a1);
-    a2 = _mm512_fmadd_ps(half(i + 32), _mm512_loadu_ps(x + i + 32), a2);
-    a3 = _mm512_fmadd_ps(half(i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    __m512 wv[4];
+    for (int j = 0; j < 4; ++j) wv[j] = half(i + 16 * j);
+    for (int t = 0; t < M; ++t)
+      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * k + i + 16 * j), a[t][j]);
   }
-  for (; i + 16 <= k; i += 16) a0 = _mm512_fmadd_ps(half(i), _mm512_loadu_ps(x + i), a0);
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  for (; i < k; ++i) s += f16(w[i]) * x[i];
-  return s;
+  for (; i + 16 <= k; i += 16) {
+    const __m512 wv = half(i);
+    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * k + i), a[t][0]);
+  }
+  for (int t = 0; t < M; ++t) {
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
+    for (std::int64_t j = i; j < k; ++j) s += f16(w[j]) * x[t * k + j];
+    out[t] = s;
+  }
 }
 
 // Scales of 16 groups (weight scale x activation scale), and the lane patterns that spread them
 // over the int32 lanes of a dpbusd result: 2 groups of 8 lanes (q8), or 4 groups of 4 lanes (q4).
-inline __m512 group_scales16(const std::uint16_t* sw, const float* sa) {
-  return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw))), _mm512_loadu_ps(sa));
-}
 inline __m512i spread_index(int groups_per_vector, int first) {
   alignas(64) std::int32_t idx[16];
   for (int i = 0; i < 16; ++i) idx[i] = first + i / (16 / groups_per_vector);
@@ -79,90 +92,157 @@ inline __m512 tail_scales(const std::uint16_t* sw, const float* v, std::int64_t 
   return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sw)), _mm512_maskz_loadu_ps(m, v));
 }
 
-float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
-             std::int64_t k) {
+// Activation row t of the quantized kernels: qa + t * k, sa and ca + t * (k / 32).
+template <int M>
+void dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
+            std::int64_t k, float* out) {
   static const __m512i pair[8] = {spread_index(2, 0), spread_index(2, 2), spread_index(2, 4), spread_index(2, 6),
                                   spread_index(2, 8), spread_index(2, 10), spread_index(2, 12), spread_index(2, 14)};
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8(char(0x80));
   const std::int64_t groups = k / 32;
+  __m512 acc[M][2], corr[M], scales[M];
+  for (int t = 0; t < M; ++t) acc[t][0] = acc[t][1] = corr[t] = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8(char(0x80));
   // dpbusd wants one unsigned operand: w + 128 (the sign bit flipped). The extra
   // 128 * sa * sum(qa) per group is 16 * ca, taken off once at the end.
-  auto pair_dot = [&](std::int64_t g) {
+  auto weights = [&](std::int64_t g) {
     prefetch_ahead(w + g * 32);
-    const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(w + g * 32), bias);
-    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wv, _mm512_loadu_si512(qa + g * 32)));
+    return _mm512_xor_si512(_mm512_loadu_si512(w + g * 32), bias);
+  };
+  auto pair_dot = [&](__m512i wv, int t, std::int64_t g) {
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wv, _mm512_loadu_si512(qa + t * k + g * 32)));
   };
   std::int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
     const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
-    const __m512 scales = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + g));
-    corr = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + g), corr);
+    for (int t = 0; t < M; ++t) {
+      scales[t] = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + t * groups + g));
+      corr[t] = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + t * groups + g), corr[t]);
+    }
     for (int p = 0; p < 8; p += 2) {
-      acc0 = _mm512_fmadd_ps(pair_dot(g + 2 * p), _mm512_permutexvar_ps(pair[p], scales), acc0);
-      acc1 = _mm512_fmadd_ps(pair_dot(g + 2 * p + 2), _mm512_permutexvar_ps(pair[p + 1], scales), acc1);
+      const __m512i w0 = weights(g + 2 * p), w1 = weights(g + 2 * p + 2);
+      for (int t = 0; t < M; ++t) {
+        acc[t][0] = _mm512_fmadd_ps(pair_dot(w0, t, g + 2 * p), _mm512_permutexvar_ps(pair[p], scales[t]), acc[t][0]);
+        acc[t][1] = _mm512_fmadd_ps(pair_dot(w1, t, g + 2 * p + 2), _mm512_permutexvar_ps(pair[p + 1], scales[t]), acc[t][1]);
+      }
     }
   }
   if (const std::int64_t rest = groups - g; rest > 0) {
-    const __m512 scales = tail_scales(sw + g, sa + g, rest);
-    corr = _mm512_fmadd_ps(tail_scales(sw + g, ca + g, rest), _mm512_set1_ps(1.0f), corr);
-    for (int p = 0; 2 * p + 1 < rest; ++p) acc0 = _mm512_fmadd_ps(pair_dot(g + 2 * p), _mm512_permutexvar_ps(pair[p], scales), acc0);
+    for (int t = 0; t < M; ++t) {
+      scales[t] = tail_scales(sw + g, sa + t * groups + g, rest);
+      corr[t] = _mm512_add_ps(corr[t], tail_scales(sw + g, ca + t * groups + g, rest));
+    }
+    for (int p = 0; 2 * p + 1 < rest; ++p) {
+      const __m512i wv = weights(g + 2 * p);
+      for (int t = 0; t < M; ++t)
+        acc[t][0] = _mm512_fmadd_ps(pair_dot(wv, t, g + 2 * p), _mm512_permutexvar_ps(pair[p], scales[t]), acc[t][0]);
+    }
     if (rest % 2) {  // one group left: its 8 lanes of a half-filled pair
       const std::int64_t last = g + rest - 1;
       const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + last * 32)),
                                           _mm256_set1_epi8(char(0x80)));
-      const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv,
-                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa + last * 32)));
-      acc1 = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(d)),
-                             _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16(sw[last]) * sa[last])), acc1);
+      for (int t = 0; t < M; ++t) {
+        const __m256i d = _mm256_dpbusd_epi32(
+            _mm256_setzero_si256(), wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa + t * k + last * 32)));
+        acc[t][1] = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(d)),
+                                    _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16(sw[last]) * sa[t * groups + last])),
+                                    acc[t][1]);
+      }
     }
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 16.0f * _mm512_reduce_add_ps(corr);
+  for (int t = 0; t < M; ++t)
+    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1])) - 16.0f * _mm512_reduce_add_ps(corr[t]);
 }
 
 // q4 activations: every block of 4 whole groups is stored as [a0..15 of groups 0-3] then
 // [a16..31 of groups 0-3], matching the low and high nibbles of 64 weight bytes. A tail of
 // fewer than 4 groups keeps the plain order.
-float dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
-             std::int64_t k) {
+template <int M>
+void dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
+            std::int64_t k, float* out) {
   static const __m512i quad[4] = {spread_index(4, 0), spread_index(4, 4), spread_index(4, 8), spread_index(4, 12)};
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512(), nibble = _mm512_set1_epi8(0x0f);
   const std::int64_t groups = k / 32;
-  // Four groups: the low nibbles meet activations 0..15 of each, the high ones 16..31.
-  auto quad_dot = [&](std::int64_t g) {
+  __m512 acc[M][2], corr[M], scales[M];
+  for (int t = 0; t < M; ++t) acc[t][0] = acc[t][1] = corr[t] = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), nibble = _mm512_set1_epi8(0x0f);
+  struct Nibbles {
+    __m512i lo, hi;
+  };
+  auto weights = [&](std::int64_t g) {
     prefetch_ahead(w + g * 16);
     const __m512i raw = _mm512_loadu_si512(w + g * 16);
-    const __m512i lo = _mm512_and_si512(raw, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
-    const __m512i d = _mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(qa + g * 32));
-    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(qa + g * 32 + 64)));
+    return Nibbles{_mm512_and_si512(raw, nibble), _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble)};
+  };
+  // Four groups: the low nibbles meet activations 0..15 of each, the high ones 16..31.
+  auto quad_dot = [&](const Nibbles& n, int t, std::int64_t g) {
+    const std::int8_t* a = qa + t * k + g * 32;
+    const __m512i d = _mm512_dpbusd_epi32(zero, n.lo, _mm512_loadu_si512(a));
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(d, n.hi, _mm512_loadu_si512(a + 64)));
   };
   std::int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
     const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
-    const __m512 scales = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + g));
-    corr = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + g), corr);
-    acc0 = _mm512_fmadd_ps(quad_dot(g), _mm512_permutexvar_ps(quad[0], scales), acc0);
-    acc1 = _mm512_fmadd_ps(quad_dot(g + 4), _mm512_permutexvar_ps(quad[1], scales), acc1);
-    acc0 = _mm512_fmadd_ps(quad_dot(g + 8), _mm512_permutexvar_ps(quad[2], scales), acc0);
-    acc1 = _mm512_fmadd_ps(quad_dot(g + 12), _mm512_permutexvar_ps(quad[3], scales), acc1);
+    for (int t = 0; t < M; ++t) {
+      scales[t] = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + t * groups + g));
+      corr[t] = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + t * groups + g), corr[t]);
+    }
+    for (int q = 0; q < 4; q += 2) {
+      const Nibbles n0 = weights(g + 4 * q), n1 = weights(g + 4 * q + 4);
+      for (int t = 0; t < M; ++t) {
+        acc[t][0] = _mm512_fmadd_ps(quad_dot(n0, t, g + 4 * q), _mm512_permutexvar_ps(quad[q], scales[t]), acc[t][0]);
+        acc[t][1] = _mm512_fmadd_ps(quad_dot(n1, t, g + 4 * q + 4), _mm512_permutexvar_ps(quad[q + 1], scales[t]), acc[t][1]);
+      }
+    }
   }
   if (const std::int64_t rest = groups - g; rest > 0) {
-    const __m512 scales = tail_scales(sw + g, sa + g, rest);
-    corr = _mm512_add_ps(corr, tail_scales(sw + g, ca + g, rest));
-    for (int q = 0; 4 * q + 4 <= rest; ++q)
-      acc0 = _mm512_fmadd_ps(quad_dot(g + 4 * q), _mm512_permutexvar_ps(quad[q], scales), acc0);
-  }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm512_reduce_add_ps(corr);
-  for (g = groups / 4 * 4; g < groups; ++g) {  // fewer than 4 groups left, in plain order
-    std::int32_t d = 0;
-    for (int j = 0; j < 16; ++j) {
-      const std::uint8_t b = w[g * 16 + j];
-      d += std::int32_t(b & 0x0f) * qa[g * 32 + j] + std::int32_t(b >> 4) * qa[g * 32 + j + 16];
+    for (int t = 0; t < M; ++t) {
+      scales[t] = tail_scales(sw + g, sa + t * groups + g, rest);
+      corr[t] = _mm512_add_ps(corr[t], tail_scales(sw + g, ca + t * groups + g, rest));
     }
-    s += f16(sw[g]) * sa[g] * float(d);
+    for (int q = 0; 4 * q + 4 <= rest; ++q) {
+      const Nibbles n = weights(g + 4 * q);
+      for (int t = 0; t < M; ++t)
+        acc[t][0] = _mm512_fmadd_ps(quad_dot(n, t, g + 4 * q), _mm512_permutexvar_ps(quad[q], scales[t]), acc[t][0]);
+    }
   }
-  return s;
+  for (int t = 0; t < M; ++t) {
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1])) - _mm512_reduce_add_ps(corr[t]);
+    for (std::int64_t h = groups / 4 * 4; h < groups; ++h) {  // fewer than 4 groups left, in plain order
+      std::int32_t d = 0;
+      for (int j = 0; j < 16; ++j) {
+        const std::uint8_t b = w[h * 16 + j];
+        d += std::int32_t(b & 0x0f) * qa[t * k + h * 32 + j] + std::int32_t(b >> 4) * qa[t * k + h * 32 + j + 16];
+      }
+      s += f16(sw[h]) * sa[t * groups + h] * float(d);
+    }
+    out[t] = s;
+  }
+}
+
+// The kernels above for a run-time row count m (1..kMaxDotRows).
+template <typename F>
+void with_rows(int m, F&& f) {
+  switch (m) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    default: return f(std::integral_constant<int, 4>{});
+  }
+}
+static_assert(kMaxDotRows == 4);
+
+void dots_f32(const float* w, const float* x, std::int64_t k, int m, float* out) {
+  with_rows(m, [&](auto rows) { dot_f32<rows>(w, x, k, out); });
+}
+void dots_f16(const std::uint16_t* w, const float* x, std::int64_t k, int m, float* out) {
+  with_rows(m, [&](auto rows) { dot_f16<rows>(w, x, k, out); });
+}
+void dots_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
+             std::int64_t k, int m, float* out) {
+  with_rows(m, [&](auto rows) { dot_q8<rows>(w, sw, qa, sa, ca, k, out); });
+}
+void dots_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
+             std::int64_t k, int m, float* out) {
+  with_rows(m, [&](auto rows) { dot_q4<rows>(w, sw, qa, sa, ca, k, out); });
 }
 
 void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool for_q4) {
@@ -281,7 +361,7 @@ void attend(const float* q, const void* k, const void* v, std::int64_t stride, s
 }  // namespace
 
 const KernelSet* avx512_kernels() {
-  static const KernelSet set{"avx512", dot_f32,   dot_f16,   dot_q8,   dot_q4,
+  static const KernelSet set{"avx512", dots_f32,  dots_f16,  dots_q8,  dots_q4,
                              quantize_row, expand_f16, expand_q8, expand_q4, attend};
   return &set;
 }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/dot_rows.hpp"
 #include "cpu/simd_kernels.hpp"
 #include "model/dtype.hpp"
 
@@ -109,7 +110,11 @@ void attend(const float* q, const void* k, const void* v, std::int64_t stride, s
 }  // namespace
 
 const KernelSet& portable_kernels() {
-  static const KernelSet set{"portable", dot_f32,   dot_f16,   dot_q8,   dot_q4,
+  static const KernelSet set{"portable",
+                             dot_each_row<dot_f32, float>,
+                             dot_each_row<dot_f16, std::uint16_t>,
+                             dot_each_quantized_row<dot_q8, std::int8_t>,
+                             dot_each_quantized_row<dot_q4, std::uint8_t>,
                              quantize_row, expand_f16, expand_q8, expand_q4, attend};
   return set;
 }

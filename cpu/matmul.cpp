@@ -28,26 +28,27 @@ void Matmul::dots(const WeightData& w, const float* x, std::int64_t m, float* ou
   }
   const std::int64_t groups = k / kQuantGroup;
   pool_.parallel_for(n, 16, [&](std::int64_t begin, std::int64_t end) {
+    float dots[kMaxDotRows];
     for (std::int64_t r = begin; r < end; ++r) {
-      for (std::int64_t t = 0; t < m; ++t) {
-        float v = 0;
+      for (std::int64_t t = 0; t < m; t += kMaxDotRows) {
+        const int rows = int(std::min<std::int64_t>(kMaxDotRows, m - t));
         switch (w.format) {
           case WeightFormat::f32:
-            v = k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + r * k, x + t * k, k);
+            k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + r * k, x + t * k, k, rows, dots);
             break;
           case WeightFormat::f16:
-            v = k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, x + t * k, k);
+            k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, x + t * k, k, rows, dots);
             break;
           case WeightFormat::q8:
-            v = k_.dot_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups,
-                          qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k);
+            k_.dot_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups,
+                      qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k, rows, dots);
             break;
           case WeightFormat::q4:
-            v = k_.dot_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups,
-                          qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k);
+            k_.dot_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups,
+                      qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k, rows, dots);
             break;
         }
-        out[t * n + r] = v;
+        for (int j = 0; j < rows; ++j) out[(t + j) * n + r] = dots[j];
       }
     }
   });

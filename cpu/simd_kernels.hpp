@@ -12,6 +12,9 @@
 
 namespace banyan::cpu {
 
+// Activation rows one dot kernel call handles.
+constexpr int kMaxDotRows = 4;
+
 // A softmax accumulated over blocks of rows (online softmax): after every block,
 // o / l = softmax(scores so far) · values so far.
 struct AttentionState {
@@ -22,12 +25,15 @@ struct AttentionState {
 
 struct KernelSet {
   const char* name;
-  float (*dot_f32)(const float* w, const float* x, std::int64_t k);
-  float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t k);
-  float (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
-                  const float* ca, std::int64_t k);
-  float (*dot_q4)(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
-                  const float* ca, std::int64_t k);
+  // Dot products of one weight row with m activation rows (1 <= m <= kMaxDotRows), reading the
+  // weights once: out[t] = w . x_t. Row t lies at x + t * k (quantized: qa + t * k, and
+  // sa, ca + t * k / 32).
+  void (*dot_f32)(const float* w, const float* x, std::int64_t k, int m, float* out);
+  void (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t k, int m, float* out);
+  void (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
+                 const float* ca, std::int64_t k, int m, float* out);
+  void (*dot_q4)(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
+                 const float* ca, std::int64_t k, int m, float* out);
   // Quantizes one activation row (k a multiple of 32) for dot_q8, or for dot_q4 when for_q4.
   void (*quantize_row)(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool for_q4);
   // Expands one weight row to f32 (the prefill path multiplies expanded blocks with sgemm).

@@ -38,26 +38,35 @@ HostTensor random_matrix(std::int64_t rows, std::int64_t cols, std::mt19937& rng
 
 }  // namespace
 
+// Every dot kernel is called with 1..kMaxDotRows activation rows; row t must come out as if alone.
 BOOST_AUTO_TEST_CASE(float_dots_match_double_precision) {
   std::mt19937 rng(1);
   for (const KernelSet* ks : kernel_sets())
     for (std::int64_t k : {1, 7, 15, 16, 17, 31, 33, 64, 100, 257, 1000}) {
-      const auto w = random_vector(std::size_t(k), rng), x = random_vector(std::size_t(k), rng);
+      const auto w = random_vector(std::size_t(k), rng), x = random_vector(std::size_t(k * kMaxDotRows), rng);
       std::vector<std::uint16_t> h(w.size());
       for (std::size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16(w[i]);
-      double ref32 = 0, ref16 = 0, mag = 0;
-      for (std::int64_t i = 0; i < k; ++i) {
-        ref32 += double(w[std::size_t(i)]) * x[std::size_t(i)];
-        ref16 += double(f16_to_f32(h[std::size_t(i)])) * x[std::size_t(i)];
-        mag += std::abs(double(w[std::size_t(i)]) * x[std::size_t(i)]);
+      for (int m = 1; m <= kMaxDotRows; ++m) {
+        float got32[kMaxDotRows], got16[kMaxDotRows];
+        ks->dot_f32(w.data(), x.data(), k, m, got32);
+        ks->dot_f16(h.data(), x.data(), k, m, got16);
+        for (int t = 0; t < m; ++t) {
+          double ref32 = 0, ref16 = 0, mag = 0;
+          for (std::int64_t i = 0; i < k; ++i) {
+            const double xi = x[std::size_t(t * k + i)];
+            ref32 += double(w[std::size_t(i)]) * xi;
+            ref16 += double(f16_to_f32(h[std::size_t(i)])) * xi;
+            mag += std::abs(double(w[std::size_t(i)]) * xi);
+          }
+          BOOST_TEST_CONTEXT(ks->name << " k=" << k << " m=" << m << " row " << t) {
+            BOOST_TEST(std::abs(got32[t] - ref32) <= 1e-5 * mag + 1e-6);
+            BOOST_TEST(std::abs(got16[t] - ref16) <= 1e-5 * mag + 1e-6);
+          }
+        }
       }
-      BOOST_TEST_CONTEXT(ks->name << " k=" << k) {
-        BOOST_TEST(std::abs(ks->dot_f32(w.data(), x.data(), k) - ref32) <= 1e-5 * mag + 1e-6);
-        BOOST_TEST(std::abs(ks->dot_f16(h.data(), x.data(), k) - ref16) <= 1e-5 * mag + 1e-6);
-        std::vector<float> out(static_cast<std::size_t>(k));
-        ks->expand_f16(h.data(), k, out.data());
-        for (std::int64_t i = 0; i < k; ++i) BOOST_TEST_REQUIRE(out[std::size_t(i)] == f16_to_f32(h[std::size_t(i)]));
-      }
+      std::vector<float> out(static_cast<std::size_t>(k));
+      ks->expand_f16(h.data(), k, out.data());
+      for (std::int64_t i = 0; i < k; ++i) BOOST_TEST_REQUIRE(out[std::size_t(i)] == f16_to_f32(h[std::size_t(i)]));
     }
 }
 
@@ -66,37 +75,47 @@ BOOST_AUTO_TEST_CASE(quantized_kernels_agree_with_the_portable_reference) {
   const KernelSet& ref = portable_kernels();
   for (const KernelSet* ks : kernel_sets())
     for (std::int64_t k : {32, 64, 96, 160, 224, 544, 768, 800, 2048, 5632}) {
-      const auto x = random_vector(std::size_t(k), rng, 3.0f);
       const std::int64_t g = k / 32;
-      std::vector<std::int8_t> qa(static_cast<std::size_t>(k)), qa_ref(static_cast<std::size_t>(k));
-      std::vector<float> sa(static_cast<std::size_t>(g)), ca(static_cast<std::size_t>(g)), sa_ref(static_cast<std::size_t>(g)), ca_ref(static_cast<std::size_t>(g));
-      ks->quantize_row(x.data(), k, qa.data(), sa.data(), ca.data(), false);
-      ref.quantize_row(x.data(), k, qa_ref.data(), sa_ref.data(), ca_ref.data(), false);
-      // The q4 order is the set's own business; only its dot products are compared below.
-      std::vector<std::int8_t> qa4(static_cast<std::size_t>(k));
-      ks->quantize_row(x.data(), k, qa4.data(), sa.data(), ca.data(), true);
+      const auto x = random_vector(std::size_t(k * kMaxDotRows), rng, 3.0f);
+      auto bytes = [](std::int64_t n) { return std::vector<std::int8_t>(static_cast<std::size_t>(n)); };
+      auto floats = [](std::int64_t n) { return std::vector<float>(static_cast<std::size_t>(n)); };
+      auto qa = bytes(k * kMaxDotRows), qa_ref = bytes(k * kMaxDotRows), qa4 = bytes(k * kMaxDotRows);
+      auto sa = floats(g * kMaxDotRows), ca = floats(g * kMaxDotRows), sa_ref = floats(g * kMaxDotRows),
+           ca_ref = floats(g * kMaxDotRows), sa4 = floats(g * kMaxDotRows), ca4 = floats(g * kMaxDotRows);
+      for (int t = 0; t < kMaxDotRows; ++t) {
+        ks->quantize_row(x.data() + t * k, k, qa.data() + t * k, sa.data() + t * g, ca.data() + t * g, false);
+        ref.quantize_row(x.data() + t * k, k, qa_ref.data() + t * k, sa_ref.data() + t * g, ca_ref.data() + t * g, false);
+        // The q4 order is the set's own business; only its dot products are compared below.
+        ks->quantize_row(x.data() + t * k, k, qa4.data() + t * k, sa4.data() + t * g, ca4.data() + t * g, true);
+      }
       BOOST_TEST_CONTEXT(ks->name << " k=" << k) {
         BOOST_TEST(qa == qa_ref, boost::test_tools::per_element());
         BOOST_TEST(sa == sa_ref, boost::test_tools::per_element());
-        for (std::int64_t i = 0; i < g; ++i) BOOST_TEST(ca[std::size_t(i)] == ca_ref[std::size_t(i)], boost::test_tools::tolerance(1e-6f));
+        for (std::size_t i = 0; i < ca.size(); ++i) BOOST_TEST(ca[i] == ca_ref[i], boost::test_tools::tolerance(1e-6f));
 
         for (WeightFormat f : {WeightFormat::q8, WeightFormat::q4}) {
           const WeightData w = encode(random_matrix(1, k, rng), f);
           std::vector<float> expanded(static_cast<std::size_t>(k)), decoded(static_cast<std::size_t>(k));
           decode_row(w, 0, decoded.data());
-          float got, want;
-          if (f == WeightFormat::q8) {
-            const auto* q = reinterpret_cast<const std::int8_t*>(w.quants());
-            got = ks->dot_q8(q, w.scales(), qa.data(), sa.data(), ca.data(), k);
-            want = ref.dot_q8(q, w.scales(), qa_ref.data(), sa_ref.data(), ca_ref.data(), k);
-            ks->expand_q8(q, w.scales(), k, expanded.data());
-          } else {
-            const auto* q = reinterpret_cast<const std::uint8_t*>(w.quants());
-            got = ks->dot_q4(q, w.scales(), qa4.data(), sa.data(), ca.data(), k);
-            want = ref.dot_q4(q, w.scales(), qa_ref.data(), sa_ref.data(), ca_ref.data(), k);
-            ks->expand_q4(q, w.scales(), k, expanded.data());
+          for (int m = 1; m <= kMaxDotRows; ++m) {
+            float got[kMaxDotRows], want[kMaxDotRows];
+            if (f == WeightFormat::q8) {
+              const auto* q = reinterpret_cast<const std::int8_t*>(w.quants());
+              ks->dot_q8(q, w.scales(), qa.data(), sa.data(), ca.data(), k, m, got);
+              ref.dot_q8(q, w.scales(), qa_ref.data(), sa_ref.data(), ca_ref.data(), k, m, want);
+            } else {
+              const auto* q = reinterpret_cast<const std::uint8_t*>(w.quants());
+              ks->dot_q4(q, w.scales(), qa4.data(), sa4.data(), ca4.data(), k, m, got);
+              ref.dot_q4(q, w.scales(), qa_ref.data(), sa_ref.data(), ca_ref.data(), k, m, want);
+            }
+            for (int t = 0; t < m; ++t)
+              BOOST_TEST(got[t] == want[t], format_name(f) << " m=" << m << " row " << t << ": "
+                                                           << boost::test_tools::tolerance(2e-4f));
           }
-          BOOST_TEST(got == want, boost::test_tools::tolerance(2e-4f));
+          if (f == WeightFormat::q8)
+            ks->expand_q8(reinterpret_cast<const std::int8_t*>(w.quants()), w.scales(), k, expanded.data());
+          else
+            ks->expand_q4(reinterpret_cast<const std::uint8_t*>(w.quants()), w.scales(), k, expanded.data());
           BOOST_TEST(expanded == decoded, boost::test_tools::per_element());
         }
       }

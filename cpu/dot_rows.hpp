@@ -1,0 +1,20 @@
+#pragma once
+// Multi-row dot kernels (KernelSet::dot_*) made from one-row kernels, for the sets without
+// their own: each activation row is a separate pass over the weight row, which stays in L1.
+#include <cstdint>
+
+namespace banyan::cpu {
+
+template <auto Dot, typename W>
+void dot_each_row(const W* w, const float* x, std::int64_t k, int m, float* out) {
+  for (int t = 0; t < m; ++t) out[t] = Dot(w, x + t * k, k);
+}
+
+template <auto Dot, typename W>
+void dot_each_quantized_row(const W* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
+                            const float* ca, std::int64_t k, int m, float* out) {
+  const std::int64_t groups = k / 32;
+  for (int t = 0; t < m; ++t) out[t] = Dot(w, sw, qa + t * k, sa + t * groups, ca + t * groups, k);
+}
+
+}  // namespace banyan::cpu

@@ -98,8 +98,8 @@ int specinfer_benchmark(int argc, char** argv) {
   o.add("--ssm-dtype", "FORMAT", "SSM weight format (default: f32; int4 for the random-160m pair's copy)");
   o.add("--batches", "LIST", "batch sizes", "1,8");
   o.add("--max-new-tokens", "N", "tokens per request", "128");
-  o.add("--tree-width", "W", "beams per step", "3");
-  o.add("--tree-depth", "D", "speculated tokens per beam", "8");
+  o.add("--tree-width", "W", "beams per step", std::to_string(TreeShape{}.width));
+  o.add("--tree-depth", "D", "speculated tokens per beam", std::to_string(TreeShape{}.depth));
   o.add("--threads", "N", "CPU threads", "2");
   o.add("--out", "FILE", "JSON result file", "bench-specinfer.json");
   if (!o.parse(argc, argv)) return 0;

@@ -84,8 +84,8 @@ int generate_command(int argc, char** argv) {
   o.add("--top-p", "P", "nucleus sampling mass", "1");
   o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
   o.add("--seed", "N", "random seed: the same seed gives the same text", "0");
-  o.add("--tree-width", "W", "beams (greedy) or sampled chains per SSM", "3");
-  o.add("--tree-depth", "D", "speculated tokens along each beam", "8");
+  o.add("--tree-width", "W", "beams (greedy) or sampled chains per SSM", std::to_string(TreeShape{}.width));
+  o.add("--tree-depth", "D", "speculated tokens along each beam", std::to_string(TreeShape{}.depth));
   o.add("--max-tree-tokens", "N", "speculated tokens per request per step (at most 63)", "63");
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)", "0");
   o.add("--max-requests-per-batch", "N", "requests served at once", "8");

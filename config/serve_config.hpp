@@ -20,9 +20,9 @@ struct ModelConfig {
   std::string dtype = "f32";
 };
 
-struct SpeculationConfig {
-  int tree_width = 3;
-  int tree_depth = 8;
+struct SpeculationConfig {  // defaults: TreeShape's (a test holds them equal)
+  int tree_width = 1;
+  int tree_depth = 4;
 };
 
 struct LimitsConfig {

@@ -17,9 +17,12 @@
 
 namespace banyan {
 
+// The default is measured (docs/benchmarks.md, bench specinfer): on the CPU backend every
+// verified token costs compute, and one chain of 4 beat wider and deeper trees (3x8 included)
+// on both the demo pair and the llama-160m pair.
 struct TreeShape {
-  int width = 3;  // W: beams, or chains
-  int depth = 8;  // D: speculated tokens along each path
+  int width = 1;  // W: beams, or chains
+  int depth = 4;  // D: speculated tokens along each path
 };
 
 class TreeExpansion {

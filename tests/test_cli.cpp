@@ -178,7 +178,7 @@ BOOST_AUTO_TEST_CASE(speculative_mode_gives_the_incremental_text) {
   // The model as its own SSM: every speculated token is accepted, the text is the same.
   const std::string base = "generate " + model_arg() + " --prompt 'the red ball' --max-new-tokens 20 --ids";
   const auto incremental = run_banyan(base + " --mode incremental");
-  const auto speculative = run_banyan(base + " --ssm " + test::shell_quote(cli_model().model.string()) + " --tree-depth 4");
+  const auto speculative = run_banyan(base + " --ssm " + test::shell_quote(cli_model().model.string()) + " --tree-width 3 --tree-depth 4");
   BOOST_TEST_REQUIRE(speculative.exit_code == 0, speculative.err);
   BOOST_TEST(speculative.out == incremental.out);
   expect_in(speculative.err, "speculative, 1 SSM(s), tree 3x4");

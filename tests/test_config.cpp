@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "config/serve_config.hpp"
+#include "scheduler/tree_expansion.hpp"
 
 using namespace banyan::config;
 
@@ -59,6 +60,12 @@ server:
   BOOST_TEST(c.compute.kv_dtype == "f16");
   BOOST_TEST(c.server.port == 9000);
   BOOST_TEST(c.server.api_keys.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(speculation_defaults_are_the_engines) {
+  const SpeculationConfig c;
+  BOOST_TEST(c.tree_width == banyan::TreeShape{}.width);
+  BOOST_TEST(c.tree_depth == banyan::TreeShape{}.depth);
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {

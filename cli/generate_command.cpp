@@ -64,7 +64,12 @@ EngineOptions engine_options(const Options& o) {
 
 std::string histogram(const std::map<int, int>& h) {
   std::string s;
-  for (const auto& [accepted, steps] : h) s += " " + std::to_string(accepted) + ":" + std::to_string(steps);
+  for (const auto& [accepted, steps] : h) {
+    s += ' ';  // appended piece by piece: `" " + to_string(...)` trips GCC 12's -Wrestrict (bug 105329)
+    s += std::to_string(accepted);
+    s += ':';
+    s += std::to_string(steps);
+  }
   return s;
 }
 

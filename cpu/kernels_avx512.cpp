@@ -78,21 +78,27 @@ void dot_f16(const std::uint16_t* w, const float* x, std::int64_t k, float* out)
   }
 }
 
-// Scales of 16 groups (weight scale x activation scale), and the lane patterns that spread them
-// over the int32 lanes of a dpbusd result: 2 groups of 8 lanes (q8), or 4 groups of 4 lanes (q4).
+// The lane patterns that spread the scales of 16 groups over the int32 lanes of a dpbusd
+// result: 2 groups of 8 lanes (q8), or 4 groups of 4 lanes (q4).
 inline __m512i spread_index(int groups_per_vector, int first) {
   alignas(64) std::int32_t idx[16];
   for (int i = 0; i < 16; ++i) idx[i] = first + i / (16 / groups_per_vector);
   return _mm512_load_si512(idx);
 }
 
-// Groups beyond the last whole 16 get their scales from a masked load of the rest.
-inline __m512 tail_scales(const std::uint16_t* sw, const float* v, std::int64_t n) {
-  const __mmask16 m = __mmask16((1u << n) - 1);
-  return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sw)), _mm512_maskz_loadu_ps(m, v));
-}
-
 // Activation row t of the quantized kernels: qa + t * k, sa and ca + t * (k / 32).
+// For `n` (up to 16) groups from g and every row t: scales[t] = weight scale x activation scale
+// per group, and corr[t] += weight scale x ca.
+template <int M>
+inline void group_scales(const std::uint16_t* sw, const float* sa, const float* ca, std::int64_t groups,
+                         std::int64_t g, std::int64_t n, __m512* scales, __m512* corr) {
+  const __mmask16 m = n == 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+  const __m512 swf = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sw + g));
+  for (int t = 0; t < M; ++t) {
+    scales[t] = _mm512_mul_ps(swf, _mm512_maskz_loadu_ps(m, sa + t * groups + g));
+    corr[t] = _mm512_fmadd_ps(swf, _mm512_maskz_loadu_ps(m, ca + t * groups + g), corr[t]);
+  }
+}
 template <int M>
 void dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
             std::int64_t k, float* out) {
@@ -113,11 +119,7 @@ void dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa
   };
   std::int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
-    const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
-    for (int t = 0; t < M; ++t) {
-      scales[t] = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + t * groups + g));
-      corr[t] = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + t * groups + g), corr[t]);
-    }
+    group_scales<M>(sw, sa, ca, groups, g, 16, scales, corr);
     for (int p = 0; p < 8; p += 2) {
       const __m512i w0 = weights(g + 2 * p), w1 = weights(g + 2 * p + 2);
       for (int t = 0; t < M; ++t) {
@@ -127,10 +129,7 @@ void dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa
     }
   }
   if (const std::int64_t rest = groups - g; rest > 0) {
-    for (int t = 0; t < M; ++t) {
-      scales[t] = tail_scales(sw + g, sa + t * groups + g, rest);
-      corr[t] = _mm512_add_ps(corr[t], tail_scales(sw + g, ca + t * groups + g, rest));
-    }
+    group_scales<M>(sw, sa, ca, groups, g, rest, scales, corr);
     for (int p = 0; 2 * p + 1 < rest; ++p) {
       const __m512i wv = weights(g + 2 * p);
       for (int t = 0; t < M; ++t)
@@ -180,11 +179,7 @@ void dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* q
   };
   std::int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
-    const __m512 swf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sw + g)));
-    for (int t = 0; t < M; ++t) {
-      scales[t] = _mm512_mul_ps(swf, _mm512_loadu_ps(sa + t * groups + g));
-      corr[t] = _mm512_fmadd_ps(swf, _mm512_loadu_ps(ca + t * groups + g), corr[t]);
-    }
+    group_scales<M>(sw, sa, ca, groups, g, 16, scales, corr);
     for (int q = 0; q < 4; q += 2) {
       const Nibbles n0 = weights(g + 4 * q), n1 = weights(g + 4 * q + 4);
       for (int t = 0; t < M; ++t) {
@@ -194,10 +189,7 @@ void dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* q
     }
   }
   if (const std::int64_t rest = groups - g; rest > 0) {
-    for (int t = 0; t < M; ++t) {
-      scales[t] = tail_scales(sw + g, sa + t * groups + g, rest);
-      corr[t] = _mm512_add_ps(corr[t], tail_scales(sw + g, ca + t * groups + g, rest));
-    }
+    group_scales<M>(sw, sa, ca, groups, g, rest, scales, corr);
     for (int q = 0; 4 * q + 4 <= rest; ++q) {
       const Nibbles n = weights(g + 4 * q);
       for (int t = 0; t < M; ++t)

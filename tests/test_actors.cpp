@@ -9,6 +9,7 @@
 #include "actors/scheduler.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "model/random_weights.hpp"
+#include "support/test_support.hpp"
 
 using namespace banyan;
 using namespace banyan::actors;
@@ -17,13 +18,7 @@ namespace {
 
 // Small and fast, with a long context: a request left alone runs for thousands of steps.
 LlamaConfig test_config() {
-  LlamaConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 96;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.num_hidden_layers = 2;
-  c.vocab_size = 128;
+  LlamaConfig c = test::tiny_llama_config();
   c.max_position_embeddings = 4096;
   return c;
 }

@@ -61,18 +61,6 @@ void load(const fs::path& path) {
   LlamaModel model(*weights, *backend);
 }
 
-LlamaConfig tiny_config() {
-  LlamaConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 96;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.num_hidden_layers = 2;
-  c.vocab_size = 128;
-  c.max_position_embeddings = 256;
-  return c;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(dtypes)
@@ -156,7 +144,7 @@ BOOST_AUTO_TEST_CASE(missing_path) {
 
 BOOST_AUTO_TEST_CASE(folder_without_weights) {
   test::TempDir dir;
-  test::write_hf_config(dir / "config.json", tiny_config());
+  test::write_hf_config(dir / "config.json", test::tiny_llama_config());
   expect_contains(error_of([&] { open_weights(dir.path()); }), "no weights found");
 }
 
@@ -183,7 +171,7 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_key) {
   expect_contains(error_of([&] { open_weights(dir.path()); }), "key 'hidden_size' has the wrong type");
   std::ofstream(dir / "config.json") << "{ not json";
   expect_contains(error_of([&] { open_weights(dir.path()); }), "not valid JSON");
-  auto c = tiny_config();
+  auto c = test::tiny_llama_config();
   c.num_key_value_heads = 3;
   test::write_hf_config(dir / "config.json", c);
   expect_contains(error_of([&] { open_weights(dir.path()); }), "not a multiple of num_key_value_heads 3");
@@ -220,7 +208,7 @@ BOOST_AUTO_TEST_CASE(truncated_llama2c) {
 
 BOOST_AUTO_TEST_CASE(wrong_shape) {
   test::TempDir dir;
-  const auto c = tiny_config();
+  const auto c = test::tiny_llama_config();
   auto tensors = test::random_llama(c, 1);
   tensors["model.layers.1.mlp.up_proj.weight"].shape = {48, 64};  // same size, wrong shape
   test::write_hf_config(dir / "config.json", c);
@@ -233,17 +221,17 @@ BOOST_AUTO_TEST_CASE(wrong_shape) {
 
 BOOST_AUTO_TEST_CASE(missing_tensor) {
   test::TempDir dir;
-  auto tensors = test::random_llama(tiny_config(), 1);
+  auto tensors = test::random_llama(test::tiny_llama_config(), 1);
   tensors.erase("model.layers.0.self_attn.k_proj.weight");
-  test::write_hf_config(dir / "config.json", tiny_config());
+  test::write_hf_config(dir / "config.json", test::tiny_llama_config());
   test::write_safetensors(dir / "model.safetensors", tensors, DType::f32);
   expect_contains(error_of([&] { load(dir.path()); }), "missing tensor 'model.layers.0.self_attn.k_proj.weight'");
 }
 
 BOOST_AUTO_TEST_CASE(unknown_dtype) {
   test::TempDir dir;
-  test::write_hf_config(dir / "config.json", tiny_config());
-  test::write_safetensors(dir / "model.safetensors", test::random_llama(tiny_config(), 1), DType::f32);
+  test::write_hf_config(dir / "config.json", test::tiny_llama_config());
+  test::write_safetensors(dir / "model.safetensors", test::random_llama(test::tiny_llama_config(), 1), DType::f32);
   // Relabel one tensor's dtype in the header: F32 -> I32 (same size, so offsets stay valid).
   auto bytes = test::read_bytes(dir / "model.safetensors");
   std::string header(bytes.begin() + 8, bytes.begin() + 8 + 2000);
@@ -258,7 +246,7 @@ BOOST_AUTO_TEST_CASE(unknown_dtype) {
 
 BOOST_AUTO_TEST_CASE(corrupt_safetensors_header) {
   test::TempDir dir;
-  test::write_hf_config(dir / "config.json", tiny_config());
+  test::write_hf_config(dir / "config.json", test::tiny_llama_config());
   auto bytes = test::read_bytes(test::fixtures_dir() / "tiny-llama-safetensors" / "model.safetensors");
   bytes[9] = '#';
   test::write_bytes(dir / "model.safetensors", bytes);
@@ -274,7 +262,7 @@ BOOST_AUTO_TEST_CASE(garbage_is_not_a_checkpoint) {
   for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = char((i * 7919) % 251);
   test::write_bytes(dir / "noise.bin", noise);
   expect_contains(error_of([&] { load(dir / "noise.bin"); }), (dir / "noise.bin").string());
-  test::write_hf_config(dir / "config.json", tiny_config());
+  test::write_hf_config(dir / "config.json", test::tiny_llama_config());
   test::write_bytes(dir / "pytorch_model.bin", noise);
   expect_contains(error_of([&] { load(dir.path()); }), "not a zip archive");
 }

@@ -63,6 +63,18 @@ CommandResult run_command(const std::string& command_line) {
   return r;
 }
 
+LlamaConfig tiny_llama_config() {
+  LlamaConfig c;
+  c.hidden_size = 32;
+  c.intermediate_size = 96;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.num_hidden_layers = 2;
+  c.vocab_size = 128;
+  c.max_position_embeddings = 256;
+  return c;
+}
+
 TensorMap random_llama(const LlamaConfig& c, std::uint64_t seed) {
   const RandomWeights source(c, seed);
   TensorMap m;

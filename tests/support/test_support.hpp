@@ -50,6 +50,9 @@ std::string shell_quote(const std::string& s);
 
 using TensorMap = std::map<std::string, HostTensor>;
 
+// The shape of the tiny-llama fixture: 2 layers, hidden 32, 4 heads (2 kv), vocab 128, context 256.
+LlamaConfig tiny_llama_config();
+
 // Hugging Face-named random weights for `config` (model/random_weights.hpp), all in memory.
 TensorMap random_llama(const LlamaConfig& config, std::uint64_t seed);
 void write_safetensors(const std::filesystem::path& file, const TensorMap& tensors, DType dtype);

@@ -6,8 +6,8 @@
 namespace banyan::cpu {
 
 template <auto Dot, typename W>
-void dot_each_row(const W* w, const float* x, std::int64_t k, int m, float* out) {
-  for (int t = 0; t < m; ++t) out[t] = Dot(w, x + t * k, k);
+void dot_each_row(const W* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out) {
+  for (int t = 0; t < m; ++t) out[t] = Dot(w, x + t * stride, k);
 }
 
 template <auto Dot, typename W>

@@ -27,7 +27,7 @@ inline void prefetch_ahead(const void* p) {
 // Every dot kernel takes M activation rows (compile-time, 1..kMaxDotRows) and reads the weight
 // row once for all of them: out[t] = w . x_t.
 template <int M>
-void dot_f32(const float* w, const float* x, std::int64_t k, float* out) {
+void dot_f32(const float* w, const float* x, std::int64_t stride, std::int64_t k, float* out) {
   __m512 a[M][4];
   for (auto& row : a) row[0] = row[1] = row[2] = row[3] = _mm512_setzero_ps();
   std::int64_t i = 0;
@@ -38,23 +38,23 @@ void dot_f32(const float* w, const float* x, std::int64_t k, float* out) {
       wv[j] = _mm512_loadu_ps(w + i + 16 * j);
     }
     for (int t = 0; t < M; ++t)
-      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * k + i + 16 * j), a[t][j]);
+      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * stride + i + 16 * j), a[t][j]);
   }
   for (; i + 16 <= k; i += 16) {
     const __m512 wv = _mm512_loadu_ps(w + i);
-    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * k + i), a[t][0]);
+    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * stride + i), a[t][0]);
   }
   if (i < k) {
     const __mmask16 m = __mmask16((1u << (k - i)) - 1);
     const __m512 wv = _mm512_maskz_loadu_ps(m, w + i);
-    for (int t = 0; t < M; ++t) a[t][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * k + i), a[t][1]);
+    for (int t = 0; t < M; ++t) a[t][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * stride + i), a[t][1]);
   }
   for (int t = 0; t < M; ++t)
     out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
 }
 
 template <int M>
-void dot_f16(const std::uint16_t* w, const float* x, std::int64_t k, float* out) {
+void dot_f16(const std::uint16_t* w, const float* x, std::int64_t stride, std::int64_t k, float* out) {
   __m512 a[M][4];
   for (auto& row : a) row[0] = row[1] = row[2] = row[3] = _mm512_setzero_ps();
   auto half = [&](std::int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))); };
@@ -65,15 +65,15 @@ void dot_f16(const std::uint16_t* w, const float* x, std::int64_t k, float* out)
     __m512 wv[4];
     for (int j = 0; j < 4; ++j) wv[j] = half(i + 16 * j);
     for (int t = 0; t < M; ++t)
-      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * k + i + 16 * j), a[t][j]);
+      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * stride + i + 16 * j), a[t][j]);
   }
   for (; i + 16 <= k; i += 16) {
     const __m512 wv = half(i);
-    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * k + i), a[t][0]);
+    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * stride + i), a[t][0]);
   }
   for (int t = 0; t < M; ++t) {
     float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
-    for (std::int64_t j = i; j < k; ++j) s += f16(w[j]) * x[t * k + j];
+    for (std::int64_t j = i; j < k; ++j) s += f16(w[j]) * x[t * stride + j];
     out[t] = s;
   }
 }
@@ -222,11 +222,11 @@ void with_rows(int m, F&& f) {
 }
 static_assert(kMaxDotRows == 4);
 
-void dots_f32(const float* w, const float* x, std::int64_t k, int m, float* out) {
-  with_rows(m, [&](auto rows) { dot_f32<rows>(w, x, k, out); });
+void dots_f32(const float* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out) {
+  with_rows(m, [&](auto rows) { dot_f32<rows>(w, x, stride, k, out); });
 }
-void dots_f16(const std::uint16_t* w, const float* x, std::int64_t k, int m, float* out) {
-  with_rows(m, [&](auto rows) { dot_f16<rows>(w, x, k, out); });
+void dots_f16(const std::uint16_t* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out) {
+  with_rows(m, [&](auto rows) { dot_f16<rows>(w, x, stride, k, out); });
 }
 void dots_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k, int m, float* out) {

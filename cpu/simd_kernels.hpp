@@ -26,10 +26,10 @@ struct AttentionState {
 struct KernelSet {
   const char* name;
   // Dot products of one weight row with m activation rows (1 <= m <= kMaxDotRows), reading the
-  // weights once: out[t] = w . x_t. Row t lies at x + t * k (quantized: qa + t * k, and
-  // sa, ca + t * k / 32).
-  void (*dot_f32)(const float* w, const float* x, std::int64_t k, int m, float* out);
-  void (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t k, int m, float* out);
+  // weights once: out[t] = w . x_t. Float row t lies at x + t * stride; quantized row t at
+  // qa + t * k, and sa, ca + t * k / 32.
+  void (*dot_f32)(const float* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out);
+  void (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out);
   void (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
                  const float* ca, std::int64_t k, int m, float* out);
   void (*dot_q4)(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,

@@ -48,8 +48,8 @@ BOOST_AUTO_TEST_CASE(float_dots_match_double_precision) {
       for (std::size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16(w[i]);
       for (int m = 1; m <= kMaxDotRows; ++m) {
         float got32[kMaxDotRows], got16[kMaxDotRows];
-        ks->dot_f32(w.data(), x.data(), k, m, got32);
-        ks->dot_f16(h.data(), x.data(), k, m, got16);
+        ks->dot_f32(w.data(), x.data(), k, k, m, got32);
+        ks->dot_f16(h.data(), x.data(), k, k, m, got16);
         for (int t = 0; t < m; ++t) {
           double ref32 = 0, ref16 = 0, mag = 0;
           for (std::int64_t i = 0; i < k; ++i) {

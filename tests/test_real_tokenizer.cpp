@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 #include <sstream>
 
+#include "model/random_weights.hpp"
 #include "model/tokenizer.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -46,15 +47,8 @@ BOOST_AUTO_TEST_CASE(round_trips_streamed) {
 
 BOOST_AUTO_TEST_CASE(llama_68m_shape_generates) {
   test::TempDir dir;
-  LlamaConfig c;
-  c.hidden_size = 768;
-  c.intermediate_size = 3072;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 12;
-  c.num_key_value_heads = 12;
-  c.vocab_size = 32000;
-  c.max_position_embeddings = 2048;
-  c.rms_norm_eps = 1e-6f;
+  LlamaConfig c = llama_68m_shape();
+  c.rms_norm_eps = 1e-6f;  // as in JackFram/llama-68m
   test::write_random_model(dir / "llama-68m-random", c, 68, DType::f16);
   const std::string base = test::shell_quote(test::banyan_binary().string()) + " generate --model " +
                            test::shell_quote((dir / "llama-68m-random").string()) + " --tokenizer " +

@@ -55,8 +55,7 @@ typename Inspector::result_type inspect(Inspector& f, RequestDone& x) {
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using step_atom = caf::atom_constant<caf::atom("step")>;
 
-// Announces every message type above, and the actor handles that messages carry, to an actor
-// system's configuration.
+// Announces every message type above to an actor system's configuration.
 void add_message_types(caf::actor_system_config& config);
 
 }  // namespace banyan::actors

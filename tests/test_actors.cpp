@@ -1,15 +1,13 @@
 // The actor runtime on one node: request actors stream exactly the tokens the engine commits,
-// a cancel ends its request, a prompt that can never run fails alone, a client that goes
-// away frees its request's slot, and a client in another actor system generates over TCP.
+// a cancel ends its request, a prompt that can never run fails alone, and a client that goes
+// away frees its request's slot.
 #define BOOST_TEST_MODULE test_actors
 #include <boost/test/unit_test.hpp>
 #include <caf/all.hpp>
 
-#include "actors/client.hpp"
 #include "actors/request.hpp"
 #include "actors/scheduler.hpp"
 #include "cpu/cpu_backend.hpp"
-#include "model/error.hpp"
 #include "model/random_weights.hpp"
 #include "support/test_support.hpp"
 
@@ -41,7 +39,7 @@ struct Node {
 
   Node(EngineOptions options, bool speculative = false)
       : engine(llm, speculative ? std::vector<LlamaModel*>{&llm} : std::vector<LlamaModel*>{}, options) {
-    configure_for_network(config);
+    add_message_types(config);
     system = std::make_unique<caf::actor_system>(config);
     scheduler = spawn_scheduler(*system, engine);
   }
@@ -171,28 +169,4 @@ BOOST_AUTO_TEST_CASE(a_client_that_goes_away_frees_its_slot) {
   node.stop();
   // Left alone, the first request would have committed about 4000 tokens.
   BOOST_TEST(node.engine.stats().committed_tokens < 2000);
-}
-
-BOOST_AUTO_TEST_CASE(a_client_in_another_actor_system_generates_over_tcp) {
-  Node node({});
-  const std::uint16_t port = publish_scheduler(*node.system, node.scheduler, 0);
-  caf::actor_system_config config;
-  configure_for_network(config);
-  caf::actor_system client_system{config};
-  {
-    Client client(client_system, "127.0.0.1", port);
-    std::vector<std::int32_t> streamed;
-    const auto r = client.generate(greedy(test_prompts()[1], 24), [&](std::span<const std::int32_t> t) {
-      streamed.insert(streamed.end(), t.begin(), t.end());
-    });
-    BOOST_TEST(r.done.finish_reason == "length", r.done.error);
-    BOOST_TEST(r.tokens == engine_outputs(24)[1], boost::test_tools::per_element());
-    BOOST_TEST(streamed == r.tokens, boost::test_tools::per_element());
-  }
-  try {
-    Client nobody(client_system, "127.0.0.1", 1);
-    BOOST_FAIL("connected to a closed port");
-  } catch (const Error& e) {
-    BOOST_TEST(std::string(e.what()).find("127.0.0.1:1") != std::string::npos, e.what());
-  }
 }

@@ -2,43 +2,15 @@
 // The messages Banyan's actors exchange and the atoms that name commands. Every type has an
 // `inspect`; add_message_types announces them all to CAF (needed for the ones that cross nodes).
 #include <caf/all.hpp>
-#include <cstdint>
-#include <string>
-#include <vector>
+
+#include "actors/message_types.hpp"
 
 namespace banyan::actors {
-
-// One generation, as a client asks for it (token ids: the gateway tokenizes).
-struct GenerateRequest {
-  std::vector<std::int32_t> prompt;
-  std::int32_t max_new_tokens = 128;
-  float temperature = 0;  // 0: greedy
-  float top_p = 1;
-  std::int32_t top_k = 0;
-  std::uint64_t seed = 0;
-};
-
-// Tokens one scheduler step committed for one request.
-struct TokenChunk {
-  std::uint64_t request = 0;
-  std::vector<std::int32_t> tokens;
-};
-
-// The end of a request: why it ended and what it cost.
-struct RequestDone {
-  std::uint64_t request = 0;
-  std::string finish_reason;  // stop, length, cancelled, error
-  std::string error;          // why it failed, when it did
-  std::int32_t prompt_tokens = 0;
-  std::int32_t generated_tokens = 0;
-  std::int32_t llm_steps = 0;
-  double accepted_per_step = 0;
-};
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
   return f(caf::meta::type_name("banyan.GenerateRequest"), x.prompt, x.max_new_tokens, x.temperature, x.top_p, x.top_k,
-           x.seed);
+           x.seed, x.speculate);
 }
 
 template <class Inspector>

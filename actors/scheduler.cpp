@@ -9,6 +9,7 @@ namespace {
 struct SchedulerState {
   SchedulerState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   Engine* engine = nullptr;
+  SchedulerGauges* gauges = nullptr;
   std::map<RequestId, request_actor> clients;  // requests not yet reported done
   bool step_queued = false;
 };
@@ -21,6 +22,7 @@ GenerationConfig generation_config(const GenerateRequest& r) {
   c.sampling.top_p = r.top_p;
   c.sampling.top_k = r.top_k;
   c.sampling.seed = r.seed;
+  c.speculate = r.speculate;
   return c;
 }
 
@@ -51,9 +53,19 @@ void report_done(SchedulerPointer self) {
   }
 }
 
+void publish_gauges(SchedulerState& st) {
+  if (!st.gauges) return;
+  const RequestManager& m = st.engine->requests();
+  st.gauges->queued = m.queued_count();
+  st.gauges->active = m.active_count();
+  st.gauges->slots = m.limits().max_requests_per_batch;
+  st.gauges->steps = st.engine->stats().steps;
+}
+
 // One step message in the mailbox at a time, behind whatever else has arrived.
 void queue_step(SchedulerPointer self) {
   auto& st = self->state;
+  publish_gauges(st);
   if (st.step_queued || !st.engine->requests().has_work()) return;
   st.step_queued = true;
   self->send(self, step_atom::value);
@@ -76,8 +88,9 @@ void step(SchedulerPointer self) {
   queue_step(self);
 }
 
-scheduler_actor::behavior_type scheduler(SchedulerPointer self, Engine* engine) {
+scheduler_actor::behavior_type scheduler(SchedulerPointer self, Engine* engine, SchedulerGauges* gauges) {
   self->state.engine = engine;
+  self->state.gauges = gauges;
   return {
       [=](GenerateRequest& r, request_actor client) -> std::uint64_t {
         const RequestId id = engine->submit(std::move(r.prompt), generation_config(r));
@@ -88,6 +101,7 @@ scheduler_actor::behavior_type scheduler(SchedulerPointer self, Engine* engine) 
       },
       [=](cancel_atom, std::uint64_t id) {
         if (self->state.clients.count(id) && engine->cancel(id)) report_done(self);
+        queue_step(self);  // also brings the gauges up to date
       },
       [=](step_atom) { step(self); },
   };
@@ -95,8 +109,8 @@ scheduler_actor::behavior_type scheduler(SchedulerPointer self, Engine* engine) 
 
 }  // namespace
 
-scheduler_actor spawn_scheduler(caf::actor_system& system, Engine& engine) {
-  return system.spawn<caf::detached>(scheduler, &engine);
+scheduler_actor spawn_scheduler(caf::actor_system& system, Engine& engine, SchedulerGauges* gauges) {
+  return system.spawn<caf::detached>(scheduler, &engine, gauges);
 }
 
 }  // namespace banyan::actors

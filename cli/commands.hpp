@@ -7,5 +7,6 @@ int generate_command(int argc, char** argv);
 int tokenize_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
 int convert_command(int argc, char** argv);
+int serve_command(int argc, char** argv);
 
 }  // namespace banyan::cli

@@ -49,9 +49,7 @@ std::filesystem::path tokenizer_path(const Options& o, const std::filesystem::pa
   return dir / "tokenizer.model";
 }
 
-std::unique_ptr<Backend> make_backend(const Options& o) {
-  const std::string device = o.text("--device");
-  const int threads = o.integer("--threads");
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (threads < 0) throw UsageError("--threads must be 0 or more");
   if (device == "cpu") return cpu::make_cpu_backend({threads});
   if (device == "cuda") {
@@ -92,25 +90,35 @@ std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backe
 
 }  // namespace
 
-LoadedModels load_models(const Options& o, bool with_ssms) {
-  const auto start = std::chrono::steady_clock::now();
-  const auto path = model_path(o);
-  LoadedModels m;
-  m.backend = make_backend(o);
-  auto weights = open_weights(path);
-  const auto& c = weights->config();
-  const auto tok_path = tokenizer_path(o, path);
-  m.tokenizer = std::make_unique<Tokenizer>(tok_path, c.bos_token_id, c.eos_token_id);
-  if (m.tokenizer->vocab_size() > c.vocab_size)
-    throw Error(tok_path.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
-                " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  m.llm = load_one(*weights, *m.backend, model_options(o, false), "LLM");
+ModelChoice model_choice(const Options& o, bool with_ssms) {
+  ModelChoice c;
+  c.llm = {model_path(o), model_options(o, false)};
   if (with_ssms)
-    for (const auto& p : ssm_paths(o)) m.ssms.push_back(load_one(*open_weights(p), *m.backend, model_options(o, true), "SSM"));
+    for (const auto& p : ssm_paths(o)) c.ssms.push_back({p, model_options(o, true)});
+  c.tokenizer = tokenizer_path(o, c.llm.path);
+  c.device = o.text("--device");
+  c.threads = o.integer("--threads");
+  return c;
+}
+
+LoadedModels load_models(const ModelChoice& choice) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadedModels m;
+  m.backend = make_backend(choice.device, choice.threads);
+  auto weights = open_weights(choice.llm.path);
+  const auto& c = weights->config();
+  m.tokenizer = std::make_unique<Tokenizer>(choice.tokenizer, c.bos_token_id, c.eos_token_id);
+  if (m.tokenizer->vocab_size() > c.vocab_size)
+    throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
+                " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
+  m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
+  for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "banyan: loaded " << 1 + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
             << m.load_seconds << " s\n";
   return m;
 }
+
+LoadedModels load_models(const Options& o, bool with_ssms) { return load_models(model_choice(o, with_ssms)); }
 
 }  // namespace banyan::cli

@@ -21,7 +21,22 @@ std::vector<std::filesystem::path> ssm_paths(const Options& options);
 // --tokenizer, or tokenizer.model beside the weights.
 std::filesystem::path tokenizer_path(const Options& options, const std::filesystem::path& model);
 
-std::unique_ptr<Backend> make_backend(const Options& options);
+// What to load and where to run it, from the options or from a serving config.
+struct ModelChoice {
+  struct Model {
+    std::filesystem::path path;
+    ModelOptions options;
+  };
+  Model llm;
+  std::vector<Model> ssms;
+  std::filesystem::path tokenizer;
+  std::string device = "cpu";
+  int threads = 0;
+};
+// The choice the options make; SSMs only when `with_ssms`.
+ModelChoice model_choice(const Options& options, bool with_ssms);
+
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
 
 struct LoadedModels {
   std::unique_ptr<Backend> backend;
@@ -31,7 +46,8 @@ struct LoadedModels {
   double load_seconds = 0;
 };
 
-// Loads the LLM, its tokenizer and, when `with_ssms`, the SSMs; throws Error naming the file.
+// Loads the LLM, its tokenizer and the SSMs; throws Error naming the file.
+LoadedModels load_models(const ModelChoice& choice);
 LoadedModels load_models(const Options& options, bool with_ssms);
 
 }  // namespace banyan::cli

@@ -14,6 +14,7 @@ using RequestId = std::uint64_t;
 struct GenerationConfig {
   int max_new_tokens = 128;
   SamplingParams sampling;
+  bool speculate = true;  // false: this request decodes one token per step even when SSMs run
 };
 
 enum class RequestState { queued, prefilling, decoding, finished, failed, cancelled };

@@ -116,9 +116,11 @@ StepPlan RequestManager::schedule(bool speculative) {
     const int share = std::max(0, for_trees) / int(plan.decode.size());
     for (auto& d : plan.decode) {
       const Request& r = request(d.id);
-      // Accepted tokens = path + 1 must fit both the sequence and the token allowance.
-      const int room = std::min(limits_.max_sequence_length - int(r.tokens.size()),
-                                r.config.max_new_tokens - r.generated()) - 1;
+      // Accepted tokens = path + 1 must fit both the sequence and the token allowance; a
+      // request that asked for incremental decoding gets no tree.
+      const int room = r.config.speculate ? std::min(limits_.max_sequence_length - int(r.tokens.size()),
+                                                     r.config.max_new_tokens - r.generated()) - 1
+                                          : 0;
       d.tree_budget = std::max(0, std::min({share, limits_.max_tree_tokens, room}));
       budget -= d.tree_budget;
     }

@@ -116,6 +116,20 @@ BOOST_AUTO_TEST_CASE(stop_rules) {
   BOOST_TEST(done.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(a_request_that_asks_for_incremental_decoding_gets_no_tree) {
+  RequestManager m({2, 64, 100, 63}, kVocab, kEos);
+  GenerationConfig incremental{20, {}};
+  incremental.speculate = false;
+  const auto spec = m.submit(prompt_of(2), {20, {}});
+  const auto inc = m.submit(prompt_of(2), incremental);
+  m.schedule(true);
+  m.commit(spec, std::vector<std::int32_t>{9});
+  m.commit(inc, std::vector<std::int32_t>{9});
+  const StepPlan p = m.schedule(true);
+  BOOST_TEST_REQUIRE(p.decode.size() == 2u);
+  for (const auto& d : p.decode) BOOST_TEST(d.tree_budget == (d.id == inc ? 0 : 18), "request " << d.id << " budget " << d.tree_budget);
+}
+
 BOOST_AUTO_TEST_CASE(cancel_frees_the_slot) {
   RequestManager m({1, 16, 32, 0}, kVocab, kEos);
   const auto a = m.submit(prompt_of(4), {8, {}});

@@ -1,0 +1,38 @@
+#pragma once
+// The values Banyan's actors exchange, as plain structs: code that must not compile CAF (the
+// gateway, compute) uses them from here; actors/messages.hpp adds their `inspect` and the atoms.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace banyan::actors {
+
+// One generation, as a client asks for it (token ids: the gateway tokenizes).
+struct GenerateRequest {
+  std::vector<std::int32_t> prompt;
+  std::int32_t max_new_tokens = 128;
+  float temperature = 0;  // 0: greedy
+  float top_p = 1;
+  std::int32_t top_k = 0;
+  std::uint64_t seed = 0;
+  bool speculate = true;  // false: incremental decoding even when the model has SSMs
+};
+
+// Tokens one scheduler step committed for one request.
+struct TokenChunk {
+  std::uint64_t request = 0;
+  std::vector<std::int32_t> tokens;
+};
+
+// The end of a request: why it ended and what it cost.
+struct RequestDone {
+  std::uint64_t request = 0;
+  std::string finish_reason;  // stop, length, cancelled, error
+  std::string error;          // why it failed, when it did
+  std::int32_t prompt_tokens = 0;
+  std::int32_t generated_tokens = 0;
+  std::int32_t llm_steps = 0;
+  double accepted_per_step = 0;
+};
+
+}  // namespace banyan::actors

@@ -1,0 +1,160 @@
+// banyan serve: load the models, start the actor runtime and serve the HTTP/websocket API until
+// SIGTERM or SIGINT. Settings come from a YAML file (--config), from flags, or both (flags win).
+#include <caf/all.hpp>
+#include <fstream>
+#include <iostream>
+
+#include "actors/actor_generations.hpp"
+#include "actors/scheduler.hpp"
+#include "cli/commands.hpp"
+#include "cli/model_setup.hpp"
+#include "cli/option_types.hpp"
+#include "config/serve_config.hpp"
+#include "engine/engine.hpp"
+#include "model/error.hpp"
+#include "server/http_server.hpp"
+
+namespace banyan::cli {
+
+namespace {
+
+// The config file's settings (or the defaults), with every flag given on top.
+config::ServeConfig serve_config(const Options& o) {
+  config::ServeConfig c;
+  if (o.has("--config")) {
+    c = config::load_serve_config(o.text("--config"));
+  } else {
+    c.source = "command line";
+    c.model.path = model_path(o).string();
+    for (const auto& p : ssm_paths(o)) c.ssms.push_back({p.string(), "", "f32"});
+  }
+  auto set_text = [&](const char* flag, std::string& field) {
+    if (o.has(flag)) field = o.text(flag);
+  };
+  auto set_int = [&](const char* flag, int& field) {
+    if (o.has(flag)) field = o.integer(flag);
+  };
+  if (o.has("--model")) {
+    c.model.path = o.text("--model");
+    c.ssms.clear();  // the embedded SSM belongs to the embedded model
+  }
+  if (o.has("--ssm")) {
+    c.ssms.clear();
+    for (const auto& p : o.values("--ssm")) c.ssms.push_back({p, "", "f32"});
+  }
+  set_text("--tokenizer", c.model.tokenizer);
+  set_text("--dtype", c.model.dtype);
+  for (auto& s : c.ssms) set_text(o.has("--ssm-dtype") ? "--ssm-dtype" : "--dtype", s.dtype);
+  set_text("--kv-dtype", c.compute.kv_dtype);
+  set_text("--device", c.compute.device);
+  set_int("--threads", c.compute.threads);
+  set_int("--tree-width", c.speculation.tree_width);
+  set_int("--tree-depth", c.speculation.tree_depth);
+  set_int("--max-requests-per-batch", c.limits.max_requests_per_batch);
+  set_int("--max-tokens-per-batch", c.limits.max_tokens_per_batch);
+  set_int("--max-sequence-length", c.limits.max_sequence_length);
+  set_int("--max-new-tokens", c.limits.max_new_tokens);
+  set_text("--host", c.server.host);
+  set_int("--port", c.server.port);
+  if (o.has("--api-key")) c.server.api_keys = o.values("--api-key");
+  if (o.has("--shutdown-grace")) c.server.shutdown_grace_s = o.number("--shutdown-grace");
+  config::validate(c);
+  return c;
+}
+
+ModelChoice model_choice(const config::ServeConfig& c) {
+  auto model = [&](const config::ModelConfig& m, const std::string& key) {
+    ModelChoice::Model out{m.path, {}};
+    out.options.linear = parse_format_value(key, m.dtype);
+    out.options.kv_cache = c.compute.kv_dtype == "f16" ? DType::f16 : DType::f32;
+    return out;
+  };
+  ModelChoice choice;
+  choice.llm = model(c.model, "model.dtype");
+  for (const auto& s : c.ssms) choice.ssms.push_back(model(s, "ssms.dtype"));
+  const std::filesystem::path dir = std::filesystem::is_directory(c.model.path)
+                                        ? std::filesystem::path(c.model.path)
+                                        : std::filesystem::path(c.model.path).parent_path();
+  choice.tokenizer = c.model.tokenizer.empty() ? dir / "tokenizer.model" : std::filesystem::path(c.model.tokenizer);
+  choice.device = c.compute.device;
+  choice.threads = c.compute.threads;
+  return choice;
+}
+
+std::string read_web_page(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot read the web page (--web-page '' serves none)");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+int serve_command(int argc, char** argv) {
+  Options o("serve", "[--config serve.yaml] [--model PATH] [--ssm PATH]... [--host H] [--port N] [options]",
+            "Serves a model over HTTP on one port: websocket token streaming at /v1/stream, OpenAI-style\n"
+            "POST /v1/completions (with \"stream\": true for server-sent events), GET /v1/models, /health,\n"
+            "/metrics (Prometheus) and a web page at /. Settings come from --config, from the flags, or both\n"
+            "(flags win). SIGTERM or SIGINT stops it: no new requests, running ones get --shutdown-grace\n"
+            "seconds to finish, the rest are cancelled, exit code 0.");
+  o.add("--config", "FILE", "YAML serving config (see deploy/README.md)");
+  add_model_options(o);
+  o.add("--tree-width", "W", "beams (greedy) or sampled chains per SSM");
+  o.add("--tree-depth", "D", "speculated tokens along each beam");
+  o.add("--max-requests-per-batch", "N", "requests served at once (KV-cache slots)");
+  o.add("--max-tokens-per-batch", "N", "tokens per LLM pass");
+  o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)");
+  o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
+  o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
+  o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
+  o.repeatable("--api-key", "KEY", "accept only requests bearing this key (Authorization: Bearer KEY)");
+  o.add("--shutdown-grace", "SECONDS", "how long running requests may finish after SIGTERM (default 10)");
+  o.add("--web-page", "FILE", "the HTML page served at / ('' for none)", std::string(BANYAN_WEB_PAGE));
+  if (!o.parse(argc, argv)) return 0;
+  if (!o.positional().empty()) throw UsageError("unexpected argument '" + o.positional()[0] + "'");
+
+  const config::ServeConfig c = serve_config(o);
+  const std::string web_page = read_web_page(o.text("--web-page"));
+  // Bind before loading: a taken port fails in a moment, not after the weights are read.
+  server::HttpServer http(c.server.host, c.server.port);
+
+  LoadedModels m = load_models(model_choice(c));
+  std::vector<LlamaModel*> ssms;
+  for (auto& s : m.ssms) ssms.push_back(s.get());
+  EngineOptions e;
+  e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
+              c.limits.max_tree_tokens};
+  e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
+  Engine engine(*m.llm, ssms, e);
+
+  caf::actor_system_config actor_config;
+  actors::add_message_types(actor_config);
+  auto system = std::make_unique<caf::actor_system>(actor_config);
+  actors::SchedulerGauges gauges;
+  actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
+  std::unique_ptr<actors::Generations> generations = actors::make_actor_generations(*system, scheduler);
+
+  server::GatewayOptions g;
+  g.model_name = std::filesystem::path(c.model.path).filename().string();
+  g.limits.max_new_tokens = c.limits.max_new_tokens;
+  g.limits.max_prompt_tokens = engine.requests().limits().max_sequence_length - 1;
+  g.api_keys = c.server.api_keys;
+  g.web_page = web_page;
+  server::Gateway gateway(*generations, *m.tokenizer, gauges, g, http.poster());
+
+  http.serve(gateway, std::chrono::milliseconds(long(c.server.shutdown_grace_s * 1000)), [&] {
+    std::cout << "banyan serve: " << g.model_name << (ssms.empty() ? "" : " with " + std::to_string(ssms.size()) + " SSM(s)")
+              << " listening on http://" << c.server.host << ":" << http.port() << std::endl;
+  });
+
+  // The runtime goes first: its last callbacks post to the network thread's queue, which must
+  // still exist (it is never run again).
+  generations.reset();
+  caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
+  scheduler = nullptr;
+  system.reset();
+  std::cerr << "banyan serve: stopped\n";
+  return 0;
+}
+
+}  // namespace banyan::cli

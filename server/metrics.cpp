@@ -1,0 +1,82 @@
+#include "server/metrics.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace banyan::server {
+
+namespace {
+
+std::string number(double x) {
+  if (std::isinf(x)) return "+Inf";
+  char s[32];
+  std::snprintf(s, sizeof s, "%.9g", x);
+  return s;
+}
+
+void header(std::string& out, const std::string& name, const char* type, const char* help) {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void sample(std::string& out, const std::string& name, double value, const std::string& labels = "") {
+  out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(value) + "\n";
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double value) {
+  std::size_t b = 0;
+  while (b < bounds_.size() && value > bounds_[b]) ++b;
+  ++counts_[b];
+  sum_ += value;
+  ++count_;
+}
+
+void Histogram::render(std::string& out, const std::string& name) const {
+  long long cumulative = 0;
+  for (std::size_t b = 0; b <= bounds_.size(); ++b) {
+    cumulative += counts_[b];
+    const double le = b < bounds_.size() ? bounds_[b] : INFINITY;
+    sample(out, name + "_bucket", double(cumulative), "le=\"" + number(le) + "\"");
+  }
+  sample(out, name + "_sum", sum_);
+  sample(out, name + "_count", double(count_));
+}
+
+std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::size_t running) const {
+  std::string out;
+  header(out, "banyan_requests_total", "counter", "Generations that ended, by finish reason.");
+  for (const char* reason : {"stop", "length", "cancelled", "error"}) {
+    auto it = requests.find(reason);
+    sample(out, "banyan_requests_total", it == requests.end() ? 0.0 : double(it->second),
+           std::string("finish_reason=\"") + reason + "\"");
+  }
+  header(out, "banyan_rejected_requests_total", "counter", "Requests refused before they ran, by error code.");
+  for (const auto& [code, n] : rejected) sample(out, "banyan_rejected_requests_total", double(n), "code=\"" + code + "\"");
+  header(out, "banyan_prompt_tokens_total", "counter", "Prompt tokens of the generations started.");
+  sample(out, "banyan_prompt_tokens_total", double(prompt_tokens));
+  header(out, "banyan_generated_tokens_total", "counter", "Tokens generated and sent to clients.");
+  sample(out, "banyan_generated_tokens_total", double(generated_tokens));
+  header(out, "banyan_time_to_first_token_seconds", "histogram", "From a request's arrival to its first token.");
+  time_to_first_token_s.render(out, "banyan_time_to_first_token_seconds");
+  header(out, "banyan_inter_token_latency_seconds", "histogram", "Between a request's successive tokens.");
+  inter_token_latency_s.render(out, "banyan_inter_token_latency_seconds");
+  header(out, "banyan_accepted_tokens_per_step", "histogram", "Tokens committed per LLM step, per request.");
+  accepted_per_step.render(out, "banyan_accepted_tokens_per_step");
+  header(out, "banyan_running_requests", "gauge", "Generations started and not yet ended.");
+  sample(out, "banyan_running_requests", double(running));
+  header(out, "banyan_queue_length", "gauge", "Requests waiting for a KV-cache slot.");
+  sample(out, "banyan_queue_length", gauges.queued.load());
+  header(out, "banyan_kv_cache_slots_used", "gauge", "KV-cache slots held by requests.");
+  sample(out, "banyan_kv_cache_slots_used", gauges.active.load());
+  header(out, "banyan_kv_cache_slots", "gauge", "KV-cache slots in all (max_requests_per_batch).");
+  sample(out, "banyan_kv_cache_slots", gauges.slots.load());
+  header(out, "banyan_scheduler_steps_total", "counter", "Engine steps run.");
+  sample(out, "banyan_scheduler_steps_total", double(gauges.steps.load()));
+  return out;
+}
+
+}  // namespace banyan::server

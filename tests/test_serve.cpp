@@ -1,0 +1,290 @@
+// `banyan serve` as a user meets it: a real server process on a free loopback port, spoken to
+// over websocket and HTTP. Streams equal `banyan generate`'s text, bad input gets errors while
+// good streams go on, cancels free their requests, keys are checked, SIGTERM stops it cleanly.
+#define BOOST_TEST_MODULE test_serve
+#include <boost/test/unit_test.hpp>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <set>
+#include <thread>
+
+#include "client/http_client.hpp"
+#include "client/server_process.hpp"
+#include "support/test_support.hpp"
+
+using namespace banyan;
+using nlohmann::json;
+using client::ServerProcess;
+using client::WebSocket;
+
+namespace {
+
+const std::string kHost = "127.0.0.1";
+const std::string kPrompt = "Once upon a time";
+
+// What `banyan generate` prints after the prompt, for a greedy run of the embedded models.
+std::string generate_text(const std::string& prompt, int tokens, const std::string& mode) {
+  const auto r = test::run_command(test::shell_quote(test::banyan_binary().string()) + " generate --prompt " +
+                                   test::shell_quote(prompt) + " --max-new-tokens " + std::to_string(tokens) +
+                                   " --mode " + mode);
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+  BOOST_TEST_REQUIRE(r.out.rfind(prompt, 0) == 0u);
+  return r.out.substr(prompt.size(), r.out.size() - prompt.size() - 1);  // without the final newline
+}
+
+struct Streamed {
+  std::string text;
+  int token_frames = 0;
+  json done;
+};
+
+// Reads frames of `request_id` until its done (or error) frame; other requests' frames are kept.
+Streamed read_stream(WebSocket& ws, const std::string& request_id, std::vector<json>* others = nullptr) {
+  Streamed s;
+  for (;;) {
+    const json f = json::parse(ws.receive());
+    if (f.value("request_id", "") != request_id) {
+      if (others) others->push_back(f);
+      continue;
+    }
+    if (f["type"] == "token") {
+      s.text += f["text"].get<std::string>();
+      s.token_frames += f.contains("id");
+    } else {
+      s.done = f;
+      return s;
+    }
+  }
+}
+
+json metrics_value(int port, const std::string& series) {
+  std::istringstream lines(client::http_request(kHost, port, "GET", "/metrics").body);
+  for (std::string line; std::getline(lines, line);)
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+      return std::stod(line.substr(series.size() + 1));
+  return nullptr;
+}
+
+struct Server {
+  ServerProcess process{test::banyan_binary(), {}};
+  int port() const { return process.port(); }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(one_server, Server)
+
+BOOST_AUTO_TEST_CASE(websocket_stream_equals_banyan_generate) {
+  for (const std::string mode : {"speculative", "incremental"}) {
+    BOOST_TEST_CONTEXT("mode " << mode) {
+      const std::string expected = generate_text(kPrompt, 40, mode);
+      WebSocket ws(kHost, port());
+      ws.send(json{{"request_id", "a"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"temperature", 0}, {"mode", mode}}.dump());
+      const Streamed s = read_stream(ws, "a");
+      BOOST_TEST(s.text == expected);
+      BOOST_TEST(s.token_frames == 40);
+      BOOST_TEST(s.done["type"] == "done");
+      BOOST_TEST(s.done["finish_reason"] == "length");
+      BOOST_TEST(s.done["usage"]["completion_tokens"] == 40);
+      const double accepted = s.done["stats"]["accepted_per_step"];
+      if (mode == "incremental") BOOST_TEST(accepted == 1.0);
+      else BOOST_TEST(accepted > 1.0);  // the demo SSM guesses some tokens right
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(server_sent_events_equal_banyan_generate) {
+  const std::string expected = generate_text(kPrompt, 30, "speculative");
+  const auto r = client::http_request(
+      kHost, port(), "POST", "/v1/completions",
+      json{{"model", "demo-llm"}, {"prompt", kPrompt}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump());
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.content_type == "text/event-stream");
+  const auto events = client::sse_events(r.body);
+  BOOST_TEST_REQUIRE(events.size() >= 2u);
+  BOOST_TEST(events.back() == "[DONE]");
+  std::string text;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) text += json::parse(events[i])["choices"][0]["text"].get<std::string>();
+  BOOST_TEST(text == expected);
+  const json last = json::parse(events[events.size() - 2]);
+  BOOST_TEST(last["choices"][0]["finish_reason"] == "length");
+  BOOST_TEST(last["usage"]["completion_tokens"] == 30);
+
+  // The same without streaming: one JSON body in OpenAI's shape.
+  const auto whole = client::http_request(kHost, port(), "POST", "/v1/completions",
+                                          json{{"prompt", kPrompt}, {"max_tokens", 30}, {"temperature", 0}}.dump());
+  BOOST_TEST(whole.status == 200);
+  const json body = json::parse(whole.body);
+  BOOST_TEST(body["object"] == "text_completion");
+  BOOST_TEST(body["choices"][0]["text"] == expected);
+}
+
+BOOST_AUTO_TEST_CASE(stop_strings_end_the_text_before_them) {
+  const std::string full = generate_text(kPrompt, 40, "speculative");
+  const std::string stop = full.substr(20, 3);
+  const std::string expected = full.substr(0, full.find(stop));
+  WebSocket ws(kHost, port());
+  ws.send(json{{"request_id", "s"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"stop", {stop}}}.dump());
+  const Streamed s = read_stream(ws, "s");
+  BOOST_TEST(s.text == expected);
+  BOOST_TEST(s.done["finish_reason"] == "stop");
+  BOOST_TEST(s.done["usage"]["completion_tokens"] < 40);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_mid_stream_frees_the_request) {
+  const json before = metrics_value(port(), "banyan_requests_total{finish_reason=\"cancelled\"}");
+  WebSocket ws(kHost, port());
+  ws.send(json{{"request_id", "long"}, {"prompt", kPrompt}, {"max_new_tokens", 1000}}.dump());
+  for (int i = 0; i < 3; ++i) BOOST_TEST(json::parse(ws.receive())["type"] == "token");
+  ws.send(R"({"type": "cancel", "request_id": "long"})");
+  const Streamed s = read_stream(ws, "long");
+  BOOST_TEST(s.done["finish_reason"] == "cancelled");
+  BOOST_TEST(s.done["usage"]["completion_tokens"] < 1000);
+  BOOST_TEST(metrics_value(port(), "banyan_requests_total{finish_reason=\"cancelled\"}") == before.get<double>() + 1);
+  BOOST_TEST(metrics_value(port(), "banyan_running_requests") == 0.0);
+  // The scheduler publishes its gauges after the cancel: the slot is free.
+  for (int i = 0; i < 100 && metrics_value(port(), "banyan_kv_cache_slots_used") != 0.0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_TEST(metrics_value(port(), "banyan_kv_cache_slots_used") == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_gets_errors_while_a_good_stream_completes) {
+  const std::string expected = generate_text(kPrompt, 400, "speculative");
+  WebSocket good(kHost, port());
+  good.send(json{{"request_id", "good"}, {"prompt", kPrompt}, {"max_new_tokens", 400}}.dump());
+  good.send("{");  // a bad frame on the good stream's own connection
+
+  const std::vector<std::pair<std::string, std::string>> bad_frames = {
+      {"this is not json", "invalid_json"},
+      {R"({"prompt": 5})", "invalid_field"},
+      {R"({"prompt": ""})", "empty_prompt"},
+      {R"({"prompt": "hi", "max_new_tokens": 100000})", "out_of_range"},
+      {R"({"prompt": "hi", "temperature": -1})", "out_of_range"},
+      {R"({"prompt": "hi", "colour": "blue"})", "unknown_field"},
+      {R"({"prompt": "hi", "mode": "fast"})", "out_of_range"},
+      {R"({"type": "cancel", "request_id": "nobody"})", "unknown_request"},
+      {json{{"prompt", std::string(20000, 'a') + " once upon a time"}}.dump(), "prompt_too_long"},
+  };
+  WebSocket bad(kHost, port());
+  for (const auto& [frame, code] : bad_frames) {
+    BOOST_TEST_CONTEXT(frame.substr(0, 60)) {
+      bad.send(frame);
+      const json reply = json::parse(bad.receive());
+      BOOST_TEST(reply["type"] == "error");
+      BOOST_TEST(reply["code"] == code);
+      BOOST_TEST(!reply["message"].get<std::string>().empty());
+    }
+  }
+  // Bad HTTP on the same port.
+  const auto body = client::http_request(kHost, port(), "POST", "/v1/completions", "{\"prompt\": [1, 2");
+  BOOST_TEST(body.status == 400);
+  BOOST_TEST(json::parse(body.body)["error"]["code"] == "invalid_json");
+  BOOST_TEST(json::parse(body.body)["error"]["type"] == "invalid_request_error");
+  BOOST_TEST(client::http_request(kHost, port(), "POST", "/v1/completions", R"({"prompt": "x", "model": "gpt-4"})").status == 404);
+  BOOST_TEST(client::http_request(kHost, port(), "GET", "/v1/completions").status == 405);
+  BOOST_TEST(client::http_request(kHost, port(), "GET", "/no/such/thing").status == 404);
+  const std::string garbage = client::raw_exchange(kHost, port(), std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 17));
+  BOOST_TEST(garbage.rfind("HTTP/1.1 400", 0) == 0u, garbage);
+
+  std::vector<json> others;
+  const Streamed s = read_stream(good, "good", &others);
+  BOOST_TEST(s.text == expected);
+  BOOST_TEST(s.done["finish_reason"] == "length");
+  BOOST_TEST_REQUIRE(others.size() == 1u);  // the error for "{" on this connection
+  BOOST_TEST(others[0]["code"] == "invalid_json");
+
+  // Both connections still serve.
+  bad.send(json{{"request_id", "after"}, {"prompt", kPrompt}, {"max_new_tokens", 5}}.dump());
+  BOOST_TEST(read_stream(bad, "after").done["finish_reason"] == "length");
+  BOOST_TEST(client::http_request(kHost, port(), "GET", "/health").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(requests_share_one_connection) {
+  WebSocket ws(kHost, port());
+  for (const std::string id : {"1", "2", "3"})
+    ws.send(json{{"request_id", id}, {"prompt", kPrompt + " " + id}, {"max_new_tokens", 12 + 4 * std::stoi(id)}}.dump());
+  std::map<std::string, std::string> text;
+  std::set<std::string> done;
+  while (done.size() < 3) {
+    const json f = json::parse(ws.receive());
+    const std::string id = f["request_id"];
+    if (f["type"] == "token") text[id] += f["text"].get<std::string>();
+    else BOOST_TEST((f["type"] == "done" && done.insert(id).second));
+  }
+  for (const std::string id : {"1", "2", "3"})
+    BOOST_TEST(text[id] == generate_text(kPrompt + " " + id, 12 + 4 * std::stoi(id), "speculative"));
+}
+
+BOOST_AUTO_TEST_CASE(models_health_metrics_and_the_web_page) {
+  const json models = json::parse(client::http_request(kHost, port(), "GET", "/v1/models").body);
+  BOOST_TEST(models["data"][0]["id"] == "demo-llm");
+  BOOST_TEST(json::parse(client::http_request(kHost, port(), "GET", "/health").body)["status"] == "ok");
+  const auto metrics = client::http_request(kHost, port(), "GET", "/metrics");
+  for (const char* series : {"banyan_requests_total", "banyan_time_to_first_token_seconds_bucket",
+                             "banyan_inter_token_latency_seconds_bucket", "banyan_queue_length",
+                             "banyan_kv_cache_slots_used", "banyan_accepted_tokens_per_step_bucket"})
+    BOOST_TEST(metrics.body.find(series) != std::string::npos, series);
+  const auto page = client::http_request(kHost, port(), "GET", "/");
+  BOOST_TEST(page.status == 200);
+  BOOST_TEST(page.content_type.rfind("text/html", 0) == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(api_keys_are_required_when_configured) {
+  ServerProcess server(test::banyan_binary(), {"--api-key", "sesame"});
+  const auto body = json{{"prompt", kPrompt}, {"max_tokens", 3}}.dump();
+  const auto no_key = client::http_request(kHost, server.port(), "POST", "/v1/completions", body);
+  BOOST_TEST(no_key.status == 401);
+  BOOST_TEST(json::parse(no_key.body)["error"]["type"] == "authentication_error");
+  BOOST_TEST(client::http_request(kHost, server.port(), "POST", "/v1/completions", body, "wrong").status == 401);
+  BOOST_TEST(client::http_request(kHost, server.port(), "POST", "/v1/completions", body, "sesame").status == 200);
+  BOOST_CHECK_THROW(WebSocket(kHost, server.port()), std::runtime_error);
+  WebSocket ws(kHost, server.port(), "/v1/stream", "sesame");
+  ws.send(json{{"request_id", "k"}, {"prompt", kPrompt}, {"max_new_tokens", 3}}.dump());
+  BOOST_TEST(read_stream(ws, "k").done["finish_reason"] == "length");
+  BOOST_TEST(metrics_value(server.port(), "banyan_running_requests").is_null());  // /metrics needs the key too
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_lets_running_requests_finish_then_exits_0) {
+  ServerProcess server(test::banyan_binary(), {"--shutdown-grace", "30"});
+  const std::string expected = generate_text(kPrompt, 80, "speculative");
+  WebSocket ws(kHost, server.port());
+  ws.send(json{{"request_id", "t"}, {"prompt", kPrompt}, {"max_new_tokens", 80}}.dump());
+  std::string text = json::parse(ws.receive())["text"];
+  ::kill(server.pid(), SIGTERM);
+  const Streamed rest = read_stream(ws, "t");
+  BOOST_TEST(text + rest.text == expected);
+  BOOST_TEST(rest.done["finish_reason"] == "length");
+  BOOST_TEST(server.stop(0, std::chrono::seconds(30)) == 0, server.error_output());
+  BOOST_TEST(server.error_output().find("SIGTERM received") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_cancels_what_outlives_the_grace_period) {
+  ServerProcess server(test::banyan_binary(), {"--shutdown-grace", "0"});
+  WebSocket ws(kHost, server.port());
+  ws.send(json{{"request_id", "slow"}, {"prompt", kPrompt}, {"max_new_tokens", 500}}.dump());
+  json f = json::parse(ws.receive());
+  ::kill(server.pid(), SIGTERM);
+  const Streamed rest = read_stream(ws, "slow");
+  BOOST_TEST(rest.done["finish_reason"] == "cancelled");
+  BOOST_TEST(server.stop(0, std::chrono::seconds(30)) == 0, server.error_output());
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_config_fails_before_binding_naming_file_line_and_key) {
+  test::TempDir dir;
+  std::ofstream(dir / "serve.yaml") << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()
+                                    << "\nlimits:\n  max_requests_per_batch: many\n";
+  const auto r = test::run_command(test::shell_quote(test::banyan_binary().string()) + " serve --config " +
+                                   test::shell_quote((dir / "serve.yaml").string()));
+  BOOST_TEST(r.exit_code != 0);
+  BOOST_TEST(r.err.find("serve.yaml:4:") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("limits.max_requests_per_batch") != std::string::npos, r.err);
+  BOOST_TEST(r.out.find("listening") == std::string::npos);
+  const auto missing = test::run_command(test::shell_quote(test::banyan_binary().string()) +
+                                         " serve --port 0 --model /nonexistent/model");
+  BOOST_TEST(missing.exit_code != 0);
+  BOOST_TEST(missing.err.find("/nonexistent/model") != std::string::npos, missing.err);
+}

@@ -7,5 +7,6 @@ namespace banyan::bench {
 int decode_benchmark(int argc, char** argv);
 int specinfer_benchmark(int argc, char** argv);
 int accuracy_benchmark(int argc, char** argv);
+int serve_load_benchmark(int argc, char** argv);  // starts `banyan serve` itself
 
 }  // namespace banyan::bench

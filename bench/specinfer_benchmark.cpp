@@ -6,6 +6,7 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
+#include "bench/story_text.hpp"
 #include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "engine/engine.hpp"
@@ -16,18 +17,6 @@
 namespace banyan::bench {
 
 namespace {
-
-// Story openings for the demo pair (TinyStories style).
-const char* kStoryPrompts[] = {
-    "Once upon a time",
-    "Lily and her mom went to the park. Lily saw",
-    "Tim had a big red ball. One day,",
-    "There was a little dog named Max. Max liked to",
-    "One morning, Sam woke up and looked out the window.",
-    "The cat sat on the mat and",
-    "Anna wanted to bake a cake for her friend.",
-    "In a small town, there lived a kind old man who",
-};
 
 struct Pair {
   std::string name;
@@ -113,7 +102,7 @@ int specinfer_benchmark(int argc, char** argv) {
   auto text_prompts = [](const std::filesystem::path& model, const LlamaConfig& c) {
     const Tokenizer tok(model / "tokenizer.model", c.bos_token_id, c.eos_token_id);
     std::vector<std::vector<std::int32_t>> prompts;
-    for (const char* p : kStoryPrompts) prompts.push_back(tok.encode(p));
+    for (const char* p : kStoryOpenings) prompts.push_back(tok.encode(p));
     return prompts;
   };
   if (o.has("--llm") || o.has("--ssm")) {

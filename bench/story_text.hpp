@@ -3,6 +3,19 @@
 // with the demo tokenizer: "real text" for the teacher-forced accuracy checks (bench, tests).
 namespace banyan {
 
+// Story openings for the demo pair (TinyStories style).
+inline constexpr const char* kStoryOpenings[] = {
+    "Once upon a time",
+    "Lily and her mom went to the park. Lily saw",
+    "Tim had a big red ball. One day,",
+    "There was a little dog named Max. Max liked to",
+    "One morning, Sam woke up and looked out the window.",
+    "The cat sat on the mat and",
+    "Anna wanted to bake a cake for her friend.",
+    "In a small town, there lived a kind old man who",
+};
+
+
 inline constexpr const char* kStories =
     "Once upon a time, there was a little girl named Mia. Mia loved to play in the garden with her dog, Sparky. "
     "One sunny day, Mia found a small blue bird under a big tree. The bird could not fly because its wing was hurt. "

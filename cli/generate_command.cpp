@@ -124,7 +124,7 @@ int generate_command(int argc, char** argv) {
 
   const bool ids_only = o.has("--ids");
   const bool streaming = prompts.size() == 1 && !ids_only;
-  StreamDecoder decoder(*m.tokenizer);
+  StreamDecoder decoder(*m.tokenizer, StreamDecoder::Start::after_prompt);
   if (streaming) std::cout << prompts[0] << std::flush;
   const auto start = std::chrono::steady_clock::now();
   engine.run([&](RequestId, std::span<const std::int32_t> tokens) {
@@ -151,7 +151,7 @@ int generate_command(int argc, char** argv) {
     } else if (streaming) {
       std::cout << decoder.finish() << "\n";
     } else {
-      std::cout << "=== [" << i << "] ===\n" << prompts[i] << m.tokenizer->decode(out) << "\n";
+      std::cout << "=== [" << i << "] ===\n" << prompts[i] << generated_text(*m.tokenizer, out) << "\n";
     }
     if (o.has("--stats"))
       std::cerr << "banyan: request " << i << ": " << r.prompt_length << " prompt + " << out.size()

@@ -134,4 +134,11 @@ std::string StreamDecoder::finish() {
   return rest;
 }
 
+std::string generated_text(const Tokenizer& tokenizer, const std::vector<std::int32_t>& ids) {
+  StreamDecoder d(tokenizer, StreamDecoder::Start::after_prompt);
+  std::string text;
+  for (auto id : ids) text += d.push(id);
+  return text + d.finish();
+}
+
 }  // namespace banyan

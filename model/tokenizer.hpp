@@ -45,7 +45,11 @@ class Tokenizer {
 // all of them have arrived, so every piece it returns is valid UTF-8.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tokenizer) : tok_(&tokenizer) {}
+  // Where the ids start: at the beginning of a text, whose first '▁' is the tokenizer's dummy
+  // prefix and prints nothing, or after a prompt, where it is the space between two words.
+  enum class Start { text, after_prompt };
+  explicit StreamDecoder(const Tokenizer& tokenizer, Start start = Start::text)
+      : tok_(&tokenizer), at_start_(start == Start::text) {}
   // The text that `id` completes (possibly empty).
   std::string push(std::int32_t id);
   // Whatever is still held back, with incomplete characters replaced by U+FFFD.
@@ -54,8 +58,11 @@ class StreamDecoder {
  private:
   const Tokenizer* tok_;
   std::string pending_;
-  bool at_start_ = true;
+  bool at_start_;
 };
+
+// The text that generated `ids` add after their prompt.
+std::string generated_text(const Tokenizer& tokenizer, const std::vector<std::int32_t>& ids);
 
 // Length of the longest prefix of `s` that does not end inside a UTF-8 character.
 std::size_t complete_utf8_prefix(const std::string& s);

@@ -5,7 +5,7 @@
 namespace banyan::server {
 
 TextStream::TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop)
-    : decoder_(tokenizer), stop_(std::move(stop)) {}
+    : decoder_(tokenizer, StreamDecoder::Start::after_prompt), stop_(std::move(stop)) {}
 
 std::string TextStream::push(std::int32_t token) {
   if (stopped_) return "";

@@ -74,6 +74,17 @@ BOOST_AUTO_TEST_CASE(streaming_emits_only_whole_characters) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(generated_text_keeps_the_space_before_its_first_word) {
+  // After the prompt "Once upon a" the model's "▁time" is " time", not "time".
+  Tokenizer tok(trained().file, 1, 2);
+  const auto prompt = tok.encode("the cat sat");
+  const auto rest = tok.encode("on the mat", false);
+  BOOST_TEST(generated_text(tok, rest) == " on the mat");
+  std::vector<std::int32_t> all = prompt;
+  all.insert(all.end(), rest.begin(), rest.end());
+  BOOST_TEST("the cat sat" + generated_text(tok, rest) == tok.decode(all));
+}
+
 BOOST_AUTO_TEST_CASE(broken_byte_sequences_become_replacement_characters) {
   Tokenizer tok(trained().file, 1, 2);
   const auto ids = tok.encode("東");  // three byte-fallback pieces after the dummy-prefix space

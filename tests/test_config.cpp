@@ -68,6 +68,29 @@ BOOST_AUTO_TEST_CASE(speculation_defaults_are_the_engines) {
   BOOST_TEST(c.tree_depth == banyan::TreeShape{}.depth);
 }
 
+BOOST_AUTO_TEST_CASE(the_example_file_holds_the_defaults) {
+  const ServeConfig c = load_serve_config(BANYAN_SOURCE_DIR "/examples/serve.yaml");
+  const ServeConfig d;
+  BOOST_TEST(c.model.path == BANYAN_SOURCE_DIR "/models/demo-llm");
+  BOOST_TEST_REQUIRE(c.ssms.size() == 1u);
+  BOOST_TEST(c.ssms[0].path == BANYAN_SOURCE_DIR "/models/demo-ssm");
+  BOOST_TEST(c.model.dtype == d.model.dtype);
+  BOOST_TEST(c.speculation.tree_width == d.speculation.tree_width);
+  BOOST_TEST(c.speculation.tree_depth == d.speculation.tree_depth);
+  BOOST_TEST(c.limits.max_requests_per_batch == d.limits.max_requests_per_batch);
+  BOOST_TEST(c.limits.max_tokens_per_batch == d.limits.max_tokens_per_batch);
+  BOOST_TEST(c.limits.max_sequence_length == d.limits.max_sequence_length);
+  BOOST_TEST(c.limits.max_tree_tokens == d.limits.max_tree_tokens);
+  BOOST_TEST(c.limits.max_new_tokens == d.limits.max_new_tokens);
+  BOOST_TEST(c.compute.device == d.compute.device);
+  BOOST_TEST(c.compute.threads == d.compute.threads);
+  BOOST_TEST(c.compute.kv_dtype == d.compute.kv_dtype);
+  BOOST_TEST(c.server.host == d.server.host);
+  BOOST_TEST(c.server.port == d.server.port);
+  BOOST_TEST(c.server.api_keys.empty());
+  BOOST_TEST(c.server.shutdown_grace_s == d.server.shutdown_grace_s);
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
   expect("model:\n  path: x\nlimits:\n  max_requests_per_batch: lots\n",
          "/etc/banyan/serve.yaml:4:27: key 'limits.max_requests_per_batch': expected an integer, got 'lots'");

@@ -9,6 +9,20 @@ namespace banyan::actors {
 
 namespace {
 
+// The client end of one generation: hands its tokens and its end to the callbacks. (The
+// callbacks come as spawn arguments: CAF 0.17 dereferences a null argument tuple when a
+// function actor is spawned with none, which UBSan reports.)
+caf::behavior generation_client(caf::event_based_actor* self, Generations::OnTokens on_tokens,
+                                Generations::OnDone on_done) {
+  return {
+      [=](TokenChunk& c) { on_tokens(std::move(c.tokens)); },
+      [=](RequestDone& d) {
+        on_done(std::move(d));
+        self->quit();
+      },
+  };
+}
+
 class ActorGenerations final : public Generations {
  public:
   ActorGenerations(caf::actor_system& system, scheduler_actor scheduler)
@@ -17,17 +31,11 @@ class ActorGenerations final : public Generations {
   std::uint64_t start(GenerateRequest request, OnTokens on_tokens, OnDone on_done) override {
     std::lock_guard lock(mutex_);  // the done handler below waits here until the entry exists
     const std::uint64_t handle = next_++;
-    caf::actor client = system_.spawn([this, handle, on_tokens = std::move(on_tokens),
-                                       on_done = std::move(on_done)](caf::event_based_actor* self) -> caf::behavior {
-      return {
-          [=](TokenChunk& c) { on_tokens(std::move(c.tokens)); },
-          [=, this](RequestDone& d) {
-            on_done(std::move(d));
-            forget(handle);  // after: running() == 0 means every on_done has run
-            self->quit();
-          },
-      };
-    });
+    auto done = [this, handle, on_done = std::move(on_done)](RequestDone d) {
+      on_done(std::move(d));
+      forget(handle);  // after: running() == 0 means every on_done has run
+    };
+    caf::actor client = system_.spawn(generation_client, std::move(on_tokens), OnDone(std::move(done)));
     running_.emplace(handle, spawn_request(system_, scheduler_, std::move(request), std::move(client)));
     return handle;
   }

@@ -11,13 +11,16 @@ namespace banyan::actors {
 using request_actor = caf::typed_actor<caf::reacts_to<TokenChunk>, caf::reacts_to<RequestDone>,
                                        caf::reacts_to<cancel_atom>>;
 
-// One per served model: owns its requests and runs its steps (SSMs, then the LLM, then
-// verification), streaming committed tokens to each request's actor.
+// One per served model: owns its requests and has its step worker run the steps (SSMs, then
+// the LLM, then verification), streaming committed tokens to each request's actor. It never
+// blocks: submissions and cancels that arrive during a step are applied right after it.
 using scheduler_actor = caf::typed_actor<
     // Queues a generation whose tokens go to the given request actor; answers its request id.
     caf::replies_to<GenerateRequest, request_actor>::with<std::uint64_t>,
-    caf::reacts_to<cancel_atom, std::uint64_t>,
-    // Runs one step (the scheduler sends it to itself while there is work).
-    caf::reacts_to<step_atom>>;
+    caf::reacts_to<cancel_atom, std::uint64_t>>;
+
+// The scheduler's own thread for compute: runs one engine step per step_atom and answers what
+// it committed. Its handle never leaves the scheduler.
+using step_worker_actor = caf::typed_actor<caf::replies_to<step_atom>::with<StepResult>>;
 
 }  // namespace banyan::actors

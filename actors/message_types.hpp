@@ -24,6 +24,12 @@ struct TokenChunk {
   std::vector<std::int32_t> tokens;
 };
 
+// What one engine step committed, as the step worker reports it to the scheduler.
+struct StepResult {
+  std::vector<TokenChunk> chunks;
+  std::string error;  // the step threw: its requests fail with this reason
+};
+
 // The end of a request: why it ended and what it cost.
 struct RequestDone {
   std::uint64_t request = 0;

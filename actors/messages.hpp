@@ -19,6 +19,11 @@ typename Inspector::result_type inspect(Inspector& f, TokenChunk& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
+  return f(caf::meta::type_name("banyan.StepResult"), x.chunks, x.error);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, RequestDone& x) {
   return f(caf::meta::type_name("banyan.RequestDone"), x.request, x.finish_reason, x.error, x.prompt_tokens,
            x.generated_tokens, x.llm_steps, x.accepted_per_step);

@@ -6,12 +6,22 @@ namespace banyan::actors {
 
 namespace {
 
+// A submission that came while a step was running: applied when the step ends.
+struct PendingSubmit {
+  GenerateRequest request;
+  request_actor client;
+  caf::typed_response_promise<std::uint64_t> reply;
+};
+
 struct SchedulerState {
   SchedulerState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   Engine* engine = nullptr;
   SchedulerGauges* gauges = nullptr;
+  step_worker_actor worker;
   std::map<RequestId, request_actor> clients;  // requests not yet reported done
-  bool step_queued = false;
+  bool stepping = false;                       // the worker owns the engine until it answers
+  std::vector<PendingSubmit> pending_submits;
+  std::vector<std::uint64_t> pending_cancels;
 };
 using SchedulerPointer = scheduler_actor::stateful_pointer<SchedulerState>;
 
@@ -62,55 +72,97 @@ void publish_gauges(SchedulerState& st) {
   st.gauges->steps = st.engine->stats().steps;
 }
 
-// One step message in the mailbox at a time, behind whatever else has arrived.
-void queue_step(SchedulerPointer self) {
+std::uint64_t submit(SchedulerPointer self, GenerateRequest& r, request_actor client) {
+  const RequestId id = self->state.engine->submit(std::move(r.prompt), generation_config(r));
+  self->state.clients.emplace(id, std::move(client));
+  return id;
+}
+
+void cancel(SchedulerPointer self, std::uint64_t id) {
+  if (self->state.clients.count(id)) self->state.engine->cancel(id);
+}
+
+void step(SchedulerPointer self);
+
+// Between steps (the engine is the scheduler's): applies what came meanwhile, reports the
+// requests that ended, and starts the next step while there is work.
+void between_steps(SchedulerPointer self) {
   auto& st = self->state;
+  for (auto& p : st.pending_submits) p.reply.deliver(submit(self, p.request, std::move(p.client)));
+  st.pending_submits.clear();
+  for (auto id : st.pending_cancels) cancel(self, id);
+  st.pending_cancels.clear();
+  report_done(self);  // also a prompt that can never run: it failed at submit
   publish_gauges(st);
-  if (st.step_queued || !st.engine->requests().has_work()) return;
-  st.step_queued = true;
-  self->send(self, step_atom::value);
+  if (st.engine->requests().has_work()) step(self);
 }
 
 void step(SchedulerPointer self) {
   auto& st = self->state;
-  st.step_queued = false;
-  try {
-    st.engine->step([&](RequestId id, std::span<const std::int32_t> tokens) {
-      if (auto it = st.clients.find(id); it != st.clients.end())
-        self->send(it->second, TokenChunk{id, {tokens.begin(), tokens.end()}});
-    });
-  } catch (const std::exception& e) {
-    // The model failed under these requests: they end with the reason, the scheduler goes on.
-    for (const auto& [id, client] : st.clients)
-      if (!st.engine->requests().request(id).done()) st.engine->requests().fail(id, e.what());
-  }
-  report_done(self);
-  queue_step(self);
+  st.stepping = true;
+  self->request(st.worker, caf::infinite, step_atom::value)
+      .then(
+          [=](StepResult& result) {
+            auto& s = self->state;
+            s.stepping = false;
+            for (auto& c : result.chunks)
+              if (auto it = s.clients.find(c.request); it != s.clients.end()) self->send(it->second, std::move(c));
+            if (!result.error.empty())  // the model failed under these requests; the scheduler goes on
+              for (const auto& [id, client] : s.clients)
+                if (!s.engine->requests().request(id).done()) s.engine->requests().fail(id, result.error);
+            between_steps(self);
+          },
+          [=](caf::error&) { self->quit(); });  // the worker is gone: so is this model's serving
+}
+
+step_worker_actor::behavior_type step_worker(step_worker_actor::pointer, Engine* engine) {
+  return {
+      [=](step_atom) {
+        StepResult result;
+        try {
+          engine->step([&](RequestId id, std::span<const std::int32_t> tokens) {
+            result.chunks.push_back({id, {tokens.begin(), tokens.end()}});
+          });
+        } catch (const std::exception& e) {
+          result.error = e.what();
+        }
+        return result;
+      },
+  };
 }
 
 scheduler_actor::behavior_type scheduler(SchedulerPointer self, Engine* engine, SchedulerGauges* gauges) {
-  self->state.engine = engine;
-  self->state.gauges = gauges;
+  auto& st = self->state;
+  st.engine = engine;
+  st.gauges = gauges;
+  // Detached: a step blocks its thread while the backend's pool computes. Linked: it ends with
+  // the scheduler, and the scheduler with it.
+  st.worker = self->spawn<caf::detached + caf::linked>(step_worker, engine);
   return {
-      [=](GenerateRequest& r, request_actor client) -> std::uint64_t {
-        const RequestId id = engine->submit(std::move(r.prompt), generation_config(r));
-        self->state.clients.emplace(id, std::move(client));
-        report_done(self);  // a prompt that can never run has failed at once
-        queue_step(self);
+      [=](GenerateRequest& r, request_actor client) -> caf::result<std::uint64_t> {
+        auto& s = self->state;
+        if (s.stepping) {
+          auto reply = self->make_response_promise<std::uint64_t>();
+          s.pending_submits.push_back({std::move(r), std::move(client), reply});
+          return reply;
+        }
+        const std::uint64_t id = submit(self, r, std::move(client));
+        between_steps(self);
         return id;
       },
       [=](cancel_atom, std::uint64_t id) {
-        if (self->state.clients.count(id) && engine->cancel(id)) report_done(self);
-        queue_step(self);  // also brings the gauges up to date
+        auto& s = self->state;
+        if (s.stepping) return s.pending_cancels.push_back(id);
+        cancel(self, id);
+        between_steps(self);
       },
-      [=](step_atom) { step(self); },
   };
 }
 
 }  // namespace
 
 scheduler_actor spawn_scheduler(caf::actor_system& system, Engine& engine, SchedulerGauges* gauges) {
-  return system.spawn<caf::detached>(scheduler, &engine, gauges);
+  return system.spawn(scheduler, &engine, gauges);
 }
 
 }  // namespace banyan::actors

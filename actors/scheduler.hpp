@@ -8,10 +8,10 @@
 
 namespace banyan::actors {
 
-// Spawns the scheduler on a thread of its own: a step blocks it while the backend's pool
-// computes, and the actor system's shared workers must stay free for the other actors.
-// Messages that arrive during a step are handled before the next one. `engine` must outlive
-// the actor, and so must `gauges` when given (the scheduler writes them after every step).
+// Spawns the scheduler (on the actor system's shared workers: it never blocks) with its step
+// worker (a thread of its own: a step blocks while the backend's pool computes). Messages that
+// arrive during a step are applied right after it. `engine` must outlive the actors, and so must
+// `gauges` when given (the scheduler writes them after every step).
 scheduler_actor spawn_scheduler(caf::actor_system& system, Engine& engine, SchedulerGauges* gauges = nullptr);
 
 }  // namespace banyan::actors

@@ -48,7 +48,7 @@ struct Node {
   void stop() {
     if (!system) return;
     caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
-    scheduler = nullptr;  // the system waits for the detached scheduler, which waits for its handles
+    scheduler = nullptr;  // a handle kept would keep the scheduler, and the system, waiting
     system.reset();
   }
 };

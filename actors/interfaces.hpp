@@ -19,6 +19,11 @@ using scheduler_actor = caf::typed_actor<
     caf::replies_to<GenerateRequest, request_actor>::with<std::uint64_t>,
     caf::reacts_to<cancel_atom, std::uint64_t>>;
 
+// The front door remote clients reach (published on the actor port): takes a text prompt and a
+// client actor, answers the generation's request actor (send it a cancel_atom to stop), and
+// streams TextChunks, then the RequestDone, to the client.
+using text_service_actor = caf::typed_actor<caf::replies_to<TextGenerateRequest, caf::actor>::with<request_actor>>;
+
 // The scheduler's own thread for compute: runs one engine step per step_atom and answers what
 // it committed. Its handle never leaves the scheduler.
 using step_worker_actor = caf::typed_actor<caf::replies_to<step_atom>::with<StepResult>>;

@@ -18,9 +18,24 @@ struct GenerateRequest {
   bool speculate = true;  // false: incremental decoding even when the model has SSMs
 };
 
+// A generation asked in text, as remote clients do: the server tokenizes. `params.prompt` is
+// ignored.
+struct TextGenerateRequest {
+  std::string prompt;
+  GenerateRequest params;
+};
+
 // Tokens one scheduler step committed for one request.
 struct TokenChunk {
   std::uint64_t request = 0;
+  std::vector<std::int32_t> tokens;
+};
+
+// The same tokens with their text (whole UTF-8 characters; a character split over steps comes
+// with the step that completes it), as remote clients receive them.
+struct TextChunk {
+  std::uint64_t request = 0;
+  std::string text;
   std::vector<std::int32_t> tokens;
 };
 

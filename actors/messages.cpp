@@ -1,11 +1,18 @@
 #include "actors/messages.hpp"
 
+#include "actors/interfaces.hpp"
+
 namespace banyan::actors {
 
 void add_message_types(caf::actor_system_config& config) {
   config.add_message_type<GenerateRequest>("banyan.GenerateRequest");
   config.add_message_type<TokenChunk>("banyan.TokenChunk");
   config.add_message_type<StepResult>("banyan.StepResult");
+  config.add_message_type<TextGenerateRequest>("banyan.TextGenerateRequest");
+  config.add_message_type<TextChunk>("banyan.TextChunk");
+  // Actor handles that cross nodes inside messages must be announced too, or the remote side
+  // answers `unexpected_message`.
+  config.add_message_type<request_actor>("banyan.request_actor");
   config.add_message_type<RequestDone>("banyan.RequestDone");
 }
 

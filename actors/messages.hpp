@@ -19,6 +19,16 @@ typename Inspector::result_type inspect(Inspector& f, TokenChunk& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TextGenerateRequest& x) {
+  return f(caf::meta::type_name("banyan.TextGenerateRequest"), x.prompt, x.params);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TextChunk& x) {
+  return f(caf::meta::type_name("banyan.TextChunk"), x.request, x.text, x.tokens);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
   return f(caf::meta::type_name("banyan.StepResult"), x.chunks, x.error);
 }

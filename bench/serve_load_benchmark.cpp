@@ -13,8 +13,8 @@
 #include "bench/benchmarks.hpp"
 #include "bench/story_text.hpp"
 #include "cli/options.hpp"
-#include "client/http_client.hpp"
-#include "client/server_process.hpp"
+#include "testkit/http_client.hpp"
+#include "testkit/server_process.hpp"
 
 namespace banyan::bench {
 
@@ -33,7 +33,7 @@ struct Sample {
 };
 
 // One greedy request over `ws`, timed from the send.
-Sample stream_one(client::WebSocket& ws, const std::string& prompt, int max_new) {
+Sample stream_one(testkit::WebSocket& ws, const std::string& prompt, int max_new) {
   Sample s;
   const auto sent = Clock::now();
   auto last = sent;
@@ -85,7 +85,7 @@ int serve_load_benchmark(int argc, char** argv) {
   if (std::find(serve_args.begin(), serve_args.end(), "--max-requests-per-batch") == serve_args.end())
     serve_args.insert(serve_args.end(), {"--max-requests-per-batch", "16"});
 
-  client::ServerProcess server(o.text("--banyan"), serve_args);
+  testkit::ServerProcess server(o.text("--banyan"), serve_args);
   std::string shown;
   for (const auto& a : serve_args) shown += " " + a;
   std::printf("serve_load: banyan serve%s on port %d\n", shown.c_str(), server.port());
@@ -94,7 +94,7 @@ int serve_load_benchmark(int argc, char** argv) {
   std::vector<std::string> expected;
   double alone_tokens = 0, alone_seconds = 0;
   {
-    client::WebSocket ws(kHost, server.port());
+    testkit::WebSocket ws(kHost, server.port());
     stream_one(ws, kStoryOpenings[0], 8);  // warm-up
     for (int p = 0; p < n_prompts; ++p) {
       const auto start = Clock::now();
@@ -118,7 +118,7 @@ int serve_load_benchmark(int argc, char** argv) {
   for (int c = 0; c < clients; ++c)
     threads.emplace_back([&, c] {
       try {
-        client::WebSocket ws(kHost, server.port());
+        testkit::WebSocket ws(kHost, server.port());
         for (int r = 0; r < requests; ++r) {
           const int p = (c + r) % n_prompts;
           Sample s = stream_one(ws, kStoryOpenings[p], max_new);

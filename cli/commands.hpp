@@ -8,5 +8,6 @@ int tokenize_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
 int convert_command(int argc, char** argv);
 int serve_command(int argc, char** argv);
+int client_command(int argc, char** argv);
 
 }  // namespace banyan::cli

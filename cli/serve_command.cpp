@@ -1,11 +1,13 @@
 // banyan serve: load the models, start the actor runtime and serve the HTTP/websocket API until
 // SIGTERM or SIGINT. Settings come from a YAML file (--config), from flags, or both (flags win).
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <fstream>
 #include <iostream>
 
 #include "actors/actor_generations.hpp"
 #include "actors/scheduler.hpp"
+#include "actors/text_service.hpp"
 #include "cli/commands.hpp"
 #include "cli/model_setup.hpp"
 #include "cli/option_types.hpp"
@@ -56,6 +58,7 @@ config::ServeConfig serve_config(const Options& o) {
   set_int("--max-new-tokens", c.limits.max_new_tokens);
   set_text("--host", c.server.host);
   set_int("--port", c.server.port);
+  set_int("--actor-port", c.server.actor_port);
   if (o.has("--api-key")) c.server.api_keys = o.values("--api-key");
   if (o.has("--shutdown-grace")) c.server.shutdown_grace_s = o.number("--shutdown-grace");
   config::validate(c);
@@ -107,6 +110,7 @@ int serve_command(int argc, char** argv) {
   o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
   o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
+  o.add("--actor-port", "N", "also serve the client library (banyan/client.hpp) on this port; 0: a free one");
   o.repeatable("--api-key", "KEY", "accept only requests bearing this key (Authorization: Bearer KEY)");
   o.add("--shutdown-grace", "SECONDS", "how long running requests may finish after SIGTERM (default 10)");
   o.add("--web-page", "FILE", "the HTML page served at / ('' for none)", std::string(BANYAN_WEB_PAGE));
@@ -129,10 +133,22 @@ int serve_command(int argc, char** argv) {
 
   caf::actor_system_config actor_config;
   actors::add_message_types(actor_config);
+  if (c.server.actor_port >= 0) actor_config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(actor_config);
   actors::SchedulerGauges gauges;
   actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
   std::unique_ptr<actors::Generations> generations = actors::make_actor_generations(*system, scheduler);
+  actors::text_service_actor text_service;
+  int actor_port = -1;
+  if (c.server.actor_port >= 0) {
+    text_service = actors::spawn_text_service(*system, scheduler, *m.tokenizer);
+    auto published = system->middleman().publish(text_service, std::uint16_t(c.server.actor_port),
+                                                 c.server.host.c_str(), true);
+    if (!published)
+      throw Error("cannot serve actors on " + c.server.host + ":" + std::to_string(c.server.actor_port) + ": " +
+                  system->render(published.error()));
+    actor_port = *published;
+  }
 
   server::GatewayOptions g;
   g.model_name = std::filesystem::path(c.model.path).filename().string();
@@ -143,6 +159,8 @@ int serve_command(int argc, char** argv) {
   server::Gateway gateway(*generations, *m.tokenizer, gauges, g, http.poster());
 
   http.serve(gateway, std::chrono::milliseconds(long(c.server.shutdown_grace_s * 1000)), [&] {
+    if (actor_port >= 0)
+      std::cout << "banyan serve: client library (banyan/client.hpp) on " << c.server.host << ":" << actor_port << "\n";
     std::cout << "banyan serve: " << g.model_name << (ssms.empty() ? "" : " with " + std::to_string(ssms.size()) + " SSM(s)")
               << " listening on http://" << c.server.host << ":" << http.port() << std::endl;
   });
@@ -150,6 +168,11 @@ int serve_command(int argc, char** argv) {
   // The runtime goes first: its last callbacks post to the network thread's queue, which must
   // still exist (it is never run again).
   generations.reset();
+  if (text_service) {
+    system->middleman().unpublish(text_service, std::uint16_t(actor_port));
+    caf::anon_send_exit(text_service, caf::exit_reason::user_shutdown);
+    text_service = actors::text_service_actor();
+  }
   caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
   scheduler = nullptr;
   system.reset();

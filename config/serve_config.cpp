@@ -126,6 +126,8 @@ void validate(const ServeConfig& c) {
   check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16", src, "compute.kv_dtype", "must be f32 or f16");
   check(!c.server.host.empty(), src, "server.host", "must not be empty");
   check(c.server.port >= 0 && c.server.port <= 65535, src, "server.port", "must be 0 (any free port) to 65535");
+  check(c.server.actor_port >= -1 && c.server.actor_port <= 65535, src, "server.actor_port",
+        "must be -1 (none), 0 (any free port) or a port up to 65535");
   check(c.server.shutdown_grace_s >= 0, src, "server.shutdown_grace_s", "must not be negative");
   for (const auto& k : c.server.api_keys) check(!k.empty(), src, "server.api_keys", "keys must not be empty");
 }
@@ -170,6 +172,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& sourc
   Section srv = top.child("server");
   srv.read("host", c.server.host, "a host name or address");
   srv.read("port", c.server.port, "a port number");
+  srv.read("actor_port", c.server.actor_port, "a port number");
   srv.read_list("api_keys", c.server.api_keys);
   srv.read("shutdown_grace_s", c.server.shutdown_grace_s, "a number of seconds");
   srv.finish();

@@ -42,6 +42,7 @@ struct ComputeConfig {
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
+  int actor_port = -1;                // the client library's port (CAF); -1: none, 0: any free one
   std::vector<std::string> api_keys;  // empty: no authentication
   double shutdown_grace_s = 10;       // in-flight requests get this long to finish on SIGTERM
 };

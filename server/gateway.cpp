@@ -242,14 +242,18 @@ std::optional<ApiError> Gateway::stream_refusal(const std::string& target, const
   return std::nullopt;
 }
 
-std::shared_ptr<Gateway::Connection> Gateway::open_stream(std::shared_ptr<FrameSink> sink) {
+std::shared_ptr<Gateway::Connection> Gateway::open_stream(std::weak_ptr<FrameSink> sink) {
   return std::make_shared<Connection>(*this, std::move(sink));
+}
+
+void Gateway::Connection::send(const json& frame) {
+  if (auto sink = sink_.lock()) sink->send(frame.dump());  // else the socket is gone
 }
 
 void Gateway::Connection::error(const std::string& request_id, const ApiError& e) {
   json frame = {{"type", "error"}, {"code", e.code}, {"message", e.what()}};
   if (!request_id.empty()) frame["request_id"] = request_id;
-  sink_->send(frame.dump());
+  send(frame);
 }
 
 void Gateway::Connection::on_frame(const std::string& text) {
@@ -274,7 +278,7 @@ void Gateway::Connection::on_frame(const std::string& text) {
         [self, rid](std::int32_t token, const std::string& piece) {
           json out = {{"type", "token"}, {"request_id", rid}, {"text", piece}};
           if (token >= 0) out["id"] = token;
-          self->sink_->send(out.dump());
+          self->send(out);
         },
         [self, rid](const GenerationSummary& s) {
           self->running_.erase(rid);
@@ -289,7 +293,7 @@ void Gateway::Connection::on_frame(const std::string& text) {
                           {"llm_steps", s.llm_steps},
                           {"time_to_first_token_ms", s.time_to_first_token_s * 1000},
                           {"tokens_per_second", decode_s > 0 && s.completion_tokens > 1 ? (s.completion_tokens - 1) / decode_s : 0.0}}}};
-          self->sink_->send(out.dump());
+          self->send(out);
         });
   } catch (const ApiError& e) {
     error(id, e);

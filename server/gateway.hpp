@@ -77,7 +77,7 @@ class Gateway {
   std::optional<ApiError> stream_refusal(const std::string& target, const std::string& authorization) const;
   // A websocket at /v1/stream, once accepted.
   class Connection;
-  std::shared_ptr<Connection> open_stream(std::shared_ptr<FrameSink> sink);
+  std::shared_ptr<Connection> open_stream(std::weak_ptr<FrameSink> sink);
 
   // Refuses new generations from now on (503); running ones go on.
   void begin_shutdown() { draining_ = true; }
@@ -113,15 +113,16 @@ class Gateway {
 // One websocket connection: its frames in, several named generations streaming out.
 class Gateway::Connection : public std::enable_shared_from_this<Gateway::Connection> {
  public:
-  Connection(Gateway& gateway, std::shared_ptr<FrameSink> sink) : gateway_(gateway), sink_(std::move(sink)) {}
+  Connection(Gateway& gateway, std::weak_ptr<FrameSink> sink) : gateway_(gateway), sink_(std::move(sink)) {}
   void on_frame(const std::string& text);
   // The socket closed: its generations are cancelled.
   void on_close();
 
  private:
   void error(const std::string& request_id, const ApiError& e);
+  void send(const nlohmann::json& frame);
   Gateway& gateway_;
-  std::shared_ptr<FrameSink> sink_;
+  std::weak_ptr<FrameSink> sink_;  // the socket owns the connection, not the other way round
   std::map<std::string, std::uint64_t> running_;  // request_id -> generation
   std::uint64_t next_id_ = 1;
 };

@@ -39,7 +39,7 @@ class WebsocketSession : public FrameSink, public std::enable_shared_from_this<W
     ws_.text(true);
     ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
-      self->connection_ = self->gateway_.open_stream(self);
+      self->connection_ = self->gateway_.open_stream(self->weak_from_this());
       self->read();
     });
   }
@@ -76,7 +76,6 @@ class WebsocketSession : public FrameSink, public std::enable_shared_from_this<W
     closed_ = true;
     queue_.clear();
     if (connection_) connection_->on_close();
-    connection_.reset();  // the connection holds this session as its sink: break the cycle
   }
 
   websocket::stream<beast::tcp_stream> ws_;

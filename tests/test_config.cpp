@@ -87,6 +87,7 @@ BOOST_AUTO_TEST_CASE(the_example_file_holds_the_defaults) {
   BOOST_TEST(c.compute.kv_dtype == d.compute.kv_dtype);
   BOOST_TEST(c.server.host == d.server.host);
   BOOST_TEST(c.server.port == d.server.port);
+  BOOST_TEST(c.server.actor_port == d.server.actor_port);
   BOOST_TEST(c.server.api_keys.empty());
   BOOST_TEST(c.server.shutdown_grace_s == d.server.shutdown_grace_s);
 }

@@ -10,14 +10,14 @@
 #include <set>
 #include <thread>
 
-#include "client/http_client.hpp"
-#include "client/server_process.hpp"
+#include "testkit/http_client.hpp"
+#include "testkit/server_process.hpp"
 #include "support/test_support.hpp"
 
 using namespace banyan;
 using nlohmann::json;
-using client::ServerProcess;
-using client::WebSocket;
+using testkit::ServerProcess;
+using testkit::WebSocket;
 
 namespace {
 
@@ -60,7 +60,7 @@ Streamed read_stream(WebSocket& ws, const std::string& request_id, std::vector<j
 }
 
 json metrics_value(int port, const std::string& series) {
-  std::istringstream lines(client::http_request(kHost, port, "GET", "/metrics").body);
+  std::istringstream lines(testkit::http_request(kHost, port, "GET", "/metrics").body);
   for (std::string line; std::getline(lines, line);)
     if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
       return std::stod(line.substr(series.size() + 1));
@@ -97,12 +97,12 @@ BOOST_AUTO_TEST_CASE(websocket_stream_equals_banyan_generate) {
 
 BOOST_AUTO_TEST_CASE(server_sent_events_equal_banyan_generate) {
   const std::string expected = generate_text(kPrompt, 30, "speculative");
-  const auto r = client::http_request(
+  const auto r = testkit::http_request(
       kHost, port(), "POST", "/v1/completions",
       json{{"model", "demo-llm"}, {"prompt", kPrompt}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump());
   BOOST_TEST(r.status == 200);
   BOOST_TEST(r.content_type == "text/event-stream");
-  const auto events = client::sse_events(r.body);
+  const auto events = testkit::sse_events(r.body);
   BOOST_TEST_REQUIRE(events.size() >= 2u);
   BOOST_TEST(events.back() == "[DONE]");
   std::string text;
@@ -113,7 +113,7 @@ BOOST_AUTO_TEST_CASE(server_sent_events_equal_banyan_generate) {
   BOOST_TEST(last["usage"]["completion_tokens"] == 30);
 
   // The same without streaming: one JSON body in OpenAI's shape.
-  const auto whole = client::http_request(kHost, port(), "POST", "/v1/completions",
+  const auto whole = testkit::http_request(kHost, port(), "POST", "/v1/completions",
                                           json{{"prompt", kPrompt}, {"max_tokens", 30}, {"temperature", 0}}.dump());
   BOOST_TEST(whole.status == 200);
   const json body = json::parse(whole.body);
@@ -178,14 +178,14 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_errors_while_a_good_stream_completes) {
     }
   }
   // Bad HTTP on the same port.
-  const auto body = client::http_request(kHost, port(), "POST", "/v1/completions", "{\"prompt\": [1, 2");
+  const auto body = testkit::http_request(kHost, port(), "POST", "/v1/completions", "{\"prompt\": [1, 2");
   BOOST_TEST(body.status == 400);
   BOOST_TEST(json::parse(body.body)["error"]["code"] == "invalid_json");
   BOOST_TEST(json::parse(body.body)["error"]["type"] == "invalid_request_error");
-  BOOST_TEST(client::http_request(kHost, port(), "POST", "/v1/completions", R"({"prompt": "x", "model": "gpt-4"})").status == 404);
-  BOOST_TEST(client::http_request(kHost, port(), "GET", "/v1/completions").status == 405);
-  BOOST_TEST(client::http_request(kHost, port(), "GET", "/no/such/thing").status == 404);
-  const std::string garbage = client::raw_exchange(kHost, port(), std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 17));
+  BOOST_TEST(testkit::http_request(kHost, port(), "POST", "/v1/completions", R"({"prompt": "x", "model": "gpt-4"})").status == 404);
+  BOOST_TEST(testkit::http_request(kHost, port(), "GET", "/v1/completions").status == 405);
+  BOOST_TEST(testkit::http_request(kHost, port(), "GET", "/no/such/thing").status == 404);
+  const std::string garbage = testkit::raw_exchange(kHost, port(), std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 17));
   BOOST_TEST(garbage.rfind("HTTP/1.1 400", 0) == 0u, garbage);
 
   std::vector<json> others;
@@ -198,7 +198,7 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_errors_while_a_good_stream_completes) {
   // Both connections still serve.
   bad.send(json{{"request_id", "after"}, {"prompt", kPrompt}, {"max_new_tokens", 5}}.dump());
   BOOST_TEST(read_stream(bad, "after").done["finish_reason"] == "length");
-  BOOST_TEST(client::http_request(kHost, port(), "GET", "/health").status == 200);
+  BOOST_TEST(testkit::http_request(kHost, port(), "GET", "/health").status == 200);
 }
 
 BOOST_AUTO_TEST_CASE(requests_share_one_connection) {
@@ -218,15 +218,15 @@ BOOST_AUTO_TEST_CASE(requests_share_one_connection) {
 }
 
 BOOST_AUTO_TEST_CASE(models_health_metrics_and_the_web_page) {
-  const json models = json::parse(client::http_request(kHost, port(), "GET", "/v1/models").body);
+  const json models = json::parse(testkit::http_request(kHost, port(), "GET", "/v1/models").body);
   BOOST_TEST(models["data"][0]["id"] == "demo-llm");
-  BOOST_TEST(json::parse(client::http_request(kHost, port(), "GET", "/health").body)["status"] == "ok");
-  const auto metrics = client::http_request(kHost, port(), "GET", "/metrics");
+  BOOST_TEST(json::parse(testkit::http_request(kHost, port(), "GET", "/health").body)["status"] == "ok");
+  const auto metrics = testkit::http_request(kHost, port(), "GET", "/metrics");
   for (const char* series : {"banyan_requests_total", "banyan_time_to_first_token_seconds_bucket",
                              "banyan_inter_token_latency_seconds_bucket", "banyan_queue_length",
                              "banyan_kv_cache_slots_used", "banyan_accepted_tokens_per_step_bucket"})
     BOOST_TEST(metrics.body.find(series) != std::string::npos, series);
-  const auto page = client::http_request(kHost, port(), "GET", "/");
+  const auto page = testkit::http_request(kHost, port(), "GET", "/");
   BOOST_TEST(page.status == 200);
   BOOST_TEST(page.content_type.rfind("text/html", 0) == 0u);
 }
@@ -236,11 +236,11 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_CASE(api_keys_are_required_when_configured) {
   ServerProcess server(test::banyan_binary(), {"--api-key", "sesame"});
   const auto body = json{{"prompt", kPrompt}, {"max_tokens", 3}}.dump();
-  const auto no_key = client::http_request(kHost, server.port(), "POST", "/v1/completions", body);
+  const auto no_key = testkit::http_request(kHost, server.port(), "POST", "/v1/completions", body);
   BOOST_TEST(no_key.status == 401);
   BOOST_TEST(json::parse(no_key.body)["error"]["type"] == "authentication_error");
-  BOOST_TEST(client::http_request(kHost, server.port(), "POST", "/v1/completions", body, "wrong").status == 401);
-  BOOST_TEST(client::http_request(kHost, server.port(), "POST", "/v1/completions", body, "sesame").status == 200);
+  BOOST_TEST(testkit::http_request(kHost, server.port(), "POST", "/v1/completions", body, "wrong").status == 401);
+  BOOST_TEST(testkit::http_request(kHost, server.port(), "POST", "/v1/completions", body, "sesame").status == 200);
   BOOST_CHECK_THROW(WebSocket(kHost, server.port()), std::runtime_error);
   WebSocket ws(kHost, server.port(), "/v1/stream", "sesame");
   ws.send(json{{"request_id", "k"}, {"prompt", kPrompt}, {"max_new_tokens", 3}}.dump());
@@ -258,7 +258,8 @@ BOOST_AUTO_TEST_CASE(sigterm_lets_running_requests_finish_then_exits_0) {
   const Streamed rest = read_stream(ws, "t");
   BOOST_TEST(text + rest.text == expected);
   BOOST_TEST(rest.done["finish_reason"] == "length");
-  BOOST_TEST(server.stop(0, std::chrono::seconds(30)) == 0, server.error_output());
+  const int code = server.stop(0, std::chrono::seconds(30));
+  BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
   BOOST_TEST(server.error_output().find("SIGTERM received") != std::string::npos);
 }
 
@@ -270,7 +271,8 @@ BOOST_AUTO_TEST_CASE(sigterm_cancels_what_outlives_the_grace_period) {
   ::kill(server.pid(), SIGTERM);
   const Streamed rest = read_stream(ws, "slow");
   BOOST_TEST(rest.done["finish_reason"] == "cancelled");
-  BOOST_TEST(server.stop(0, std::chrono::seconds(30)) == 0, server.error_output());
+  const int code = server.stop(0, std::chrono::seconds(30));
+  BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_config_fails_before_binding_naming_file_line_and_key) {

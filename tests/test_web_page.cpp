@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "client/http_client.hpp"
-#include "client/server_process.hpp"
+#include "testkit/http_client.hpp"
+#include "testkit/server_process.hpp"
 #include "support/test_support.hpp"
 
 using namespace banyan;
@@ -54,7 +54,7 @@ class Tab {
   }
 
  private:
-  client::WebSocket ws_;
+  testkit::WebSocket ws_;
   int next_id_ = 1;
 };
 
@@ -85,14 +85,14 @@ BOOST_AUTO_TEST_CASE(a_prompt_typed_in_the_page_streams_its_story) {
                                           test::shell_quote(prompt) + " --max-new-tokens 40");
   BOOST_TEST_REQUIRE(expected.exit_code == 0, expected.err);
 
-  client::ServerProcess server(test::banyan_binary(), {});
+  testkit::ServerProcess server(test::banyan_binary(), {});
   test::TempDir profile;
-  client::ChildProcess browser({chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+  testkit::ChildProcess browser({chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                 "--remote-debugging-port=0", "--user-data-dir=" + profile.path().string(),
                                 "--window-size=1000,700", "about:blank"});
   const int port = devtools_port(profile.path());
   std::string tab_path;
-  for (const auto& target : json::parse(client::http_request(kHost, port, "GET", "/json/list").body))
+  for (const auto& target : json::parse(testkit::http_request(kHost, port, "GET", "/json/list").body))
     if (target["type"] == "page") tab_path = target["webSocketDebuggerUrl"].get<std::string>();
   BOOST_TEST_REQUIRE(!tab_path.empty());
   tab_path = tab_path.substr(tab_path.find("/devtools/"));

@@ -1,8 +1,8 @@
 #pragma once
 // A `banyan serve` child process on a free loopback port, for tests and benchmarks.
-#include "client/child_process.hpp"
+#include "testkit/child_process.hpp"
 
-namespace banyan::client {
+namespace banyan::testkit {
 
 class ServerProcess : public ChildProcess {
  public:
@@ -16,4 +16,4 @@ class ServerProcess : public ChildProcess {
   int port_ = 0;
 };
 
-}  // namespace banyan::client
+}  // namespace banyan::testkit

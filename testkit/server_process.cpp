@@ -1,6 +1,6 @@
-#include "client/server_process.hpp"
+#include "testkit/server_process.hpp"
 
-namespace banyan::client {
+namespace banyan::testkit {
 
 namespace {
 
@@ -18,4 +18,4 @@ ServerProcess::ServerProcess(const std::filesystem::path& banyan, const std::vec
   port_ = std::stoi(wait_for_output(std::regex("listening on http://[^:]+:([0-9]+)"), timeout)[1]);
 }
 
-}  // namespace banyan::client
+}  // namespace banyan::testkit

@@ -1,4 +1,4 @@
-#include "client/child_process.hpp"
+#include "testkit/child_process.hpp"
 
 #include <csignal>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <unistd.h>
 
-namespace banyan::client {
+namespace banyan::testkit {
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
   char err_template[] = "/tmp/banyan-child-XXXXXX";
@@ -85,4 +85,4 @@ long long ChildProcess::rss_bytes() const {
   return resident * ::sysconf(_SC_PAGESIZE);
 }
 
-}  // namespace banyan::client
+}  // namespace banyan::testkit

@@ -1,4 +1,4 @@
-#include "client/http_client.hpp"
+#include "testkit/http_client.hpp"
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it under C++20
 
@@ -8,7 +8,7 @@
 #include <boost/beast/websocket.hpp>
 #include <stdexcept>
 
-namespace banyan::client {
+namespace banyan::testkit {
 
 namespace {
 
@@ -129,4 +129,4 @@ void WebSocket::close() {
   impl_->ws.close(websocket::close_code::normal, ec);
 }
 
-}  // namespace banyan::client
+}  // namespace banyan::testkit

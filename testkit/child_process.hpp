@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace banyan::client {
+namespace banyan::testkit {
 
 class ChildProcess {
  public:
@@ -21,6 +21,8 @@ class ChildProcess {
   // its stderr when it exits or stays silent for `timeout` instead.
   std::smatch wait_for_output(const std::regex& pattern, std::chrono::seconds timeout);
   int pid() const { return pid_; }
+  // What it has written to stdout so far (as far as wait_for_output read).
+  const std::string& output() const { return out_; }
   // Sends `signal` (0: none) and waits for the exit; returns the exit code (128 + n when killed
   // by signal n, -1 when it did not exit within `timeout`).
   int stop(int signal, std::chrono::seconds timeout);
@@ -36,4 +38,4 @@ class ChildProcess {
   std::filesystem::path err_file_;
 };
 
-}  // namespace banyan::client
+}  // namespace banyan::testkit

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace banyan::client {
+namespace banyan::testkit {
 
 using namespace std::chrono_literals;
 
@@ -46,4 +46,4 @@ class WebSocket {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace banyan::client
+}  // namespace banyan::testkit

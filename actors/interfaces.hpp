@@ -24,6 +24,12 @@ using scheduler_actor = caf::typed_actor<
 // streams TextChunks, then the RequestDone, to the client.
 using text_service_actor = caf::typed_actor<caf::replies_to<TextGenerateRequest, caf::actor>::with<request_actor>>;
 
+// One pipeline stage of the LLM (llm_shard): owns a slice of its layers and their KV cache.
+// A StageForward goes through its layers and on to the next stage; the last stage answers the
+// logits to whoever sent the first. kv_cache_atom (slots, capacity) creates the cache.
+using llm_stage_actor = caf::typed_actor<caf::replies_to<StageForward>::with<StageLogits>,
+                                         caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>>;
+
 // The scheduler's own thread for compute: runs one engine step per step_atom and answers what
 // it committed. Its handle never leaves the scheduler.
 using step_worker_actor = caf::typed_actor<caf::replies_to<step_atom>::with<StepResult>>;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "model/forward_batch.hpp"
+
 namespace banyan::actors {
 
 // One generation, as a client asks for it (token ids: the gateway tokenizes).
@@ -43,6 +45,25 @@ struct TextChunk {
 struct StepResult {
   std::vector<TokenChunk> chunks;
   std::string error;  // the step threw: its requests fail with this reason
+};
+
+// KV rows to move within one slot, every layer (an accepted tree path compacted into place).
+struct KvMoves {
+  std::int32_t slot = 0;
+  std::vector<std::int32_t> from, to;
+};
+
+// One forward pass on its way down the LLM's pipeline: the batch, the activations the previous
+// stage produced (none for the first), and the KV moves every stage applies before computing.
+struct StageForward {
+  ForwardBatch batch;
+  std::vector<float> activations;
+  std::vector<KvMoves> kv_moves;
+};
+
+// What the last stage answers: the logits of batch.logit_rows.
+struct StageLogits {
+  std::vector<float> logits;
 };
 
 // The end of a request: why it ended and what it cost.

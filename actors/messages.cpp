@@ -14,6 +14,10 @@ void add_message_types(caf::actor_system_config& config) {
   // answers `unexpected_message`.
   config.add_message_type<request_actor>("banyan.request_actor");
   config.add_message_type<RequestDone>("banyan.RequestDone");
+  config.add_message_type<ForwardBatch>("banyan.ForwardBatch");
+  config.add_message_type<KvMoves>("banyan.KvMoves");
+  config.add_message_type<StageForward>("banyan.StageForward");
+  config.add_message_type<StageLogits>("banyan.StageLogits");
 }
 
 }  // namespace banyan::actors

@@ -5,6 +5,17 @@
 
 #include "actors/message_types.hpp"
 
+namespace banyan {
+
+// ForwardBatch lives in model/ (no CAF there); its inspect sits here, found by ADL.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
+  return f(caf::meta::type_name("banyan.ForwardBatch"), x.tokens, x.positions, x.slots, x.cache_rows, x.visible,
+           x.tree_masks, x.logit_rows);
+}
+
+}  // namespace banyan
+
 namespace banyan::actors {
 
 template <class Inspector>
@@ -29,6 +40,21 @@ typename Inspector::result_type inspect(Inspector& f, TextChunk& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, KvMoves& x) {
+  return f(caf::meta::type_name("banyan.KvMoves"), x.slot, x.from, x.to);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StageForward& x) {
+  return f(caf::meta::type_name("banyan.StageForward"), x.batch, x.activations, x.kv_moves);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StageLogits& x) {
+  return f(caf::meta::type_name("banyan.StageLogits"), x.logits);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
   return f(caf::meta::type_name("banyan.StepResult"), x.chunks, x.error);
 }
@@ -40,6 +66,7 @@ typename Inspector::result_type inspect(Inspector& f, RequestDone& x) {
 }
 
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using kv_cache_atom = caf::atom_constant<caf::atom("kvcache")>;
 using step_atom = caf::atom_constant<caf::atom("step")>;
 
 // Announces every message type above to an actor system's configuration.

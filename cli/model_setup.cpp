@@ -74,14 +74,19 @@ ModelOptions model_options(const Options& o, bool ssm) {
 }
 
 std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backend, const ModelOptions& options,
-                                     const std::string& role) {
+                                     const std::string& role, LayerRange layers = {}) {
   const bool tty = ::isatty(STDERR_FILENO);
   const auto name = weights.origin().filename().string();
   std::cerr << "banyan: loading " << role << " " << weights.origin().string() << " (" << weights.config().summary()
             << ")" << (tty ? "" : "\n") << std::flush;
-  auto model = std::make_unique<LlamaModel>(weights, backend, options, [&](int done, int total) {
-    if (tty) std::cerr << "\rbanyan: loading " << role << " " << name << ": " << done << "/" << total << " tensors\033[K" << std::flush;
-  });
+  auto model = std::make_unique<LlamaModel>(
+      weights, backend, options,
+      [&](int done, int total) {
+        if (tty)
+          std::cerr << "\rbanyan: loading " << role << " " << name << ": " << done << "/" << total << " tensors\033[K"
+                    << std::flush;
+      },
+      layers);
   if (tty) std::cerr << "\r\033[K";
   std::cerr << "banyan: " << role << " weights: " << double(model->weight_bytes()) / (1 << 20) << " MiB ("
             << format_name(options.linear) << " linear layers)\n";
@@ -111,10 +116,16 @@ LoadedModels load_models(const ModelChoice& choice) {
   if (m.tokenizer->vocab_size() > c.vocab_size)
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
+  if (choice.pipeline_stages > 1) {
+    for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages))
+      m.llm_stages.push_back(load_one(*weights, *m.backend, choice.llm.options,
+                                      "LLM stage (layers " + std::to_string(r.first) + "-" + std::to_string(r.end - 1) + ")", r));
+  } else {
+    m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
+  }
   for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "banyan: loaded " << 1 + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
+  std::cerr << "banyan: loaded " << std::max<std::size_t>(1, m.llm_stages.size()) + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
             << m.load_seconds << " s\n";
   return m;
 }

@@ -32,6 +32,7 @@ struct ModelChoice {
   std::filesystem::path tokenizer;
   std::string device = "cpu";
   int threads = 0;
+  int pipeline_stages = 1;  // more: the LLM is loaded as that many layer ranges (llm_stages)
 };
 // The choice the options make; SSMs only when `with_ssms`.
 ModelChoice model_choice(const Options& options, bool with_ssms);
@@ -40,7 +41,8 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
 
 struct LoadedModels {
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<LlamaModel> llm;
+  std::unique_ptr<LlamaModel> llm;                     // the whole LLM, or
+  std::vector<std::shared_ptr<LlamaModel>> llm_stages;  // its pipeline stages, the first first
   std::vector<std::unique_ptr<LlamaModel>> ssms;
   std::unique_ptr<Tokenizer> tokenizer;
   double load_seconds = 0;

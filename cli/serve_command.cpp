@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "actors/actor_generations.hpp"
+#include "actors/llm_stage.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/text_service.hpp"
 #include "cli/commands.hpp"
@@ -50,6 +51,7 @@ config::ServeConfig serve_config(const Options& o) {
   set_text("--kv-dtype", c.compute.kv_dtype);
   set_text("--device", c.compute.device);
   set_int("--threads", c.compute.threads);
+  set_int("--pipeline-stages", c.compute.pipeline_stages);
   set_int("--tree-width", c.speculation.tree_width);
   set_int("--tree-depth", c.speculation.tree_depth);
   set_int("--max-requests-per-batch", c.limits.max_requests_per_batch);
@@ -81,6 +83,7 @@ ModelChoice model_choice(const config::ServeConfig& c) {
   choice.tokenizer = c.model.tokenizer.empty() ? dir / "tokenizer.model" : std::filesystem::path(c.model.tokenizer);
   choice.device = c.compute.device;
   choice.threads = c.compute.threads;
+  choice.pipeline_stages = c.compute.pipeline_stages;
   return choice;
 }
 
@@ -108,6 +111,7 @@ int serve_command(int argc, char** argv) {
   o.add("--max-tokens-per-batch", "N", "tokens per LLM pass");
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)");
   o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
+  o.add("--pipeline-stages", "N", "split the LLM's layers over N stage actors passing activations (default 1)");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
   o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
   o.add("--actor-port", "N", "also serve the client library (banyan/client.hpp) on this port; 0: a free one");
@@ -129,12 +133,22 @@ int serve_command(int argc, char** argv) {
   e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
               c.limits.max_tree_tokens};
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
-  Engine engine(*m.llm, ssms, e);
 
   caf::actor_system_config actor_config;
   actors::add_message_types(actor_config);
   if (c.server.actor_port >= 0) actor_config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(actor_config);
+  // The LLM in this thread, or as stage actors passing activations down the pipeline.
+  std::vector<actors::llm_stage_actor> stages;
+  std::unique_ptr<LlmRunner> llm;
+  if (m.llm_stages.empty()) {
+    llm = std::make_unique<LocalLlm>(*m.llm);
+  } else {
+    const LlamaConfig config = m.llm_stages.front()->config();
+    stages = actors::spawn_llm_stages(*system, m.llm_stages);
+    llm = std::make_unique<actors::StagedLlm>(*system, stages, config);
+  }
+  Engine engine(*llm, ssms, e);
   actors::SchedulerGauges gauges;
   actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
   std::unique_ptr<actors::Generations> generations = actors::make_actor_generations(*system, scheduler);
@@ -175,6 +189,8 @@ int serve_command(int argc, char** argv) {
   }
   caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
   scheduler = nullptr;
+  for (auto& s : stages) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  stages.clear();
   system.reset();
   std::cerr << "banyan serve: stopped\n";
   return 0;

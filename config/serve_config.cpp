@@ -124,6 +124,8 @@ void validate(const ServeConfig& c) {
   check(c.compute.device == "cpu" || c.compute.device == "cuda", src, "compute.device", "must be cpu or cuda");
   check(c.compute.threads >= 0, src, "compute.threads", "must be 0 (one per core) or more");
   check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16", src, "compute.kv_dtype", "must be f32 or f16");
+  check(c.compute.pipeline_stages >= 1 && c.compute.pipeline_stages <= 64, src, "compute.pipeline_stages",
+        "must be 1 to 64");
   check(!c.server.host.empty(), src, "server.host", "must not be empty");
   check(c.server.port >= 0 && c.server.port <= 65535, src, "server.port", "must be 0 (any free port) to 65535");
   check(c.server.actor_port >= -1 && c.server.actor_port <= 65535, src, "server.actor_port",
@@ -168,6 +170,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& sourc
   comp.read("device", c.compute.device, "cpu or cuda");
   comp.read("threads", c.compute.threads, "an integer");
   comp.read("kv_dtype", c.compute.kv_dtype, "f32 or f16");
+  comp.read("pipeline_stages", c.compute.pipeline_stages, "an integer");
   comp.finish();
   Section srv = top.child("server");
   srv.read("host", c.server.host, "a host name or address");

@@ -37,6 +37,7 @@ struct ComputeConfig {
   std::string device = "cpu";
   int threads = 0;
   std::string kv_dtype = "f32";
+  int pipeline_stages = 1;  // the LLM's layers split over this many stage actors
 };
 
 struct ServerConfig {

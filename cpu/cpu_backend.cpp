@@ -215,6 +215,10 @@ class CpuBackend : public Backend {
     std::memcpy(out.data(), x.data, std::size_t(x.rows * x.cols) * sizeof(float));
   }
 
+  void write(std::span<const float> in, Tensor x) override {
+    std::memcpy(x.data, in.data(), std::size_t(x.rows * x.cols) * sizeof(float));
+  }
+
  private:
   ThreadPool pool_;
   const KernelSet& kernels_;

@@ -32,15 +32,22 @@ struct Engine::Runtime {
 };
 
 Engine::Engine(LlamaModel& llm, std::vector<LlamaModel*> ssms, EngineOptions options)
-    : llm_(llm), options_(resolved(options, llm.config(), ssms.size())),
-      manager_(options_.limits, llm.config().vocab_size, llm.config().eos_token_id) {
+    : Engine(std::make_unique<LocalLlm>(llm), nullptr, std::move(ssms), options) {}
+
+Engine::Engine(LlmRunner& llm, std::vector<LlamaModel*> ssms, EngineOptions options)
+    : Engine(nullptr, &llm, std::move(ssms), options) {}
+
+Engine::Engine(std::unique_ptr<LlmRunner> owned, LlmRunner* llm, std::vector<LlamaModel*> ssms, EngineOptions options)
+    : local_llm_(std::move(owned)), llm_(llm ? *llm : *local_llm_),
+      options_(resolved(options, llm_.config(), ssms.size())),
+      manager_(options_.limits, llm_.config().vocab_size, llm_.config().eos_token_id) {
   const auto& lim = options_.limits;
   // Tree rows sit after the committed rows, so the caches keep room for one tree beyond the sequence.
-  kv_ = llm.create_kv_cache(lim.max_requests_per_batch, lim.max_sequence_length + lim.max_tree_tokens + 1);
+  llm_.create_kv_cache(lim.max_requests_per_batch, lim.max_sequence_length + lim.max_tree_tokens + 1);
   for (LlamaModel* ssm : ssms) {
-    if (ssm->config().vocab_size != llm.config().vocab_size)
+    if (ssm->config().vocab_size != llm_.config().vocab_size)
       throw Error("the SSM's vocabulary (" + std::to_string(ssm->config().vocab_size) +
-                  " tokens) differs from the LLM's (" + std::to_string(llm.config().vocab_size) + ")");
+                  " tokens) differs from the LLM's (" + std::to_string(llm_.config().vocab_size) + ")");
     const int own_tree = options_.tree.width * options_.tree.depth;
     ssms_.push_back(std::make_unique<SsmRunner>(*ssm, lim.max_requests_per_batch, lim.max_sequence_length + own_tree + 1));
   }
@@ -117,7 +124,7 @@ void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) 
       batch.add_causal(tokens[std::size_t(p)], c.slot, p, c.completes_prompt && p + 1 == c.end);
   }
   const auto start = std::chrono::steady_clock::now();
-  llm_.forward(batch, *kv_, logits_);
+  llm_.forward(batch, logits_);
   stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats_.llm_tokens += static_cast<long long>(batch.size());
 }
@@ -147,7 +154,7 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const Propos
   std::vector<std::pair<int, int>> moves;
   for (std::size_t j = 0; j < v.path.size(); ++j)
     if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
-  if (!moves.empty()) llm_.backend().copy_kv_rows(*kv_, d.slot, moves);
+  if (!moves.empty()) llm_.move_kv_rows(d.slot, moves);
   for (std::size_t s = 0; s < ssms_.size(); ++s) ssms_[s]->commit(d.slot, d.root_row, p.own[s][entry], v.tokens);
 }
 

@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/llm_runner.hpp"
 #include "engine/ssm_runner.hpp"
 #include "model/llama_model.hpp"
 #include "scheduler/request_manager.hpp"
@@ -33,6 +34,8 @@ class Engine {
  public:
   // Every SSM must share the LLM's vocabulary; none means incremental decoding.
   Engine(LlamaModel& llm, std::vector<LlamaModel*> ssms, EngineOptions options);
+  // The same with the LLM run elsewhere (a pipeline of stages); `llm` must outlive the engine.
+  Engine(LlmRunner& llm, std::vector<LlamaModel*> ssms, EngineOptions options);
   ~Engine();
 
   RequestId submit(std::vector<std::int32_t> prompt, const GenerationConfig& config);
@@ -56,6 +59,8 @@ class Engine {
     std::vector<std::vector<TokenTree>> own;  // [ssm][entry]
     std::vector<TokenTree> merged;            // [entry]
   };
+  // `llm`, or when null the `owned` runner.
+  Engine(std::unique_ptr<LlmRunner> owned, LlmRunner* llm, std::vector<LlamaModel*> ssms, EngineOptions options);
   Runtime& runtime(RequestId id);
   Proposals propose(const StepPlan& plan);
   void run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
@@ -65,11 +70,11 @@ class Engine {
   void commit_first_token(const PrefillChunk& chunk, std::size_t row, const TokenSink& sink);
   void retire_done();
 
-  LlamaModel& llm_;
+  std::unique_ptr<LlmRunner> local_llm_;  // when the engine runs the LLM itself
+  LlmRunner& llm_;
   std::vector<std::unique_ptr<SsmRunner>> ssms_;
   EngineOptions options_;
   RequestManager manager_;
-  std::unique_ptr<KvCache> kv_;
   std::map<RequestId, std::unique_ptr<Runtime>> runtimes_;
   std::vector<float> logits_;
   EngineStats stats_;

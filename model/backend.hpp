@@ -85,6 +85,8 @@ class Backend {
   virtual void gather_rows(Tensor x, std::span<const std::int32_t> rows, Tensor out) = 0;
   // Copies x to host memory as f32 (out.size() == rows*cols).
   virtual void read(Tensor x, std::span<float> out) = 0;
+  // Copies host f32 values into x (in.size() == rows*cols): a pipeline stage's input.
+  virtual void write(std::span<const float> in, Tensor x) = 0;
 };
 
 }  // namespace banyan

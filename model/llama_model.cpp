@@ -68,24 +68,51 @@ std::optional<WeightData> EncodedWeights::read_encoded(const std::string& name) 
 }
 
 std::size_t LlamaModel::decode_bytes() const {
-  return config_.tie_word_embeddings ? weight_bytes_ : weight_bytes_ - embed_tokens_->bytes;
+  const bool embedding_is_read_whole = config_.tie_word_embeddings && is_last_stage();
+  return !embed_tokens_ || embedding_is_read_whole ? weight_bytes_ : weight_bytes_ - embed_tokens_->bytes;
+}
+
+namespace {
+
+LayerRange checked_range(const LayerRange& r, const LlamaConfig& c) {
+  const LayerRange out{r.first, r.end < 0 ? c.num_hidden_layers : r.end};
+  if (out.first < 0 || out.first >= out.end || out.end > c.num_hidden_layers)
+    throw Error("layers [" + std::to_string(r.first) + ", " + std::to_string(r.end) + ") are not a range within the " +
+                std::to_string(c.num_hidden_layers) + " layers of the model");
+  return out;
+}
+
+}  // namespace
+
+std::vector<LayerRange> split_layers(int layers, int stages) {
+  if (stages < 1 || stages > layers)
+    throw Error("cannot split " + std::to_string(layers) + " layers into " + std::to_string(stages) + " stages");
+  std::vector<LayerRange> out;
+  for (int s = 0; s < stages; ++s) out.push_back({layers * s / stages, layers * (s + 1) / stages});
+  return out;
 }
 
 LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
-                       const Progress& progress)
+                       const Progress& progress, LayerRange layers)
     : config_(weights.config()), options_(options), backend_(backend) {
   const auto& c = config_;
+  const LayerRange range = checked_range(layers, c);
+  first_layer_ = range.first;
+  const bool first = range.first == 0, last = range.end == c.num_hidden_layers;
+  const bool needs_embedding = first || (last && c.tie_word_embeddings);  // a tied classifier is the embedding
   const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
-  WeightLoader loader(weights, backend, progress, 9 * c.num_hidden_layers + (c.tie_word_embeddings ? 2 : 3));
+  const int tensors = 9 * (range.end - range.first) + (needs_embedding ? 1 : 0) + (last ? 1 : 0) +
+                      (last && !c.tie_word_embeddings ? 1 : 0);
+  WeightLoader loader(weights, backend, progress, tensors);
 
   // The vocabulary-sized tensors come first: their f32 forms are the largest temporaries, and
   // peak memory stays lowest while little else is loaded.
-  embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options);
-  if (!c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options);
-  norm_ = loader.load(hf_names::final_norm(), {dim}, options);
-  layers_.resize(std::size_t(c.num_hidden_layers));
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    auto& l = layers_[std::size_t(i)];
+  if (needs_embedding) embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options);
+  if (last && !c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options);
+  if (last) norm_ = loader.load(hf_names::final_norm(), {dim}, options);
+  layers_.resize(std::size_t(range.end - range.first));
+  for (int i = range.first; i < range.end; ++i) {
+    auto& l = layers_[std::size_t(i - range.first)];
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
     l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, options);
     l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, options);
@@ -101,7 +128,7 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
 }
 
 std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {
-  return backend_.create_kv_cache({config_.num_hidden_layers, slots, capacity, config_.num_key_value_heads,
+  return backend_.create_kv_cache({int(layers_.size()), slots, capacity, config_.num_key_value_heads,
                                    config_.head_dim(), options_.kv_cache});
 }
 
@@ -175,24 +202,42 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
 }  // namespace
 
 void LlamaModel::forward(const ForwardBatch& batch, KvCache& kv, std::vector<float>& logits) {
+  if (!is_first_stage() || !is_last_stage()) throw Error("forward: this model holds one pipeline stage only");
+  forward_stage(batch, kv, {}, logits);
+}
+
+void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span<const float> input,
+                               std::vector<float>& output) {
   check_batch(batch, kv.spec(), config_.vocab_size);
   const auto n = std::int64_t(batch.size());
   reserve(n);
   const std::int64_t dim = config_.hidden_size;
   Tensor x = ws_.x->view(n, dim);
-  backend_.embed(*embed_tokens_, batch, x);
-  for (int i = 0; i < config_.num_hidden_layers; ++i) run_layer(i, batch, kv, x);
+  if (is_first_stage()) {
+    backend_.embed(*embed_tokens_, batch, x);
+  } else {
+    if (input.size() != std::size_t(n * dim))
+      throw Error("forward: stage input has " + std::to_string(input.size()) + " values, expected " +
+                  std::to_string(n * dim));
+    backend_.write(input, x);
+  }
+  for (int i = 0; i < int(layers_.size()); ++i) run_layer(i, batch, kv, x);
+  if (!is_last_stage()) {
+    output.resize(std::size_t(n * dim));
+    backend_.read(x, output);
+    return;
+  }
 
   // Only the wanted rows go through the final norm and the (large) classifier.
   const auto m = std::int64_t(batch.logit_rows.size());
-  logits.resize(std::size_t(m * config_.vocab_size));
+  output.resize(std::size_t(m * config_.vocab_size));
   if (m == 0) return;
   Tensor selected = ws_.h->view(m, dim), normed = ws_.attn->view(m, dim);
   backend_.gather_rows(x, batch.logit_rows, selected);
   backend_.rms_norm(selected, *norm_, config_.rms_norm_eps, normed);
   Tensor out = ws_.logits->view(m, config_.vocab_size);
   backend_.matmul(normed, lm_head_ ? *lm_head_ : *embed_tokens_, out);
-  backend_.read(out, logits);
+  backend_.read(out, output);
 }
 
 }  // namespace banyan

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "model/backend.hpp"
@@ -26,6 +27,16 @@ struct LlamaDecoderLayer {
   LlamaAttention self_attn;
   LlamaMLP mlp;
 };
+
+// The decoder layers [first, end) one pipeline stage holds (end -1: through the last). The
+// first stage also holds the embedding; the last the final norm and the classifier.
+struct LayerRange {
+  int first = 0;
+  int end = -1;
+};
+
+// `layers` split into `stages` consecutive ranges of (nearly) equal size.
+std::vector<LayerRange> split_layers(int layers, int stages);
 
 struct ModelOptions {
   // Format of the linear layers. Norms stay f32; the embedding is f32, or f16 when the linear
@@ -66,8 +77,9 @@ class LlamaModel {
   // Uploads every weight, checking each tensor's shape against the config; throws Error
   // naming the file and the tensor on any mismatch. Weights the source already holds in a
   // backend format (a `banyan convert` file) are taken as they are.
+  // With `layers`, only one pipeline stage's part of the model.
   LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options = {},
-             const Progress& progress = {});
+             const Progress& progress = {}, LayerRange layers = {});
 
   const LlamaConfig& config() const { return config_; }
   const ModelOptions& options() const { return options_; }
@@ -77,11 +89,21 @@ class LlamaModel {
   // (unless the table is also the classifier).
   std::size_t decode_bytes() const;
   Backend& backend() const { return backend_; }
+  // A KV cache for the layers this model holds.
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
 
+  int first_layer() const { return first_layer_; }
+  int end_layer() const { return first_layer_ + int(layers_.size()); }
+  bool is_first_stage() const { return first_layer_ == 0; }
+  bool is_last_stage() const { return end_layer() == config_.num_hidden_layers; }
+
   // Runs the batch and writes the logits of batch.logit_rows to `logits`, row after row
-  // ([logit_rows.size(), vocab_size], f32).
+  // ([logit_rows.size(), vocab_size], f32). Needs the whole model.
   void forward(const ForwardBatch& batch, KvCache& kv, std::vector<float>& logits);
+  // This stage's part of a forward pass: the first stage embeds batch.tokens, a later one
+  // takes the previous stage's `input` ([batch.size(), hidden_size] f32); the last stage writes
+  // the logits as forward() does, an earlier one its activations, the next stage's input.
+  void forward_stage(const ForwardBatch& batch, KvCache& kv, std::span<const float> input, std::vector<float>& output);
 
  private:
   struct Workspace {
@@ -90,14 +112,15 @@ class LlamaModel {
   };
 
   void reserve(std::int64_t tokens);
-  void run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x);
+  void run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x);  // index within this stage
 
   LlamaConfig config_;
   ModelOptions options_;
   Backend& backend_;
   std::size_t weight_bytes_ = 0;
-  std::unique_ptr<DeviceWeight> embed_tokens_, norm_, lm_head_;
-  std::vector<LlamaDecoderLayer> layers_;
+  std::unique_ptr<DeviceWeight> embed_tokens_, norm_, lm_head_;  // those this stage needs
+  int first_layer_ = 0;
+  std::vector<LlamaDecoderLayer> layers_;  // layers [first_layer_, first_layer_ + size)
   Workspace ws_;
 };
 

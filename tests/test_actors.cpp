@@ -5,9 +5,11 @@
 #include <boost/test/unit_test.hpp>
 #include <caf/all.hpp>
 
+#include "actors/llm_stage.hpp"
 #include "actors/request.hpp"
 #include "actors/scheduler.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "model/error.hpp"
 #include "model/random_weights.hpp"
 #include "support/test_support.hpp"
 
@@ -169,4 +171,68 @@ BOOST_AUTO_TEST_CASE(a_client_that_goes_away_frees_its_slot) {
   node.stop();
   // Left alone, the first request would have committed about 4000 tokens.
   BOOST_TEST(node.engine.stats().committed_tokens < 2000);
+}
+
+BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
+  // The engine drives the LLM as 2 stage actors passing activations as messages (the SSM, when
+  // speculating, is the whole model in this thread): the tokens equal the one-process engine's.
+  const auto want = engine_outputs(24);
+  auto backend = cpu::make_cpu_backend({2});
+  RandomWeights weights(test_config(), 7);
+  LlamaModel whole(weights, *backend);
+  caf::actor_system_config config;
+  add_message_types(config);
+  caf::actor_system system(config);
+  for (bool speculative : {false, true}) {
+    std::vector<std::shared_ptr<LlamaModel>> stages;
+    for (const LayerRange& r : split_layers(whole.config().num_hidden_layers, 2))
+      stages.push_back(std::make_shared<LlamaModel>(weights, *backend, ModelOptions{}, LlamaModel::Progress{}, r));
+    BOOST_TEST_REQUIRE(stages.size() == 2u);
+    auto handles = spawn_llm_stages(system, std::move(stages));
+    {
+      StagedLlm llm(system, handles, whole.config());
+      Engine engine(llm, speculative ? std::vector<LlamaModel*>{&whole} : std::vector<LlamaModel*>{}, {});
+      std::vector<RequestId> ids;
+      for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {24, {}}));
+      engine.run([](RequestId, std::span<const std::int32_t>) {});
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        const Request& r = engine.requests().request(ids[i]);
+        const std::vector<std::int32_t> got(r.tokens.begin() + r.prompt_length, r.tokens.end());
+        BOOST_TEST_CONTEXT("speculative " << speculative << ", prompt " << i) {
+          BOOST_TEST(got == want[i], boost::test_tools::per_element());
+          if (speculative) BOOST_TEST(r.stats.mean_accepted() > 1.5);  // tree compaction went through the stages
+        }
+      }
+    }
+    for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {
+  auto backend = cpu::make_cpu_backend({1});
+  RandomWeights weights(test_config(), 7);
+  caf::actor_system_config config;
+  add_message_types(config);
+  caf::actor_system system(config);
+  std::vector<std::shared_ptr<LlamaModel>> stages;
+  for (const LayerRange& r : split_layers(test_config().num_hidden_layers, 2))
+    stages.push_back(std::make_shared<LlamaModel>(weights, *backend, ModelOptions{}, LlamaModel::Progress{}, r));
+  auto handles = spawn_llm_stages(system, std::move(stages));
+  {
+    StagedLlm llm(system, handles, test_config());
+    std::vector<float> logits;
+    ForwardBatch b;
+    b.add_causal(5, 0, 0, true);
+    BOOST_CHECK_THROW(llm.forward(b, logits), Error);  // no KV cache yet: the stage says so
+    llm.create_kv_cache(1, 16);
+    b.slots[0] = 3;  // a slot the cache does not have
+    try {
+      llm.forward(b, logits);
+      BOOST_FAIL("a bad batch went through");
+    } catch (const Error& e) {
+      BOOST_TEST(std::string(e.what()).find("layers 0-0") != std::string::npos, e.what());
+    }
+  }
+  for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  BOOST_CHECK_THROW(split_layers(2, 3), Error);
 }

@@ -85,6 +85,7 @@ BOOST_AUTO_TEST_CASE(the_example_file_holds_the_defaults) {
   BOOST_TEST(c.compute.device == d.compute.device);
   BOOST_TEST(c.compute.threads == d.compute.threads);
   BOOST_TEST(c.compute.kv_dtype == d.compute.kv_dtype);
+  BOOST_TEST(c.compute.pipeline_stages == d.compute.pipeline_stages);
   BOOST_TEST(c.server.host == d.server.host);
   BOOST_TEST(c.server.port == d.server.port);
   BOOST_TEST(c.server.actor_port == d.server.actor_port);

@@ -179,6 +179,51 @@ std::vector<std::vector<std::int32_t>> run_engine(Engine& engine, const std::vec
   return out;
 }
 
+BOOST_AUTO_TEST_CASE(pipeline_stages_compute_what_the_whole_model_does) {
+  // Prefill of two sequences, then a decode step, through the whole model and through stages
+  // holding consecutive layer ranges, each with its own KV cache: the same logits.
+  for (const char* fixture : {"tiny-llama", "tiny-llama-tied"}) {
+    BOOST_TEST_CONTEXT(fixture) {
+      const auto weights = open_weights(test::fixtures_dir() / fixture);
+      const auto backend = cpu::make_cpu_backend({2});
+      LlamaModel whole(*weights, *backend);
+      const int layers = whole.config().num_hidden_layers;
+      std::vector<std::unique_ptr<LlamaModel>> stages;
+      for (int l = 0; l < layers; ++l)
+        stages.push_back(std::make_unique<LlamaModel>(*weights, *backend, ModelOptions{}, LlamaModel::Progress{},
+                                                      LayerRange{l, l + 1}));
+      BOOST_TEST(stages.front()->is_first_stage());
+      BOOST_TEST(!stages.front()->is_last_stage());
+      BOOST_TEST(stages.back()->is_last_stage());
+      Logits unused;
+      BOOST_CHECK_THROW(stages.front()->forward(ForwardBatch{}, *stages.front()->create_kv_cache(1, 8), unused), Error);
+      auto whole_kv = whole.create_kv_cache(2, 64);
+      std::vector<std::unique_ptr<KvCache>> stage_kv;
+      for (auto& s : stages) stage_kv.push_back(s->create_kv_cache(2, 64));
+
+      ForwardBatch prefill, decode;
+      for (std::size_t i = 0; i < kSeqA.size(); ++i) prefill.add_causal(kSeqA[i], 0, int(i), i + 1 == kSeqA.size());
+      for (std::size_t i = 0; i < kSeqC.size(); ++i) prefill.add_causal(kSeqC[i], 1, int(i), true);
+      decode.add_causal(40, 0, int(kSeqA.size()), true);
+      decode.add_causal(41, 1, int(kSeqC.size()), true);
+      for (const ForwardBatch* b : {&prefill, &decode}) {
+        Logits want, activations, got;
+        whole.forward(*b, *whole_kv, want);
+        for (std::size_t s = 0; s < stages.size(); ++s) {
+          stages[s]->forward_stage(*b, *stage_kv[s], activations, got);
+          activations.swap(got);
+        }
+        BOOST_TEST(max_diff(activations, want) == 0.0f);
+      }
+      Logits out;
+      BOOST_CHECK_THROW(stages[1]->forward_stage(decode, *stage_kv[1], Logits(3, 0.0f), out), Error);  // wrong width
+    }
+  }
+  BOOST_CHECK_THROW(LlamaModel(*open_weights(test::fixtures_dir() / "tiny-llama"), *cpu::make_cpu_backend({1}),
+                               ModelOptions{}, LlamaModel::Progress{}, LayerRange{1, 1}),
+                    Error);
+}
+
 BOOST_AUTO_TEST_CASE(engine_batches_and_chunks_like_single_runs) {
   TinyModel e;
   const std::vector<std::vector<std::int32_t>> prompts = {kSeqA, kSeqB, kSeqC};

@@ -275,6 +275,19 @@ BOOST_AUTO_TEST_CASE(sigterm_cancels_what_outlives_the_grace_period) {
   BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }
 
+BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stages_streams_the_same_text) {
+  ServerProcess server(test::banyan_binary(), {"--pipeline-stages", "3"});
+  BOOST_TEST(server.error_output().find("LLM stage (layers 4-5)") != std::string::npos, server.error_output());
+  for (const std::string mode : {"speculative", "incremental"}) {
+    const std::string expected = generate_text(kPrompt, 40, mode);
+    WebSocket ws(kHost, server.port());
+    ws.send(json{{"request_id", "p"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
+    BOOST_TEST(read_stream(ws, "p").text == expected, "mode " << mode);
+  }
+  const int code = server.stop(SIGTERM, std::chrono::seconds(30));
+  BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_config_fails_before_binding_naming_file_line_and_key) {
   test::TempDir dir;
   std::ofstream(dir / "serve.yaml") << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()

@@ -1,0 +1,37 @@
+#pragma once
+// The LLM as a pipeline of stage actors (llm_shard), and the engine's view of it.
+#include <caf/all.hpp>
+#include <memory>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+#include "engine/llm_runner.hpp"
+
+namespace banyan::actors {
+
+// Spawns one detached actor per stage (a stage blocks its thread while the backend computes),
+// each passing its activations to the next; `stages` are consecutive layer ranges of one model,
+// the first first. Returns the handles, the first first.
+std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages);
+
+// The engine's LLM when it runs as stage actors: a forward pass is a StageForward to the first
+// stage, answered with the logits by the last. KV moves travel with the next forward, so every
+// stage applies them before it computes, wherever it runs.
+class StagedLlm final : public LlmRunner {
+ public:
+  StagedLlm(caf::actor_system& system, std::vector<llm_stage_actor> stages, const LlamaConfig& config);
+  const LlamaConfig& config() const override { return config_; }
+  void create_kv_cache(int slots, int capacity) override;
+  void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
+  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) override;
+
+ private:
+  caf::actor_system& system_;
+  // Weak: a detached actor's thread lives until its last strong handle is gone, and the actor
+  // system waits for every such thread; whoever spawned the stages holds them strongly.
+  std::vector<caf::weak_actor_ptr> stages_;
+  LlamaConfig config_;
+  std::vector<KvMoves> pending_moves_;
+};
+
+}  // namespace banyan::actors

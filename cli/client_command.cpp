@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/option_types.hpp"
 #include "cli/options.hpp"
 #include "model/error.hpp"
 
@@ -15,27 +16,19 @@ int client_command(int argc, char** argv) {
             "streams the text to stdout (the prompt first, like generate); a summary goes to stderr.");
   o.add("--host", "ADDRESS", "the server's address", "127.0.0.1");
   o.add("--port", "N", "the server's actor port (banyan serve --actor-port)");
-  o.add("--prompt", "TEXT", "the prompt", "Once upon a time");
-  o.add("--max-new-tokens", "N", "tokens to generate", "128");
-  o.add("--temperature", "T", "sampling temperature; 0 is greedy", "0");
-  o.add("--top-p", "P", "nucleus sampling mass", "1");
-  o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
-  o.add("--seed", "N", "random seed", "0");
-  o.add("--mode", "speculative|incremental", "incremental turns the server's speculation off for this request",
-        "speculative");
+  add_generation_options(o);
   o.add("--timeout", "SECONDS", "give up (and cancel) after this long", "600");
   if (!o.parse(argc, argv)) return 0;
   if (!o.has("--port")) throw UsageError("--port is required (the server's --actor-port)");
-  const std::string mode = o.text("--mode");
-  if (mode != "speculative" && mode != "incremental") throw UsageError("--mode must be 'speculative' or 'incremental'");
-
+  std::string mode;
+  const GenerationConfig g = generation_option_values(o, "speculative", mode);
   GenerationParams p;
-  p.max_new_tokens = o.integer("--max-new-tokens");
-  p.temperature = float(o.number("--temperature"));
-  p.top_p = float(o.number("--top-p"));
-  p.top_k = o.integer("--top-k");
-  p.seed = std::uint64_t(o.integer("--seed"));
-  p.speculate = mode == "speculative";
+  p.max_new_tokens = g.max_new_tokens;
+  p.temperature = g.sampling.temperature;
+  p.top_p = g.sampling.top_p;
+  p.top_k = g.sampling.top_k;
+  p.seed = g.sampling.seed;
+  p.speculate = g.speculate;
   const auto timeout = std::chrono::milliseconds(long(o.number("--timeout") * 1000));
 
   Client client(o.text("--host"), o.integer("--port"));

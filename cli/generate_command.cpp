@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_setup.hpp"
+#include "cli/option_types.hpp"
 #include "engine/engine.hpp"
 #include "model/error.hpp"
 
@@ -33,21 +34,6 @@ std::vector<std::string> read_prompt_file(const std::string& path) {
     prompts.push_back(j[i].get<std::string>());
   }
   return prompts;
-}
-
-GenerationConfig generation_config(const Options& o) {
-  GenerationConfig g;
-  g.max_new_tokens = o.integer("--max-new-tokens");
-  auto& p = g.sampling;
-  p.temperature = float(o.number("--temperature"));
-  p.top_p = float(o.number("--top-p"));
-  p.top_k = o.integer("--top-k");
-  p.seed = std::uint64_t(o.integer("--seed"));
-  if (g.max_new_tokens < 0) throw UsageError("--max-new-tokens must not be negative");
-  if (p.temperature < 0) throw UsageError("--temperature must be 0 (greedy) or more");
-  if (!(p.top_p > 0 && p.top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
-  if (p.top_k < 0) throw UsageError("--top-k must be 0 (no limit) or more");
-  return g;
 }
 
 EngineOptions engine_options(const Options& o) {
@@ -81,14 +67,8 @@ int generate_command(int argc, char** argv) {
             "SSMs it runs tree-based speculative inference (greedy output identical to incremental decoding,\n"
             "sampled output with the LLM's distribution).");
   add_model_options(o);
-  o.add("--mode", "speculative|incremental", "decoding mode (default: speculative when an SSM is given)");
-  o.add("--prompt", "TEXT", "the prompt", "Once upon a time");
+  add_generation_options(o);
   o.add("--prompt-file", "FILE", "a JSON list of prompt strings, served together with continuous batching");
-  o.add("--max-new-tokens", "N", "tokens to generate per prompt", "128");
-  o.add("--temperature", "T", "sampling temperature; 0 is greedy", "0");
-  o.add("--top-p", "P", "nucleus sampling mass", "1");
-  o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
-  o.add("--seed", "N", "random seed: the same seed gives the same text", "0");
   o.add("--tree-width", "W", "beams (greedy) or sampled chains per SSM", std::to_string(TreeShape{}.width));
   o.add("--tree-depth", "D", "speculated tokens along each beam", std::to_string(TreeShape{}.depth));
   o.add("--max-tree-tokens", "N", "speculated tokens per request per step (at most 63)", "63");
@@ -102,9 +82,8 @@ int generate_command(int argc, char** argv) {
 
   const auto prompts = o.has("--prompt-file") ? read_prompt_file(o.text("--prompt-file"))
                                               : std::vector<std::string>{o.text("--prompt")};
-  const GenerationConfig config = generation_config(o);
-  const std::string mode = o.has("--mode") ? o.text("--mode") : (ssm_paths(o).empty() ? "incremental" : "speculative");
-  if (mode != "speculative" && mode != "incremental") throw UsageError("--mode must be 'speculative' or 'incremental'");
+  std::string mode;
+  const GenerationConfig config = generation_option_values(o, ssm_paths(o).empty() ? "incremental" : "speculative", mode);
   if (mode == "speculative" && ssm_paths(o).empty()) throw UsageError("--mode speculative needs at least one --ssm");
 
   LoadedModels m = load_models(o, mode == "speculative");

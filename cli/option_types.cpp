@@ -10,4 +10,32 @@ WeightFormat parse_format_value(const std::string& option, const std::string& va
 
 WeightFormat format_option(const Options& o, const std::string& name) { return parse_format_value(name, o.text(name)); }
 
+void add_generation_options(Options& o) {
+  o.add("--mode", "speculative|incremental", "decoding mode (default: speculative when the model has SSMs)");
+  o.add("--prompt", "TEXT", "the prompt", "Once upon a time");
+  o.add("--max-new-tokens", "N", "tokens to generate per prompt", "128");
+  o.add("--temperature", "T", "sampling temperature; 0 is greedy", "0");
+  o.add("--top-p", "P", "nucleus sampling mass", "1");
+  o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
+  o.add("--seed", "N", "random seed: the same seed gives the same text", "0");
+}
+
+GenerationConfig generation_option_values(const Options& o, const std::string& default_mode, std::string& mode) {
+  GenerationConfig g;
+  g.max_new_tokens = o.integer("--max-new-tokens");
+  auto& p = g.sampling;
+  p.temperature = float(o.number("--temperature"));
+  p.top_p = float(o.number("--top-p"));
+  p.top_k = o.integer("--top-k");
+  p.seed = std::uint64_t(o.integer("--seed"));
+  if (g.max_new_tokens < 0) throw UsageError("--max-new-tokens must not be negative");
+  if (p.temperature < 0) throw UsageError("--temperature must be 0 (greedy) or more");
+  if (!(p.top_p > 0 && p.top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
+  if (p.top_k < 0) throw UsageError("--top-k must be 0 (no limit) or more");
+  mode = o.has("--mode") ? o.text("--mode") : default_mode;
+  if (mode != "speculative" && mode != "incremental") throw UsageError("--mode must be 'speculative' or 'incremental'");
+  g.speculate = mode == "speculative";
+  return g;
+}
+
 }  // namespace banyan::cli

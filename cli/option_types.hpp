@@ -4,11 +4,18 @@
 
 #include "cli/options.hpp"
 #include "model/weight_format.hpp"
+#include "scheduler/request.hpp"
 
 namespace banyan::cli {
 
 // A weight format option: f32, f16, int8 (q8) or int4 (q4).
 WeightFormat format_option(const Options& o, const std::string& name);
 WeightFormat parse_format_value(const std::string& option, const std::string& value);
+
+// --prompt, --max-new-tokens, --temperature, --top-p, --top-k, --seed, --mode: what one
+// generation asks for (generate, client).
+void add_generation_options(Options& o);
+// Their values, checked; `mode` the one --mode asks for, or `default_mode`.
+GenerationConfig generation_option_values(const Options& o, const std::string& default_mode, std::string& mode);
 
 }  // namespace banyan::cli

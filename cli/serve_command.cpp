@@ -103,7 +103,7 @@ int serve_command(int argc, char** argv) {
             "/metrics (Prometheus) and a web page at /. Settings come from --config, from the flags, or both\n"
             "(flags win). SIGTERM or SIGINT stops it: no new requests, running ones get --shutdown-grace\n"
             "seconds to finish, the rest are cancelled, exit code 0.");
-  o.add("--config", "FILE", "YAML serving config (see deploy/README.md)");
+  o.add("--config", "FILE", "YAML serving config (every key, with its default: examples/serve.yaml)");
   add_model_options(o);
   o.add("--tree-width", "W", "beams (greedy) or sampled chains per SSM");
   o.add("--tree-depth", "D", "speculated tokens along each beam");

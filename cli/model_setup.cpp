@@ -43,10 +43,12 @@ std::vector<std::filesystem::path> ssm_paths(const Options& o) {
   return paths;
 }
 
+std::filesystem::path tokenizer_beside(const std::filesystem::path& model) {
+  return (std::filesystem::is_directory(model) ? model : model.parent_path()) / "tokenizer.model";
+}
+
 std::filesystem::path tokenizer_path(const Options& o, const std::filesystem::path& model) {
-  if (o.has("--tokenizer")) return o.text("--tokenizer");
-  const auto dir = std::filesystem::is_directory(model) ? model : model.parent_path();
-  return dir / "tokenizer.model";
+  return o.has("--tokenizer") ? std::filesystem::path(o.text("--tokenizer")) : tokenizer_beside(model);
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {

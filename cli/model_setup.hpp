@@ -18,6 +18,8 @@ void add_model_options(Options& options);
 std::filesystem::path model_path(const Options& options);
 // --ssm (any number), or the embedded demo SSM when the embedded demo model is used.
 std::vector<std::filesystem::path> ssm_paths(const Options& options);
+// tokenizer.model beside the weights (in the model folder, or beside a single-file model).
+std::filesystem::path tokenizer_beside(const std::filesystem::path& model);
 // --tokenizer, or tokenizer.model beside the weights.
 std::filesystem::path tokenizer_path(const Options& options, const std::filesystem::path& model);
 

@@ -77,10 +77,7 @@ ModelChoice model_choice(const config::ServeConfig& c) {
   ModelChoice choice;
   choice.llm = model(c.model, "model.dtype");
   for (const auto& s : c.ssms) choice.ssms.push_back(model(s, "ssms.dtype"));
-  const std::filesystem::path dir = std::filesystem::is_directory(c.model.path)
-                                        ? std::filesystem::path(c.model.path)
-                                        : std::filesystem::path(c.model.path).parent_path();
-  choice.tokenizer = c.model.tokenizer.empty() ? dir / "tokenizer.model" : std::filesystem::path(c.model.tokenizer);
+  choice.tokenizer = c.model.tokenizer.empty() ? tokenizer_beside(c.model.path) : std::filesystem::path(c.model.tokenizer);
   choice.device = c.compute.device;
   choice.threads = c.compute.threads;
   choice.pipeline_stages = c.compute.pipeline_stages;

@@ -15,14 +15,10 @@ struct CliModel {
   test::TempDir dir;
   std::filesystem::path model = dir / "model";
   CliModel() {
-    LlamaConfig c;
+    LlamaConfig c = test::tiny_llama_config();
     c.hidden_size = 64;
     c.intermediate_size = 128;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.num_hidden_layers = 2;
-    c.vocab_size = 400;
-    c.max_position_embeddings = 256;
+    c.vocab_size = 400;  // the trained test tokenizer's
     test::write_random_model(model, c, 99);
     test::train_test_tokenizer(model / "tokenizer.model", 400);
   }

@@ -30,6 +30,12 @@ using text_service_actor = caf::typed_actor<caf::replies_to<TextGenerateRequest,
 using llm_stage_actor = caf::typed_actor<caf::replies_to<StageForward>::with<StageLogits>,
                                          caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>>;
 
+// One small speculative model (ssm): owns the model and its KV cache. An SsmWork applies last
+// step's commits, takes in prompt chunks and is answered with one tree per job.
+// kv_cache_atom (slots, capacity) creates the cache.
+using ssm_actor = caf::typed_actor<caf::replies_to<SsmWork>::with<SsmTrees>,
+                                   caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>>;
+
 // The scheduler's own thread for compute: runs one engine step per step_atom and answers what
 // it committed. Its handle never leaves the scheduler.
 using step_worker_actor = caf::typed_actor<caf::replies_to<step_atom>::with<StepResult>>;

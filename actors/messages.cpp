@@ -18,6 +18,8 @@ void add_message_types(caf::actor_system_config& config) {
   config.add_message_type<KvMoves>("banyan.KvMoves");
   config.add_message_type<StageForward>("banyan.StageForward");
   config.add_message_type<StageLogits>("banyan.StageLogits");
+  config.add_message_type<SsmWork>("banyan.SsmWork");
+  config.add_message_type<SsmTrees>("banyan.SsmTrees");
 }
 
 }  // namespace banyan::actors

@@ -4,6 +4,7 @@
 #include <caf/all.hpp>
 
 #include "actors/message_types.hpp"
+#include "engine/ssm_work.hpp"
 
 namespace banyan {
 
@@ -12,6 +13,58 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
   return f(caf::meta::type_name("banyan.ForwardBatch"), x.tokens, x.positions, x.slots, x.cache_rows, x.visible,
            x.tree_masks, x.logit_rows);
+}
+
+
+// The SSMs' work and trees (engine/ssm_work.hpp) likewise.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TreeShape& x) {
+  return f(caf::meta::type_name("banyan.TreeShape"), x.width, x.depth);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
+  return f(caf::meta::type_name("banyan.SamplingParams"), x.temperature, x.top_k, x.top_p, x.seed);
+}
+
+// A draft's q is shared by the drafts of one node in memory; on the wire each carries a copy.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenTree::Draft& x) {
+  std::vector<float> q = x.q ? *x.q : std::vector<float>{};
+  return f(caf::meta::type_name("banyan.TokenTree.Draft"), x.child, q, caf::meta::load_callback([&]() -> caf::error {
+             x.q = std::make_shared<const std::vector<float>>(std::move(q));
+             return caf::none;
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenTree::Node& x) {
+  return f(caf::meta::type_name("banyan.TokenTree.Node"), x.token, x.parent, x.depth, x.children, x.drafts);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SsmCommit& x) {
+  return f(caf::meta::type_name("banyan.SsmCommit"), x.slot, x.root_row, x.accepted);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SsmFeed& x) {
+  return f(caf::meta::type_name("banyan.SsmFeed"), x.slot, x.begin, x.tokens);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SsmJob& x) {
+  return f(caf::meta::type_name("banyan.SsmJob"), x.slot, x.root_row, x.first, x.tokens, x.shape, x.sampling, x.rng);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SsmWork& x) {
+  return f(caf::meta::type_name("banyan.SsmWork"), x.commits, x.prefill, x.jobs);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SsmTrees& x) {
+  return f(caf::meta::type_name("banyan.SsmTrees"), x.trees, x.rngs);
 }
 
 }  // namespace banyan

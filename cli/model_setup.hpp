@@ -45,7 +45,7 @@ struct LoadedModels {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<LlamaModel> llm;                     // the whole LLM, or
   std::vector<std::shared_ptr<LlamaModel>> llm_stages;  // its pipeline stages, the first first
-  std::vector<std::unique_ptr<LlamaModel>> ssms;
+  std::vector<std::shared_ptr<LlamaModel>> ssms;
   std::unique_ptr<Tokenizer> tokenizer;
   double load_seconds = 0;
 };

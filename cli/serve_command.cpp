@@ -8,6 +8,7 @@
 #include "actors/actor_generations.hpp"
 #include "actors/llm_stage.hpp"
 #include "actors/scheduler.hpp"
+#include "actors/ssm.hpp"
 #include "actors/text_service.hpp"
 #include "cli/commands.hpp"
 #include "cli/model_setup.hpp"
@@ -124,8 +125,6 @@ int serve_command(int argc, char** argv) {
   server::HttpServer http(c.server.host, c.server.port);
 
   LoadedModels m = load_models(model_choice(c));
-  std::vector<LlamaModel*> ssms;
-  for (auto& s : m.ssms) ssms.push_back(s.get());
   EngineOptions e;
   e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
               c.limits.max_tree_tokens};
@@ -145,6 +144,11 @@ int serve_command(int argc, char** argv) {
     stages = actors::spawn_llm_stages(*system, m.llm_stages);
     llm = std::make_unique<actors::StagedLlm>(*system, stages, config);
   }
+  // Each SSM in its own actor: several expand their trees at the same time.
+  std::vector<LlamaConfig> ssm_configs;
+  for (const auto& s : m.ssms) ssm_configs.push_back(s->config());
+  std::vector<actors::ssm_actor> ssm_handles = actors::spawn_ssms(*system, m.ssms);
+  actors::ActorSsms ssms(*system, ssm_handles, ssm_configs);
   Engine engine(*llm, ssms, e);
   actors::SchedulerGauges gauges;
   actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
@@ -172,7 +176,7 @@ int serve_command(int argc, char** argv) {
   http.serve(gateway, std::chrono::milliseconds(long(c.server.shutdown_grace_s * 1000)), [&] {
     if (actor_port >= 0)
       std::cout << "banyan serve: client library (banyan/client.hpp) on " << c.server.host << ":" << actor_port << "\n";
-    std::cout << "banyan serve: " << g.model_name << (ssms.empty() ? "" : " with " + std::to_string(ssms.size()) + " SSM(s)")
+    std::cout << "banyan serve: " << g.model_name << (ssms.size() == 0 ? "" : " with " + std::to_string(ssms.size()) + " SSM(s)")
               << " listening on http://" << c.server.host << ":" << http.port() << std::endl;
   });
 
@@ -188,6 +192,8 @@ int serve_command(int argc, char** argv) {
   scheduler = nullptr;
   for (auto& s : stages) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   stages.clear();
+  for (auto& s : ssm_handles) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  ssm_handles.clear();
   system.reset();
   std::cerr << "banyan serve: stopped\n";
   return 0;

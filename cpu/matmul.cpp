@@ -13,6 +13,7 @@ constexpr std::int64_t kRowBlock = 16;                 // weight rows per pass o
 }  // namespace
 
 void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
+  std::lock_guard lock(scratch_mutex_);
   if (m >= sgemm_threshold(w.format)) {
     blocked_sgemm(w, x, m, out);
   } else {

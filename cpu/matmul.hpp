@@ -5,6 +5,7 @@
 //   many tokens (prefill, large trees): OpenBLAS sgemm, on chunks of rows expanded to f32 when
 //     the weights are compressed.
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "cpu/simd_kernels.hpp"
@@ -29,6 +30,9 @@ class Matmul {
 
   const KernelSet& k_;
   ThreadPool& pool_;
+  // Models on other threads (SSM actors) share the backend; the pool runs one job at a time
+  // anyway, so a product waiting for another costs nothing.
+  std::mutex scratch_mutex_;
   // Activations quantized for the int kernels, reused between calls.
   std::vector<std::int8_t> qa_;
   std::vector<float> sa_, ca_;

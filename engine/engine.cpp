@@ -25,39 +25,42 @@ EngineOptions resolved(EngineOptions o, const LlamaConfig& llm, std::size_t ssms
 }  // namespace
 
 struct Engine::Runtime {
-  Rng verify;  // acceptance tests and samples of the LLM's distribution
-  Rng draft;   // the SSMs' draws, independent of the acceptance tests
+  Rng verify;               // acceptance tests and samples of the LLM's distribution
+  std::vector<Rng> drafts;  // each SSM's draws, independent of each other and of the acceptance tests
+  int ssm_from = 0;         // the SSMs have seen the request's tokens before this position
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
-  explicit Runtime(std::uint64_t seed) : verify(seed), draft(seed ^ 0x5851f42d4c957f2dull) {}
+  Runtime(std::uint64_t seed, int ssms) : verify(seed) {
+    for (int i = 0; i < ssms; ++i) drafts.emplace_back(seed ^ (0x5851f42d4c957f2dull + std::uint64_t(i) * 0x9e3779b97f4a7c15ull));
+  }
 };
 
 Engine::Engine(LlamaModel& llm, std::vector<LlamaModel*> ssms, EngineOptions options)
-    : Engine(std::make_unique<LocalLlm>(llm), nullptr, std::move(ssms), options) {}
+    : Engine(std::make_unique<LocalLlm>(llm), std::make_unique<LocalSsms>(ssms), nullptr, nullptr, options) {}
 
-Engine::Engine(LlmRunner& llm, std::vector<LlamaModel*> ssms, EngineOptions options)
-    : Engine(nullptr, &llm, std::move(ssms), options) {}
+Engine::Engine(LlmRunner& llm, SsmGroup& ssms, EngineOptions options) : Engine(nullptr, nullptr, &llm, &ssms, options) {}
 
-Engine::Engine(std::unique_ptr<LlmRunner> owned, LlmRunner* llm, std::vector<LlamaModel*> ssms, EngineOptions options)
-    : local_llm_(std::move(owned)), llm_(llm ? *llm : *local_llm_),
-      options_(resolved(options, llm_.config(), ssms.size())),
+Engine::Engine(std::unique_ptr<LlmRunner> own_llm, std::unique_ptr<SsmGroup> own_ssms, LlmRunner* llm, SsmGroup* ssms,
+               EngineOptions options)
+    : own_llm_(std::move(own_llm)), own_ssms_(std::move(own_ssms)), llm_(llm ? *llm : *own_llm_),
+      ssms_(ssms ? *ssms : *own_ssms_), options_(resolved(options, llm_.config(), std::size_t(ssms_.size()))),
       manager_(options_.limits, llm_.config().vocab_size, llm_.config().eos_token_id) {
   const auto& lim = options_.limits;
   // Tree rows sit after the committed rows, so the caches keep room for one tree beyond the sequence.
   llm_.create_kv_cache(lim.max_requests_per_batch, lim.max_sequence_length + lim.max_tree_tokens + 1);
-  for (LlamaModel* ssm : ssms) {
-    if (ssm->config().vocab_size != llm_.config().vocab_size)
-      throw Error("the SSM's vocabulary (" + std::to_string(ssm->config().vocab_size) +
-                  " tokens) differs from the LLM's (" + std::to_string(llm_.config().vocab_size) + ")");
-    const int own_tree = options_.tree.width * options_.tree.depth;
-    ssms_.push_back(std::make_unique<SsmRunner>(*ssm, lim.max_requests_per_batch, lim.max_sequence_length + own_tree + 1));
-  }
+  for (int i = 0; i < ssms_.size(); ++i)
+    if (ssms_.config(i).vocab_size != llm_.config().vocab_size)
+      throw Error("the SSM's vocabulary (" + std::to_string(ssms_.config(i).vocab_size) + " tokens) differs from the LLM's (" +
+                  std::to_string(llm_.config().vocab_size) + ")");
+  if (speculative())
+    ssms_.create_kv_caches(lim.max_requests_per_batch,
+                           lim.max_sequence_length + options_.tree.width * options_.tree.depth + 1);
 }
 
 Engine::~Engine() = default;
 
 RequestId Engine::submit(std::vector<std::int32_t> prompt, const GenerationConfig& config) {
   const RequestId id = manager_.submit(std::move(prompt), config);
-  runtimes_[id] = std::make_unique<Runtime>(config.sampling.seed);
+  runtimes_[id] = std::make_unique<Runtime>(config.sampling.seed, ssms_.size());
   return id;
 }
 
@@ -70,47 +73,67 @@ bool Engine::step(const TokenSink& sink) {
   const StepPlan plan = manager_.schedule(speculative());
   if (plan.empty()) return false;
   ++stats_.steps;
-  for (const auto& c : plan.prefill)  // new requests start with empty caches in every SSM
-    if (c.begin == 0)
-      for (auto& s : ssms_) s->reset(c.slot);
-
-  const Proposals proposals = propose(plan);
-  run_llm(plan, proposals.merged);
+  const std::vector<TokenTree> trees = propose(plan);
+  run_llm(plan, trees);
   // The logits come back in batch order: every tree's nodes, then the completed prompts.
   std::size_t row = 0;
   for (std::size_t i = 0; i < plan.decode.size(); ++i) {
-    commit_decode(plan, i, proposals, row, sink);
-    row += std::size_t(proposals.merged[i].size());
+    commit_decode(plan, i, trees[i], row, sink);
+    row += std::size_t(trees[i].size());
   }
   for (const auto& c : plan.prefill)
     if (c.completes_prompt) commit_first_token(c, row++, sink);
-  stats_.ssm_seconds = 0;
-  for (auto& s : ssms_) stats_.ssm_seconds += s->seconds();
   return true;
 }
 
-Engine::Proposals Engine::propose(const StepPlan& plan) {
-  Proposals p;
+std::vector<TokenTree> Engine::propose(const StepPlan& plan) {
+  std::vector<TokenTree> merged;
   if (!speculative()) {
-    for (const auto& d : plan.decode) p.merged.emplace_back(d.root_token);
-    return p;
+    for (const auto& d : plan.decode) merged.emplace_back(d.root_token);
+    return merged;
   }
-  std::vector<ExpansionJob> jobs;
-  const int n = int(ssms_.size());
+  const SsmWork common = ssm_work(plan);
+  std::vector<SsmWork> work(std::size_t(ssms_.size()), common);
+  for (std::size_t s = 0; s < work.size(); ++s)
+    for (std::size_t j = 0; j < plan.decode.size(); ++j) work[s].jobs[j].rng = runtime(plan.decode[j].id).drafts[s];
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<SsmTrees> own = ssms_.run(work);
+  stats_.ssm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  for (std::size_t j = 0; j < plan.decode.size(); ++j) {
+    std::vector<TokenTree> per_ssm;
+    for (std::size_t s = 0; s < own.size(); ++s) {
+      per_ssm.push_back(own[s].trees.at(j));
+      runtime(plan.decode[j].id).drafts[s] = own[s].rngs.at(j);
+    }
+    merged.push_back(TokenTree::merge(per_ssm));
+  }
+  return merged;
+}
+
+SsmWork Engine::ssm_work(const StepPlan& plan) {
+  SsmWork w;
+  w.commits.swap(ssm_commits_);
+  for (const auto& c : plan.prefill) {
+    const auto& tokens = manager_.request(c.id).tokens;
+    w.prefill.push_back({c.slot, c.begin, {tokens.begin() + c.begin, tokens.begin() + c.end}});
+    runtime(c.id).ssm_from = c.end;
+  }
+  const int n = ssms_.size();
   for (const auto& d : plan.decode) {
     // A smaller budget than W * D per SSM buys depth first: a chain gains more than a bush.
     TreeShape shape;
     shape.depth = std::min(options_.tree.depth, d.tree_budget / n);
     shape.width = shape.depth > 0 ? std::min(options_.tree.width, d.tree_budget / (n * shape.depth)) : 0;
-    jobs.push_back({&d, shape, &manager_.request(d.id).config.sampling, &runtime(d.id).draft});
+    const Request& r = manager_.request(d.id);
+    int& from = runtime(d.id).ssm_from;
+    const int first = shape.depth > 0 ? from : d.root_row;  // no tree: only the root is needed
+    w.jobs.push_back({d.slot, d.root_row, first, {r.tokens.begin() + first, r.tokens.begin() + d.root_row + 1}, shape,
+                      r.config.sampling, Rng()});
+    if (shape.depth > 0) from = d.root_row + 1;
   }
-  for (auto& ssm : ssms_) p.own.push_back(ssm->expand(plan, manager_, jobs));
-  for (std::size_t i = 0; i < plan.decode.size(); ++i) {
-    std::vector<TokenTree> per_request;
-    for (const auto& o : p.own) per_request.push_back(o[i]);
-    p.merged.push_back(TokenTree::merge(per_request));
-  }
-  return p;
+  return w;
 }
 
 void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) {
@@ -129,10 +152,9 @@ void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) 
   stats_.llm_tokens += static_cast<long long>(batch.size());
 }
 
-void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const Proposals& p, std::size_t row,
+void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row,
                            const TokenSink& sink) {
   const DecodeEntry& d = plan.decode[entry];
-  const TokenTree& tree = p.merged[entry];
   const std::size_t vocab = std::size_t(llm_.config().vocab_size);
   const NodeLogits node_logits = [&](int n) {
     return std::span<const float>(logits_.data() + (row + std::size_t(n)) * vocab, vocab);
@@ -155,7 +177,7 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const Propos
   for (std::size_t j = 0; j < v.path.size(); ++j)
     if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
   if (!moves.empty()) llm_.move_kv_rows(d.slot, moves);
-  for (std::size_t s = 0; s < ssms_.size(); ++s) ssms_[s]->commit(d.slot, d.root_row, p.own[s][entry], v.tokens);
+  if (speculative()) ssm_commits_.push_back({d.slot, d.root_row, v.tokens});
 }
 
 void Engine::commit_first_token(const PrefillChunk& c, std::size_t row, const TokenSink& sink) {

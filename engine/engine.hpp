@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/llm_runner.hpp"
-#include "engine/ssm_runner.hpp"
+#include "engine/ssm_group.hpp"
 #include "model/llama_model.hpp"
 #include "scheduler/request_manager.hpp"
 #include "scheduler/tree_expansion.hpp"
@@ -25,7 +25,7 @@ struct EngineOptions {
 struct EngineStats {
   int steps = 0;
   double llm_seconds = 0;
-  double ssm_seconds = 0;
+  double ssm_seconds = 0;  // waiting for the SSMs' trees
   long long llm_tokens = 0;        // tokens sent through the LLM (prefill + roots + trees)
   long long committed_tokens = 0;  // generated tokens kept
 };
@@ -34,8 +34,8 @@ class Engine {
  public:
   // Every SSM must share the LLM's vocabulary; none means incremental decoding.
   Engine(LlamaModel& llm, std::vector<LlamaModel*> ssms, EngineOptions options);
-  // The same with the LLM run elsewhere (a pipeline of stages); `llm` must outlive the engine.
-  Engine(LlmRunner& llm, std::vector<LlamaModel*> ssms, EngineOptions options);
+  // The same with the models run elsewhere (stage and SSM actors); both must outlive the engine.
+  Engine(LlmRunner& llm, SsmGroup& ssms, EngineOptions options);
   ~Engine();
 
   RequestId submit(std::vector<std::int32_t> prompt, const GenerationConfig& config);
@@ -50,29 +50,30 @@ class Engine {
 
   RequestManager& requests() { return manager_; }
   const EngineStats& stats() const { return stats_; }
-  bool speculative() const { return !ssms_.empty(); }
+  bool speculative() const { return ssms_.size() > 0; }
 
  private:
-  struct Runtime;  // per-request random streams
-  // Each SSM's trees for the plan's decode entries, and their merge per entry.
-  struct Proposals {
-    std::vector<std::vector<TokenTree>> own;  // [ssm][entry]
-    std::vector<TokenTree> merged;            // [entry]
-  };
-  // `llm`, or when null the `owned` runner.
-  Engine(std::unique_ptr<LlmRunner> owned, LlmRunner* llm, std::vector<LlamaModel*> ssms, EngineOptions options);
+  struct Runtime;  // per-request random streams and what the SSMs have seen
+  // Drives `llm` and `ssms`, or where null the runners it owns (the local constructor's).
+  Engine(std::unique_ptr<LlmRunner> own_llm, std::unique_ptr<SsmGroup> own_ssms, LlmRunner* llm, SsmGroup* ssms,
+         EngineOptions options);
   Runtime& runtime(RequestId id);
-  Proposals propose(const StepPlan& plan);
+  // Every SSM expands each decode entry's tree (and takes in the prompt chunks); returns the
+  // merged tree per entry, or the bare root when not speculating.
+  std::vector<TokenTree> propose(const StepPlan& plan);
+  SsmWork ssm_work(const StepPlan& plan);
   void run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
   // Verifies one entry's tree against the LLM logits from `row` on; commits and compacts.
-  void commit_decode(const StepPlan& plan, std::size_t entry, const Proposals& p, std::size_t row, const TokenSink& sink);
+  void commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row, const TokenSink& sink);
   // The first generated token of a prompt whose prefill ended, from the logits at `row`.
   void commit_first_token(const PrefillChunk& chunk, std::size_t row, const TokenSink& sink);
   void retire_done();
 
-  std::unique_ptr<LlmRunner> local_llm_;  // when the engine runs the LLM itself
+  std::unique_ptr<LlmRunner> own_llm_;
+  std::unique_ptr<SsmGroup> own_ssms_;
   LlmRunner& llm_;
-  std::vector<std::unique_ptr<SsmRunner>> ssms_;
+  SsmGroup& ssms_;
+  std::vector<SsmCommit> ssm_commits_;  // the last step's, sent with the next SSM work
   EngineOptions options_;
   RequestManager manager_;
   std::map<RequestId, std::unique_ptr<Runtime>> runtimes_;

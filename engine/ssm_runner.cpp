@@ -1,45 +1,51 @@
 #include "engine/ssm_runner.hpp"
 
-#include <chrono>
-
+#include "model/error.hpp"
 #include "scheduler/tree_batch.hpp"
 
 namespace banyan {
 
-SsmRunner::SsmRunner(LlamaModel& model, int slots, int capacity)
-    : model_(model), kv_(model.create_kv_cache(slots, capacity)), fed_(std::size_t(slots), 0) {}
+void SsmRunner::create_kv_cache(int slots, int capacity) {
+  kv_ = model_.create_kv_cache(slots, capacity);
+  fed_.assign(std::size_t(slots), 0);
+  grown_.assign(std::size_t(slots), TokenTree(0));
+}
 
-std::vector<TokenTree> SsmRunner::expand(const StepPlan& plan, const RequestManager& requests,
-                                         const std::vector<ExpansionJob>& jobs) {
-  const auto start = std::chrono::steady_clock::now();
+SsmTrees SsmRunner::run(const SsmWork& work) {
+  if (!kv_) throw Error("SSM work before its KV cache was created");
+  for (const auto& c : work.commits) commit(c);
   const int vocab = model_.config().vocab_size;
+  std::vector<Rng> rngs;
+  rngs.reserve(work.jobs.size());  // the expansions hold references into it
   std::vector<TreeExpansion> exps;
-  exps.reserve(jobs.size());
-  for (const auto& j : jobs) exps.emplace_back(j.entry->root_token, j.shape, *j.sampling, *j.rng);
+  exps.reserve(work.jobs.size());
+  for (const auto& j : work.jobs) {
+    rngs.push_back(j.rng);
+    exps.emplace_back(j.tokens.back(), j.shape, j.sampling, rngs.back());
+  }
 
   // Pass 0: prompt chunks, then each request's unseen committed tokens up to its root.
   ForwardBatch batch;
-  for (const auto& c : plan.prefill) {
-    const auto& tokens = requests.request(c.id).tokens;
-    for (int p = c.begin; p < c.end; ++p) batch.add_causal(tokens[std::size_t(p)], c.slot, p, false);
-    fed_[std::size_t(c.slot)] = c.end;
+  for (const auto& c : work.prefill) {
+    for (std::size_t i = 0; i < c.tokens.size(); ++i) batch.add_causal(c.tokens[i], c.slot, c.begin + int(i), false);
+    fed_.at(std::size_t(c.slot)) = c.begin + int(c.tokens.size());
   }
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
+  for (std::size_t i = 0; i < work.jobs.size(); ++i) {
     if (exps[i].done()) continue;
-    const DecodeEntry& e = *jobs[i].entry;
-    const auto& tokens = requests.request(e.id).tokens;
-    for (int p = fed_[std::size_t(e.slot)]; p <= e.root_row; ++p)
-      batch.add_causal(tokens[std::size_t(p)], e.slot, p, p == e.root_row);
-    fed_[std::size_t(e.slot)] = e.root_row + 1;
+    const SsmJob& j = work.jobs[i];
+    int& fed = fed_.at(std::size_t(j.slot));
+    if (fed < j.first) throw Error("SSM job for slot " + std::to_string(j.slot) + " skips tokens it has not seen");
+    for (int p = fed; p <= j.root_row; ++p) batch.add_causal(j.tokens[std::size_t(p - j.first)], j.slot, p, p == j.root_row);
+    fed = j.root_row + 1;
   }
 
   // Each pass computes the logits of every expansion's frontier; the next pass feeds the new level.
   for (bool first = true;; first = false) {
     if (!first) {
       batch = {};
-      for (std::size_t i = 0; i < jobs.size(); ++i)
+      for (std::size_t i = 0; i < work.jobs.size(); ++i)
         for (int node : exps[i].frontier())
-          add_tree_node(batch, exps[i].tree(), node, jobs[i].entry->slot, jobs[i].entry->root_row, true);
+          add_tree_node(batch, exps[i].tree(), node, work.jobs[i].slot, work.jobs[i].root_row, true);
     }
     if (batch.size() == 0) break;
     model_.forward(batch, *kv_, logits_);
@@ -52,24 +58,28 @@ std::vector<TokenTree> SsmRunner::expand(const StepPlan& plan, const RequestMana
     }
   }
 
-  std::vector<TokenTree> trees;
-  for (auto& x : exps) trees.push_back(x.tree());
-  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return trees;
+  SsmTrees out;
+  for (std::size_t i = 0; i < exps.size(); ++i) {
+    out.trees.push_back(exps[i].tree());
+    grown_[std::size_t(work.jobs[i].slot)] = exps[i].tree();
+  }
+  out.rngs = std::move(rngs);
+  return out;
 }
 
-void SsmRunner::commit(int slot, int root_row, const TokenTree& own, const std::vector<std::int32_t>& accepted) {
-  if (own.size() == 1) return;  // no tree this step: the SSM did not run for this request
+void SsmRunner::commit(const SsmCommit& c) {
+  const TokenTree& own = grown_.at(std::size_t(c.slot));
+  if (own.size() == 1) return;  // no tree last step: the SSM did not run for this request
   // Nodes of the SSM's own tree were computed at rows root_row + node, except the last level.
   std::vector<std::pair<int, int>> moves;
   int node = 0;
-  for (std::size_t j = 0; j + 1 < accepted.size(); ++j) {  // the last accepted token is the new root
-    node = own.find_child(node, accepted[j]);
+  for (std::size_t j = 0; j + 1 < c.accepted.size(); ++j) {  // the last accepted token is the new root
+    node = own.find_child(node, c.accepted[j]);
     if (node < 0 || own.node(node).depth >= own.depth()) break;
-    moves.emplace_back(root_row + node, root_row + 1 + int(j));
+    moves.emplace_back(c.root_row + node, c.root_row + 1 + int(j));
   }
-  if (!moves.empty()) model_.backend().copy_kv_rows(*kv_, slot, moves);
-  fed_[std::size_t(slot)] = root_row + 1 + int(moves.size());
+  if (!moves.empty()) model_.backend().copy_kv_rows(*kv_, c.slot, moves);
+  fed_[std::size_t(c.slot)] = c.root_row + 1 + int(moves.size());
 }
 
 }  // namespace banyan

@@ -1,42 +1,36 @@
 #pragma once
 // One small speculative model (SSM) and its KV cache: it follows every request's committed
 // tokens and, each step, grows a candidate tree per decoding request (TreeExpansion), one level
-// per batched forward pass.
+// per batched forward pass. It remembers what it has seen of each slot, so the engine only
+// sends what is new (SsmWork).
+#include <memory>
 #include <vector>
 
+#include "engine/ssm_work.hpp"
 #include "model/llama_model.hpp"
-#include "scheduler/request_manager.hpp"
-#include "scheduler/tree_expansion.hpp"
 
 namespace banyan {
 
-struct ExpansionJob {
-  const DecodeEntry* entry;
-  TreeShape shape;           // depth 0: no tree this step
-  const SamplingParams* sampling;
-  Rng* rng;                  // the request's draws
-};
-
 class SsmRunner {
  public:
-  SsmRunner(LlamaModel& model, int slots, int capacity);
+  explicit SsmRunner(LlamaModel& model) : model_(model) {}
 
-  // Prefills this step's prompt chunks and expands every job's tree; returns one tree per job.
-  std::vector<TokenTree> expand(const StepPlan& plan, const RequestManager& requests,
-                                const std::vector<ExpansionJob>& jobs);
-  // Keeps the accepted tokens this SSM computed for a request (its `own` tree) in its cache.
-  void commit(int slot, int root_row, const TokenTree& own, const std::vector<std::int32_t>& accepted);
-  void reset(int slot) { fed_[std::size_t(slot)] = 0; }
+  // Room for `slots` sequences of `capacity` rows each; called once, before any work.
+  void create_kv_cache(int slots, int capacity);
+  // Applies the commits, prefills the chunks and expands every job's tree.
+  SsmTrees run(const SsmWork& work);
 
-  LlamaModel& model() { return model_; }
-  double seconds() const { return seconds_; }
+  LlamaModel& model() const { return model_; }
 
  private:
+  // Keeps the accepted tokens this SSM computed for the slot's last tree in its cache.
+  void commit(const SsmCommit& c);
+
   LlamaModel& model_;
   std::unique_ptr<KvCache> kv_;
-  std::vector<int> fed_;  // per slot: rows [0, fed) hold committed tokens
+  std::vector<int> fed_;          // per slot: rows [0, fed) hold committed tokens
+  std::vector<TokenTree> grown_;  // per slot: the tree grown last for it
   std::vector<float> logits_;
-  double seconds_ = 0;
 };
 
 }  // namespace banyan

@@ -3,6 +3,7 @@
 // written once against this interface; the CPU (cpu/) and CUDA (gpu/) backends implement it.
 // Activations are row-major matrices [tokens, features] in the backend's own memory and
 // element type; the model only passes them between calls and reads logits back at the end.
+// Several threads may call one backend at once (each SSM actor runs its model on its own).
 #include <cstdint>
 #include <memory>
 #include <span>

@@ -29,8 +29,15 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
 class Rng {
  public:
   explicit Rng(std::uint64_t seed);
+  Rng() : Rng(0) {}
   std::uint64_t next();
   double uniform();  // in [0, 1)
+
+  // Its state, for inspectors that copy it: a request's draws travel to an SSM's actor and back.
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, Rng& x) {
+    return f(x.s_[0], x.s_[1], x.s_[2], x.s_[3]);
+  }
 
  private:
   std::uint64_t s_[4];

@@ -29,6 +29,7 @@ class TokenTree {
   };
 
   explicit TokenTree(std::int32_t root_token);
+  TokenTree() = default;  // no nodes, not even a root: only something to assign or deserialize into
 
   int size() const { return int(nodes_.size()); }
   const Node& node(int i) const { return nodes_[std::size_t(i)]; }
@@ -49,6 +50,12 @@ class TokenTree {
   // Merges several trees with the same root into one, level by level so that no tree's deep
   // nodes crowd out another's shallow ones. Same-token siblings share a node; drafts are kept.
   static TokenTree merge(const std::vector<TokenTree>& trees);
+
+  // Its nodes, for inspectors that copy them: an SSM's trees travel in actor messages.
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, TokenTree& x) {
+    return f(x.nodes_);
+  }
 
  private:
   std::vector<Node> nodes_;

@@ -8,6 +8,7 @@
 #include "actors/llm_stage.hpp"
 #include "actors/request.hpp"
 #include "actors/scheduler.hpp"
+#include "actors/ssm.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
@@ -81,14 +82,10 @@ GenerateRequest greedy(std::vector<std::int32_t> prompt, int max_new_tokens) {
   return r;
 }
 
-// What the engine alone commits for these prompts.
-std::vector<std::vector<std::int32_t>> engine_outputs(int max_new_tokens) {
-  auto backend = cpu::make_cpu_backend({2});
-  RandomWeights weights(test_config(), 7);
-  LlamaModel llm(weights, *backend);
-  Engine engine(llm, {}, {});
+// The tokens `engine` generates for the test prompts.
+std::vector<std::vector<std::int32_t>> generate_all(Engine& engine, const GenerationConfig& config) {
   std::vector<RequestId> ids;
-  for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {max_new_tokens, {}}));
+  for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, config));
   engine.run([](RequestId, std::span<const std::int32_t>) {});
   std::vector<std::vector<std::int32_t>> out;
   for (auto id : ids) {
@@ -96,6 +93,15 @@ std::vector<std::vector<std::int32_t>> engine_outputs(int max_new_tokens) {
     out.emplace_back(r.tokens.begin() + r.prompt_length, r.tokens.end());
   }
   return out;
+}
+
+// What the engine alone commits for these prompts.
+std::vector<std::vector<std::int32_t>> engine_outputs(int max_new_tokens) {
+  auto backend = cpu::make_cpu_backend({2});
+  RandomWeights weights(test_config(), 7);
+  LlamaModel llm(weights, *backend);
+  Engine engine(llm, {}, {});
+  return generate_all(engine, {max_new_tokens, {}});
 }
 
 }  // namespace
@@ -191,7 +197,8 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
     auto handles = spawn_llm_stages(system, std::move(stages));
     {
       StagedLlm llm(system, handles, whole.config());
-      Engine engine(llm, speculative ? std::vector<LlamaModel*>{&whole} : std::vector<LlamaModel*>{}, {});
+      LocalSsms ssms(speculative ? std::vector<LlamaModel*>{&whole} : std::vector<LlamaModel*>{});
+      Engine engine(llm, ssms, {});
       std::vector<RequestId> ids;
       for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {24, {}}));
       engine.run([](RequestId, std::span<const std::int32_t>) {});
@@ -235,4 +242,112 @@ BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {
   }
   for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   BOOST_CHECK_THROW(split_layers(2, 3), Error);
+}
+
+BOOST_AUTO_TEST_CASE(ssms_as_actors_propose_what_they_propose_in_one_thread) {
+  // Two SSMs (the LLM itself and a different random model), each its own actor expanding at the
+  // same time, give the tokens the engine gives with both in its thread: greedy (then also the
+  // incremental tokens) and sampled (each SSM's draws travel with its work and back).
+  const auto incremental = engine_outputs(24);
+  auto backend = cpu::make_cpu_backend({2});
+  RandomWeights weights(test_config(), 7), other_weights(test_config(), 8);
+  LlamaModel llm(weights, *backend);
+  auto ssm_llm = std::make_shared<LlamaModel>(weights, *backend);
+  auto ssm_other = std::make_shared<LlamaModel>(other_weights, *backend);
+  caf::actor_system_config config;
+  add_message_types(config);
+  caf::actor_system system(config);
+  auto handles = spawn_ssms(system, {ssm_llm, ssm_other});
+  {
+    EngineOptions options;
+    options.tree = {2, 3};
+    for (float temperature : {0.0f, 0.9f}) {
+      const GenerationConfig g{24, {temperature, 0, 1.0f, 11}};
+      Engine local(llm, {ssm_llm.get(), ssm_other.get()}, options);
+      const auto want = generate_all(local, g);
+      LocalLlm llm_here(llm);
+      ActorSsms ssms(system, handles, {ssm_llm->config(), ssm_other->config()});
+      Engine engine(llm_here, ssms, options);
+      const auto got = generate_all(engine, g);
+      for (std::size_t i = 0; i < want.size(); ++i)
+        BOOST_TEST_CONTEXT("temperature " << temperature << ", prompt " << i) {
+          BOOST_TEST(got[i] == want[i], boost::test_tools::per_element());
+          if (temperature == 0) BOOST_TEST(got[i] == incremental[i], boost::test_tools::per_element());
+        }
+      BOOST_TEST(engine.stats().committed_tokens > engine.stats().steps);  // the trees were accepted, some
+    }
+  }
+  for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(an_ssm_error_reaches_the_engine) {
+  auto backend = cpu::make_cpu_backend({1});
+  RandomWeights weights(test_config(), 7);
+  auto model = std::make_shared<LlamaModel>(weights, *backend);
+  caf::actor_system_config config;
+  add_message_types(config);
+  caf::actor_system system(config);
+  auto handles = spawn_ssms(system, {model});
+  {
+    ActorSsms ssms(system, handles, {model->config()});
+    SsmWork work;
+    work.jobs.push_back({0, 3, 0, {1, 2, 3, 4}, {1, 2}, {}, Rng(1)});
+    BOOST_CHECK_THROW(ssms.run({work}), Error);  // no KV cache yet
+    ssms.create_kv_caches(1, 32);
+    BOOST_TEST(ssms.run({work}).at(0).trees.at(0).size() == 3);  // a chain of 2 below the root
+    work.commits.clear();
+    work.jobs[0] = {0, 9, 8, {5, 6}, {1, 2}, {}, Rng(1)};  // starts after tokens the SSM never saw
+    try {
+      ssms.run({work});
+      BOOST_FAIL("a job with a gap went through");
+    } catch (const Error& e) {
+      BOOST_TEST(std::string(e.what()).find("skips tokens") != std::string::npos, e.what());
+    }
+  }
+  for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
+  // An SSM on another node gets its work, and answers its trees, serialized: a sampled tree keeps
+  // its drafts' distributions, the generator its state.
+  caf::actor_system_config config;
+  add_message_types(config);
+  caf::actor_system system(config);
+  SsmWork work;
+  work.commits.push_back({1, 7, {4, 5}});
+  work.prefill.push_back({2, 0, {1, 9, 9}});
+  Rng rng(42);
+  rng.next();
+  work.jobs.push_back({1, 9, 8, {5, 6}, {3, 4}, {0.7f, 40, 0.9f, 5}, rng});
+  SsmTrees trees;
+  TokenTree t(6);
+  const int a = t.add_child(0, 10), b = t.add_child(a, 11);
+  auto q = std::make_shared<const std::vector<float>>(std::vector<float>{0.25f, 0.75f});
+  t.add_draft(a, q);
+  t.add_draft(b, q);
+  trees.trees.push_back(t);
+  trees.rngs.push_back(rng);
+
+  std::vector<char> buf;
+  caf::binary_serializer sink{system, buf};
+  BOOST_TEST_REQUIRE(!sink(work, trees));
+  SsmWork work2;
+  SsmTrees trees2;
+  caf::binary_deserializer source{system, buf};
+  BOOST_TEST_REQUIRE(!source(work2, trees2));
+
+  BOOST_TEST(work2.commits.at(0).accepted == work.commits[0].accepted, boost::test_tools::per_element());
+  BOOST_TEST(work2.prefill.at(0).tokens == work.prefill[0].tokens, boost::test_tools::per_element());
+  const SsmJob &j = work.jobs[0], &j2 = work2.jobs.at(0);
+  BOOST_TEST((j2.slot == j.slot && j2.root_row == j.root_row && j2.first == j.first && j2.tokens == j.tokens));
+  BOOST_TEST((j2.shape.width == 3 && j2.shape.depth == 4));
+  BOOST_TEST((j2.sampling.temperature == 0.7f && j2.sampling.top_k == 40 && j2.sampling.top_p == 0.9f && j2.sampling.seed == 5u));
+  Rng r1 = j.rng, r2 = j2.rng;
+  BOOST_TEST(r1.next() == r2.next());
+  const TokenTree& t2 = trees2.trees.at(0);
+  BOOST_TEST_REQUIRE(t2.size() == 3);
+  BOOST_TEST((t2.node(2).token == 11 && t2.node(2).parent == 1 && t2.node(2).depth == 2));
+  BOOST_TEST_REQUIRE(t2.node(0).drafts.size() == 1u);
+  BOOST_TEST(*t2.node(0).drafts[0].q == *q, boost::test_tools::per_element());
+  BOOST_TEST(t2.ancestor_mask(2) == t.ancestor_mask(2));
 }

@@ -12,6 +12,7 @@
 #include "engine/engine.hpp"
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
+#include "model/random_weights.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace banyan;
@@ -315,5 +316,46 @@ BOOST_AUTO_TEST_CASE(thread_pool_covers_every_index_once) {
       });
       for (auto& h : hits) BOOST_TEST_REQUIRE(h.load() == 1);
     }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(models_on_two_threads_share_one_backend) {
+  // SSM actors run their models on one backend at the same time: an int8 and an int4 model
+  // (both quantize activations, and expand weights for sgemm, in the backend's scratch), each
+  // prefilling (the sgemm path) and decoding (the dot path) on its own thread, compute what
+  // each computes alone.
+  // Large enough that the two threads' products overlap in time.
+  LlamaConfig c = test::tiny_llama_config();
+  c.hidden_size = 512;
+  c.intermediate_size = 1024;
+  c.vocab_size = 1024;
+  RandomWeights weights(c, 5);
+  auto backend = cpu::make_cpu_backend({2});
+  LlamaModel q4(weights, *backend, ModelOptions{WeightFormat::q4, DType::f32}), q8(weights, *backend, ModelOptions{WeightFormat::q8, DType::f32});
+  std::vector<std::int32_t> prompt(24);
+  std::iota(prompt.begin(), prompt.end(), 3);
+  auto run = [&](LlamaModel& m) {
+    auto kv = m.create_kv_cache(1, 64);
+    Logits all, step;
+    ForwardBatch b;
+    for (int p = 0; p < int(prompt.size()); ++p) b.add_causal(prompt[std::size_t(p)], 0, p, p + 1 == int(prompt.size()));
+    m.forward(b, *kv, step);
+    all.insert(all.end(), step.begin(), step.end());
+    for (int p = int(prompt.size()); p < 40; ++p) {
+      ForwardBatch d;
+      d.add_causal(p % m.config().vocab_size, 0, p, true);
+      m.forward(d, *kv, step);
+      all.insert(all.end(), step.begin(), step.end());
+    }
+    return all;
+  };
+  const Logits want_q4 = run(q4), want_q8 = run(q8);
+  for (int round = 0; round < 3; ++round) {
+    Logits got_q8;
+    std::thread other([&] { got_q8 = run(q8); });
+    const Logits got_q4 = run(q4);
+    other.join();
+    BOOST_TEST(got_q4 == want_q4, boost::test_tools::per_element());
+    BOOST_TEST(got_q8 == want_q8, boost::test_tools::per_element());
   }
 }

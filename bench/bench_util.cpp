@@ -5,7 +5,6 @@
 #include <cblas.h>
 #include <fstream>
 #include <iostream>
-#include <sys/resource.h>
 #include <thread>
 #include <vector>
 
@@ -56,12 +55,6 @@ double sgemm_gflops(int threads, int m, int n, int k) {
   }
   openblas_set_num_threads(1);
   return best;
-}
-
-std::size_t peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return std::size_t(u.ru_maxrss) * 1024;
 }
 
 void write_json(const std::string& path, const nlohmann::json& result) {

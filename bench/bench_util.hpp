@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/process_memory.hpp"
+
 namespace banyan::bench {
 
 class Stopwatch {
@@ -23,9 +25,6 @@ double stream_read_gb_per_s(int threads, std::size_t bytes = std::size_t(1) << 3
 
 // OpenBLAS sgemm GFLOP/s for [m x k] * [k x n] with `threads` OpenBLAS threads.
 double sgemm_gflops(int threads, int m, int n, int k);
-
-// Peak resident set size of this process so far, in bytes.
-std::size_t peak_rss_bytes();
 
 // Writes `result` to `path` (pretty-printed); prints where it went.
 void write_json(const std::string& path, const nlohmann::json& result);

@@ -156,7 +156,7 @@ int decode_benchmark(int argc, char** argv) {
     }
   }
   result["rows"] = rows;
-  result["peak_rss_bytes"] = peak_rss_bytes();
+  result["peak_rss_bytes"] = cli::peak_rss_bytes();
   write_json(o.text("--out"), result);
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/model_setup.hpp"
 #include "cli/option_types.hpp"
+#include "cli/process_memory.hpp"
 #include "engine/engine.hpp"
 #include "model/error.hpp"
 
@@ -157,6 +158,16 @@ int generate_command(int argc, char** argv) {
                   llm_steps ? double(step_tokens) / llm_steps : 0.0, llm_steps, st.llm_seconds,
                   st.ssm_seconds, histogram(accepted_histogram).c_str());
     std::cerr << line;
+  }
+  if (o.has("--stats")) {
+    std::cerr << "banyan: peak RSS " << (peak_rss_bytes() >> 20) << " MiB\n";
+    if (const PagedWeights* paged = m.llm ? m.llm->paged() : nullptr) {
+      const OffloadStats s = paged->stats();
+      std::snprintf(line, sizeof line,
+                    "banyan: offloaded LLM: %.1f MiB streamed per generated token, compute waited %.2f s for weights\n",
+                    double(s.streamed_bytes) / (1 << 20) / double(std::max<std::size_t>(1, generated)), s.stall_seconds);
+      std::cerr << line;
+    }
   }
   return 0;
 }

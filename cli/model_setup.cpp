@@ -1,6 +1,7 @@
 #include "cli/model_setup.hpp"
 
 #include <chrono>
+#include <dlfcn.h>
 #include <iostream>
 #include <unistd.h>
 
@@ -8,9 +9,6 @@
 #include "cpu/cpu_backend.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
-#ifdef BANYAN_WITH_CUDA
-#include "gpu/cuda_backend.hpp"
-#endif
 
 namespace banyan::cli {
 
@@ -25,6 +23,10 @@ void add_model_options(Options& o) {
   o.add("--dtype", "f32|f16|int8|int4", "format of the linear layers' weights", "f32");
   o.add("--ssm-dtype", "f32|f16|int8|int4", "format of the SSMs' linear layers (default: --dtype)");
   o.add("--kv-dtype", "f32|f16", "element type of the KV cache", "f32");
+  o.add("--memory-budget", "MIB",
+        "offload the LLM: at most MIB of its weights in memory at once, the rest streaming from its "
+        "`banyan convert` file (default 0: all resident)");
+  o.add("--offload-reserve", "MIB", "of the memory budget, MIB for streamed weights in flight (default: chosen)");
   o.add("--device", "cpu|cuda", "where the models run", "cpu");
   o.add("--threads", "N", "CPU threads (0: one per core)", "0");
 }
@@ -51,16 +53,29 @@ std::filesystem::path tokenizer_path(const Options& o, const std::filesystem::pa
   return o.has("--tokenizer") ? std::filesystem::path(o.text("--tokenizer")) : tokenizer_beside(model);
 }
 
+namespace {
+
+// The CUDA backend is a plugin beside this binary (gpu/CMakeLists.txt says why), loaded once
+// and kept loaded: the backend's code lives in it.
+std::unique_ptr<Backend> load_cuda_backend() {
+#ifdef BANYAN_WITH_CUDA
+  const auto path = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "libbanyan_cuda.so";
+  void* plugin = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!plugin) throw Error("--device cuda: cannot load the CUDA backend: " + std::string(::dlerror()));
+  auto make = reinterpret_cast<Backend* (*)()>(::dlsym(plugin, "banyan_make_cuda_backend"));
+  if (!make) throw Error("--device cuda: " + path.string() + " is not Banyan's CUDA backend");
+  return std::unique_ptr<Backend>(make());
+#else
+  throw Error("--device cuda: this build of banyan has no CUDA backend (configure with -DBANYAN_CUDA=ON)");
+#endif
+}
+
+}  // namespace
+
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (threads < 0) throw UsageError("--threads must be 0 or more");
   if (device == "cpu") return cpu::make_cpu_backend({threads});
-  if (device == "cuda") {
-#ifdef BANYAN_WITH_CUDA
-    return gpu::make_cuda_backend();
-#else
-    throw Error("--device cuda: this build of banyan has no CUDA backend (configure with -DBANYAN_CUDA=ON)");
-#endif
-  }
+  if (device == "cuda") return load_cuda_backend();
   throw UsageError("--device must be 'cpu' or 'cuda', got '" + device + "'");
 }
 
@@ -72,6 +87,14 @@ ModelOptions model_options(const Options& o, bool ssm) {
   const std::string kv = o.text("--kv-dtype");
   if (kv != "f32" && kv != "f16") throw UsageError("--kv-dtype must be f32 or f16, got '" + kv + "'");
   m.kv_cache = kv == "f16" ? DType::f16 : DType::f32;
+  if (!ssm) {  // SSMs are small: they stay resident
+    const int budget = o.has("--memory-budget") ? o.integer("--memory-budget") : 0;
+    const int reserve = o.has("--offload-reserve") ? o.integer("--offload-reserve") : 0;
+    if (budget < 0 || reserve < 0) throw UsageError("--memory-budget and --offload-reserve must not be negative");
+    if (reserve > 0 && budget == 0) throw UsageError("--offload-reserve needs --memory-budget");
+    m.memory_budget = std::size_t(budget) << 20;
+    m.offload_reserve = std::size_t(reserve) << 20;
+  }
   return m;
 }
 
@@ -90,8 +113,16 @@ std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backe
       },
       layers);
   if (tty) std::cerr << "\r\033[K";
+  // A `banyan convert` file's weights are used as it stores them.
+  const auto stored = weights.read_encoded(hf_names::layer(layers.first, "mlp.up_proj.weight"));
   std::cerr << "banyan: " << role << " weights: " << double(model->weight_bytes()) / (1 << 20) << " MiB ("
-            << format_name(options.linear) << " linear layers)\n";
+            << format_name(stored ? stored->format : options.linear) << " linear layers)\n";
+  if (const PagedWeights* paged = model->paged()) {
+    const OffloadStats s = paged->stats();
+    std::cerr << "banyan: " << role << " offloaded: " << (s.resident_bytes >> 20) << " MiB resident, "
+              << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from " << weights.origin().string()
+              << " through " << (s.reserve_bytes >> 20) << " MiB (budget " << (options.memory_budget >> 20) << " MiB)\n";
+  }
   return model;
 }
 
@@ -119,8 +150,11 @@ LoadedModels load_models(const ModelChoice& choice) {
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
   if (choice.pipeline_stages > 1) {
+    ModelOptions stage = choice.llm.options;  // the stages share the budget
+    stage.memory_budget /= std::size_t(choice.pipeline_stages);
+    stage.offload_reserve /= std::size_t(choice.pipeline_stages);
     for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages))
-      m.llm_stages.push_back(load_one(*weights, *m.backend, choice.llm.options,
+      m.llm_stages.push_back(load_one(*weights, *m.backend, stage,
                                       "LLM stage (layers " + std::to_string(r.first) + "-" + std::to_string(r.end - 1) + ")", r));
   } else {
     m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");

@@ -53,6 +53,9 @@ config::ServeConfig serve_config(const Options& o) {
   set_text("--device", c.compute.device);
   set_int("--threads", c.compute.threads);
   set_int("--pipeline-stages", c.compute.pipeline_stages);
+  set_int("--memory-budget", c.compute.device_memory_budget);
+  if (o.has("--memory-budget")) c.compute.offload = c.compute.device_memory_budget > 0;
+  set_int("--offload-reserve", c.compute.offload_reserve_space_size);
   set_int("--tree-width", c.speculation.tree_width);
   set_int("--tree-depth", c.speculation.tree_depth);
   set_int("--max-requests-per-batch", c.limits.max_requests_per_batch);
@@ -77,6 +80,10 @@ ModelChoice model_choice(const config::ServeConfig& c) {
   };
   ModelChoice choice;
   choice.llm = model(c.model, "model.dtype");
+  if (c.compute.offload) {
+    choice.llm.options.memory_budget = std::size_t(c.compute.device_memory_budget) << 20;
+    choice.llm.options.offload_reserve = std::size_t(c.compute.offload_reserve_space_size) << 20;
+  }
   for (const auto& s : c.ssms) choice.ssms.push_back(model(s, "ssms.dtype"));
   choice.tokenizer = c.model.tokenizer.empty() ? tokenizer_beside(c.model.path) : std::filesystem::path(c.model.tokenizer);
   choice.device = c.compute.device;

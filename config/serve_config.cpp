@@ -126,6 +126,11 @@ void validate(const ServeConfig& c) {
   check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16", src, "compute.kv_dtype", "must be f32 or f16");
   check(c.compute.pipeline_stages >= 1 && c.compute.pipeline_stages <= 64, src, "compute.pipeline_stages",
         "must be 1 to 64");
+  check(!c.compute.offload || c.compute.device_memory_budget > 0, src, "compute.device_memory_budget",
+        "offload: true needs a budget in MiB");
+  check(c.compute.device_memory_budget >= 0, src, "compute.device_memory_budget", "must not be negative");
+  check(c.compute.offload_reserve_space_size >= 0 && c.compute.offload_reserve_space_size <= c.compute.device_memory_budget,
+        src, "compute.offload_reserve_space_size", "must be 0 (chosen from the budget) up to device_memory_budget");
   check(!c.server.host.empty(), src, "server.host", "must not be empty");
   check(c.server.port >= 0 && c.server.port <= 65535, src, "server.port", "must be 0 (any free port) to 65535");
   check(c.server.actor_port >= -1 && c.server.actor_port <= 65535, src, "server.actor_port",
@@ -171,6 +176,9 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& sourc
   comp.read("threads", c.compute.threads, "an integer");
   comp.read("kv_dtype", c.compute.kv_dtype, "f32 or f16");
   comp.read("pipeline_stages", c.compute.pipeline_stages, "an integer");
+  comp.read("offload", c.compute.offload, "true or false");
+  comp.read("device_memory_budget", c.compute.device_memory_budget, "an integer (MiB)");
+  comp.read("offload_reserve_space_size", c.compute.offload_reserve_space_size, "an integer (MiB)");
   comp.finish();
   Section srv = top.child("server");
   srv.read("host", c.server.host, "a host name or address");

@@ -38,6 +38,12 @@ struct ComputeConfig {
   int threads = 0;
   std::string kv_dtype = "f32";
   int pipeline_stages = 1;  // the LLM's layers split over this many stage actors
+  // Offloading the LLM: at most device_memory_budget MiB of its weights in memory at once, the
+  // rest streaming from its `banyan convert` file; offload_reserve_space_size MiB of the budget
+  // hold the streamed ones in flight (0: chosen from the budget).
+  bool offload = false;
+  int device_memory_budget = 0;
+  int offload_reserve_space_size = 0;
 };
 
 struct ServerConfig {

@@ -88,6 +88,8 @@ class CpuBackend : public Backend {
     return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_.name + " kernels)";
   }
 
+  bool computes_in_host_memory() const override { return true; }
+
   std::unique_ptr<DeviceWeight> upload(WeightData data) override {
     auto w = std::make_unique<CpuWeight>();
     w->rows = data.rows;

@@ -57,6 +57,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // Whether compute reads uploaded weights where they lie in host memory (a mapped file's pages
+  // included), which is what offloading by paging (model/paged_weights.hpp) needs.
+  virtual bool computes_in_host_memory() const { return false; }
 
   // Takes a weight in any format (the backend may keep `weight`'s storage, e.g. a mapped file).
   virtual std::unique_ptr<DeviceWeight> upload(WeightData weight) = 0;

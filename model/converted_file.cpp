@@ -64,6 +64,7 @@ class ConvertedFile : public WeightSource {
     w.cols = e.cols;
     w.bytes = file_->slice(e.offset, e.bytes, "tensor '" + name + "'");
     w.owner = file_;
+    w.mapped = true;
     return w;
   }
 

@@ -14,7 +14,10 @@ class WeightLoader {
   WeightLoader(const WeightSource& source, Backend& backend, const LlamaModel::Progress& progress, int total)
       : source_(source), backend_(backend), progress_(progress), total_(total) {}
 
-  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape, const ModelOptions& options) {
+  // With `unit`, the weight is paged (offloading): its bytes must lie in a mapped file, and
+  // their range joins the unit.
+  std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape, const ModelOptions& options,
+                                     PagedUnit* unit = nullptr) {
     if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
     std::optional<WeightData> data = source_.read_encoded(name);
     std::vector<std::int64_t> stored_shape;
@@ -29,6 +32,12 @@ class WeightLoader {
     if (stored_shape != shape)
       throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored_shape) +
                   ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
+    if (unit) {
+      if (!data->mapped)
+        throw Error(source_.origin().string() + " cannot be offloaded: offloading streams weights from a `banyan convert` "
+                    "file (write one with `banyan convert`)");
+      unit->ranges.push_back(data->bytes);
+    }
     auto w = backend_.upload(std::move(*data));
     bytes_ += w->bytes;
     if (progress_) progress_(++done_, total_);
@@ -104,27 +113,51 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   const int tensors = 9 * (range.end - range.first) + (needs_embedding ? 1 : 0) + (last ? 1 : 0) +
                       (last && !c.tie_word_embeddings ? 1 : 0);
   WeightLoader loader(weights, backend, progress, tensors);
+  const int layer_count = range.end - range.first;
+  const bool paging = options.memory_budget > 0;
+  if (paging && !backend.computes_in_host_memory())
+    throw Error("offloading on the " + backend.name() + " backend is not built yet");
+  std::vector<PagedUnit> units(static_cast<std::size_t>(layer_count));
+  if (last) {
+    classifier_unit_ = int(units.size());
+    units.emplace_back();
+  }
+  if (first && !(last && c.tie_word_embeddings)) {
+    embedding_unit_ = int(units.size());
+    units.push_back({{}, true});
+  }
+  auto unit = [&](int u) { return paging && u >= 0 ? &units[std::size_t(u)] : nullptr; };
 
   // The vocabulary-sized tensors come first: their f32 forms are the largest temporaries, and
   // peak memory stays lowest while little else is loaded.
-  if (needs_embedding) embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options);
-  if (last && !c.tie_word_embeddings) lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options);
+  if (needs_embedding)
+    embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options,
+                                unit(c.tie_word_embeddings && last ? classifier_unit_ : embedding_unit_));
+  if (last && !c.tie_word_embeddings)
+    lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options, unit(classifier_unit_));
   if (last) norm_ = loader.load(hf_names::final_norm(), {dim}, options);
-  layers_.resize(std::size_t(range.end - range.first));
+  layers_.resize(std::size_t(layer_count));
   for (int i = range.first; i < range.end; ++i) {
     auto& l = layers_[std::size_t(i - range.first)];
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
+    PagedUnit* u = unit(i - range.first);  // the norms are too small to page
     l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, options);
-    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, options);
-    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim}, options);
-    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim}, options);
-    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim}, options);
+    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, options, u);
+    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim}, options, u);
+    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim}, options, u);
+    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim}, options, u);
     l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, options);
-    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim}, options);
-    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, options);
-    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, options);
+    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim}, options, u);
+    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, options, u);
+    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, options, u);
   }
   weight_bytes_ = loader.bytes();
+  if (paging) start_paging(std::move(units));
+}
+
+void LlamaModel::start_paging(std::vector<PagedUnit> units) {
+  OffloadPlan plan = plan_offload(units, options_.memory_budget, options_.offload_reserve);
+  paged_ = std::make_unique<PagedWeights>(std::move(units), std::move(plan));
 }
 
 std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {
@@ -215,13 +248,18 @@ void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span
   Tensor x = ws_.x->view(n, dim);
   if (is_first_stage()) {
     backend_.embed(*embed_tokens_, batch, x);
+    if (embedding_unit_ >= 0) release(embedding_unit_);  // only its rows were read
   } else {
     if (input.size() != std::size_t(n * dim))
       throw Error("forward: stage input has " + std::to_string(input.size()) + " values, expected " +
                   std::to_string(n * dim));
     backend_.write(input, x);
   }
-  for (int i = 0; i < int(layers_.size()); ++i) run_layer(i, batch, kv, x);
+  for (int i = 0; i < int(layers_.size()); ++i) {
+    acquire(i);
+    run_layer(i, batch, kv, x);
+    release(i);
+  }
   if (!is_last_stage()) {
     output.resize(std::size_t(n * dim));
     backend_.read(x, output);
@@ -236,7 +274,9 @@ void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span
   backend_.gather_rows(x, batch.logit_rows, selected);
   backend_.rms_norm(selected, *norm_, config_.rms_norm_eps, normed);
   Tensor out = ws_.logits->view(m, config_.vocab_size);
+  acquire(classifier_unit_);
   backend_.matmul(normed, lm_head_ ? *lm_head_ : *embed_tokens_, out);
+  release(classifier_unit_);
   backend_.read(out, output);
 }
 

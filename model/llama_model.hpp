@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/backend.hpp"
+#include "model/paged_weights.hpp"
 #include "model/weight_source.hpp"
 
 namespace banyan {
@@ -43,6 +44,10 @@ struct ModelOptions {
   // layers are compressed; an untied classifier keeps at least int8 (int4 costs it accuracy).
   WeightFormat linear = WeightFormat::f32;
   DType kv_cache = DType::f32;  // f32 or f16
+  // Offloading: at most this many weight bytes mapped in at once, the rest streaming from the
+  // `banyan convert` file they are read from (model/paged_weights.hpp). 0: every weight resident.
+  std::size_t memory_budget = 0;
+  std::size_t offload_reserve = 0;  // of the budget, for streamed units in flight; 0: chosen from it
 };
 
 // The format ModelOptions give one tensor: norms f32; the embedding f32, or f16 when the linear
@@ -89,6 +94,8 @@ class LlamaModel {
   // (unless the table is also the classifier).
   std::size_t decode_bytes() const;
   Backend& backend() const { return backend_; }
+  // The paging of an offloaded model's weights; null when every weight is resident.
+  const PagedWeights* paged() const { return paged_.get(); }
   // A KV cache for the layers this model holds.
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
 
@@ -112,6 +119,10 @@ class LlamaModel {
   };
 
   void reserve(std::int64_t tokens);
+  // Plans and starts paging (options_.memory_budget) over the units the loader collected.
+  void start_paging(std::vector<PagedUnit> units);
+  void acquire(int unit) { if (paged_) paged_->acquire(unit); }
+  void release(int unit) { if (paged_) paged_->release(unit); }
   void run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x);  // index within this stage
 
   LlamaConfig config_;
@@ -121,6 +132,10 @@ class LlamaModel {
   std::unique_ptr<DeviceWeight> embed_tokens_, norm_, lm_head_;  // those this stage needs
   int first_layer_ = 0;
   std::vector<LlamaDecoderLayer> layers_;  // layers [first_layer_, first_layer_ + size)
+  // Paging units: the layers in order, then the classifier (last stage), then the embedding
+  // (first stage, when it is not also the classifier).
+  int classifier_unit_ = -1, embedding_unit_ = -1;
+  std::unique_ptr<PagedWeights> paged_;
   Workspace ws_;
 };
 

@@ -35,6 +35,7 @@ struct WeightData {
   std::int64_t rows = 0, cols = 0;
   std::span<const std::byte> bytes;  // the format's layout
   std::shared_ptr<const void> owner; // keeps `bytes` alive: an owned buffer or a file mapping
+  bool mapped = false;               // `bytes` lie in a read-only file mapping: its pages may be dropped
 
   std::size_t quant_bytes() const;   // q8/q4: size of the quants array
   const std::byte* quants() const { return bytes.data(); }

@@ -196,3 +196,18 @@ BOOST_AUTO_TEST_CASE(cuda_device_without_a_gpu_is_a_clear_error) {
   expect_in(r.err, "--device cuda");
   BOOST_TEST(r.out.empty());
 }
+
+BOOST_AUTO_TEST_CASE(a_cpu_run_stays_small) {
+  // The CUDA libraries alone would make any process that loads them about 210 MiB resident:
+  // `banyan` loads them (a plugin) only for --device cuda.
+  const auto r = run_banyan("generate " + model_arg() + " --prompt 'the red ball' --max-new-tokens 4 --stats");
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+  const auto at = r.err.find("peak RSS ");
+  BOOST_TEST_REQUIRE(at != std::string::npos, r.err);
+  const int mib = std::stoi(r.err.substr(at + 9));
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("peak RSS " << mib << " MiB (not checked under ASan, whose shadow memory counts)");
+#else
+  BOOST_TEST(mib < 100, "peak RSS " << mib << " MiB");
+#endif
+}

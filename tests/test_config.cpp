@@ -43,6 +43,8 @@ limits:
 compute:
   threads: 2
   kv_dtype: f16
+  offload: true
+  device_memory_budget: 300
 server:
   host: 0.0.0.0
   port: 9000
@@ -58,6 +60,7 @@ server:
   BOOST_TEST(c.limits.max_requests_per_batch == 16);
   BOOST_TEST(c.limits.max_sequence_length == 0);  // default kept
   BOOST_TEST(c.compute.kv_dtype == "f16");
+  BOOST_TEST((c.compute.offload && c.compute.device_memory_budget == 300 && c.compute.offload_reserve_space_size == 0));
   BOOST_TEST(c.server.port == 9000);
   BOOST_TEST(c.server.api_keys.size() == 2u);
 }
@@ -86,6 +89,9 @@ BOOST_AUTO_TEST_CASE(the_example_file_holds_the_defaults) {
   BOOST_TEST(c.compute.threads == d.compute.threads);
   BOOST_TEST(c.compute.kv_dtype == d.compute.kv_dtype);
   BOOST_TEST(c.compute.pipeline_stages == d.compute.pipeline_stages);
+  BOOST_TEST(c.compute.offload == d.compute.offload);
+  BOOST_TEST(c.compute.device_memory_budget == d.compute.device_memory_budget);
+  BOOST_TEST(c.compute.offload_reserve_space_size == d.compute.offload_reserve_space_size);
   BOOST_TEST(c.server.host == d.server.host);
   BOOST_TEST(c.server.port == d.server.port);
   BOOST_TEST(c.server.actor_port == d.server.actor_port);
@@ -108,6 +114,8 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
   expect("model:\n  path: x\nserver:\n  api_keys: secret\n", "key 'server.api_keys': expected a list of strings");
   expect("model: {path: x\n", "serve.yaml:2:1: not valid YAML");
   expect("", "serve.yaml: the file is empty");
+  expect("model:\n  path: x\ncompute:\n  offload: true\n", "key 'compute.device_memory_budget': offload: true needs a budget");
+  expect("model:\n  path: x\ncompute:\n  offload: maybe\n", "serve.yaml:4:12: key 'compute.offload': expected true or false");
 }
 
 BOOST_AUTO_TEST_CASE(missing_file) {

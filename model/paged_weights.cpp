@@ -1,0 +1,207 @@
+#include "model/paged_weights.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "model/error.hpp"
+
+namespace banyan {
+
+namespace {
+
+std::uintptr_t page_size() {
+  static const auto size = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+// Maps the range's pages in from the page cache (or the disk): one call on kernels with
+// MADV_POPULATE_READ (5.14+), else a read of every page.
+void populate(std::span<const std::byte> r) {
+  if (r.empty()) return;
+  const std::uintptr_t page = page_size(), begin = std::uintptr_t(r.data()) / page * page,
+                       end = std::uintptr_t(r.data() + r.size());
+  static std::atomic<bool> have_populate{true};
+  if (have_populate && ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+  have_populate = false;
+  std::byte sink{};
+  for (std::uintptr_t p = begin; p < end; p += page) sink ^= *reinterpret_cast<const volatile std::byte*>(p);
+  asm volatile("" : : "r"(sink));
+}
+
+// Unmaps the pages lying wholly inside the range (a neighbouring tensor's pages stay); the file
+// keeps them, so a later read maps them in again.
+void drop(std::span<const std::byte> r) {
+  const std::uintptr_t page = page_size(), begin = (std::uintptr_t(r.data()) + page - 1) / page * page,
+                       end = std::uintptr_t(r.data() + r.size()) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+std::string mib(std::size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+}  // namespace
+
+std::size_t PagedUnit::bytes() const {
+  std::size_t n = 0;
+  for (const auto& r : ranges) n += r.size();
+  return n;
+}
+
+OffloadPlan plan_offload(const std::vector<PagedUnit>& units, std::size_t budget, std::size_t reserve) {
+  OffloadPlan p;
+  p.resident.assign(units.size(), false);
+  std::size_t total = 0;
+  for (const auto& u : units)
+    if (!u.on_demand) total += u.bytes();
+  if (total <= budget) {  // everything fits: nothing streams
+    for (std::size_t i = 0; i < units.size(); ++i) p.resident[i] = !units[i].on_demand;
+    p.resident_bytes = total;
+    return p;
+  }
+  // The streamed units in flight at once are consecutive ones; the largest ones together bound them.
+  std::vector<std::size_t> sizes;
+  for (const auto& u : units)
+    if (!u.on_demand) sizes.push_back(u.bytes());
+  std::sort(sizes.rbegin(), sizes.rend());
+  auto largest = [&](int n) {
+    std::size_t sum = 0;
+    for (int i = 0; i < n && i < int(sizes.size()); ++i) sum += sizes[std::size_t(i)];
+    return sum;
+  };
+  if (reserve > 0) {
+    while (p.in_flight < int(sizes.size()) && largest(p.in_flight + 1) <= reserve) ++p.in_flight;
+  } else {
+    p.in_flight = budget >= 2 * largest(3) ? 3 : 2;  // a third in flight when it costs at most half the budget
+  }
+  if (p.in_flight < 2 || budget < largest(p.in_flight))
+    throw Error("a memory budget of " + mib(budget) + (reserve > 0 ? " with an offload reserve of " + mib(reserve) : "") +
+                " cannot stream this model: its two largest units (" + mib(largest(2)) +
+                " together: decoder layers or the classifier) must fit at once");
+  p.reserve_bytes = largest(p.in_flight);
+  std::size_t left = budget - p.reserve_bytes;
+  for (std::size_t i = 0; i < units.size(); ++i)
+    if (!units[i].on_demand && units[i].bytes() <= left) {
+      p.resident[i] = true;
+      left -= units[i].bytes();
+      p.resident_bytes += units[i].bytes();
+    }
+  return p;
+}
+
+PagedWeights::PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan)
+    : units_(std::move(units)), plan_(std::move(plan)), position_(units_.size(), -1), state_(units_.size(), State::out),
+      cancelled_(units_.size(), false) {
+  if (plan_.resident.size() != units_.size()) throw Error("PagedWeights: the plan is for another model");
+  for (std::size_t i = 0; i < units_.size(); ++i) {
+    stats_.disk_bytes += units_[i].bytes();
+    if (plan_.resident[i]) {
+      for (const auto& r : units_[i].ranges) populate(r);
+      state_[i] = State::in;
+    } else if (!units_[i].on_demand) {
+      position_[i] = int(streamed_.size());
+      streamed_.push_back(int(i));
+    }
+  }
+  stats_.resident_bytes = plan_.resident_bytes;
+  stats_.reserve_bytes = plan_.reserve_bytes;
+  if (!streamed_.empty()) worker_ = std::thread([this] { worker(); });
+}
+
+PagedWeights::~PagedWeights() {
+  {
+    std::lock_guard lock(m_);
+    stop_ = true;
+  }
+  work_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void PagedWeights::acquire(int unit) {
+  const int pos = position_.at(std::size_t(unit));
+  if (pos < 0) return;  // resident, or read on demand
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_lock lock(m_);
+  // The window: this unit and the streamed units that follow it, wrapping round to the next pass.
+  const int k = int(streamed_.size()), window = std::min(plan_.in_flight, k);
+  std::vector<bool> in_window(units_.size(), false);
+  for (int j = 0; j < window; ++j) in_window[std::size_t(streamed_[std::size_t((pos + j) % k)])] = true;
+  for (int s : streamed_) {
+    if (in_window[std::size_t(s)]) {
+      cancelled_[std::size_t(s)] = false;
+      continue;
+    }
+    switch (state_[std::size_t(s)]) {  // out of order (a pass that skipped a unit): make room
+      case State::in: drop_locked(s); break;
+      case State::queued:
+        queue_.erase(std::find(queue_.begin(), queue_.end(), s));
+        state_[std::size_t(s)] = State::out;
+        break;
+      case State::loading: cancelled_[std::size_t(s)] = true; break;
+      case State::out: break;
+    }
+  }
+  if (state_[std::size_t(unit)] == State::out) {
+    queue_.push_front(unit);
+    state_[std::size_t(unit)] = State::queued;
+  }
+  for (int j = 1; j < window; ++j) {
+    const int s = streamed_[std::size_t((pos + j) % k)];
+    if (state_[std::size_t(s)] == State::out) {
+      queue_.push_back(s);
+      state_[std::size_t(s)] = State::queued;
+    }
+  }
+  work_.notify_one();
+  done_.wait(lock, [&] { return state_[std::size_t(unit)] == State::in; });
+  stats_.stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void PagedWeights::release(int unit) {
+  const auto& u = units_.at(std::size_t(unit));
+  if (u.on_demand) {
+    for (const auto& r : u.ranges) drop(r);
+    return;
+  }
+  if (plan_.resident[std::size_t(unit)]) return;
+  std::lock_guard lock(m_);
+  if (state_[std::size_t(unit)] == State::in) drop_locked(unit);
+}
+
+void PagedWeights::drop_locked(int unit) {
+  for (const auto& r : units_[std::size_t(unit)].ranges) drop(r);
+  state_[std::size_t(unit)] = State::out;
+}
+
+OffloadStats PagedWeights::stats() const {
+  std::lock_guard lock(m_);
+  return stats_;
+}
+
+void PagedWeights::worker() {
+  std::unique_lock lock(m_);
+  for (;;) {
+    work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const int u = queue_.front();
+    queue_.pop_front();
+    state_[std::size_t(u)] = State::loading;
+    lock.unlock();
+    for (const auto& r : units_[std::size_t(u)].ranges) populate(r);
+    lock.lock();
+    if (cancelled_[std::size_t(u)]) {
+      cancelled_[std::size_t(u)] = false;
+      drop_locked(u);
+    } else {
+      state_[std::size_t(u)] = State::in;
+      stats_.streamed_bytes += units_[std::size_t(u)].bytes();
+      ++stats_.units_streamed;
+    }
+    done_.notify_all();
+  }
+}
+
+}  // namespace banyan

@@ -1,0 +1,79 @@
+#pragma once
+// Offloading on a node whose compute reads weights in host memory (the CPU backend): the
+// weights stay in a memory-mapped `banyan convert` file (the disk tier) and only a budget of
+// them is mapped in at a time (the device tier: on a CPU node, the process's resident pages).
+// Units (a decoder layer's matrices, the classifier) that fit the budget stay resident; the
+// others stream: a background thread maps the next units in while the current one computes,
+// and a unit's pages are dropped once it is used. Nothing is copied: compute reads the same
+// page-cache pages a read would fill, and int4/int8 weights stay compressed all the way.
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <vector>
+
+namespace banyan {
+
+struct PagedUnit {
+  std::vector<std::span<const std::byte>> ranges;  // in a read-only file mapping
+  // Only a few rows are read (the embedding table): never prefetched, dropped after use, and
+  // not counted against the budget.
+  bool on_demand = false;
+  std::size_t bytes() const;
+};
+
+struct OffloadPlan {
+  std::vector<bool> resident;  // per unit
+  int in_flight = 0;           // streamed units mapped at once: the one in use and those prefetched
+  std::size_t resident_bytes = 0, reserve_bytes = 0;
+};
+
+// Keeps units resident, in order, while the budget leaves room for `in_flight` streamed units
+// (3 when the three largest take at most half the budget, else 2; or as many as `reserve`
+// bytes hold when given). Throws Error when the budget cannot hold two units in flight.
+OffloadPlan plan_offload(const std::vector<PagedUnit>& units, std::size_t budget, std::size_t reserve = 0);
+
+struct OffloadStats {
+  std::size_t resident_bytes = 0;   // units that never leave
+  std::size_t reserve_bytes = 0;    // room for the streamed units in flight
+  std::size_t disk_bytes = 0;       // every unit's bytes, in the mapped file
+  std::size_t streamed_bytes = 0;   // mapped in by streaming, in all
+  double stall_seconds = 0;         // compute waiting for a unit
+  long long units_streamed = 0;
+};
+
+class PagedWeights {
+ public:
+  PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan);
+  ~PagedWeights();
+  PagedWeights(const PagedWeights&) = delete;
+  PagedWeights& operator=(const PagedWeights&) = delete;
+
+  // Returns once `unit` is mapped in, and starts mapping in the streamed units that follow it.
+  void acquire(int unit);
+  // Drops a streamed (or on-demand) unit's pages.
+  void release(int unit);
+  OffloadStats stats() const;
+
+ private:
+  enum class State { out, queued, loading, in };
+  void worker();
+  void drop_locked(int unit);
+
+  std::vector<PagedUnit> units_;
+  OffloadPlan plan_;
+  std::vector<int> streamed_;   // units that stream, in order
+  std::vector<int> position_;   // per unit: its index in streamed_, or -1
+  mutable std::mutex m_;
+  std::condition_variable work_, done_;
+  std::vector<State> state_;
+  std::vector<bool> cancelled_;  // dropped while loading: the worker drops it when done
+  std::deque<int> queue_;
+  bool stop_ = false;
+  OffloadStats stats_;
+  std::thread worker_;
+};
+
+}  // namespace banyan

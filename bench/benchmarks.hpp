@@ -8,5 +8,6 @@ int decode_benchmark(int argc, char** argv);
 int specinfer_benchmark(int argc, char** argv);
 int accuracy_benchmark(int argc, char** argv);
 int serve_load_benchmark(int argc, char** argv);  // starts `banyan serve` itself
+int offload_benchmark(int argc, char** argv);
 
 }  // namespace banyan::bench

@@ -164,7 +164,7 @@ int generate_command(int argc, char** argv) {
     if (const PagedWeights* paged = m.llm ? m.llm->paged() : nullptr) {
       const OffloadStats s = paged->stats();
       std::snprintf(line, sizeof line,
-                    "banyan: offloaded LLM: %.1f MiB streamed per generated token, compute waited %.2f s for weights\n",
+                    "banyan: offloaded LLM: %.1f MiB streamed per generated token, %.2f s of compute spent paging\n",
                     double(s.streamed_bytes) / (1 << 20) / double(std::max<std::size_t>(1, generated)), s.stall_seconds);
       std::cerr << line;
     }

@@ -178,6 +178,11 @@ int serve_command(int argc, char** argv) {
   g.limits.max_prompt_tokens = engine.requests().limits().max_sequence_length - 1;
   g.api_keys = c.server.api_keys;
   g.web_page = web_page;
+  std::vector<const PagedWeights*> paged;  // the LLM's, or its stages'
+  if (m.llm && m.llm->paged()) paged.push_back(m.llm->paged());
+  for (const auto& stage : m.llm_stages)
+    if (stage->paged()) paged.push_back(stage->paged());
+  if (!paged.empty()) g.offload_stats = [paged] { return sum_stats(paged); };
   server::Gateway gateway(*generations, *m.tokenizer, gauges, g, http.poster());
 
   http.serve(gateway, std::chrono::milliseconds(long(c.server.shutdown_grace_s * 1000)), [&] {

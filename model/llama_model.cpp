@@ -157,7 +157,7 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
 
 void LlamaModel::start_paging(std::vector<PagedUnit> units) {
   OffloadPlan plan = plan_offload(units, options_.memory_budget, options_.offload_reserve);
-  paged_ = std::make_unique<PagedWeights>(std::move(units), std::move(plan));
+  paged_ = std::make_unique<PagedWeights>(std::move(units), std::move(plan), options_.offload_evict);
 }
 
 std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {

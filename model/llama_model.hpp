@@ -48,6 +48,7 @@ struct ModelOptions {
   // `banyan convert` file they are read from (model/paged_weights.hpp). 0: every weight resident.
   std::size_t memory_budget = 0;
   std::size_t offload_reserve = 0;  // of the budget, for streamed units in flight; 0: chosen from it
+  bool offload_evict = false;       // streamed weights leave the page cache after use (PagedWeights)
 };
 
 // The format ModelOptions give one tensor: norms f32; the embedding f32, or f16 when the linear

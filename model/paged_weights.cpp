@@ -33,12 +33,12 @@ void populate(std::span<const std::byte> r) {
   asm volatile("" : : "r"(sink));
 }
 
-// Unmaps the pages lying wholly inside the range (a neighbouring tensor's pages stay); the file
-// keeps them, so a later read maps them in again.
-void drop(std::span<const std::byte> r) {
+// Unmaps the pages lying wholly inside the range (a neighbouring tensor's pages stay). The page
+// cache keeps them, so a later read maps them in again, unless `evict` reclaims them from it.
+void drop(std::span<const std::byte> r, bool evict) {
   const std::uintptr_t page = page_size(), begin = (std::uintptr_t(r.data()) + page - 1) / page * page,
                        end = std::uintptr_t(r.data() + r.size()) / page * page;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, evict ? MADV_PAGEOUT : MADV_DONTNEED);
 }
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
@@ -92,8 +92,8 @@ OffloadPlan plan_offload(const std::vector<PagedUnit>& units, std::size_t budget
   return p;
 }
 
-PagedWeights::PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan)
-    : units_(std::move(units)), plan_(std::move(plan)), position_(units_.size(), -1), state_(units_.size(), State::out),
+PagedWeights::PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan, bool evict)
+    : units_(std::move(units)), plan_(std::move(plan)), evict_(evict), position_(units_.size(), -1), state_(units_.size(), State::out),
       cancelled_(units_.size(), false) {
   if (plan_.resident.size() != units_.size()) throw Error("PagedWeights: the plan is for another model");
   for (std::size_t i = 0; i < units_.size(); ++i) {
@@ -162,18 +162,34 @@ void PagedWeights::acquire(int unit) {
 
 void PagedWeights::release(int unit) {
   const auto& u = units_.at(std::size_t(unit));
-  if (u.on_demand) {
-    for (const auto& r : u.ranges) drop(r);
-    return;
-  }
   if (plan_.resident[std::size_t(unit)]) return;
+  const auto start = std::chrono::steady_clock::now();
   std::lock_guard lock(m_);
-  if (state_[std::size_t(unit)] == State::in) drop_locked(unit);
+  if (u.on_demand) {
+    for (const auto& r : u.ranges) drop(r, false);  // a few rows: not worth reading again
+  } else if (state_[std::size_t(unit)] == State::in) {
+    drop_locked(unit);
+  }
+  stats_.stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void PagedWeights::drop_locked(int unit) {
-  for (const auto& r : units_[std::size_t(unit)].ranges) drop(r);
+  for (const auto& r : units_[std::size_t(unit)].ranges) drop(r, evict_);
   state_[std::size_t(unit)] = State::out;
+}
+
+OffloadStats sum_stats(const std::vector<const PagedWeights*>& paged) {
+  OffloadStats sum;
+  for (const PagedWeights* p : paged) {
+    const OffloadStats s = p->stats();
+    sum.resident_bytes += s.resident_bytes;
+    sum.reserve_bytes += s.reserve_bytes;
+    sum.disk_bytes += s.disk_bytes;
+    sum.streamed_bytes += s.streamed_bytes;
+    sum.stall_seconds += s.stall_seconds;
+    sum.units_streamed += s.units_streamed;
+  }
+  return sum;
 }
 
 OffloadStats PagedWeights::stats() const {

@@ -40,13 +40,19 @@ struct OffloadStats {
   std::size_t reserve_bytes = 0;    // room for the streamed units in flight
   std::size_t disk_bytes = 0;       // every unit's bytes, in the mapped file
   std::size_t streamed_bytes = 0;   // mapped in by streaming, in all
-  double stall_seconds = 0;         // compute waiting for a unit
+  double stall_seconds = 0;         // compute paging instead of computing: waiting for units, dropping them
   long long units_streamed = 0;
 };
 
+class PagedWeights;
+// The sum over several models' (or pipeline stages') paging.
+OffloadStats sum_stats(const std::vector<const PagedWeights*>& paged);
+
 class PagedWeights {
  public:
-  PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan);
+  // `evict`: dropped units leave the page cache too, so the next stream reads the disk (what a
+  // node whose memory cannot hold the file sees; it also spares other processes' memory).
+  PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan, bool evict = false);
   ~PagedWeights();
   PagedWeights(const PagedWeights&) = delete;
   PagedWeights& operator=(const PagedWeights&) = delete;
@@ -64,6 +70,7 @@ class PagedWeights {
 
   std::vector<PagedUnit> units_;
   OffloadPlan plan_;
+  bool evict_;
   std::vector<int> streamed_;   // units that stream, in order
   std::vector<int> position_;   // per unit: its index in streamed_, or -1
   mutable std::mutex m_;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "actors/generations.hpp"
+#include "model/paged_weights.hpp"
 #include "model/tokenizer.hpp"
 #include "server/api.hpp"
 #include "server/metrics.hpp"
@@ -24,6 +25,9 @@ struct GatewayOptions {
   ApiLimits limits;
   std::vector<std::string> api_keys;  // empty: no authentication
   std::string web_page;               // the HTML served at "/", empty: none
+  // The offloaded LLM's paging, summed over its stages, for /metrics; empty: not offloaded.
+  // Called on the network thread (PagedWeights::stats is thread-safe).
+  std::function<OffloadStats()> offload_stats;
 };
 
 struct HttpRequest {

@@ -46,7 +46,7 @@ void Histogram::render(std::string& out, const std::string& name) const {
   sample(out, name + "_count", double(count_));
 }
 
-std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::size_t running) const {
+std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::size_t running, const OffloadStats* offload) const {
   std::string out;
   header(out, "banyan_requests_total", "counter", "Generations that ended, by finish reason.");
   for (const char* reason : {"stop", "length", "cancelled", "error"}) {
@@ -76,6 +76,17 @@ std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::si
   sample(out, "banyan_kv_cache_slots", gauges.slots.load());
   header(out, "banyan_scheduler_steps_total", "counter", "Engine steps run.");
   sample(out, "banyan_scheduler_steps_total", double(gauges.steps.load()));
+  if (offload) {
+    header(out, "banyan_weight_bytes", "gauge",
+           "The offloaded LLM's weights by tier: resident in memory, the streaming reserve, and on disk (all).");
+    sample(out, "banyan_weight_bytes", double(offload->resident_bytes), "tier=\"resident\"");
+    sample(out, "banyan_weight_bytes", double(offload->reserve_bytes), "tier=\"streaming\"");
+    sample(out, "banyan_weight_bytes", double(offload->disk_bytes), "tier=\"disk\"");
+    header(out, "banyan_weights_streamed_bytes_total", "counter", "Weight bytes streamed in from disk.");
+    sample(out, "banyan_weights_streamed_bytes_total", double(offload->streamed_bytes));
+    header(out, "banyan_weight_stall_seconds_total", "counter", "Time compute spent paging weights (waiting for them, dropping them).");
+    sample(out, "banyan_weight_stall_seconds_total", offload->stall_seconds);
+  }
   return out;
 }
 

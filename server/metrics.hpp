@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "actors/generations.hpp"
+#include "model/paged_weights.hpp"
 
 namespace banyan::server {
 
@@ -34,7 +35,8 @@ struct ServerMetrics {
   Histogram accepted_per_step{{1, 1.5, 2, 2.5, 3, 4, 5, 6, 8}};
 
   // Everything, with the scheduler's gauges and the generations now running.
-  std::string render(const actors::SchedulerGauges& gauges, std::size_t running) const;
+  // `offload`: the offloaded LLM's paging, when it is offloaded.
+  std::string render(const actors::SchedulerGauges& gauges, std::size_t running, const OffloadStats* offload = nullptr) const;
 };
 
 }  // namespace banyan::server

@@ -1,0 +1,227 @@
+// bench offload: decoding with the LLM offloaded (paged from its `banyan convert` file under a
+// memory budget, model/paged_weights.hpp) against the same LLM resident, in one run: tokens/s at
+// batch 1, MiB streamed per token, the share of time compute waited for weights, and
+// speculative decoding under the smallest budget. SpecInfer's point: one stream of the weights
+// per step verifies several tokens. --cold evicts streamed weights from the page cache as well,
+// so every stream reads the disk, as on a node whose memory cannot hold the file.
+#include <cstdio>
+#include <fcntl.h>
+#include <filesystem>
+#include <unistd.h>
+
+#include "bench/bench_util.hpp"
+#include "bench/benchmarks.hpp"
+#include "bench/story_text.hpp"
+#include "cli/option_types.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "engine/engine.hpp"
+#include "model/converted_file.hpp"
+#include "model/error.hpp"
+#include "model/random_weights.hpp"
+#include "model/tokenizer.hpp"
+
+namespace banyan::bench {
+
+namespace {
+
+struct Pair {
+  std::string name;
+  std::filesystem::path llm_file;          // a `banyan convert` file, written for the run
+  std::unique_ptr<WeightSource> ssm;        // none: no speculative rows
+  std::vector<std::vector<std::int32_t>> prompts;
+};
+
+struct Row {
+  std::string mode;
+  int budget_percent = 100;  // 100: resident
+  double seconds = 0, tokens_per_s = 0, accepted_per_step = 1;
+  long long tokens = 0;
+  OffloadStats offload;
+  std::vector<std::vector<std::int32_t>> outputs;
+};
+
+// Drops the file from the page cache: the next read comes from the disk.
+void evict_file(const std::filesystem::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(file.string() + ": cannot open");
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
+Row run(const Pair& pair, Backend& backend, LlamaModel* ssm, std::size_t budget, bool cold, int max_new) {
+  if (cold) evict_file(pair.llm_file);
+  auto source = open_converted(pair.llm_file);
+  ModelOptions o;
+  o.memory_budget = budget;
+  o.offload_evict = cold;
+  LlamaModel llm(*source, backend, o);
+  EngineOptions e;
+  e.limits.max_requests_per_batch = 1;
+  Engine engine(llm, ssm ? std::vector<LlamaModel*>{ssm} : std::vector<LlamaModel*>{}, e);
+  // Untimed: a resident model maps its pages in on first use, which is not decoding speed.
+  engine.submit(pair.prompts.front(), {2, {}});
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  const OffloadStats warm = llm.paged() ? llm.paged()->stats() : OffloadStats{};
+  std::vector<RequestId> ids;
+  for (const auto& p : pair.prompts) ids.push_back(engine.submit(p, {max_new, {}}));
+  Stopwatch clock;
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  Row r;
+  r.mode = ssm ? "speculative" : "incremental";
+  r.seconds = clock.seconds();
+  long long steps = 0, step_tokens = 0;
+  for (auto id : ids) {
+    const Request& q = engine.requests().request(id);
+    if (q.state == RequestState::failed) throw Error("request failed: " + q.error);
+    r.outputs.emplace_back(q.tokens.begin() + q.prompt_length, q.tokens.end());
+    r.tokens += q.generated();
+    steps += q.stats.llm_steps;
+    for (int a : q.stats.accepted_per_step) step_tokens += a;
+  }
+  r.tokens_per_s = double(r.tokens) / r.seconds;
+  if (steps > 0) r.accepted_per_step = double(step_tokens) / double(steps);
+  if (llm.paged()) {
+    r.offload = llm.paged()->stats();
+    r.offload.streamed_bytes -= warm.streamed_bytes;
+    r.offload.stall_seconds -= warm.stall_seconds;
+  }
+  return r;
+}
+
+std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int vocab) {
+  Rng rng(5);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < count; ++i) {
+    std::vector<std::int32_t> p = {1};
+    for (int k = 1; k < length; ++k) p.push_back(std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)));
+    prompts.push_back(p);
+  }
+  return prompts;
+}
+
+Pair make_pair(const std::string& name, const std::filesystem::path& dir) {
+  Pair p;
+  p.name = name;
+  p.llm_file = dir / (name + ".banyan");
+  std::printf("writing %s ...\n", p.llm_file.c_str());
+  std::fflush(stdout);
+  if (name == "demo") {
+    const std::filesystem::path llm = BANYAN_MODELS_DIR "/demo-llm", ssm = BANYAN_MODELS_DIR "/demo-ssm";
+    if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) throw Error("the demo models are missing");
+    auto source = open_weights(llm);
+    write_converted(EncodedWeights(*source, {WeightFormat::f32, DType::f32}), p.llm_file);
+    p.ssm = open_weights(ssm);
+    const Tokenizer tok(llm / "tokenizer.model", source->config().bos_token_id, source->config().eos_token_id);
+    for (const char* text : kStoryOpenings) p.prompts.push_back(tok.encode(text));
+  } else if (name == "tinyllama-1.1b") {
+    const RandomWeights random(tinyllama_1b_shape(), 1);
+    write_converted(EncodedWeights(random, {WeightFormat::q4, DType::f32}), p.llm_file);
+    p.prompts = random_prompts(2, 16, tinyllama_1b_shape().vocab_size);
+  } else {
+    throw cli::UsageError("unknown pair '" + name + "' (demo, tinyllama-1.1b)");
+  }
+  return p;
+}
+
+}  // namespace
+
+int offload_benchmark(int argc, char** argv) {
+  cli::Options o("bench offload", "[options]",
+                 "Decoding at batch 1 with the LLM's weights offloaded (paged from a `banyan convert` file under a\n"
+                 "memory budget) against the same LLM resident: tokens/s, MiB streamed per token, the share of time\n"
+                 "compute waited for weights; and speculative decoding under the smallest budget.\n"
+                 "Pairs: 'demo' (models/demo-llm in f32 with models/demo-ssm), 'tinyllama-1.1b' (random weights in\n"
+                 "int4; no SSM: a random LLM has no small model that predicts it). Greedy outputs of every row are\n"
+                 "checked identical.");
+  o.add("--pairs", "LIST", "pairs to run", "demo,tinyllama-1.1b");
+  o.add("--budgets", "LIST", "memory budgets, in percent of the LLM's weights (one too small to stream is skipped)",
+        "50,35,25");
+  o.add("--max-new-tokens", "N", "tokens per prompt", "64");
+  o.flag("--cold", "evict streamed weights from the page cache too: every stream reads the disk");
+  o.add("--threads", "N", "CPU threads", "2");
+  o.add("--out", "FILE", "JSON result file", "bench-offload.json");
+  if (!o.parse(argc, argv)) return 0;
+
+  const bool cold = o.has("--cold");
+  const int max_new = o.integer("--max-new-tokens");
+  auto backend = cpu::make_cpu_backend({o.integer("--threads")});
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("banyan-offload-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  nlohmann::json rows = nlohmann::json::array();
+  try {
+    for (const auto& name : o.list("--pairs")) {
+      const Pair pair = make_pair(name, dir);
+      std::size_t weights = 0;
+      {
+        auto source = open_converted(pair.llm_file);
+        for (const auto& t : source->tensor_names()) weights += source->read_encoded(t)->bytes.size();
+      }
+      std::unique_ptr<LlamaModel> ssm = pair.ssm ? std::make_unique<LlamaModel>(*pair.ssm, *backend) : nullptr;
+      std::printf("\n%s: %.1f MiB of weights%s\n", name.c_str(), double(weights) / (1 << 20),
+                  cold ? ", cold (page cache evicted)" : ", warm (the file stays in the page cache)");
+      std::printf("%-12s %7s | %9s %8s | %11s %7s | %9s %9s\n", "mode", "budget", "tok/s", "ratio", "MiB/token",
+                  "stall", "resident", "reserve");
+      const Row resident = run(pair, *backend, nullptr, 0, cold, max_new);
+      std::vector<Row> table = {resident};
+      int smallest = 100;  // the smallest budget the model streams under
+      for (const auto& b : o.list("--budgets")) {
+        const int percent = std::stoi(b);
+        try {
+          table.push_back(run(pair, *backend, nullptr, weights * std::size_t(percent) / 100, cold, max_new));
+        } catch (const Error& e) {
+          std::printf("%-12s %6d%% | skipped: %s\n", "incremental", percent, e.what());
+          continue;
+        }
+        table.back().budget_percent = percent;
+        smallest = std::min(smallest, percent);
+      }
+      if (ssm) {
+        table.push_back(run(pair, *backend, ssm.get(), 0, cold, max_new));
+        if (smallest < 100) {
+          table.push_back(run(pair, *backend, ssm.get(), weights * std::size_t(smallest) / 100, cold, max_new));
+          table.back().budget_percent = smallest;
+        }
+      }
+      const Row* offloaded_incremental = nullptr;
+      for (const Row& r : table) {
+        if (r.outputs != resident.outputs) throw Error(name + ": the " + r.mode + " output under " +
+                                                       std::to_string(r.budget_percent) + "% differs from the resident run");
+        if (r.mode == "incremental" && r.budget_percent == smallest && smallest < 100) offloaded_incremental = &r;
+        const double per_token = double(r.offload.streamed_bytes) / (1 << 20) / double(std::max(1LL, r.tokens));
+        const double stall = r.offload.stall_seconds / r.seconds;
+        std::printf("%-12s %6d%% | %9.1f %7.2fx | %11.1f %6.0f%% | %6.0f MiB %5.0f MiB\n", r.mode.c_str(), r.budget_percent,
+                    r.tokens_per_s, r.tokens_per_s / resident.tokens_per_s, per_token, 100 * stall,
+                    double(r.budget_percent == 100 ? weights : r.offload.resident_bytes) / (1 << 20),
+                    double(r.offload.reserve_bytes) / (1 << 20));
+        rows.push_back({{"pair", name},
+                        {"mode", r.mode},
+                        {"budget_percent", r.budget_percent},
+                        {"cold", cold},
+                        {"tokens", r.tokens},
+                        {"tokens_per_s", r.tokens_per_s},
+                        {"ratio_to_resident_incremental", r.tokens_per_s / resident.tokens_per_s},
+                        {"accepted_tokens_per_step", r.accepted_per_step},
+                        {"streamed_bytes_per_token", double(r.offload.streamed_bytes) / double(std::max(1LL, r.tokens))},
+                        {"stall_share", stall},
+                        {"resident_bytes", r.budget_percent == 100 ? weights : r.offload.resident_bytes},
+                        {"reserve_bytes", r.offload.reserve_bytes},
+                        {"disk_bytes", weights}});
+      }
+      if (ssm && offloaded_incremental && smallest < 100) {
+        const Row& spec = table.back();
+        std::printf("offloaded (%d%%) speculative vs offloaded incremental: %.2fx (%.2f tokens per LLM step)\n", smallest,
+                    spec.tokens_per_s / offloaded_incremental->tokens_per_s, spec.accepted_per_step);
+      }
+      std::fflush(stdout);
+      std::filesystem::remove(pair.llm_file);
+    }
+  } catch (...) {
+    std::filesystem::remove_all(dir);
+    throw;
+  }
+  std::filesystem::remove_all(dir);
+  write_json(o.text("--out"), {{"machine", machine_description()}, {"threads", o.integer("--threads")}, {"rows", rows}});
+  return 0;
+}
+
+}  // namespace banyan::bench

@@ -164,12 +164,13 @@ int offload_benchmark(int argc, char** argv) {
       const Row resident = run(pair, *backend, nullptr, 0, cold, max_new);
       std::vector<Row> table = {resident};
       int smallest = 100;  // the smallest budget the model streams under
+      std::vector<std::string> skipped;
       for (const auto& b : o.list("--budgets")) {
         const int percent = std::stoi(b);
         try {
           table.push_back(run(pair, *backend, nullptr, weights * std::size_t(percent) / 100, cold, max_new));
         } catch (const Error& e) {
-          std::printf("%-12s %6d%% | skipped: %s\n", "incremental", percent, e.what());
+          skipped.push_back(b + "%: " + e.what());
           continue;
         }
         table.back().budget_percent = percent;
@@ -207,6 +208,7 @@ int offload_benchmark(int argc, char** argv) {
                         {"reserve_bytes", r.offload.reserve_bytes},
                         {"disk_bytes", weights}});
       }
+      for (const auto& why : skipped) std::printf("skipped %s\n", why.c_str());
       if (ssm && offloaded_incremental && smallest < 100) {
         const Row& spec = table.back();
         std::printf("offloaded (%d%%) speculative vs offloaded incremental: %.2fx (%.2f tokens per LLM step)\n", smallest,

@@ -9,5 +9,6 @@ int specinfer_benchmark(int argc, char** argv);
 int accuracy_benchmark(int argc, char** argv);
 int serve_load_benchmark(int argc, char** argv);  // starts `banyan serve` itself
 int offload_benchmark(int argc, char** argv);
+int transport_benchmark(int argc, char** argv);  // the UCX data plane
 
 }  // namespace banyan::bench

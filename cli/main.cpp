@@ -20,7 +20,7 @@ constexpr const char* kUsage =
     "  generate   generate text from a prompt (or a JSON file of prompts) and stream it\n"
     "  tokenize   show the token ids of a text, or the text of token ids\n"
     "  convert    write a model as one int4/int8/f16/f32 file that loads without converting\n"
-    "  bench      run a benchmark: decode, specinfer, accuracy, serve_load, offload (`banyan bench --help`)\n"
+    "  bench      run a benchmark: decode, specinfer, accuracy, serve_load, offload, transport (`banyan bench --help`)\n"
     "\n"
     "`banyan COMMAND --help` lists the options of a command.\n";
 

@@ -1,0 +1,337 @@
+#include "actors/transport/data_plane.hpp"
+
+#include <arpa/inet.h>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <thread>
+#include <ucp/api/ucp.h>
+#include <unistd.h>
+
+#include "model/error.hpp"
+
+namespace banyan::transport {
+
+namespace {
+
+void check(ucs_status_t s, const std::string& what) {
+  if (s != UCS_OK) throw Error("data plane: " + what + ": " + ucs_status_string(s));
+}
+
+sockaddr_in socket_address(const std::string& host, int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(std::uint16_t(port));
+  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) throw Error("data plane: '" + host + "' is not an IPv4 address");
+  return a;
+}
+
+}  // namespace
+
+// Everything UCX is touched by the worker thread only (UCS_THREAD_MODE_SINGLE); callers queue
+// commands, which the thread runs between progress calls.
+struct DataPlane::Worker {
+  struct Send {
+    ucp_ep_h ep = nullptr;
+    void* request = nullptr;
+    std::vector<std::byte> bytes;  // kept until delivered
+    std::promise<void> done;
+  };
+  struct Receive {
+    std::uint64_t tag;
+    void* request = nullptr;  // set once a message matched
+    std::vector<std::byte> bytes;
+    std::promise<std::vector<std::byte>> done;
+  };
+
+  ucp_context_h context = nullptr;
+  ucp_worker_h worker = nullptr;
+  ucp_listener_h listener = nullptr;
+  int port = 0;
+  int wake_fd = -1, epoll_fd = -1;
+  std::thread thread;
+
+  std::mutex m;
+  std::deque<std::function<void()>> commands;  // run on the worker thread
+  bool stop = false;
+
+  // Worker thread only:
+  std::vector<ucp_ep_h> peers;          // by handle
+  std::map<ucp_ep_h, std::string> dead;  // peers whose link failed, and why
+  std::vector<ucp_ep_h> accepted;       // endpoints of peers that connected to us
+  std::deque<std::shared_ptr<Send>> sends;  // shared: the commands that queue them are copyable
+  std::deque<std::shared_ptr<Receive>> receives;
+
+  explicit Worker(const DataPlaneOptions& o) {
+    ucp_config_t* config = nullptr;
+    check(ucp_config_read(nullptr, nullptr, &config), "reading the UCX configuration");
+    // Loopback data planes (tests, one node) stay on `lo`: UCX would otherwise try every device.
+    if (o.host.rfind("127.", 0) == 0 && std::getenv("UCX_NET_DEVICES") == nullptr)
+      ucp_config_modify(config, "NET_DEVICES", "lo");
+    ucp_params_t params{};
+    params.field_mask = UCP_PARAM_FIELD_FEATURES;
+    params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+    const ucs_status_t s = ucp_init(&params, config, &context);
+    ucp_config_release(config);
+    check(s, "starting UCX");
+    ucp_worker_params_t wp{};
+    wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+    wp.thread_mode = UCS_THREAD_MODE_SINGLE;
+    check(ucp_worker_create(context, &wp, &worker), "creating the UCX worker");
+
+    const sockaddr_in address = socket_address(o.host, o.port);
+    ucp_listener_params_t lp{};
+    lp.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
+    lp.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
+    lp.sockaddr.addrlen = sizeof address;
+    lp.conn_handler.cb = [](ucp_conn_request_h request, void* self) { static_cast<Worker*>(self)->accept(request); };
+    lp.conn_handler.arg = this;
+    check(ucp_listener_create(worker, &lp, &listener), "listening on " + o.host + ":" + std::to_string(o.port));
+    ucp_listener_attr_t attr{};
+    attr.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR;
+    check(ucp_listener_query(listener, &attr), "reading the listener's port");
+    port = ntohs(reinterpret_cast<const sockaddr_in*>(&attr.sockaddr)->sin_port);
+
+    int worker_fd = -1;
+    check(ucp_worker_get_efd(worker, &worker_fd), "getting the worker's event descriptor");
+    wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    for (int fd : {worker_fd, wake_fd}) {
+      epoll_event e{};
+      e.events = EPOLLIN;
+      e.data.fd = fd;
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &e);
+    }
+    thread = std::thread([this] { run(); });
+  }
+
+  ~Worker() {
+    post([this] { stop = true; });
+    thread.join();
+    ::close(wake_fd);
+    ::close(epoll_fd);
+  }
+
+  void post(std::function<void()> command) {
+    {
+      std::lock_guard lock(m);
+      commands.push_back(std::move(command));
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
+  }
+
+  void accept(ucp_conn_request_h request) {
+    ucp_ep_params_t ep{};
+    ep.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    ep.conn_request = request;
+    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_handler = {&Worker::failed, this};
+    ucp_ep_h h = nullptr;
+    if (ucp_ep_create(worker, &ep, &h) == UCS_OK) accepted.push_back(h);
+  }
+
+  static void failed(void* self, ucp_ep_h ep, ucs_status_t status) {
+    static_cast<Worker*>(self)->dead[ep] = ucs_status_string(status);
+  }
+
+  int connect(const std::string& host, int peer_port) {
+    const sockaddr_in address = socket_address(host, peer_port);
+    std::promise<int> handle;
+    auto result = handle.get_future();
+    post([&] {
+      ucp_ep_params_t ep{};
+      ep.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLER;
+      ep.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+      ep.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
+      ep.sockaddr.addrlen = sizeof address;
+      ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+      ep.err_handler = {&Worker::failed, this};
+      ucp_ep_h h = nullptr;
+      const ucs_status_t s = ucp_ep_create(worker, &ep, &h);
+      if (s != UCS_OK) {
+        handle.set_exception(std::make_exception_ptr(
+            Error("data plane: cannot connect to " + host + ":" + std::to_string(peer_port) + ": " + ucs_status_string(s))));
+        return;
+      }
+      peers.push_back(h);
+      handle.set_value(int(peers.size()) - 1);
+    });
+    return result.get();
+  }
+
+  // Worker thread: moves every pending operation as far as it goes; returns whether any is
+  // under way (a send, or a receive whose message has begun to arrive).
+  bool advance() {
+    while (ucp_worker_progress(worker) != 0) {
+    }
+    bool busy = !sends.empty();
+    for (auto it = sends.begin(); it != sends.end();) {
+      Send& s = **it;
+      const ucs_status_t status = s.request ? ucp_request_check_status(s.request) : UCS_OK;
+      const auto dead_peer = dead.find(s.ep);
+      if (status == UCS_INPROGRESS && dead_peer == dead.end()) {
+        ++it;
+        continue;
+      }
+      if (status == UCS_OK) {
+        s.done.set_value();
+      } else {
+        s.done.set_exception(std::make_exception_ptr(Error(
+            "data plane: send failed: " + std::string(dead_peer != dead.end() ? dead_peer->second : ucs_status_string(status)))));
+      }
+      if (s.request) ucp_request_free(s.request);
+      it = sends.erase(it);
+    }
+    for (auto it = receives.begin(); it != receives.end();) {
+      Receive& r = **it;
+      if (!r.request) {  // not matched yet: is its message here?
+        ucp_tag_recv_info_t info{};
+        ucp_tag_message_h message = ucp_tag_probe_nb(worker, r.tag, ~ucp_tag_t(0), 1, &info);
+        if (!message) {
+          ++it;
+          continue;
+        }
+        r.bytes.resize(info.length);
+        ucp_request_param_t p{};
+        p.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
+        p.datatype = ucp_dt_make_contig(1);
+        void* request = ucp_tag_msg_recv_nbx(worker, r.bytes.data(), info.length, message, &p);
+        if (UCS_PTR_IS_ERR(request)) {
+          r.done.set_exception(std::make_exception_ptr(
+              Error(std::string("data plane: receive failed: ") + ucs_status_string(UCS_PTR_STATUS(request)))));
+          it = receives.erase(it);
+          continue;
+        }
+        r.request = request ? request : reinterpret_cast<void*>(1);  // 1: completed at once
+      }
+      const ucs_status_t status =
+          r.request == reinterpret_cast<void*>(1) ? UCS_OK : ucp_request_check_status(r.request);
+      if (status == UCS_INPROGRESS) {
+        busy = true;
+        ++it;
+        continue;
+      }
+      if (status == UCS_OK) {
+        r.done.set_value(std::move(r.bytes));
+      } else {
+        r.done.set_exception(
+            std::make_exception_ptr(Error(std::string("data plane: receive failed: ") + ucs_status_string(status))));
+      }
+      if (r.request != reinterpret_cast<void*>(1)) ucp_request_free(r.request);
+      it = receives.erase(it);
+    }
+    return busy;
+  }
+
+  void run() {
+    for (;;) {
+      std::deque<std::function<void()>> todo;
+      {
+        std::lock_guard lock(m);
+        todo.swap(commands);
+      }
+      for (auto& c : todo) c();
+      if (stop) break;
+      // While a transfer is under way, poll (a rendezvous over tcp moves on progress calls);
+      // otherwise sleep until UCX or a caller has something (arm fails while events wait).
+      if (advance()) {
+        std::this_thread::yield();
+        continue;
+      }
+      if (ucp_worker_arm(worker) == UCS_OK) wait(100);
+    }
+    shutdown();
+  }
+
+  void wait(int milliseconds) {
+    epoll_event events[2];
+    const int n = ::epoll_wait(epoll_fd, events, 2, milliseconds);
+    for (int i = 0; i < n; ++i)
+      if (events[i].data.fd == wake_fd) {
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(wake_fd, &count, sizeof count);
+      }
+  }
+
+  void shutdown() {
+    const auto gone = std::make_exception_ptr(Error("data plane: closed"));
+    for (auto& s : sends) {
+      s->done.set_exception(gone);
+      if (s->request) ucp_request_cancel(worker, s->request), ucp_request_free(s->request);
+    }
+    for (auto& r : receives) {
+      r->done.set_exception(gone);
+      if (r->request && r->request != reinterpret_cast<void*>(1)) ucp_request_cancel(worker, r->request), ucp_request_free(r->request);
+    }
+    sends.clear();
+    receives.clear();
+    std::vector<void*> closing;
+    ucp_request_param_t p{};
+    p.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    p.flags = UCP_EP_CLOSE_FLAG_FORCE;
+    for (auto* list : {&peers, &accepted})
+      for (ucp_ep_h ep : *list) {
+        void* r = ucp_ep_close_nbx(ep, &p);
+        if (UCS_PTR_IS_PTR(r)) closing.push_back(r);
+      }
+    for (void* r : closing) {
+      while (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_worker_progress(worker);
+      ucp_request_free(r);
+    }
+    ucp_listener_destroy(listener);
+    ucp_worker_destroy(worker);
+    ucp_cleanup(context);
+  }
+};
+
+DataPlane::DataPlane(const DataPlaneOptions& options) : worker_(std::make_unique<Worker>(options)) {}
+
+DataPlane::~DataPlane() = default;
+
+int DataPlane::port() const { return worker_->port; }
+
+int DataPlane::connect(const std::string& host, int port) { return worker_->connect(host, port); }
+
+std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::vector<std::byte> bytes) {
+  auto s = std::make_shared<Worker::Send>();
+  s->bytes = std::move(bytes);
+  auto done = s->done.get_future();
+  Worker* w = worker_.get();
+  w->post([w, peer, tag, s] {
+    if (peer < 0 || std::size_t(peer) >= w->peers.size()) {
+      s->done.set_exception(std::make_exception_ptr(Error("data plane: no peer " + std::to_string(peer))));
+      return;
+    }
+    s->ep = w->peers[std::size_t(peer)];
+    ucp_request_param_t p{};
+    p.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
+    p.datatype = ucp_dt_make_contig(1);
+    void* request = ucp_tag_send_nbx(s->ep, s->bytes.data(), s->bytes.size(), tag, &p);
+    if (UCS_PTR_IS_ERR(request)) {
+      s->done.set_exception(std::make_exception_ptr(
+          Error(std::string("data plane: send failed: ") + ucs_status_string(UCS_PTR_STATUS(request)))));
+      return;
+    }
+    s->request = request;  // null: delivered at once
+    w->sends.push_back(s);
+  });
+  return done;
+}
+
+std::future<std::vector<std::byte>> DataPlane::receive(std::uint64_t tag) {
+  auto r = std::make_shared<Worker::Receive>();
+  r->tag = tag;
+  auto done = r->done.get_future();
+  Worker* w = worker_.get();
+  w->post([w, r] { w->receives.push_back(r); });
+  return done;
+}
+
+}  // namespace banyan::transport

@@ -1,0 +1,96 @@
+// The data plane (actors/transport): bytes between two UCX workers over loopback arrive whole
+// and by tag, in both directions, many at once; a peer that goes away fails the sends to it
+// instead of hanging them; a bad address is a clear error.
+#define BOOST_TEST_MODULE test_transport
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <numeric>
+
+#include "actors/transport/data_plane.hpp"
+#include "model/error.hpp"
+
+using namespace banyan;
+using namespace banyan::transport;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> b(n);
+  for (std::size_t i = 0; i < n; ++i) b[i] = std::byte((i * 2654435761u + seed) >> 13);
+  return b;
+}
+
+template <class T>
+T ready(std::future<T>& f) {
+  BOOST_TEST_REQUIRE((f.wait_for(30s) == std::future_status::ready), "no answer in 30 s");
+  return f.get();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(bytes_arrive_whole_and_by_tag) {
+  DataPlane a, b;
+  BOOST_TEST(a.port() > 0);
+  const int to_b = a.connect("127.0.0.1", b.port());
+  const int to_a = b.connect("127.0.0.1", a.port());
+
+  // Receives posted before and after the sends, tags out of order, sizes from a byte to 8 MiB
+  // (eager and rendezvous protocols both).
+  auto big = b.receive(7);
+  std::vector<std::future<void>> sent;
+  sent.push_back(a.send(to_b, 9, pattern(1, 9)));
+  sent.push_back(a.send(to_b, 7, pattern(8 << 20, 7)));
+  sent.push_back(a.send(to_b, 8, pattern(4096, 8)));
+  auto small = b.receive(9);
+  auto page = b.receive(8);
+  BOOST_TEST((ready(big) == pattern(8 << 20, 7)));
+  BOOST_TEST((ready(small) == pattern(1, 9)));
+  BOOST_TEST((ready(page) == pattern(4096, 8)));
+  for (auto& s : sent) ready(s);
+  sent.clear();
+
+  // The other way, many in flight, and an empty message.
+  std::vector<std::future<std::vector<std::byte>>> got;
+  for (unsigned t = 100; t < 132; ++t) got.push_back(a.receive(t));
+  for (unsigned t = 100; t < 132; ++t) sent.push_back(b.send(to_a, t, pattern(t * 1000, t)));
+  for (unsigned t = 100; t < 132; ++t) BOOST_TEST((ready(got[t - 100]) == pattern(t * 1000, t)));
+  auto empty = a.receive(1);
+  sent.push_back(b.send(to_a, 1, {}));
+  BOOST_TEST(ready(empty).empty());
+  for (auto& s : sent) ready(s);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_goes_away_fails_the_sends_to_it) {
+  DataPlane a;
+  auto b = std::make_unique<DataPlane>();
+  const int to_b = a.connect("127.0.0.1", b->port());
+  auto first = a.send(to_b, 1, pattern(1000, 1));
+  auto arrived = b->receive(1);
+  BOOST_TEST((ready(arrived) == pattern(1000, 1)));
+  ready(first);
+  b.reset();
+  // A rendezvous-sized send nobody will receive: an error, in bounded time, not a hang.
+  bool failed = false;
+  for (int i = 0; i < 20 && !failed; ++i) {
+    auto lost = a.send(to_b, 2, pattern(4 << 20, 2));
+    BOOST_TEST_REQUIRE((lost.wait_for(30s) == std::future_status::ready), "a send to a dead peer hung");
+    try {
+      lost.get();
+    } catch (const Error& e) {
+      failed = true;
+      BOOST_TEST_MESSAGE(e.what());
+      BOOST_TEST(std::string(e.what()).find("data plane: send failed") != std::string::npos, e.what());
+    }
+  }
+  BOOST_TEST(failed);
+}
+
+BOOST_AUTO_TEST_CASE(bad_addresses_are_clear_errors) {
+  BOOST_CHECK_EXCEPTION(DataPlane(DataPlaneOptions{"not-an-address", 0}), Error, [](const Error& e) {
+    return std::string(e.what()).find("'not-an-address' is not an IPv4 address") != std::string::npos;
+  });
+  DataPlane a;
+  auto s = a.send(5, 1, pattern(10, 1));
+  BOOST_CHECK_THROW(ready(s), Error);  // no such peer
+}

@@ -9,5 +9,6 @@ int bench_command(int argc, char** argv);
 int convert_command(int argc, char** argv);
 int serve_command(int argc, char** argv);
 int client_command(int argc, char** argv);
+int launch_command(int argc, char** argv);
 
 }  // namespace banyan::cli

@@ -22,6 +22,12 @@ namespace banyan::cli {
 
 namespace {
 
+config::ModelConfig model_config(const std::string& path) {
+  config::ModelConfig m;
+  m.path = path;
+  return m;
+}
+
 // The config file's settings (or the defaults), with every flag given on top.
 config::ServeConfig serve_config(const Options& o) {
   config::ServeConfig c;
@@ -30,7 +36,7 @@ config::ServeConfig serve_config(const Options& o) {
   } else {
     c.source = "command line";
     c.model.path = model_path(o).string();
-    for (const auto& p : ssm_paths(o)) c.ssms.push_back({p.string(), "", "f32"});
+    for (const auto& p : ssm_paths(o)) c.ssms.push_back(model_config(p.string()));
   }
   auto set_text = [&](const char* flag, std::string& field) {
     if (o.has(flag)) field = o.text(flag);
@@ -44,7 +50,7 @@ config::ServeConfig serve_config(const Options& o) {
   }
   if (o.has("--ssm")) {
     c.ssms.clear();
-    for (const auto& p : o.values("--ssm")) c.ssms.push_back({p, "", "f32"});
+    for (const auto& p : o.values("--ssm")) c.ssms.push_back(model_config(p));
   }
   set_text("--tokenizer", c.model.tokenizer);
   set_text("--dtype", c.model.dtype);

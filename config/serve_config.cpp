@@ -6,86 +6,23 @@
 #include <sstream>
 #include <yaml-cpp/yaml.h>
 
+#include "config/yaml_section.hpp"
+
 namespace banyan::config {
 
 namespace {
 
-// "FILE:LINE:COLUMN: key 'a.b': what", the position taken from the node `at`.
-[[noreturn]] void fail_at(const YAML::Node& at, const std::string& key, const std::string& source,
-                          const std::string& what) {
-  std::ostringstream s;
-  s << source;
-  if (at && !at.Mark().is_null()) s << ":" << at.Mark().line + 1 << ":" << at.Mark().column + 1;
-  s << ": " << (key.empty() ? "" : "key '" + key + "': ") << what;
-  throw ConfigError(s.str());
-}
-
-// Reads one mapping, checking that every key it holds is known, with errors pointing into the file.
-class Section {
- public:
-  Section(const YAML::Node& node, std::string path, const std::string& source)
-      : node_(node), path_(std::move(path)), source_(source) {
-    if (node_ && !node_.IsNull() && !node_.IsMap()) fail(node_, "expected a mapping of keys");
-  }
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const { fail_at(at, path_, source_, what); }
-
-  Section child(const std::string& key) const { return Section(get(key), join(key), source_); }
-
-  template <class T>
-  void read(const std::string& key, T& out, const char* expected) {
-    const YAML::Node v = get(key);
-    if (!v || v.IsNull()) return;
-    if (!v.IsScalar()) fail_at(v, join(key), source_, std::string("expected ") + expected);
-    try {
-      out = v.as<T>();
-    } catch (const YAML::Exception&) {
-      fail_at(v, join(key), source_, std::string("expected ") + expected + ", got '" + v.Scalar() + "'");
-    }
-  }
-
-  void read_list(const std::string& key, std::vector<std::string>& out) {
-    const YAML::Node v = get(key);
-    if (!v || v.IsNull()) return;
-    if (!v.IsSequence()) fail_at(v, join(key), source_, "expected a list of strings");
-    for (const auto& item : v) {
-      if (!item.IsScalar()) fail_at(item, join(key), source_, "expected a string");
-      out.push_back(item.Scalar());
-    }
-  }
-
-  YAML::Node get(const std::string& key) const {
-    known_.insert(key);
-    return node_ && node_.IsMap() ? node_[key] : YAML::Node();
-  }
-  const YAML::Node& node() const { return node_; }
-  std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-
-  // Unknown keys are mistakes (a typo silently ignored is a setting silently lost).
-  void finish() const {
-    if (!node_ || !node_.IsMap()) return;
-    for (const auto& kv : node_) {
-      const std::string key = kv.first.Scalar();
-      if (known_.count(key) == 0) {
-        std::string list;
-        for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
-        fail_at(kv.first, join(key), source_, "unknown key (expected one of: " + list + ")");
-      }
-    }
-  }
-
- private:
-  YAML::Node node_;
-  std::string path_;
-  const std::string& source_;
-  mutable std::set<std::string> known_;
-};
-
-ModelConfig read_model(Section s, const std::filesystem::path& base) {
+// `parallel`: the LLM of a cluster config, which also says how it is split over nodes.
+ModelConfig read_model(Section s, const std::filesystem::path& base, bool parallel = false) {
   ModelConfig m;
   s.read("path", m.path, "a path");
   s.read("tokenizer", m.tokenizer, "a path");
   s.read("dtype", m.dtype, "f32, f16, int8 or int4");
+  if (parallel) {
+    s.read("tensor_parallelism_degree", m.tensor_parallelism_degree, "an integer");
+    s.read("pipeline_parallelism_degree", m.pipeline_parallelism_degree, "an integer");
+    s.read_list("placement", m.placement);
+  }
   s.finish();
   if (m.path.empty()) s.fail(s.node(), "missing 'path'");
   auto anchor = [&](std::string& p) {
@@ -139,7 +76,7 @@ void validate(const ServeConfig& c) {
   for (const auto& k : c.server.api_keys) check(!k.empty(), src, "server.api_keys", "keys must not be empty");
 }
 
-ServeConfig parse_serve_config(const std::string& text, const std::string& source) {
+YAML::Node load_yaml(const std::string& text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -147,13 +84,15 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& sourc
     throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                       ": not valid YAML: " + e.msg);
   }
+  if (!root || root.IsNull()) throw ConfigError(source + ": the file is empty");
+  return root;
+}
+
+ServeConfig read_serve(Section& top, const std::string& source, bool cluster) {
   ServeConfig c;
   c.source = source;
   const std::filesystem::path base = std::filesystem::path(source).parent_path();
-  Section top(root, "", source);
-  if (!root || root.IsNull()) throw ConfigError(source + ": the file is empty");
-
-  c.model = read_model(top.child("model"), base);
+  c.model = read_model(top.child("model"), base, cluster);
   const YAML::Node ssms = top.get("ssms");
   if (ssms && !ssms.IsNull()) {
     if (!ssms.IsSequence()) fail_at(ssms, "ssms", source, "expected a list of models");
@@ -187,6 +126,13 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& sourc
   srv.read_list("api_keys", c.server.api_keys);
   srv.read("shutdown_grace_s", c.server.shutdown_grace_s, "a number of seconds");
   srv.finish();
+  return c;
+}
+
+ServeConfig parse_serve_config(const std::string& text, const std::string& source) {
+  const YAML::Node root = load_yaml(text, source);
+  Section top(root, "", source);
+  ServeConfig c = read_serve(top, source, false);
   top.finish();
   validate(c);
   return c;

@@ -18,6 +18,10 @@ struct ModelConfig {
   std::string path;       // relative paths are taken from the YAML file's folder
   std::string tokenizer;  // empty: tokenizer.model beside the weights
   std::string dtype = "f32";
+  // The LLM in a cluster config (config/cluster_config.hpp) only: how it is split over nodes.
+  int tensor_parallelism_degree = 1;
+  int pipeline_parallelism_degree = 1;
+  std::vector<std::string> placement;  // a node per pipeline stage; empty: automatic
 };
 
 struct SpeculationConfig {  // defaults: TreeShape's (a test holds them equal)

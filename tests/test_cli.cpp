@@ -76,6 +76,28 @@ BOOST_AUTO_TEST_CASE(every_command_has_help) {
   const auto tok = run_banyan("tokenize --help");
   BOOST_TEST(tok.exit_code == 0);
   expect_in(tok.out, "--decode");
+  for (const char* command : {"serve", "client", "launch", "convert", "bench"}) {
+    const auto help = run_banyan(std::string(command) + " --help");
+    BOOST_TEST(help.exit_code == 0, command);
+    expect_in(help.out, std::string("banyan ") + command);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(launch_dry_run_shows_the_placement) {
+  test::TempDir dir;
+  const auto file = dir / "cluster.yaml";
+  std::ofstream(file) << "model:\n  path: " << cli_model().model.string()
+                      << "\n  pipeline_parallelism_degree: 2\nnodes:\n  - {name: a, host: 10.0.0.1}\n"
+                         "  - {name: b, host: 10.0.0.2}\n";
+  const auto r = run_banyan("launch --dry-run " + test::shell_quote(file.string()));
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+  expect_in(r.out, "stage 0: layers 0-0 on a, 1 shard(s)");
+  expect_in(r.out, "stage 1: layers 1-1 on b, 1 shard(s)");
+  std::ofstream(file) << "model:\n  path: " << cli_model().model.string()
+                      << "\n  pipeline_parallelism_degree: 3\nnodes:\n  - {name: a, host: 10.0.0.1}\n";
+  const auto bad = run_banyan("launch --dry-run " + test::shell_quote(file.string()));
+  BOOST_TEST(bad.exit_code == 1);
+  expect_in(bad.err, "key 'model.pipeline_parallelism_degree': 3 stages for a model of 2 layers");
 }
 
 BOOST_AUTO_TEST_CASE(ids_output_and_summary) {

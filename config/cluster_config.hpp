@@ -1,0 +1,51 @@
+#pragma once
+// A cluster config (`banyan launch cluster.yaml`): a serve config plus the nodes, the head, and
+// how the LLM is split over them (tensor_parallelism_degree, pipeline_parallelism_degree and an
+// optional placement under `model:`). Everything is checked before anything starts: errors name
+// the file, line and key, and layouts that cannot run say why.
+#include <string>
+#include <vector>
+
+#include "config/serve_config.hpp"
+
+namespace banyan::config {
+
+struct NodeConfig {
+  std::string name;
+  std::string host;
+  int port = 7000;            // the node's actor port (CAF)
+  int data_port = 7001;       // its data plane (UCX)
+  std::string ucx_interface;  // empty: UCX chooses
+  int cores = 0;              // 0: not limited
+  int gpus = 0;
+};
+
+struct ClusterConfig {
+  ServeConfig serve;
+  std::vector<NodeConfig> nodes;
+  std::string head;  // the node that runs the gateway and the scheduler
+};
+
+ClusterConfig load_cluster_config(const std::string& path);
+ClusterConfig parse_cluster_config(const std::string& yaml_text, const std::string& source);
+
+// Where each pipeline stage of the LLM runs: its node, its layers [first, end), and the tensor
+// shards (one per core or GPU of that node) its layers are split into.
+struct StagePlacement {
+  std::string node;
+  int first_layer = 0, end_layer = 0;
+  int tensor_shards = 1;
+};
+
+// What the model must allow for a layout (from its config.json).
+struct ModelShape {
+  int layers = 0, attention_heads = 0, kv_heads = 0, intermediate_size = 0;
+};
+
+// Places the LLM's stages: the given placement, or automatically in order over the nodes (stage
+// i on node i * nodes / stages). Throws ConfigError naming the key when the degrees do not divide
+// the model's heads, there are more stages than layers, a node is unknown, or a node has fewer
+// cores (CPU) or GPUs (CUDA) than the shards placed on it.
+std::vector<StagePlacement> place_stages(const ClusterConfig& cluster, const ModelShape& model);
+
+}  // namespace banyan::config

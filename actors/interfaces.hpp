@@ -25,10 +25,13 @@ using scheduler_actor = caf::typed_actor<
 using text_service_actor = caf::typed_actor<caf::replies_to<TextGenerateRequest, caf::actor>::with<request_actor>>;
 
 // One pipeline stage of the LLM (llm_shard): owns a slice of its layers and their KV cache.
-// A StageForward goes through its layers and on to the next stage; the last stage answers the
-// logits to whoever sent the first. kv_cache_atom (slots, capacity) creates the cache.
+// A StageForward goes through its layers and on to the next stage, in this process or another;
+// the last stage answers the logits to whoever sent the first. kv_cache_atom (slots, capacity)
+// creates the cache of every stage down the chain (answered by the last with its bytes);
+// layers_atom answers the stage's own layers [first, end).
 using llm_stage_actor = caf::typed_actor<caf::replies_to<StageForward>::with<StageLogits>,
-                                         caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>>;
+                                         caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>,
+                                         caf::replies_to<layers_atom>::with<std::int32_t, std::int32_t>>;
 
 // One small speculative model (ssm): owns the model and its KV cache. An SsmWork applies last
 // step's commits, takes in prompt chunks and is answered with one tree per job.

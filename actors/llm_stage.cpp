@@ -1,5 +1,8 @@
 #include "actors/llm_stage.hpp"
 
+#include <caf/io/all.hpp>
+#include <map>
+
 #include "model/error.hpp"
 
 namespace banyan::actors {
@@ -11,13 +14,31 @@ struct StageState {
   std::shared_ptr<LlamaModel> model;
   std::unique_ptr<KvCache> kv;
   llm_stage_actor next;  // none for the last stage
+  std::string next_gone;  // why the next stage is down, once it is
   std::vector<float> output;
+  // Forwards waiting for the stages after this one, answered when they answer or fail when the
+  // next stage goes down (a stage in a process that dies never answers).
+  std::map<std::uint64_t, caf::typed_response_promise<StageLogits>> waiting;
+  std::uint64_t next_id = 0;
+
+  std::string layers() const {
+    return "layers " + std::to_string(model->first_layer()) + "-" + std::to_string(model->end_layer() - 1);
+  }
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;
 
 llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<LlamaModel> model, llm_stage_actor next) {
   self->state.model = std::move(model);
   self->state.next = std::move(next);
+  if (self->state.next) {
+    self->monitor(self->state.next);
+    self->set_down_handler([=](caf::down_msg& down) {
+      auto& st = self->state;
+      st.next_gone = "the stage after " + st.layers() + " is gone (" + self->system().render(down.reason) + ")";
+      for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.next_gone));
+      st.waiting.clear();
+    });
+  }
   return {
       [=](StageForward& f) -> caf::result<StageLogits> {
         auto& st = self->state;
@@ -30,26 +51,47 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Llam
         try {
           st.model->forward_stage(f.batch, *st.kv, f.activations, st.output);
         } catch (const std::exception& e) {
-          return caf::make_error(caf::sec::runtime_error,
-                                 "layers " + std::to_string(st.model->first_layer()) + "-" +
-                                     std::to_string(st.model->end_layer() - 1) + ": " + e.what());
+          return caf::make_error(caf::sec::runtime_error, st.layers() + ": " + e.what());
         }
         if (!st.next) return StageLogits{std::move(st.output)};
+        if (!st.next_gone.empty()) return caf::make_error(caf::sec::runtime_error, st.next_gone);
         f.activations.swap(st.output);
-        return self->delegate(st.next, std::move(f));  // the last stage answers the first's sender
+        // Asked rather than delegated, so that this stage can answer with an error when the next
+        // one's process dies.
+        const std::uint64_t id = st.next_id++;
+        auto promise = self->make_response_promise<StageLogits>();
+        st.waiting.emplace(id, promise);
+        auto answer = [=](auto result) {
+          auto it = self->state.waiting.find(id);
+          if (it == self->state.waiting.end()) return;  // already failed: the next stage went down
+          it->second.deliver(std::move(result));
+          self->state.waiting.erase(it);
+        };
+        self->request(st.next, caf::infinite, std::move(f))
+            .then([=](StageLogits& logits) { answer(std::move(logits)); }, [=](caf::error& e) { answer(std::move(e)); });
+        return promise;
       },
-      [=](kv_cache_atom, std::int32_t slots, std::int32_t capacity) {
-        self->state.kv = self->state.model->create_kv_cache(slots, capacity);
-        return std::uint64_t(self->state.kv->bytes());
+      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
+        auto& st = self->state;
+        st.kv = st.model->create_kv_cache(slots, capacity);
+        if (st.next) return self->delegate(st.next, a, slots, capacity);
+        return std::uint64_t(st.kv->bytes());
+      },
+      [=](layers_atom) {
+        return std::make_tuple(std::int32_t(self->state.model->first_layer()), std::int32_t(self->state.model->end_layer()));
       },
   };
 }
 
 }  // namespace
 
-std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages) {
+std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages,
+                                              llm_stage_actor after) {
+  if (!after && !stages.empty() && !stages.back()->is_last_stage())
+    throw Error("the last pipeline stage ends at layer " + std::to_string(stages.back()->end_layer()) +
+                " but the model has more: give the stage that follows");
   std::vector<llm_stage_actor> handles(stages.size());
-  llm_stage_actor next;
+  llm_stage_actor next = std::move(after);
   for (std::size_t i = stages.size(); i-- > 0;) {
     handles[i] = system.spawn<caf::detached>(llm_stage, std::move(stages[i]), next);
     next = handles[i];
@@ -67,25 +109,46 @@ llm_stage_actor strong(const caf::weak_actor_ptr& stage) {
 
 }  // namespace
 
-StagedLlm::StagedLlm(caf::actor_system& system, std::vector<llm_stage_actor> stages, const LlamaConfig& config)
-    : system_(system), config_(config) {
-  if (stages.empty()) throw Error("a pipeline needs at least one stage");
-  for (auto& s : stages) stages_.push_back(caf::actor_cast<caf::weak_actor_ptr>(s));
+int publish_stage(caf::actor_system& system, const llm_stage_actor& stage, const std::string& host, int port) {
+  auto published = system.middleman().publish(stage, std::uint16_t(port), host.c_str(), true);
+  if (!published)
+    throw Error("cannot serve the stage on " + host + ":" + std::to_string(port) + ": " + system.render(published.error()));
+  return *published;
+}
+
+llm_stage_actor connect_stage(caf::actor_system& system, const std::string& host, int port) {
+  auto stage = system.middleman().remote_actor<llm_stage_actor>(host, std::uint16_t(port));
+  if (!stage)
+    throw Error("no pipeline stage answers at " + host + ":" + std::to_string(port) + " (is `banyan stage` running there?): " +
+                system.render(stage.error()));
+  return *stage;
+}
+
+std::pair<int, int> stage_layers(caf::actor_system& system, const llm_stage_actor& stage) {
+  std::pair<int, int> layers;
+  caf::scoped_actor self{system};
+  self->request(stage, std::chrono::seconds(30), layers_atom::value)
+      .receive([&](std::int32_t first, std::int32_t end) { layers = {first, end}; },
+               [&](caf::error& e) { throw Error("asking a stage for its layers: " + system.render(e)); });
+  return layers;
+}
+
+StagedLlm::StagedLlm(caf::actor_system& system, const llm_stage_actor& first, const LlamaConfig& config)
+    : system_(system), first_(caf::actor_cast<caf::weak_actor_ptr>(first)), config_(config) {
+  if (!first) throw Error("a pipeline needs at least one stage");
 }
 
 void StagedLlm::create_kv_cache(int slots, int capacity) {
   caf::scoped_actor self{system_};
-  for (auto& stage : stages_)
-    self->request(strong(stage), caf::infinite, kv_cache_atom::value, std::int32_t(slots), std::int32_t(capacity))
-        .receive([](std::uint64_t) {},
-                 [&](caf::error& e) { throw Error("creating a stage's KV cache: " + system_.render(e)); });
+  self->request(strong(first_), caf::infinite, kv_cache_atom::value, std::int32_t(slots), std::int32_t(capacity))
+      .receive([](std::uint64_t) {}, [&](caf::error& e) { throw Error("creating the stages' KV caches: " + system_.render(e)); });
 }
 
 void StagedLlm::forward(const ForwardBatch& batch, std::vector<float>& logits) {
   StageForward f{batch, {}, std::move(pending_moves_)};
   pending_moves_.clear();
   caf::scoped_actor self{system_};
-  self->request(strong(stages_.front()), caf::infinite, std::move(f))
+  self->request(strong(first_), caf::infinite, std::move(f))
       .receive([&](StageLogits& out) { logits = std::move(out.logits); },
                [&](caf::error& e) { throw Error("the LLM pipeline failed: " + system_.render(e)); });
 }

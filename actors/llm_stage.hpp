@@ -1,6 +1,8 @@
 #pragma once
 // The LLM as a pipeline of stage actors (llm_shard), and the engine's view of it.
 #include <caf/all.hpp>
+#include <string>
+#include <utility>
 #include <memory>
 #include <vector>
 
@@ -11,15 +13,26 @@ namespace banyan::actors {
 
 // Spawns one detached actor per stage (a stage blocks its thread while the backend computes),
 // each passing its activations to the next; `stages` are consecutive layer ranges of one model,
-// the first first. Returns the handles, the first first.
-std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages);
+// the first first, and `after` the stage that follows the last (in another process), if any.
+// Returns the handles, the first first.
+std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages,
+                                              llm_stage_actor after = {});
+
+// Stages in other processes (`banyan stage`), reached over CAF's network layer (the actor
+// system must have loaded the middleman). Each throws Error saying what failed.
+// Publishes `stage` on host:port (0: a free one); returns the port.
+int publish_stage(caf::actor_system& system, const llm_stage_actor& stage, const std::string& host, int port);
+// The stage published at host:port.
+llm_stage_actor connect_stage(caf::actor_system& system, const std::string& host, int port);
+// The layers [first, end) a stage holds.
+std::pair<int, int> stage_layers(caf::actor_system& system, const llm_stage_actor& stage);
 
 // The engine's LLM when it runs as stage actors: a forward pass is a StageForward to the first
 // stage, answered with the logits by the last. KV moves travel with the next forward, so every
 // stage applies them before it computes, wherever it runs.
 class StagedLlm final : public LlmRunner {
  public:
-  StagedLlm(caf::actor_system& system, std::vector<llm_stage_actor> stages, const LlamaConfig& config);
+  StagedLlm(caf::actor_system& system, const llm_stage_actor& first, const LlamaConfig& config);
   const LlamaConfig& config() const override { return config_; }
   void create_kv_cache(int slots, int capacity) override;
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
@@ -29,7 +42,7 @@ class StagedLlm final : public LlmRunner {
   caf::actor_system& system_;
   // Weak: a detached actor's thread lives until its last strong handle is gone, and the actor
   // system waits for every such thread; whoever spawned the stages holds them strongly.
-  std::vector<caf::weak_actor_ptr> stages_;
+  caf::weak_actor_ptr first_;
   LlamaConfig config_;
   std::vector<KvMoves> pending_moves_;
 };

@@ -121,6 +121,7 @@ typename Inspector::result_type inspect(Inspector& f, RequestDone& x) {
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using kv_cache_atom = caf::atom_constant<caf::atom("kvcache")>;
 using step_atom = caf::atom_constant<caf::atom("step")>;
+using layers_atom = caf::atom_constant<caf::atom("layers")>;
 
 // Announces every message type above to an actor system's configuration.
 void add_message_types(caf::actor_system_config& config);

@@ -10,5 +10,6 @@ int convert_command(int argc, char** argv);
 int serve_command(int argc, char** argv);
 int client_command(int argc, char** argv);
 int launch_command(int argc, char** argv);
+int stage_command(int argc, char** argv);
 
 }  // namespace banyan::cli

@@ -18,6 +18,7 @@ constexpr const char* kUsage =
     "  serve      serve a model over HTTP: websocket streaming, OpenAI-style completions, metrics\n"
     "  client     one generation from a running server, through the client library\n"
     "  launch     check a cluster config and show where each stage would run (--dry-run)\n"
+    "  stage      serve some of the LLM's layers as a pipeline stage for a server elsewhere\n"
     "  generate   generate text from a prompt (or a JSON file of prompts) and stream it\n"
     "  tokenize   show the token ids of a text, or the text of token ids\n"
     "  convert    write a model as one int4/int8/f16/f32 file that loads without converting\n"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return banyan::cli::serve_command(argc - 2, argv + 2);
     if (command == "client") return banyan::cli::client_command(argc - 2, argv + 2);
     if (command == "launch") return banyan::cli::launch_command(argc - 2, argv + 2);
+    if (command == "stage") return banyan::cli::stage_command(argc - 2, argv + 2);
     if (command == "generate") return banyan::cli::generate_command(argc - 2, argv + 2);
     if (command == "tokenize") return banyan::cli::tokenize_command(argc - 2, argv + 2);
     if (command == "convert") return banyan::cli::convert_command(argc - 2, argv + 2);

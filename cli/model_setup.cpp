@@ -149,11 +149,12 @@ LoadedModels load_models(const ModelChoice& choice) {
   if (m.tokenizer->vocab_size() > c.vocab_size)
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  if (choice.pipeline_stages > 1) {
+  if (choice.pipeline_stages > 1 || choice.local_layers > 0) {
     ModelOptions stage = choice.llm.options;  // the stages share the budget
     stage.memory_budget /= std::size_t(choice.pipeline_stages);
     stage.offload_reserve /= std::size_t(choice.pipeline_stages);
-    for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages))
+    const int layers = choice.local_layers > 0 ? choice.local_layers : c.num_hidden_layers;
+    for (const LayerRange& r : split_layers(layers, choice.pipeline_stages))
       m.llm_stages.push_back(load_one(*weights, *m.backend, stage,
                                       "LLM stage (layers " + std::to_string(r.first) + "-" + std::to_string(r.end - 1) + ")", r));
   } else {

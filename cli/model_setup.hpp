@@ -35,6 +35,7 @@ struct ModelChoice {
   std::string device = "cpu";
   int threads = 0;
   int pipeline_stages = 1;  // more: the LLM is loaded as that many layer ranges (llm_stages)
+  int local_layers = 0;     // > 0: only the layers before this one, as stages; `banyan stage` processes hold the rest
 };
 // The choice the options make; SSMs only when `with_ssms`.
 ModelChoice model_choice(const Options& options, bool with_ssms);

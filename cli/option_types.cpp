@@ -38,4 +38,19 @@ GenerationConfig generation_option_values(const Options& o, const std::string& d
   return g;
 }
 
+std::pair<std::string, int> host_and_port(const std::string& value, const std::string& option) {
+  const auto colon = value.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos && colon > 0) {
+    try {
+      std::size_t used = 0;
+      port = std::stoi(value.substr(colon + 1), &used);
+      if (used != value.size() - colon - 1) port = -1;
+    } catch (const std::exception&) {
+    }
+  }
+  if (port < 1 || port > 65535) throw UsageError(option + " must be HOST:PORT, got '" + value + "'");
+  return {value.substr(0, colon), port};
+}
+
 }  // namespace banyan::cli

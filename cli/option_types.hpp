@@ -1,6 +1,7 @@
 #pragma once
 // Option values that name Banyan types, parsed with an error that names the option.
 #include <string>
+#include <utility>
 
 #include "cli/options.hpp"
 #include "model/weight_format.hpp"
@@ -11,6 +12,8 @@ namespace banyan::cli {
 // A weight format option: f32, f16, int8 (q8) or int4 (q4).
 WeightFormat format_option(const Options& o, const std::string& name);
 WeightFormat parse_format_value(const std::string& option, const std::string& value);
+// "HOST:PORT" of `option`; throws UsageError naming it otherwise.
+std::pair<std::string, int> host_and_port(const std::string& value, const std::string& option);
 
 // --prompt, --max-new-tokens, --temperature, --top-p, --top-k, --seed, --mode: what one
 // generation asks for (generate, client).

@@ -123,6 +123,8 @@ int serve_command(int argc, char** argv) {
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)");
   o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
   o.add("--pipeline-stages", "N", "split the LLM's layers over N stage actors passing activations (default 1)");
+  o.add("--remote-stage", "HOST:PORT",
+        "the LLM's later layers run in a `banyan stage` process there; this one keeps the layers before them");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
   o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
   o.add("--actor-port", "N", "also serve the client library (banyan/client.hpp) on this port; 0: a free one");
@@ -137,16 +139,23 @@ int serve_command(int argc, char** argv) {
   // Bind before loading: a taken port fails in a moment, not after the weights are read.
   server::HttpServer http(c.server.host, c.server.port);
 
-  LoadedModels m = load_models(model_choice(c));
+  caf::actor_system_config actor_config;
+  actors::add_message_types(actor_config);
+  if (c.server.actor_port >= 0 || o.has("--remote-stage")) actor_config.load<caf::io::middleman>();
+  auto system = std::make_unique<caf::actor_system>(actor_config);
+  ModelChoice choice = model_choice(c);
+  actors::llm_stage_actor remote;  // the first stage in another process, if any
+  if (o.has("--remote-stage")) {
+    const auto [host, port] = host_and_port(o.text("--remote-stage"), "--remote-stage");
+    remote = actors::connect_stage(*system, host, port);
+    choice.local_layers = actors::stage_layers(*system, remote).first;
+  }
+  LoadedModels m = load_models(choice);
   EngineOptions e;
   e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
               c.limits.max_tree_tokens};
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
 
-  caf::actor_system_config actor_config;
-  actors::add_message_types(actor_config);
-  if (c.server.actor_port >= 0) actor_config.load<caf::io::middleman>();
-  auto system = std::make_unique<caf::actor_system>(actor_config);
   // The LLM in this thread, or as stage actors passing activations down the pipeline.
   std::vector<actors::llm_stage_actor> stages;
   std::unique_ptr<LlmRunner> llm;
@@ -154,9 +163,10 @@ int serve_command(int argc, char** argv) {
     llm = std::make_unique<LocalLlm>(*m.llm);
   } else {
     const LlamaConfig config = m.llm_stages.front()->config();
-    stages = actors::spawn_llm_stages(*system, m.llm_stages);
-    llm = std::make_unique<actors::StagedLlm>(*system, stages, config);
+    stages = actors::spawn_llm_stages(*system, m.llm_stages, remote);
+    llm = std::make_unique<actors::StagedLlm>(*system, stages.front(), config);
   }
+  remote = nullptr;  // the last local stage holds it
   // Each SSM in its own actor: several expand their trees at the same time.
   std::vector<LlamaConfig> ssm_configs;
   for (const auto& s : m.ssms) ssm_configs.push_back(s->config());

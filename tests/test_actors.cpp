@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
     BOOST_TEST_REQUIRE(stages.size() == 2u);
     auto handles = spawn_llm_stages(system, std::move(stages));
     {
-      StagedLlm llm(system, handles, whole.config());
+      StagedLlm llm(system, handles.front(), whole.config());
       LocalSsms ssms(speculative ? std::vector<LlamaModel*>{&whole} : std::vector<LlamaModel*>{});
       Engine engine(llm, ssms, {});
       std::vector<RequestId> ids;
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {
     stages.push_back(std::make_shared<LlamaModel>(weights, *backend, ModelOptions{}, LlamaModel::Progress{}, r));
   auto handles = spawn_llm_stages(system, std::move(stages));
   {
-    StagedLlm llm(system, handles, test_config());
+    StagedLlm llm(system, handles.front(), test_config());
     std::vector<float> logits;
     ForwardBatch b;
     b.add_causal(5, 0, 0, true);

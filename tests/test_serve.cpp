@@ -317,6 +317,41 @@ BOOST_AUTO_TEST_CASE(an_offloaded_llm_streams_the_same_text_and_reports_its_pagi
   BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }
 
+BOOST_AUTO_TEST_CASE(a_stage_in_another_process_streams_the_same_text_and_its_death_is_an_error) {
+  // The demo LLM's layers 3-5 in a `banyan stage` process; the server keeps layers 0-2 and passes
+  // its activations there as messages. Killing the stage process fails the request running on
+  // it with an error frame at once, and the next one too; the server keeps answering.
+  testkit::ChildProcess stage({test::banyan_binary().string(), "stage", "--model",
+                               (test::source_dir() / "models/demo-llm").string(), "--layers", "3-5", "--port", "0"});
+  const int stage_port = std::stoi(stage.wait_for_output(std::regex("on 127\\.0\\.0\\.1:(\\d+)"), std::chrono::seconds(60))[1]);
+  ServerProcess server(test::banyan_binary(), {"--remote-stage", "127.0.0.1:" + std::to_string(stage_port)});
+  BOOST_TEST(server.error_output().find("LLM stage (layers 0-2)") != std::string::npos, server.error_output());
+  for (const std::string mode : {"speculative", "incremental"}) {
+    WebSocket ws(kHost, server.port());
+    ws.send(json{{"request_id", "r"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
+    BOOST_TEST(read_stream(ws, "r").text == generate_text(kPrompt, 40, mode), "mode " << mode);
+  }
+
+  WebSocket ws(kHost, server.port());
+  ws.send(json{{"request_id", "long"}, {"prompt", kPrompt}, {"max_new_tokens", 400}, {"mode", "incremental"}}.dump());
+  const json first = json::parse(ws.receive());  // it runs
+  BOOST_TEST(first["type"] == "token");
+  stage.stop(SIGKILL, std::chrono::seconds(10));
+  const auto killed = std::chrono::steady_clock::now();
+  const Streamed cut = read_stream(ws, "long");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  BOOST_TEST(seconds < 5.0);
+  BOOST_TEST(cut.done["type"] == "error", cut.done.dump());
+  BOOST_TEST(cut.done.dump().find("the stage after layers 0-2 is gone") != std::string::npos, cut.done.dump());
+  const auto next = testkit::http_request(kHost, server.port(), "POST", "/v1/completions",
+                                          json{{"prompt", kPrompt}, {"max_tokens", 5}}.dump());
+  BOOST_TEST(next.status == 500);
+  BOOST_TEST(next.body.find("is gone") != std::string::npos, next.body);
+  BOOST_TEST(testkit::http_request(kHost, server.port(), "GET", "/health").status == 200);  // still answering
+  const int code = server.stop(SIGTERM, std::chrono::seconds(30));
+  BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_config_fails_before_binding_naming_file_line_and_key) {
   test::TempDir dir;
   std::ofstream(dir / "serve.yaml") << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()

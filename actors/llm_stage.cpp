@@ -13,13 +13,8 @@ struct StageState {
   StageState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   std::shared_ptr<LlamaModel> model;
   std::unique_ptr<KvCache> kv;
-  llm_stage_actor next;  // none for the last stage
-  std::string next_gone;  // why the next stage is down, once it is
+  llm_stage_actor next;  // the link to the next stage; none for the last stage
   std::vector<float> output;
-  // Forwards waiting for the stages after this one, answered when they answer or fail when the
-  // next stage goes down (a stage in a process that dies never answers).
-  std::map<std::uint64_t, caf::typed_response_promise<StageLogits>> waiting;
-  std::uint64_t next_id = 0;
 
   std::string layers() const {
     return "layers " + std::to_string(model->first_layer()) + "-" + std::to_string(model->end_layer() - 1);
@@ -27,18 +22,58 @@ struct StageState {
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;
 
+struct LinkState {
+  LinkState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
+  llm_stage_actor next;
+  std::string gone;  // why the next stage is down, once it is
+  // Forwards waiting for the stages after the link, answered when those answer, or failed when
+  // the next stage goes down (one in a process that dies never answers).
+  std::map<std::uint64_t, caf::typed_response_promise<StageLogits>> waiting;
+  std::uint64_t next_id = 0;
+};
+using LinkPointer = llm_stage_actor::stateful_pointer<LinkState>;
+
+// Between a stage and the next one: a scheduled actor that asks the next stage and monitors it.
+// It, not the (detached) stage, sends what goes to the next stage: a request in flight when that
+// stage's process dies stays in CAF's network layer with its sender until the actor system is
+// gone, and a detached sender held there keeps the actor system from ever shutting down.
+llm_stage_actor::behavior_type stage_link(LinkPointer self, llm_stage_actor next, std::string after) {
+  self->state.next = std::move(next);
+  self->monitor(self->state.next);
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto& st = self->state;
+    st.gone = "the stage after " + after + " is gone (" + self->system().render(down.reason) + ")";
+    for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.gone));
+    st.waiting.clear();
+  });
+  return {
+      [=](StageForward& f) -> caf::result<StageLogits> {
+        auto& st = self->state;
+        if (!st.gone.empty()) return caf::make_error(caf::sec::runtime_error, st.gone);
+        const std::uint64_t id = st.next_id++;
+        auto promise = self->make_response_promise<StageLogits>();
+        st.waiting.emplace(id, promise);
+        auto answer = [=](auto result) {
+          auto it = self->state.waiting.find(id);
+          if (it == self->state.waiting.end()) return;  // already failed: the next stage went down
+          it->second.deliver(std::move(result));
+          self->state.waiting.erase(it);
+        };
+        self->request(st.next, caf::infinite, std::move(f))
+            .then([=](StageLogits& logits) { answer(std::move(logits)); }, [=](caf::error& e) { answer(std::move(e)); });
+        return promise;
+      },
+      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
+        if (!self->state.gone.empty()) return caf::make_error(caf::sec::runtime_error, self->state.gone);
+        return self->delegate(self->state.next, a, slots, capacity);
+      },
+      [=](layers_atom a) { return self->delegate(self->state.next, a); },
+  };
+}
+
 llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<LlamaModel> model, llm_stage_actor next) {
   self->state.model = std::move(model);
-  self->state.next = std::move(next);
-  if (self->state.next) {
-    self->monitor(self->state.next);
-    self->set_down_handler([=](caf::down_msg& down) {
-      auto& st = self->state;
-      st.next_gone = "the stage after " + st.layers() + " is gone (" + self->system().render(down.reason) + ")";
-      for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.next_gone));
-      st.waiting.clear();
-    });
-  }
+  if (next) self->state.next = self->spawn<caf::linked>(stage_link, std::move(next), self->state.layers());
   return {
       [=](StageForward& f) -> caf::result<StageLogits> {
         auto& st = self->state;
@@ -54,22 +89,8 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Llam
           return caf::make_error(caf::sec::runtime_error, st.layers() + ": " + e.what());
         }
         if (!st.next) return StageLogits{std::move(st.output)};
-        if (!st.next_gone.empty()) return caf::make_error(caf::sec::runtime_error, st.next_gone);
         f.activations.swap(st.output);
-        // Asked rather than delegated, so that this stage can answer with an error when the next
-        // one's process dies.
-        const std::uint64_t id = st.next_id++;
-        auto promise = self->make_response_promise<StageLogits>();
-        st.waiting.emplace(id, promise);
-        auto answer = [=](auto result) {
-          auto it = self->state.waiting.find(id);
-          if (it == self->state.waiting.end()) return;  // already failed: the next stage went down
-          it->second.deliver(std::move(result));
-          self->state.waiting.erase(it);
-        };
-        self->request(st.next, caf::infinite, std::move(f))
-            .then([=](StageLogits& logits) { answer(std::move(logits)); }, [=](caf::error& e) { answer(std::move(e)); });
-        return promise;
+        return self->delegate(st.next, std::move(f));  // the last stage answers the first's sender
       },
       [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
         auto& st = self->state;
@@ -151,6 +172,10 @@ void StagedLlm::forward(const ForwardBatch& batch, std::vector<float>& logits) {
   self->request(strong(first_), caf::infinite, std::move(f))
       .receive([&](StageLogits& out) { logits = std::move(out.logits); },
                [&](caf::error& e) { throw Error("the LLM pipeline failed: " + system_.render(e)); });
+  // A stage in another process is another build, maybe of another model: check what came back.
+  const std::size_t expected = batch.logit_rows.size() * std::size_t(config_.vocab_size);
+  if (logits.size() != expected)
+    throw Error("the LLM pipeline answered " + std::to_string(logits.size()) + " logits, expected " + std::to_string(expected));
 }
 
 void StagedLlm::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) {

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "model/sampler.hpp"
+
 namespace banyan::bench {
 
 double stream_read_gb_per_s(int threads, std::size_t bytes) {
@@ -55,6 +57,17 @@ double sgemm_gflops(int threads, int m, int n, int k) {
   }
   openblas_set_num_threads(1);
   return best;
+}
+
+std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int vocab, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < count; ++i) {
+    std::vector<std::int32_t> p = {1};
+    for (int k = 1; k < length; ++k) p.push_back(std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)));
+    prompts.push_back(p);
+  }
+  return prompts;
 }
 
 void write_json(const std::string& path, const nlohmann::json& result) {

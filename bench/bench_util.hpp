@@ -2,7 +2,9 @@
 // What the benchmarks share: a clock, the machine's measured memory read bandwidth and sgemm
 // speed (the baselines every figure is reported against), peak RSS, and the JSON result file.
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +27,9 @@ double stream_read_gb_per_s(int threads, std::size_t bytes = std::size_t(1) << 3
 
 // OpenBLAS sgemm GFLOP/s for [m x k] * [k x n] with `threads` OpenBLAS threads.
 double sgemm_gflops(int threads, int m, int n, int k);
+
+// `count` prompts of `length` tokens: BOS, then seeded random ids above the special ones.
+std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int vocab, std::uint64_t seed);
 
 // Writes `result` to `path` (pretty-printed); prints where it went.
 void write_json(const std::string& path, const nlohmann::json& result);

@@ -88,17 +88,6 @@ Row run(const Pair& pair, Backend& backend, LlamaModel* ssm, std::size_t budget,
   return r;
 }
 
-std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int vocab) {
-  Rng rng(5);
-  std::vector<std::vector<std::int32_t>> prompts;
-  for (int i = 0; i < count; ++i) {
-    std::vector<std::int32_t> p = {1};
-    for (int k = 1; k < length; ++k) p.push_back(std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)));
-    prompts.push_back(p);
-  }
-  return prompts;
-}
-
 Pair make_pair(const std::string& name, const std::filesystem::path& dir) {
   Pair p;
   p.name = name;
@@ -116,7 +105,7 @@ Pair make_pair(const std::string& name, const std::filesystem::path& dir) {
   } else if (name == "tinyllama-1.1b") {
     const RandomWeights random(tinyllama_1b_shape(), 1);
     write_converted(EncodedWeights(random, {WeightFormat::q4, DType::f32}), p.llm_file);
-    p.prompts = random_prompts(2, 16, tinyllama_1b_shape().vocab_size);
+    p.prompts = random_prompts(2, 16, tinyllama_1b_shape().vocab_size, 5);
   } else {
     throw cli::UsageError("unknown pair '" + name + "' (demo, tinyllama-1.1b)");
   }

@@ -61,17 +61,6 @@ RunStats run(LlamaModel& llm, LlamaModel* ssm, const Pair& pair, int batch, int 
   return s;
 }
 
-std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int vocab) {
-  Rng rng(11);
-  std::vector<std::vector<std::int32_t>> prompts;
-  for (int i = 0; i < count; ++i) {
-    std::vector<std::int32_t> p = {1};
-    for (int k = 1; k < length; ++k) p.push_back(std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)));
-    prompts.push_back(p);
-  }
-  return prompts;
-}
-
 }  // namespace
 
 int specinfer_benchmark(int argc, char** argv) {
@@ -112,7 +101,7 @@ int specinfer_benchmark(int argc, char** argv) {
     const std::filesystem::path llm_path = o.text("--llm");
     p.prompts = std::filesystem::exists(llm_path / "tokenizer.model")
                     ? text_prompts(llm_path, p.llm_source->config())
-                    : random_prompts(8, 16, p.llm_source->config().vocab_size);
+                    : random_prompts(8, 16, p.llm_source->config().vocab_size, 11);
     pairs.push_back(std::move(p));
   } else {
     for (const auto& name : o.list("--pairs")) {
@@ -129,7 +118,7 @@ int specinfer_benchmark(int argc, char** argv) {
         const ModelOptions copy = ssm_options(WeightFormat::q4);
         Pair p{"random-160m + " + std::string(format_name(copy.linear)) + " copy", std::make_unique<RandomWeights>(llama_160m_shape(), 1),
                std::make_unique<RandomWeights>(llama_160m_shape(), 1), llm_options, copy, {}};
-        p.prompts = random_prompts(8, 16, llama_160m_shape().vocab_size);
+        p.prompts = random_prompts(8, 16, llama_160m_shape().vocab_size, 11);
         pairs.push_back(std::move(p));
       } else {
         throw cli::UsageError("unknown pair '" + name + "' (demo, random-160m)");

@@ -68,6 +68,18 @@ struct DataPlane::Worker {
   std::deque<std::shared_ptr<Receive>> receives;
 
   explicit Worker(const DataPlaneOptions& o) {
+    try {
+      start(o);
+    } catch (...) {
+      release();  // the destructor does not run for a constructor that throws
+      throw;
+    }
+    thread = std::thread([this] { run(); });
+  }
+
+  // Everything but the thread; on failure, what was made is left for release().
+  void start(const DataPlaneOptions& o) {
+    const sockaddr_in address = socket_address(o.host, o.port);
     ucp_config_t* config = nullptr;
     check(ucp_config_read(nullptr, nullptr, &config), "reading the UCX configuration");
     // Loopback data planes (tests, one node) stay on `lo`: UCX would otherwise try every device.
@@ -84,7 +96,6 @@ struct DataPlane::Worker {
     wp.thread_mode = UCS_THREAD_MODE_SINGLE;
     check(ucp_worker_create(context, &wp, &worker), "creating the UCX worker");
 
-    const sockaddr_in address = socket_address(o.host, o.port);
     ucp_listener_params_t lp{};
     lp.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
     lp.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
@@ -107,14 +118,19 @@ struct DataPlane::Worker {
       e.data.fd = fd;
       ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &e);
     }
-    thread = std::thread([this] { run(); });
   }
 
-  ~Worker() {
+  void release() {
+    if (wake_fd >= 0) ::close(wake_fd);
+    if (epoll_fd >= 0) ::close(epoll_fd);
+    if (listener) ucp_listener_destroy(listener);
+    if (worker) ucp_worker_destroy(worker);
+    if (context) ucp_cleanup(context);
+  }
+
+  ~Worker() {  // the thread releases everything once it stops
     post([this] { stop = true; });
     thread.join();
-    ::close(wake_fd);
-    ::close(epoll_fd);
   }
 
   void post(std::function<void()> command) {
@@ -285,9 +301,7 @@ struct DataPlane::Worker {
       while (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_worker_progress(worker);
       ucp_request_free(r);
     }
-    ucp_listener_destroy(listener);
-    ucp_worker_destroy(worker);
-    ucp_cleanup(context);
+    release();
   }
 };
 

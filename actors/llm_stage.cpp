@@ -3,6 +3,7 @@
 #include <caf/io/all.hpp>
 #include <map>
 
+#include "actors/weak_handle.hpp"
 #include "model/error.hpp"
 
 namespace banyan::actors {
@@ -123,9 +124,7 @@ std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::ve
 namespace {
 
 llm_stage_actor strong(const caf::weak_actor_ptr& stage) {
-  auto handle = caf::actor_cast<llm_stage_actor>(stage.lock());
-  if (!handle) throw Error("the LLM pipeline's stage actors are gone");
-  return handle;
+  return lock_weak<llm_stage_actor>(stage, "the LLM pipeline's stage actors are gone");
 }
 
 }  // namespace

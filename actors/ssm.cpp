@@ -1,5 +1,6 @@
 #include "actors/ssm.hpp"
 
+#include "actors/weak_handle.hpp"
 #include "model/error.hpp"
 
 namespace banyan::actors {
@@ -25,17 +26,12 @@ ssm_actor::behavior_type ssm(SsmPointer self, std::shared_ptr<LlamaModel> model)
         }
       },
       [=](kv_cache_atom, std::int32_t slots, std::int32_t capacity) {
-        self->state.runner->create_kv_cache(slots, capacity);
-        return std::uint64_t(std::size_t(slots) * std::size_t(capacity));
+        return std::uint64_t(self->state.runner->create_kv_cache(slots, capacity));
       },
   };
 }
 
-ssm_actor strong(const caf::weak_actor_ptr& ssm) {
-  auto handle = caf::actor_cast<ssm_actor>(ssm.lock());
-  if (!handle) throw Error("the SSM actors are gone");
-  return handle;
-}
+ssm_actor strong(const caf::weak_actor_ptr& ssm) { return lock_weak<ssm_actor>(ssm, "the SSM actors are gone"); }
 
 }  // namespace
 

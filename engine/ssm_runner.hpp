@@ -15,8 +15,9 @@ class SsmRunner {
  public:
   explicit SsmRunner(LlamaModel& model) : model_(model) {}
 
-  // Room for `slots` sequences of `capacity` rows each; called once, before any work.
-  void create_kv_cache(int slots, int capacity);
+  // Room for `slots` sequences of `capacity` rows each; called once, before any work. Returns
+  // the cache's bytes.
+  std::size_t create_kv_cache(int slots, int capacity);
   // Applies the commits, prefills the chunks and expands every job's tree.
   SsmTrees run(const SsmWork& work);
 

@@ -31,6 +31,14 @@ sockaddr_in socket_address(const std::string& host, int port) {
   return a;
 }
 
+// Sends and receives move plain bytes.
+ucp_request_param_t bytes_param() {
+  ucp_request_param_t p{};
+  p.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
+  p.datatype = ucp_dt_make_contig(1);
+  return p;
+}
+
 }  // namespace
 
 // Everything UCX is touched by the worker thread only (UCS_THREAD_MODE_SINGLE); callers queue
@@ -44,7 +52,8 @@ struct DataPlane::Worker {
   };
   struct Receive {
     std::uint64_t tag;
-    void* request = nullptr;  // set once a message matched
+    bool matched = false;     // its message has arrived and is being received
+    void* request = nullptr;  // the receive under way; none when it completed at once
     std::vector<std::byte> bytes;
     std::promise<std::vector<std::byte>> done;
   };
@@ -142,12 +151,19 @@ struct DataPlane::Worker {
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
   }
 
-  void accept(ucp_conn_request_h request) {
+  // Endpoint parameters every peer gets: a failed link is reported (to failed()) rather than left
+  // to hang the operations on it.
+  ucp_ep_params_t endpoint_params(std::uint64_t fields) {
     ucp_ep_params_t ep{};
-    ep.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
-    ep.conn_request = request;
+    ep.field_mask = fields | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
     ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
     ep.err_handler = {&Worker::failed, this};
+    return ep;
+  }
+
+  void accept(ucp_conn_request_h request) {
+    ucp_ep_params_t ep = endpoint_params(UCP_EP_PARAM_FIELD_CONN_REQUEST);
+    ep.conn_request = request;
     ucp_ep_h h = nullptr;
     if (ucp_ep_create(worker, &ep, &h) == UCS_OK) accepted.push_back(h);
   }
@@ -161,14 +177,10 @@ struct DataPlane::Worker {
     std::promise<int> handle;
     auto result = handle.get_future();
     post([&] {
-      ucp_ep_params_t ep{};
-      ep.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                      UCP_EP_PARAM_FIELD_ERR_HANDLER;
+      ucp_ep_params_t ep = endpoint_params(UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR);
       ep.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
       ep.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
       ep.sockaddr.addrlen = sizeof address;
-      ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
-      ep.err_handler = {&Worker::failed, this};
       ucp_ep_h h = nullptr;
       const ucs_status_t s = ucp_ep_create(worker, &ep, &h);
       if (s != UCS_OK) {
@@ -207,7 +219,7 @@ struct DataPlane::Worker {
     }
     for (auto it = receives.begin(); it != receives.end();) {
       Receive& r = **it;
-      if (!r.request) {  // not matched yet: is its message here?
+      if (!r.matched) {  // is its message here?
         ucp_tag_recv_info_t info{};
         ucp_tag_message_h message = ucp_tag_probe_nb(worker, r.tag, ~ucp_tag_t(0), 1, &info);
         if (!message) {
@@ -215,9 +227,7 @@ struct DataPlane::Worker {
           continue;
         }
         r.bytes.resize(info.length);
-        ucp_request_param_t p{};
-        p.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
-        p.datatype = ucp_dt_make_contig(1);
+        const ucp_request_param_t p = bytes_param();
         void* request = ucp_tag_msg_recv_nbx(worker, r.bytes.data(), info.length, message, &p);
         if (UCS_PTR_IS_ERR(request)) {
           r.done.set_exception(std::make_exception_ptr(
@@ -225,10 +235,10 @@ struct DataPlane::Worker {
           it = receives.erase(it);
           continue;
         }
-        r.request = request ? request : reinterpret_cast<void*>(1);  // 1: completed at once
+        r.matched = true;
+        r.request = request;
       }
-      const ucs_status_t status =
-          r.request == reinterpret_cast<void*>(1) ? UCS_OK : ucp_request_check_status(r.request);
+      const ucs_status_t status = r.request ? ucp_request_check_status(r.request) : UCS_OK;
       if (status == UCS_INPROGRESS) {
         busy = true;
         ++it;
@@ -240,7 +250,7 @@ struct DataPlane::Worker {
         r.done.set_exception(
             std::make_exception_ptr(Error(std::string("data plane: receive failed: ") + ucs_status_string(status))));
       }
-      if (r.request != reinterpret_cast<void*>(1)) ucp_request_free(r.request);
+      if (r.request) ucp_request_free(r.request);
       it = receives.erase(it);
     }
     return busy;
@@ -284,7 +294,7 @@ struct DataPlane::Worker {
     }
     for (auto& r : receives) {
       r->done.set_exception(gone);
-      if (r->request && r->request != reinterpret_cast<void*>(1)) ucp_request_cancel(worker, r->request), ucp_request_free(r->request);
+      if (r->request) ucp_request_cancel(worker, r->request), ucp_request_free(r->request);
     }
     sends.clear();
     receives.clear();
@@ -324,9 +334,7 @@ std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::vector<std::
       return;
     }
     s->ep = w->peers[std::size_t(peer)];
-    ucp_request_param_t p{};
-    p.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
-    p.datatype = ucp_dt_make_contig(1);
+    const ucp_request_param_t p = bytes_param();
     void* request = ucp_tag_send_nbx(s->ep, s->bytes.data(), s->bytes.size(), tag, &p);
     if (UCS_PTR_IS_ERR(request)) {
       s->done.set_exception(std::make_exception_ptr(

@@ -33,6 +33,17 @@ using llm_stage_actor = caf::typed_actor<caf::replies_to<StageForward>::with<Sta
                                          caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>,
                                          caf::replies_to<layers_atom>::with<std::int32_t, std::int32_t>>;
 
+// A link from a stage to the stage after it in another process (actors/node_link.hpp): takes
+// what a stage takes and passes it on, and ticks itself to reconnect and to send heartbeats.
+using node_link_actor = llm_stage_actor::extend<caf::reacts_to<tick_atom>>;
+
+// One per process of a cluster, published on its port (actors/node.hpp): hands out its stage
+// that starts at a layer (stage_atom, first layer), lists the first layers of its stages, and
+// answers heartbeats with what its links to other nodes find wrong (empty: nothing).
+using node_actor = caf::typed_actor<caf::replies_to<stage_atom, std::int32_t>::with<llm_stage_actor>,
+                                    caf::replies_to<layers_atom>::with<std::vector<std::int32_t>>,
+                                    caf::replies_to<health_atom>::with<std::vector<std::string>>>;
+
 // One small speculative model (ssm): owns the model and its KV cache. An SsmWork applies last
 // step's commits, takes in prompt chunks and is answered with one tree per job.
 // kv_cache_atom (slots, capacity) creates the cache.

@@ -1,8 +1,5 @@
 #include "actors/llm_stage.hpp"
 
-#include <caf/io/all.hpp>
-#include <map>
-
 #include "actors/weak_handle.hpp"
 #include "model/error.hpp"
 
@@ -14,7 +11,7 @@ struct StageState {
   StageState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   std::shared_ptr<LlamaModel> model;
   std::unique_ptr<KvCache> kv;
-  llm_stage_actor next;  // the link to the next stage; none for the last stage
+  llm_stage_actor next;  // the next stage, or the link to it; none for the last stage
   std::vector<float> output;
 
   std::string layers() const {
@@ -23,58 +20,9 @@ struct StageState {
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;
 
-struct LinkState {
-  LinkState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
-  llm_stage_actor next;
-  std::string gone;  // why the next stage is down, once it is
-  // Forwards waiting for the stages after the link, answered when those answer, or failed when
-  // the next stage goes down (one in a process that dies never answers).
-  std::map<std::uint64_t, caf::typed_response_promise<StageLogits>> waiting;
-  std::uint64_t next_id = 0;
-};
-using LinkPointer = llm_stage_actor::stateful_pointer<LinkState>;
-
-// Between a stage and the next one: a scheduled actor that asks the next stage and monitors it.
-// It, not the (detached) stage, sends what goes to the next stage: a request in flight when that
-// stage's process dies stays in CAF's network layer with its sender until the actor system is
-// gone, and a detached sender held there keeps the actor system from ever shutting down.
-llm_stage_actor::behavior_type stage_link(LinkPointer self, llm_stage_actor next, std::string after) {
-  self->state.next = std::move(next);
-  self->monitor(self->state.next);
-  self->set_down_handler([=](caf::down_msg& down) {
-    auto& st = self->state;
-    st.gone = "the stage after " + after + " is gone (" + self->system().render(down.reason) + ")";
-    for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.gone));
-    st.waiting.clear();
-  });
-  return {
-      [=](StageForward& f) -> caf::result<StageLogits> {
-        auto& st = self->state;
-        if (!st.gone.empty()) return caf::make_error(caf::sec::runtime_error, st.gone);
-        const std::uint64_t id = st.next_id++;
-        auto promise = self->make_response_promise<StageLogits>();
-        st.waiting.emplace(id, promise);
-        auto answer = [=](auto result) {
-          auto it = self->state.waiting.find(id);
-          if (it == self->state.waiting.end()) return;  // already failed: the next stage went down
-          it->second.deliver(std::move(result));
-          self->state.waiting.erase(it);
-        };
-        self->request(st.next, caf::infinite, std::move(f))
-            .then([=](StageLogits& logits) { answer(std::move(logits)); }, [=](caf::error& e) { answer(std::move(e)); });
-        return promise;
-      },
-      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
-        if (!self->state.gone.empty()) return caf::make_error(caf::sec::runtime_error, self->state.gone);
-        return self->delegate(self->state.next, a, slots, capacity);
-      },
-      [=](layers_atom a) { return self->delegate(self->state.next, a); },
-  };
-}
-
 llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<LlamaModel> model, llm_stage_actor next) {
   self->state.model = std::move(model);
-  if (next) self->state.next = self->spawn<caf::linked>(stage_link, std::move(next), self->state.layers());
+  self->state.next = std::move(next);
   return {
       [=](StageForward& f) -> caf::result<StageLogits> {
         auto& st = self->state;
@@ -128,30 +76,6 @@ llm_stage_actor strong(const caf::weak_actor_ptr& stage) {
 }
 
 }  // namespace
-
-int publish_stage(caf::actor_system& system, const llm_stage_actor& stage, const std::string& host, int port) {
-  auto published = system.middleman().publish(stage, std::uint16_t(port), host.c_str(), true);
-  if (!published)
-    throw Error("cannot serve the stage on " + host + ":" + std::to_string(port) + ": " + system.render(published.error()));
-  return *published;
-}
-
-llm_stage_actor connect_stage(caf::actor_system& system, const std::string& host, int port) {
-  auto stage = system.middleman().remote_actor<llm_stage_actor>(host, std::uint16_t(port));
-  if (!stage)
-    throw Error("no pipeline stage answers at " + host + ":" + std::to_string(port) + " (is `banyan stage` running there?): " +
-                system.render(stage.error()));
-  return *stage;
-}
-
-std::pair<int, int> stage_layers(caf::actor_system& system, const llm_stage_actor& stage) {
-  std::pair<int, int> layers;
-  caf::scoped_actor self{system};
-  self->request(stage, std::chrono::seconds(30), layers_atom::value)
-      .receive([&](std::int32_t first, std::int32_t end) { layers = {first, end}; },
-               [&](caf::error& e) { throw Error("asking a stage for its layers: " + system.render(e)); });
-  return layers;
-}
 
 StagedLlm::StagedLlm(caf::actor_system& system, const llm_stage_actor& first, const LlamaConfig& config)
     : system_(system), first_(caf::actor_cast<caf::weak_actor_ptr>(first)), config_(config) {

@@ -13,19 +13,11 @@ namespace banyan::actors {
 
 // Spawns one detached actor per stage (a stage blocks its thread while the backend computes),
 // each passing its activations to the next; `stages` are consecutive layer ranges of one model,
-// the first first, and `after` the stage that follows the last (in another process), if any.
+// the first first, and `after` what follows the last (a link to a stage in another process,
+// actors/node.hpp), if anything does.
 // Returns the handles, the first first.
 std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages,
                                               llm_stage_actor after = {});
-
-// Stages in other processes (`banyan stage`), reached over CAF's network layer (the actor
-// system must have loaded the middleman). Each throws Error saying what failed.
-// Publishes `stage` on host:port (0: a free one); returns the port.
-int publish_stage(caf::actor_system& system, const llm_stage_actor& stage, const std::string& host, int port);
-// The stage published at host:port.
-llm_stage_actor connect_stage(caf::actor_system& system, const std::string& host, int port);
-// The layers [first, end) a stage holds.
-std::pair<int, int> stage_layers(caf::actor_system& system, const llm_stage_actor& stage);
 
 // The engine's LLM when it runs as stage actors: a forward pass is a StageForward to the first
 // stage, answered with the logits by the last. KV moves travel with the next forward, so every

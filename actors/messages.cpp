@@ -13,6 +13,8 @@ void add_message_types(caf::actor_system_config& config) {
   // Actor handles that cross nodes inside messages must be announced too, or the remote side
   // answers `unexpected_message`.
   config.add_message_type<request_actor>("banyan.request_actor");
+  config.add_message_type<llm_stage_actor>("banyan.llm_stage_actor");
+  config.add_message_type<std::vector<std::int32_t>>("banyan.int32s");
   config.add_message_type<RequestDone>("banyan.RequestDone");
   config.add_message_type<ForwardBatch>("banyan.ForwardBatch");
   config.add_message_type<KvMoves>("banyan.KvMoves");

@@ -122,6 +122,9 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using kv_cache_atom = caf::atom_constant<caf::atom("kvcache")>;
 using step_atom = caf::atom_constant<caf::atom("step")>;
 using layers_atom = caf::atom_constant<caf::atom("layers")>;
+using stage_atom = caf::atom_constant<caf::atom("stage")>;
+using health_atom = caf::atom_constant<caf::atom("health")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 // Announces every message type above to an actor system's configuration.
 void add_message_types(caf::actor_system_config& config);

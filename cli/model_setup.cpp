@@ -145,16 +145,17 @@ LoadedModels load_models(const ModelChoice& choice) {
   m.backend = make_backend(choice.device, choice.threads);
   auto weights = open_weights(choice.llm.path);
   const auto& c = weights->config();
+  m.llm_config = c;
   m.tokenizer = std::make_unique<Tokenizer>(choice.tokenizer, c.bos_token_id, c.eos_token_id);
   if (m.tokenizer->vocab_size() > c.vocab_size)
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  if (choice.pipeline_stages > 1 || choice.local_layers > 0) {
+  if (choice.pipeline_stages > 1 || choice.stage_layers) {
+    const auto ranges = choice.stage_layers ? *choice.stage_layers : split_layers(c.num_hidden_layers, choice.pipeline_stages);
     ModelOptions stage = choice.llm.options;  // the stages share the budget
-    stage.memory_budget /= std::size_t(choice.pipeline_stages);
-    stage.offload_reserve /= std::size_t(choice.pipeline_stages);
-    const int layers = choice.local_layers > 0 ? choice.local_layers : c.num_hidden_layers;
-    for (const LayerRange& r : split_layers(layers, choice.pipeline_stages))
+    stage.memory_budget /= std::max<std::size_t>(1, ranges.size());
+    stage.offload_reserve /= std::max<std::size_t>(1, ranges.size());
+    for (const LayerRange& r : ranges)
       m.llm_stages.push_back(load_one(*weights, *m.backend, stage,
                                       "LLM stage (layers " + std::to_string(r.first) + "-" + std::to_string(r.end - 1) + ")", r));
   } else {
@@ -162,7 +163,7 @@ LoadedModels load_models(const ModelChoice& choice) {
   }
   for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "banyan: loaded " << std::max<std::size_t>(1, m.llm_stages.size()) + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
+  std::cerr << "banyan: loaded " << m.llm_stages.size() + (m.llm ? 1 : 0) + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
             << m.load_seconds << " s\n";
   return m;
 }

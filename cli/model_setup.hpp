@@ -3,6 +3,7 @@
 // tokenizer and the backend, and loading them all with progress on stderr.
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "cli/options.hpp"
@@ -35,7 +36,9 @@ struct ModelChoice {
   std::string device = "cpu";
   int threads = 0;
   int pipeline_stages = 1;  // more: the LLM is loaded as that many layer ranges (llm_stages)
-  int local_layers = 0;     // > 0: only the layers before this one, as stages; `banyan stage` processes hold the rest
+  // Set: the LLM is loaded as exactly these layer ranges (llm_stages, maybe none): other
+  // processes hold the rest.
+  std::optional<std::vector<LayerRange>> stage_layers;
 };
 // The choice the options make; SSMs only when `with_ssms`.
 ModelChoice model_choice(const Options& options, bool with_ssms);
@@ -44,6 +47,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
 
 struct LoadedModels {
   std::unique_ptr<Backend> backend;
+  LlamaConfig llm_config;
   std::unique_ptr<LlamaModel> llm;                     // the whole LLM, or
   std::vector<std::shared_ptr<LlamaModel>> llm_stages;  // its pipeline stages, the first first
   std::vector<std::shared_ptr<LlamaModel>> ssms;

@@ -50,6 +50,9 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& s
         fail_at(nodes[i], key, source, "node '" + n.name + "': " + n.host + ":" + std::to_string(p) + " is taken by another node");
     c.nodes.push_back(std::move(n));
   }
+  Section launch = top.child("launch");
+  launch.read("remote_command", c.remote_command, "a command line");
+  launch.finish();
   top.read("head", c.head, "a node name");
   if (c.head.empty()) c.head = c.nodes.front().name;
   if (!names.count(c.head)) fail_at(top.get("head"), "head", source, "no node is named '" + c.head + "'");
@@ -116,6 +119,19 @@ std::vector<StagePlacement> place_stages(const ClusterConfig& c, const ModelShap
                (cuda ? " GPU(s)" : " core(s)"));
   }
   return stages;
+}
+
+std::vector<StageRunPlan> plan_runs(const std::vector<StagePlacement>& stages, const std::string& node, bool head) {
+  std::vector<StageRunPlan> runs;
+  if (head && !stages.empty() && stages.front().node != node) runs.push_back({0, 0, true});
+  const int count = int(stages.size());
+  for (int s = 0; s < count; ++s) {
+    if (stages[std::size_t(s)].node != node) continue;
+    if (runs.empty() || runs.back().end != s || runs.back().first == runs.back().end) runs.push_back({s, s, false});
+    runs.back().end = s + 1;
+    runs.back().passes_on = s + 1 < count;
+  }
+  return runs;
 }
 
 }  // namespace banyan::config

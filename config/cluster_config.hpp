@@ -24,6 +24,8 @@ struct ClusterConfig {
   ServeConfig serve;
   std::vector<NodeConfig> nodes;
   std::string head;  // the node that runs the gateway and the scheduler
+  // How `banyan launch` starts a node on another host; {host}, {node} and {config} are replaced.
+  std::string remote_command = "ssh {host} banyan serve --node {node} --config {config}";
 };
 
 ClusterConfig load_cluster_config(const std::string& path);
@@ -47,5 +49,15 @@ struct ModelShape {
 // the model's heads, there are more stages than layers, a node is unknown, or a node has fewer
 // cores (CPU) or GPUs (CUDA) than the shards placed on it.
 std::vector<StagePlacement> place_stages(const ClusterConfig& cluster, const ModelShape& model);
+
+// What one node runs of the placed stages: runs of consecutive stages [first, end) (indices into
+// the placement), each passing its output on to stage `end` on another node, unless the model
+// ends there. The head also gets a run without stages (first == end == 0) when another node holds
+// stage 0: its link to the pipeline.
+struct StageRunPlan {
+  int first = 0, end = 0;
+  bool passes_on = false;
+};
+std::vector<StageRunPlan> plan_runs(const std::vector<StagePlacement>& stages, const std::string& node, bool head);
 
 }  // namespace banyan::config

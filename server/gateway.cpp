@@ -60,6 +60,9 @@ Gateway::~Gateway() = default;
 std::uint64_t Gateway::start(const TextRequest& request, TokenEvent token_event, DoneEvent done_event) {
   try {
     if (draining_) throw ApiError(503, "shutting_down", "the server is shutting down and takes no new requests");
+    if (options_.problems)
+      if (const auto problems = options_.problems(); !problems.empty())
+        throw ApiError(503, "unavailable", "the model cannot serve now: " + problems.front());
     actors::GenerateRequest g;
     g.prompt = tokenizer_.encode(request.prompt);
     if (int(g.prompt.size()) > options_.limits.max_prompt_tokens)
@@ -163,8 +166,11 @@ void Gateway::handle(const HttpRequest& request, const std::shared_ptr<Exchange>
   try {
     if (path == "/health") {
       if (!get) throw ApiError(405, "method_not_allowed", "use GET " + path);
-      return exchange->reply(200, "application/json",
-                             json{{"status", draining_ ? "shutting_down" : "ok"}, {"running", runs_.size()}}.dump());
+      const auto problems = options_.problems ? options_.problems() : std::vector<std::string>{};
+      const char* status = draining_ ? "shutting_down" : problems.empty() ? "ok" : "degraded";
+      json body{{"status", status}, {"running", runs_.size()}};
+      if (!problems.empty()) body["problems"] = problems;
+      return exchange->reply(200, "application/json", body.dump());
     }
     if (path == "/" || path == "/index.html") {
       if (options_.web_page.empty()) throw ApiError(404, "not_found", "no web page is served here");

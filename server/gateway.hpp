@@ -28,6 +28,10 @@ struct GatewayOptions {
   // The offloaded LLM's paging, summed over its stages, for /metrics; empty: not offloaded.
   // Called on the network thread (PagedWeights::stats is thread-safe).
   std::function<OffloadStats()> offload_stats;
+  // What keeps the model from serving now (a pipeline stage's node gone or silent), one line each;
+  // empty: nothing. While there is something, /health says "degraded" and new generations are
+  // refused with 503 at once. Called on the network thread; empty function: never degraded.
+  std::function<std::vector<std::string>()> problems;
 };
 
 struct HttpRequest {

@@ -1,0 +1,130 @@
+#include "actors/node.hpp"
+
+#include <caf/io/all.hpp>
+#include <map>
+#include <thread>
+
+#include "actors/llm_stage.hpp"
+#include "model/error.hpp"
+
+namespace banyan::actors {
+
+namespace {
+
+struct NodeState {
+  NodeState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
+  std::string node;
+  std::map<std::int32_t, llm_stage_actor> stages;  // by first layer
+  std::shared_ptr<ClusterHealth> health;
+};
+
+node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> self, std::string name,
+                                        std::map<std::int32_t, llm_stage_actor> stages,
+                                        std::shared_ptr<ClusterHealth> health) {
+  self->state.node = std::move(name);
+  self->state.stages = std::move(stages);
+  self->state.health = std::move(health);
+  return {
+      [=](stage_atom, std::int32_t first_layer) -> caf::result<llm_stage_actor> {
+        const auto& st = self->state;
+        auto it = st.stages.find(first_layer);
+        if (it != st.stages.end()) return it->second;
+        std::string held;
+        for (const auto& [layer, stage] : st.stages) held += (held.empty() ? "" : ", ") + std::to_string(layer);
+        return caf::make_error(caf::sec::runtime_error, "node " + st.node + " holds no stage starting at layer " +
+                                                            std::to_string(first_layer) + " (its stages start at " +
+                                                            (held.empty() ? "none" : held) + ")");
+      },
+      [=](layers_atom) {
+        std::vector<std::int32_t> layers;
+        for (const auto& [layer, stage] : self->state.stages) layers.push_back(layer);
+        return layers;
+      },
+      [=](health_atom) { return self->state.health->problems(); },
+  };
+}
+
+std::string layer_range(const LlamaModel& stage) {
+  return "layers " + std::to_string(stage.first_layer()) + "-" + std::to_string(stage.end_layer() - 1);
+}
+
+}  // namespace
+
+Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched)
+    : system_(system) {
+  std::map<std::int32_t, llm_stage_actor> by_layer;
+  for (auto& run : runs) {
+    llm_stage_actor after;
+    if (run.next) {
+      const std::string from = run.stages.empty() ? "the node " + name : layer_range(*run.stages.back());
+      links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, from, health_));
+      after = links_.back();
+    }
+    const int first = run.stages.empty() ? run.next->first_layer : run.stages.front()->first_layer();
+    std::vector<int> firsts;
+    for (const auto& s : run.stages) firsts.push_back(s->first_layer());
+    auto handles = spawn_llm_stages(system, std::move(run.stages), after);
+    for (std::size_t i = 0; i < handles.size(); ++i) by_layer.emplace(firsts[i], handles[i]);
+    runs_.emplace_back(first, handles.empty() ? after : handles.front());
+    stages_.insert(stages_.end(), handles.begin(), handles.end());
+  }
+  for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_));
+  node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_);
+}
+
+Node::~Node() {
+  if (published_port_ >= 0) system_.middleman().unpublish(node_, std::uint16_t(published_port_));
+  caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
+  for (auto& l : links_) caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+  for (auto& s : stages_) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+}
+
+llm_stage_actor Node::run_at(int layer) const {
+  for (const auto& [first, actor] : runs_)
+    if (first == layer) return actor;
+  throw Error("this process holds no pipeline stage starting at layer " + std::to_string(layer));
+}
+
+int Node::publish(const std::string& host, int port) {
+  auto published = system_.middleman().publish(node_, std::uint16_t(port), host.c_str(), true);
+  if (!published)
+    throw Error("cannot serve the node on " + host + ":" + std::to_string(port) + ": " + system_.render(published.error()));
+  published_port_ = *published;
+  return published_port_;
+}
+
+void Node::wait_until_joined(std::chrono::seconds timeout,
+                             const std::function<void(const std::vector<std::string>&)>& waiting) {
+  const auto start = std::chrono::steady_clock::now();
+  auto told = start;
+  for (;;) {
+    const auto problems = health_->problems();
+    if (problems.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start > timeout) {
+      std::string all;
+      for (const auto& p : problems) all += "\n  " + p;
+      throw Error("the cluster did not come together within " + std::to_string(timeout.count()) + " s:" + all);
+    }
+    if (now - told >= std::chrono::seconds(5)) {
+      waiting(problems);
+      told = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+std::vector<int> node_stage_layers(caf::actor_system& system, const std::string& host, int port) {
+  const std::string where = host + ":" + std::to_string(port);
+  auto node = system.middleman().remote_actor<node_actor>(host, std::uint16_t(port));
+  if (!node)
+    throw Error("no banyan node answers at " + where + " (is `banyan stage` running there?): " + system.render(node.error()));
+  std::vector<int> layers;
+  caf::scoped_actor self{system};
+  self->request(*node, std::chrono::seconds(30), layers_atom::value)
+      .receive([&](std::vector<std::int32_t>& firsts) { layers.assign(firsts.begin(), firsts.end()); },
+               [&](caf::error& e) { throw Error("asking the node at " + where + " for its stages: " + system.render(e)); });
+  return layers;
+}
+
+}  // namespace banyan::actors

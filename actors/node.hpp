@@ -1,0 +1,63 @@
+#pragma once
+// This process's part of the LLM pipeline, and of a cluster: runs of consecutive stage actors,
+// each passing its output on to the next run, through a stage link when that run is on another
+// node; watch links to the other nodes (the head's); and the node actor that other processes
+// reach this one through. The same stage code runs whether its neighbour is local or remote.
+#include <caf/all.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/cluster_health.hpp"
+#include "actors/interfaces.hpp"
+#include "actors/node_link.hpp"
+#include "model/llama_model.hpp"
+
+namespace banyan::actors {
+
+// A stage in another process: the node that holds it and the layer it starts at.
+struct RemoteStage {
+  NodeAddress node;
+  int first_layer = 0;
+};
+
+struct StageRun {
+  std::vector<std::shared_ptr<LlamaModel>> stages;  // consecutive layer ranges, the first first; none: only a link
+  std::optional<RemoteStage> next;                   // where the run's output goes; none: the model ends here
+};
+
+class Node {
+ public:
+  Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched = {});
+  ~Node();  // stops every actor it started
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // The first actor of the run that starts at `layer`: its first stage, or the link of a run
+  // that is only a link. Throws Error when no run starts there.
+  llm_stage_actor run_at(int layer) const;
+  // Serves the node actor on host:port (0: a free one); returns the port.
+  int publish(const std::string& host, int port);
+  const std::shared_ptr<ClusterHealth>& health() const { return health_; }
+  // Waits until no link has a problem; every 5 s tells `waiting` what it still waits for.
+  // Throws Error listing the problems after `timeout`.
+  void wait_until_joined(std::chrono::seconds timeout, const std::function<void(const std::vector<std::string>&)>& waiting);
+
+ private:
+  caf::actor_system& system_;
+  std::shared_ptr<ClusterHealth> health_ = std::make_shared<ClusterHealth>();
+  std::vector<std::pair<int, llm_stage_actor>> runs_;  // each run's first layer and first actor
+  std::vector<llm_stage_actor> stages_;
+  std::vector<node_link_actor> links_;
+  node_actor node_;
+  int published_port_ = -1;
+};
+
+// The first layers of the stages the node at host:port holds (its node actor must be published
+// there: `banyan stage`, `banyan serve --node`). Throws Error saying what failed.
+std::vector<int> node_stage_layers(caf::actor_system& system, const std::string& host, int port);
+
+}  // namespace banyan::actors

@@ -1,0 +1,197 @@
+#include "actors/node_link.hpp"
+
+#include <caf/io/all.hpp>
+#include <map>
+#include <optional>
+
+namespace banyan::actors {
+
+namespace {
+
+// A node is silent when a heartbeat stays unanswered this long; with one heartbeat a second, a
+// stopped node is found within about 3.5 s.
+constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
+constexpr auto kHeartbeatTimeout = std::chrono::milliseconds(2500);
+constexpr auto kConnectTimeout = std::chrono::seconds(10);
+
+struct LinkState {
+  LinkState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
+  NodeAddress to;
+  int first_layer = -1;  // the stage the link carries to; -1: a watch link
+  std::string from;      // whose output it carries
+  std::shared_ptr<ClusterHealth> health;
+
+  node_actor node;        // while connected
+  llm_stage_actor stage;  // while connected, for a stage link
+  bool connecting = false;
+  std::uint64_t epoch = 0;  // one per connection: answers from an earlier one are dropped
+  std::string problem;      // why the link is not up; empty while it is
+  std::optional<std::pair<std::int32_t, std::int32_t>> kv;  // the KV cache asked for: slots, capacity
+
+  // Forwards waiting for the stages after the link, failed when the node is lost: one in a
+  // process that died or stopped never answers.
+  std::map<std::uint64_t, caf::typed_response_promise<StageLogits>> waiting;
+  std::uint64_t next_id = 0;
+
+  bool watch() const { return first_layer < 0; }
+  std::string key() const { return watch() ? "node " + to.node : "stage link after " + from; }
+  std::string unavailable() const {
+    return "the stage after " + from + " (layer " + std::to_string(first_layer) + " on " + to.describe() +
+           ") is unavailable: " + problem;
+  }
+};
+using LinkPointer = node_link_actor::stateful_pointer<LinkState>;
+
+void record(LinkPointer self, std::string problem) {
+  auto& st = self->state;
+  st.problem = std::move(problem);
+  st.health->set(st.key(), st.problem.empty() || st.watch() ? st.problem : st.unavailable());
+}
+
+// The node is lost: fail what waits on it, forget it, and try again at the next tick.
+void lose(LinkPointer self, std::string why) {
+  auto& st = self->state;
+  ++st.epoch;
+  if (st.node) self->demonitor(caf::actor_cast<caf::actor_addr>(st.node));
+  if (st.stage) self->demonitor(caf::actor_cast<caf::actor_addr>(st.stage));
+  st.node = nullptr;
+  st.stage = nullptr;
+  st.connecting = false;
+  record(self, st.to.describe() + " " + why);
+  for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.unavailable()));
+  st.waiting.clear();
+}
+
+void up(LinkPointer self, node_actor node, llm_stage_actor stage) {
+  auto& st = self->state;
+  st.connecting = false;
+  st.node = std::move(node);
+  st.stage = std::move(stage);
+  self->monitor(st.node);
+  if (st.stage) self->monitor(st.stage);
+  record(self, "");
+}
+
+void connect_stage(LinkPointer self, node_actor node, std::uint64_t epoch) {
+  auto failed = [=](caf::error& e) {
+    if (self->state.epoch == epoch) lose(self, "has no stage at layer " + std::to_string(self->state.first_layer) +
+                                                   " ready: " + self->system().render(e));
+  };
+  self->request(node, kConnectTimeout, stage_atom::value, std::int32_t(self->state.first_layer))
+      .then(
+          [=](llm_stage_actor& stage) {
+            if (self->state.epoch != epoch) return;
+            const auto kv = self->state.kv;
+            if (!kv) return up(self, node, stage);
+            // A stage that (re)joined has no KV cache yet: it gets the one asked of the old one.
+            self->request(stage, caf::infinite, kv_cache_atom::value, kv->first, kv->second)
+                .then(
+                    [=](std::uint64_t) {
+                      if (self->state.epoch == epoch) up(self, node, stage);
+                    },
+                    failed);
+          },
+          failed);
+}
+
+void connect(LinkPointer self) {
+  self->state.connecting = true;
+  const std::uint64_t epoch = self->state.epoch;
+  const NodeAddress& to = self->state.to;
+  self->request(self->system().middleman().actor_handle(), kConnectTimeout, caf::connect_atom::value, to.host,
+                std::uint16_t(to.port))
+      .then(
+          [=](caf::node_id&, caf::strong_actor_ptr& published, std::set<std::string>&) {
+            if (self->state.epoch != epoch) return;
+            auto node = caf::actor_cast<node_actor>(published);
+            if (!node) return lose(self, "serves no banyan node on its port");
+            if (self->state.watch()) return up(self, node, llm_stage_actor{});
+            connect_stage(self, node, epoch);
+          },
+          [=](caf::error& e) {
+            if (self->state.epoch == epoch) lose(self, "cannot be reached: " + self->system().render(e));
+          });
+}
+
+void heartbeat(LinkPointer self) {
+  const std::uint64_t epoch = self->state.epoch;
+  self->request(self->state.node, kHeartbeatTimeout, health_atom::value)
+      .then(
+          [=](std::vector<std::string>& problems) {
+            auto& st = self->state;
+            if (st.epoch != epoch || !st.watch()) return;
+            std::string report;
+            for (const auto& p : problems) report += (report.empty() ? st.to.describe() + " reports: " : "; ") + p;
+            record(self, report);
+          },
+          [=](caf::error& e) {
+            if (self->state.epoch == epoch)
+              lose(self, "stopped answering heartbeats (" + self->system().render(e) + ")");
+          });
+}
+
+node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int first_layer, std::string from,
+                                         std::shared_ptr<ClusterHealth> health) {
+  auto& init = self->state;
+  init.to = std::move(to);
+  init.first_layer = first_layer;
+  init.from = std::move(from);
+  init.health = std::move(health);
+  record(self, "waiting for " + init.to.describe() + " to join");
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto& st = self->state;
+    const bool ours = down.source == caf::actor_cast<caf::actor_addr>(st.node) ||
+                      (st.stage && down.source == caf::actor_cast<caf::actor_addr>(st.stage));
+    if (ours) lose(self, "went away (" + self->system().render(down.reason) + ")");
+  });
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        auto& st = self->state;
+        if (st.node)
+          heartbeat(self);
+        else if (!st.connecting)
+          connect(self);
+        self->delayed_send(self, kHeartbeatEvery, tick_atom::value);
+      },
+      [=](StageForward& f) -> caf::result<StageLogits> {
+        auto& st = self->state;
+        if (!st.stage) return caf::make_error(caf::sec::runtime_error, st.unavailable());
+        const std::uint64_t id = st.next_id++;
+        auto promise = self->make_response_promise<StageLogits>();
+        st.waiting.emplace(id, promise);
+        auto answer = [=](auto result) {
+          auto it = self->state.waiting.find(id);
+          if (it == self->state.waiting.end()) return;  // already failed: the node was lost
+          it->second.deliver(std::move(result));
+          self->state.waiting.erase(it);
+        };
+        self->request(st.stage, caf::infinite, std::move(f))
+            .then([=](StageLogits& logits) { answer(std::move(logits)); }, [=](caf::error& e) { answer(std::move(e)); });
+        return promise;
+      },
+      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
+        auto& st = self->state;
+        st.kv = std::make_pair(slots, capacity);
+        if (!st.stage) return caf::make_error(caf::sec::runtime_error, st.unavailable());
+        return self->delegate(st.stage, a, slots, capacity);
+      },
+      [=](layers_atom a) -> caf::result<std::int32_t, std::int32_t> {
+        if (!self->state.stage) return caf::make_error(caf::sec::runtime_error, self->state.unavailable());
+        return self->delegate(self->state.stage, a);
+      },
+  };
+}
+
+}  // namespace
+
+node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
+                                 std::shared_ptr<ClusterHealth> health) {
+  return system.spawn(node_link, std::move(to), first_layer, std::move(from), std::move(health));
+}
+
+node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
+  return system.spawn(node_link, std::move(to), -1, std::string(), std::move(health));
+}
+
+}  // namespace banyan::actors

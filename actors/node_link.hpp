@@ -1,0 +1,35 @@
+#pragma once
+// A link from this process to another node of a cluster. It connects to the node's node actor,
+// reconnects after the node went away (a restarted node rejoins), sends it a heartbeat every
+// second, and records in ClusterHealth what is wrong: refused, gone, or silent (a stopped process
+// or a dropped network link answers no heartbeat although its connection stays open).
+//  - A stage link passes a stage's output on to the node's stage that starts at `first_layer`,
+//    and fails what it carries the moment the node is found gone or silent, never waiting on a
+//    node that cannot answer. A new stage gets the KV cache the old one was asked to create.
+//  - A watch link (the head's view of a node it may not talk to otherwise) carries nothing and
+//    copies what the node itself reports.
+#include <caf/all.hpp>
+#include <memory>
+#include <string>
+
+#include "actors/cluster_health.hpp"
+#include "actors/interfaces.hpp"
+
+namespace banyan::actors {
+
+struct NodeAddress {
+  std::string node;  // its name in the cluster config; empty outside a cluster
+  std::string host;
+  int port = 0;  // where its node actor is published
+  std::string describe() const {
+    const std::string where = host + ":" + std::to_string(port);
+    return node.empty() ? "the node at " + where : "node " + node + " (" + where + ")";
+  }
+};
+
+// `from` says whose output the link carries ("layers 0-2"), for the errors.
+node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
+                                 std::shared_ptr<ClusterHealth> health);
+node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health);
+
+}  // namespace banyan::actors

@@ -1,0 +1,40 @@
+#pragma once
+// One node of a cluster (`banyan serve --node NAME --config cluster.yaml`): which stages of the
+// LLM it holds, where each run of them passes its output, and which nodes the head watches; and
+// running a node that holds only stages (a worker, or `banyan stage`).
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/node.hpp"
+#include "cli/model_setup.hpp"
+#include "config/cluster_config.hpp"
+
+namespace banyan::cli {
+
+struct ClusterRole {
+  config::ClusterConfig cluster;
+  config::NodeConfig node;
+  bool head = false;
+  std::vector<config::StagePlacement> placement;
+  std::vector<config::StageRunPlan> runs;
+  // The layer ranges this node loads, in the order of its runs.
+  std::vector<LayerRange> local_layers() const;
+};
+
+// `node`'s part of the cluster, placed against the model's config. Throws ConfigError for an
+// unknown node or a layout that cannot run.
+ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node);
+// The runs to start, from the stage models loaded for local_layers(), in that order.
+std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<LlamaModel>> stages);
+// Every node but this one: the head watches them all.
+std::vector<actors::NodeAddress> other_nodes(const ClusterRole& role);
+
+using RunsOf = std::function<std::vector<actors::StageRun>(std::vector<std::shared_ptr<LlamaModel>>)>;
+// Loads the stages `choice` names, starts them (arranged by `runs`) as node `name` published on
+// host:port (0: a free port), prints where once ready, and serves until SIGTERM or SIGINT.
+int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const std::string& host,
+                     int port);
+
+}  // namespace banyan::cli

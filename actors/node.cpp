@@ -14,15 +14,47 @@ namespace {
 struct NodeState {
   NodeState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   std::string node;
-  std::map<std::int32_t, llm_stage_actor> stages;  // by first layer
+  std::map<std::int32_t, llm_stage_actor> stages;  // the doors to them, by first layer
   std::shared_ptr<ClusterHealth> health;
 };
+
+// What other processes reach a local stage through: a scheduled actor that asks the stage and
+// answers for it. A detached stage must never be the sender of what goes to another node: a
+// message held in the network layer when that node goes away keeps its sender alive, and a
+// detached actor kept alive keeps the actor system from ever shutting down.
+template <class Promise>
+auto fail_with(Promise promise) {
+  return [=](caf::error& e) mutable { promise.deliver(std::move(e)); };
+}
+
+llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_stage_actor stage) {
+  return {
+      [=](StageForward& f) {
+        auto promise = self->make_response_promise<StageLogits>();
+        self->request(stage, caf::infinite, std::move(f))
+            .then([=](StageLogits& logits) mutable { promise.deliver(std::move(logits)); }, fail_with(promise));
+        return promise;
+      },
+      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) {
+        auto promise = self->make_response_promise<std::uint64_t>();
+        self->request(stage, caf::infinite, a, slots, capacity)
+            .then([=](std::uint64_t bytes) mutable { promise.deliver(bytes); }, fail_with(promise));
+        return promise;
+      },
+      [=](layers_atom a) {
+        auto promise = self->make_response_promise<std::int32_t, std::int32_t>();
+        self->request(stage, caf::infinite, a)
+            .then([=](std::int32_t first, std::int32_t end) mutable { promise.deliver(first, end); }, fail_with(promise));
+        return promise;
+      },
+  };
+}
 
 node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> self, std::string name,
                                         std::map<std::int32_t, llm_stage_actor> stages,
                                         std::shared_ptr<ClusterHealth> health) {
   self->state.node = std::move(name);
-  self->state.stages = std::move(stages);
+  for (auto& [layer, stage] : stages) self->state.stages.emplace(layer, self->spawn<caf::linked>(stage_door, std::move(stage)));
   self->state.health = std::move(health);
   return {
       [=](stage_atom, std::int32_t first_layer) -> caf::result<llm_stage_actor> {

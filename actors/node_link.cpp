@@ -62,6 +62,8 @@ void lose(LinkPointer self, std::string why) {
   st.waiting.clear();
 }
 
+void heartbeat(LinkPointer self);
+
 void up(LinkPointer self, node_actor node, llm_stage_actor stage) {
   auto& st = self->state;
   st.connecting = false;
@@ -69,7 +71,10 @@ void up(LinkPointer self, node_actor node, llm_stage_actor stage) {
   st.stage = std::move(stage);
   self->monitor(st.node);
   if (st.stage) self->monitor(st.stage);
-  record(self, "");
+  if (st.watch())
+    heartbeat(self);  // the node is well once it says so: its own links may still wait for others
+  else
+    record(self, "");
 }
 
 void connect_stage(LinkPointer self, node_actor node, std::uint64_t epoch) {

@@ -1,10 +1,10 @@
 #include "cli/cluster_node.hpp"
 
 #include <caf/io/all.hpp>
-#include <csignal>
 #include <iostream>
 
 #include "actors/messages.hpp"
+#include "cli/stop_signal.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
 
@@ -36,15 +36,18 @@ ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node)
   }
   r.node = *it;
   r.head = node == r.cluster.head;
-  if (r.cluster.serve.model.tensor_parallelism_degree > 1)
-    throw config::ConfigError(r.cluster.serve.source +
-                              ": key 'model.tensor_parallelism_degree': tensor parallelism across processes is not "
-                              "built yet; set it to 1 (pipeline_parallelism_degree splits the layers over nodes)");
   const LlamaConfig model = open_weights(r.cluster.serve.model.path)->config();
   r.placement = config::place_stages(
       r.cluster, {model.num_hidden_layers, model.num_attention_heads, model.num_key_value_heads, model.intermediate_size});
   r.runs = config::plan_runs(r.placement, node, r.head);
   return r;
+}
+
+void check_runnable(const config::ClusterConfig& cluster) {
+  if (cluster.serve.model.tensor_parallelism_degree > 1)
+    throw config::ConfigError(cluster.serve.source +
+                              ": key 'model.tensor_parallelism_degree': tensor parallelism across processes is not "
+                              "built yet; set it to 1 (pipeline_parallelism_degree splits the layers over nodes)");
 }
 
 std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<LlamaModel>> stages) {
@@ -74,13 +77,7 @@ std::vector<actors::NodeAddress> other_nodes(const ClusterRole& role) {
 
 int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const std::string& host,
                      int port) {
-  // The signals are waited for below; every thread started from here on inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
+  StopSignal stop;
   LoadedModels m = load_models(choice);
   std::string layers;
   for (const auto& s : m.llm_stages)
@@ -94,8 +91,7 @@ int serve_stage_node(const std::string& name, const ModelChoice& choice, const R
     const int published = node.publish(host, port);
     std::cout << "banyan " << name << ": layers " << layers << " of " << choice.llm.path.string() << " ready on " << host
               << ":" << published << std::endl;
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
+    stop.wait();
   }
   system.reset();
   std::cerr << "banyan " << name << ": stopped\n";

@@ -26,6 +26,8 @@ struct ClusterRole {
 // `node`'s part of the cluster, placed against the model's config. Throws ConfigError for an
 // unknown node or a layout that cannot run.
 ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node);
+// Throws ConfigError when the cluster asks for what cannot run yet (tensor parallelism).
+void check_runnable(const config::ClusterConfig& cluster);
 // The runs to start, from the stage models loaded for local_layers(), in that order.
 std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<LlamaModel>> stages);
 // Every node but this one: the head watches them all.

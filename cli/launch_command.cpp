@@ -1,30 +1,29 @@
-// banyan launch: a cluster from its YAML (config/cluster_config.hpp). Today it checks the file
-// and shows where every stage of the LLM would run (--dry-run); starting the nodes comes with
-// the multi-node runtime (issue 6).
+// banyan launch: a whole cluster from its YAML (config/cluster_config.hpp). Checks it, starts
+// every node (`banyan serve --node NAME` here, the cluster's remote command for other hosts),
+// relays their output with each node's name in front, prints the endpoints once the head serves,
+// restarts a node that dies after that (it rejoins), and stops them all on SIGTERM or SIGINT.
+#include <atomic>
+#include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <regex>
 
+#include "cli/cluster_node.hpp"
 #include "cli/commands.hpp"
+#include "cli/node_process.hpp"
 #include "cli/options.hpp"
-#include "config/cluster_config.hpp"
-#include "model/weight_source.hpp"
+#include "cli/stop_signal.hpp"
+#include "model/error.hpp"
 
 namespace banyan::cli {
 
-int launch_command(int argc, char** argv) {
-  Options o("launch", "CLUSTER.yaml --dry-run",
-            "Checks a cluster config (a serve config plus `nodes:`, `head:` and the LLM's\n"
-            "tensor_parallelism_degree, pipeline_parallelism_degree and placement under `model:`) against\n"
-            "the model, and prints where each pipeline stage and its tensor shards would run. Layouts\n"
-            "that cannot run (degrees that do not divide the heads, unknown nodes, more shards than\n"
-            "cores or GPUs) are errors naming the key. Starting the nodes is not built yet.");
-  o.flag("--dry-run", "check and print the placement, start nothing");
-  if (!o.parse(argc, argv)) return 0;
-  if (o.positional().size() != 1) throw UsageError("give one cluster config file");
-  const config::ClusterConfig c = config::load_cluster_config(o.positional()[0]);
-  const LlamaConfig model = open_weights(c.serve.model.path)->config();
-  const auto stages = config::place_stages(
-      c, {model.num_hidden_layers, model.num_attention_heads, model.num_key_value_heads, model.intermediate_size});
+namespace {
 
+void print_placement(const ClusterRole& role) {
+  const auto& c = role.cluster;
   std::cout << "cluster " << c.serve.source << ": " << c.nodes.size() << " node(s), head " << c.head << "\n";
   for (const auto& n : c.nodes) {
     std::cout << "  " << n.name << "  " << n.host << ":" << n.port << " (data plane " << n.data_port
@@ -33,17 +32,158 @@ int launch_command(int argc, char** argv) {
     if (n.gpus) std::cout << ", " << n.gpus << " GPUs";
     std::cout << "\n";
   }
-  std::cout << "LLM " << c.serve.model.path << " (" << model.summary() << "): " << stages.size()
-            << " pipeline stage(s) x " << c.serve.model.tensor_parallelism_degree << " tensor shard(s)\n";
-  for (std::size_t s = 0; s < stages.size(); ++s)
-    std::cout << "  stage " << s << ": layers " << stages[s].first_layer << "-" << stages[s].end_layer - 1 << " on "
-              << stages[s].node << ", " << stages[s].tensor_shards << " shard(s)\n";
-  for (const auto& ssm : c.serve.ssms) std::cout << "SSM " << ssm.path << " on " << c.head << "\n";
-  if (!o.has("--dry-run")) {
-    std::cerr << "banyan launch: starting the nodes is not built yet (issue 6); the config is valid\n";
-    return 1;
+  std::cout << "LLM " << c.serve.model.path << ": " << role.placement.size() << " pipeline stage(s) x "
+            << c.serve.model.tensor_parallelism_degree << " tensor shard(s)\n";
+  for (std::size_t s = 0; s < role.placement.size(); ++s) {
+    const auto& p = role.placement[s];
+    std::cout << "  stage " << s << ": layers " << p.first_layer << "-" << p.end_layer - 1 << " on " << p.node << ", "
+              << p.tensor_shards << " shard(s)\n";
   }
-  return 0;
+  for (const auto& ssm : c.serve.ssms) std::cout << "SSM " << ssm.path << " on " << c.head << "\n";
+}
+
+std::string replace_all(std::string text, const std::string& key, const std::string& value) {
+  for (std::size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, key.size(), value);
+  return text;
+}
+
+// The command that runs `node`: this binary when the node is on this machine, else the
+// cluster's remote command through the shell.
+std::vector<std::string> node_command(const config::ClusterConfig& c, const config::NodeConfig& node,
+                                      const std::string& config_path) {
+  if (is_this_machine(node.host))
+    return {std::filesystem::read_symlink("/proc/self/exe").string(), "serve", "--node", node.name, "--config", config_path};
+  std::string command = replace_all(c.remote_command, "{host}", node.host);
+  command = replace_all(command, "{node}", node.name);
+  return {"/bin/sh", "-c", replace_all(command, "{config}", config_path)};
+}
+
+// The nodes' output, each line with its node's name in front; notes the head's endpoint.
+class Relay {
+ public:
+  explicit Relay(std::string head) : head_(std::move(head)) {}
+  NodeProcess::OnLine for_node(const std::string& name) {
+    return [this, name](const std::string& line) {
+      std::smatch m;
+      if (name == head_ && std::regex_search(line, m, std::regex("listening on (http://\\S+)"))) {
+        std::lock_guard lock(mutex_);
+        endpoint_ = m[1];
+      }
+      say("[" + name + "] " + line);
+    };
+  }
+  void say(const std::string& line) {
+    std::lock_guard lock(mutex_);
+    std::cerr << line << std::endl;
+  }
+  std::string endpoint() const {
+    std::lock_guard lock(mutex_);
+    return endpoint_;
+  }
+
+ private:
+  std::string head_;
+  mutable std::mutex mutex_;
+  std::string endpoint_;
+};
+
+class Cluster {
+ public:
+  Cluster(const config::ClusterConfig& c, std::string config_path) : c_(c), path_(std::move(config_path)), relay_(c.head) {}
+
+  // Workers first, the head last: it waits for them.
+  void start_all() {
+    for (const auto& n : c_.nodes)
+      if (n.name != c_.head) start(n);
+    for (const auto& n : c_.nodes)
+      if (n.name == c_.head) start(n);
+  }
+
+  // Runs until a stop signal (exit 0) or until the head exits, or a node exits before the
+  // cluster is up (its status, or 1).
+  int supervise(StopSignal& stop) {
+    bool up = false;
+    for (;;) {
+      if (stop.wait(std::chrono::milliseconds(200))) return stop_all(), 0;
+      if (!up && !relay_.endpoint().empty()) {
+        up = true;
+        std::cout << "banyan launch: " << c_.nodes.size() << " node(s) up; serving on " << relay_.endpoint() << std::endl;
+      }
+      for (const auto& n : c_.nodes) {
+        const auto status = nodes_.at(n.name)->exit_status();
+        if (!status) continue;
+        relay_.say("banyan launch: node " + n.name + " exited with status " + std::to_string(*status));
+        if (n.name == c_.head || !up) return stop_all(), *status == 0 ? 1 : *status;
+        relay_.say("banyan launch: restarting node " + n.name);
+        start(n);
+      }
+    }
+  }
+
+ private:
+  void start(const config::NodeConfig& n) {
+    nodes_[n.name].reset();  // the old one's relay is done before the new one starts
+    nodes_[n.name] = std::make_unique<NodeProcess>(node_command(c_, n, path_), relay_.for_node(n.name));
+    relay_.say("banyan launch: started node " + n.name + " (pid " + std::to_string(nodes_[n.name]->pid()) + ")");
+  }
+
+  // The head first, so that it drains its requests, then the workers; what outlives its
+  // deadline is killed.
+  void stop_all() {
+    relay_.say("banyan launch: stopping the cluster");
+    auto stop = [&](const std::string& name, std::chrono::seconds deadline) {
+      NodeProcess& p = *nodes_.at(name);
+      p.signal(SIGTERM);
+      if (!p.wait(deadline)) {
+        relay_.say("banyan launch: node " + name + " did not stop within " + std::to_string(deadline.count()) + " s: killed");
+        p.signal(SIGKILL);
+        p.wait(std::chrono::seconds(5));
+      } else if (*p.exit_status() != 0) {
+        relay_.say("banyan launch: node " + name + " stopped with status " + std::to_string(*p.exit_status()));
+      }
+    };
+    stop(c_.head, std::chrono::seconds(long(c_.serve.server.shutdown_grace_s) + 10));
+    for (auto& [name, p] : nodes_)
+      if (name != c_.head) p->signal(SIGTERM);
+    for (auto& [name, p] : nodes_)
+      if (name != c_.head) stop(name, std::chrono::seconds(10));
+    nodes_.clear();
+  }
+
+  const config::ClusterConfig& c_;
+  std::string path_;
+  Relay relay_;
+  std::map<std::string, std::unique_ptr<NodeProcess>> nodes_;
+};
+
+}  // namespace
+
+int launch_command(int argc, char** argv) {
+  Options o("launch", "CLUSTER.yaml [--dry-run]",
+            "Starts a cluster: every node of the config (a serve config plus `nodes:`, `head:` and the LLM's\n"
+            "pipeline_parallelism_degree and placement under `model:`) as `banyan serve --node NAME`, here for\n"
+            "nodes on this machine and through `launch.remote_command` (default: ssh {host} banyan serve ...)\n"
+            "for the others. Their output comes here with each node's name in front; the head's endpoint is\n"
+            "printed once every node has joined. A node that dies after that is restarted and rejoins.\n"
+            "SIGTERM or SIGINT stops the whole cluster. The config is checked against the model first:\n"
+            "layouts that cannot run are errors naming the key, and nothing starts.");
+  o.flag("--dry-run", "check and print the placement, start nothing");
+  if (!o.parse(argc, argv)) return 0;
+  if (o.positional().size() != 1) throw UsageError("give one cluster config file");
+  const std::string path = std::filesystem::absolute(o.positional()[0]).string();
+  config::ClusterConfig c = config::load_cluster_config(path);
+  const std::string head = c.head;
+  const ClusterRole role = cluster_role(std::move(c), head);
+  print_placement(role);
+  if (o.has("--dry-run")) return 0;
+  check_runnable(role.cluster);
+
+  StopSignal stop;
+  Cluster cluster(role.cluster, path);
+  cluster.start_all();
+  const int status = cluster.supervise(stop);
+  std::cerr << "banyan launch: stopped\n";
+  return status;
 }
 
 }  // namespace banyan::cli

@@ -65,6 +65,7 @@ int serve_command(int argc, char** argv) {
     if (o.has("--remote-stage") || o.has("--pipeline-stages"))
       throw UsageError("a cluster node's stages come from its config, not from --remote-stage or --pipeline-stages");
     role = cluster_role(config::load_cluster_config(o.text("--config")), o.text("--node"));
+    check_runnable(role->cluster);
     role->cluster.serve = serve_config(o, &role->cluster.serve);
     if (!role->head) return serve_worker(*role);
   }

@@ -12,6 +12,7 @@
 
 #include "testkit/http_client.hpp"
 #include "testkit/server_process.hpp"
+#include "testkit/token_stream.hpp"
 #include "support/test_support.hpp"
 
 using namespace banyan;
@@ -24,40 +25,8 @@ namespace {
 const std::string kHost = "127.0.0.1";
 const std::string kPrompt = "Once upon a time";
 
-// What `banyan generate` prints after the prompt, for a greedy run of the embedded models.
-std::string generate_text(const std::string& prompt, int tokens, const std::string& mode) {
-  const auto r = test::run_command(test::shell_quote(test::banyan_binary().string()) + " generate --prompt " +
-                                   test::shell_quote(prompt) + " --max-new-tokens " + std::to_string(tokens) +
-                                   " --mode " + mode);
-  BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
-  BOOST_TEST_REQUIRE(r.out.rfind(prompt, 0) == 0u);
-  return r.out.substr(prompt.size(), r.out.size() - prompt.size() - 1);  // without the final newline
-}
-
-struct Streamed {
-  std::string text;
-  int token_frames = 0;
-  json done;
-};
-
-// Reads frames of `request_id` until its done (or error) frame; other requests' frames are kept.
-Streamed read_stream(WebSocket& ws, const std::string& request_id, std::vector<json>* others = nullptr) {
-  Streamed s;
-  for (;;) {
-    const json f = json::parse(ws.receive());
-    if (f.value("request_id", "") != request_id) {
-      if (others) others->push_back(f);
-      continue;
-    }
-    if (f["type"] == "token") {
-      s.text += f["text"].get<std::string>();
-      s.token_frames += f.contains("id");
-    } else {
-      s.done = f;
-      return s;
-    }
-  }
-}
+using testkit::read_stream;
+using testkit::Streamed;
 
 json metrics_value(int port, const std::string& series) {
   std::istringstream lines(testkit::http_request(kHost, port, "GET", "/metrics").body);
@@ -79,7 +48,7 @@ BOOST_FIXTURE_TEST_SUITE(one_server, Server)
 BOOST_AUTO_TEST_CASE(websocket_stream_equals_banyan_generate) {
   for (const std::string mode : {"speculative", "incremental"}) {
     BOOST_TEST_CONTEXT("mode " << mode) {
-      const std::string expected = generate_text(kPrompt, 40, mode);
+      const std::string expected = test::generated_text(kPrompt, 40, mode);
       WebSocket ws(kHost, port());
       ws.send(json{{"request_id", "a"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"temperature", 0}, {"mode", mode}}.dump());
       const Streamed s = read_stream(ws, "a");
@@ -96,7 +65,7 @@ BOOST_AUTO_TEST_CASE(websocket_stream_equals_banyan_generate) {
 }
 
 BOOST_AUTO_TEST_CASE(server_sent_events_equal_banyan_generate) {
-  const std::string expected = generate_text(kPrompt, 30, "speculative");
+  const std::string expected = test::generated_text(kPrompt, 30, "speculative");
   const auto r = testkit::http_request(
       kHost, port(), "POST", "/v1/completions",
       json{{"model", "demo-llm"}, {"prompt", kPrompt}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump());
@@ -122,7 +91,7 @@ BOOST_AUTO_TEST_CASE(server_sent_events_equal_banyan_generate) {
 }
 
 BOOST_AUTO_TEST_CASE(stop_strings_end_the_text_before_them) {
-  const std::string full = generate_text(kPrompt, 40, "speculative");
+  const std::string full = test::generated_text(kPrompt, 40, "speculative");
   const std::string stop = full.substr(20, 3);
   const std::string expected = full.substr(0, full.find(stop));
   WebSocket ws(kHost, port());
@@ -151,7 +120,7 @@ BOOST_AUTO_TEST_CASE(cancel_mid_stream_frees_the_request) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_gets_errors_while_a_good_stream_completes) {
-  const std::string expected = generate_text(kPrompt, 400, "speculative");
+  const std::string expected = test::generated_text(kPrompt, 400, "speculative");
   WebSocket good(kHost, port());
   good.send(json{{"request_id", "good"}, {"prompt", kPrompt}, {"max_new_tokens", 400}}.dump());
   good.send("{");  // a bad frame on the good stream's own connection
@@ -214,7 +183,7 @@ BOOST_AUTO_TEST_CASE(requests_share_one_connection) {
     else BOOST_TEST((f["type"] == "done" && done.insert(id).second));
   }
   for (const std::string id : {"1", "2", "3"})
-    BOOST_TEST(text[id] == generate_text(kPrompt + " " + id, 12 + 4 * std::stoi(id), "speculative"));
+    BOOST_TEST(text[id] == test::generated_text(kPrompt + " " + id, 12 + 4 * std::stoi(id), "speculative"));
 }
 
 BOOST_AUTO_TEST_CASE(models_health_metrics_and_the_web_page) {
@@ -250,7 +219,7 @@ BOOST_AUTO_TEST_CASE(api_keys_are_required_when_configured) {
 
 BOOST_AUTO_TEST_CASE(sigterm_lets_running_requests_finish_then_exits_0) {
   ServerProcess server(test::banyan_binary(), {"--shutdown-grace", "30"});
-  const std::string expected = generate_text(kPrompt, 80, "speculative");
+  const std::string expected = test::generated_text(kPrompt, 80, "speculative");
   WebSocket ws(kHost, server.port());
   ws.send(json{{"request_id", "t"}, {"prompt", kPrompt}, {"max_new_tokens", 80}}.dump());
   std::string text = json::parse(ws.receive())["text"];
@@ -279,7 +248,7 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stages_streams_the_same_text) {
   ServerProcess server(test::banyan_binary(), {"--pipeline-stages", "3"});
   BOOST_TEST(server.error_output().find("LLM stage (layers 4-5)") != std::string::npos, server.error_output());
   for (const std::string mode : {"speculative", "incremental"}) {
-    const std::string expected = generate_text(kPrompt, 40, mode);
+    const std::string expected = test::generated_text(kPrompt, 40, mode);
     WebSocket ws(kHost, server.port());
     ws.send(json{{"request_id", "p"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
     BOOST_TEST(read_stream(ws, "p").text == expected, "mode " << mode);
@@ -303,7 +272,7 @@ BOOST_AUTO_TEST_CASE(an_offloaded_llm_streams_the_same_text_and_reports_its_pagi
   for (const std::string mode : {"speculative", "incremental"}) {
     WebSocket ws(kHost, server.port());
     ws.send(json{{"request_id", "o"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
-    BOOST_TEST(read_stream(ws, "o").text == generate_text(kPrompt, 40, mode), "mode " << mode);
+    BOOST_TEST(read_stream(ws, "o").text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
   }
   const json disk = metrics_value(server.port(), "banyan_weight_bytes{tier=\"disk\"}");
   const json resident = metrics_value(server.port(), "banyan_weight_bytes{tier=\"resident\"}");
@@ -335,12 +304,10 @@ BOOST_AUTO_TEST_CASE(a_stage_in_another_process_streams_the_same_text_and_rejoin
   ServerProcess server(test::banyan_binary(), {"--remote-stage", "127.0.0.1:" + std::to_string(stage_port)});
   BOOST_TEST(server.error_output().find("LLM stage (layers 0-2)") != std::string::npos, server.error_output());
   auto stream = [&](const std::string& mode, int tokens) {
-    WebSocket ws(kHost, server.port());
-    ws.send(json{{"request_id", "r"}, {"prompt", kPrompt}, {"max_new_tokens", tokens}, {"mode", mode}}.dump());
-    return read_stream(ws, "r");
+    return testkit::stream_generation(kHost, server.port(), kPrompt, tokens, mode);
   };
   for (const std::string mode : {"speculative", "incremental"})
-    BOOST_TEST(stream(mode, 40).text == generate_text(kPrompt, 40, mode), "mode " << mode);
+    BOOST_TEST(stream(mode, 40).text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
 
   WebSocket ws(kHost, server.port());
   ws.send(json{{"request_id", "long"}, {"prompt", kPrompt}, {"max_new_tokens", 400}, {"mode", "incremental"}}.dump());
@@ -366,7 +333,7 @@ BOOST_AUTO_TEST_CASE(a_stage_in_another_process_streams_the_same_text_and_rejoin
   while (json::parse(testkit::http_request(kHost, server.port(), "GET", "/health").body)["status"] != "ok" &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  BOOST_TEST(stream("speculative", 40).text == generate_text(kPrompt, 40, "speculative"));
+  BOOST_TEST(stream("speculative", 40).text == test::generated_text(kPrompt, 40, "speculative"));
   const int code = server.stop(SIGTERM, std::chrono::seconds(30));
   BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }

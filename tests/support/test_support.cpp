@@ -41,6 +41,13 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::string generated_text(const std::string& prompt, int tokens, const std::string& mode) {
+  const auto r = run_command(shell_quote(banyan_binary().string()) + " generate --prompt " + shell_quote(prompt) +
+                             " --max-new-tokens " + std::to_string(tokens) + " --mode " + mode);
+  if (r.exit_code != 0 || r.out.rfind(prompt, 0) != 0) throw std::runtime_error("banyan generate failed: " + r.err);
+  return r.out.substr(prompt.size(), r.out.size() - prompt.size() - 1);
+}
+
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);

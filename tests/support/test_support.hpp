@@ -47,6 +47,9 @@ struct CommandResult {
 // Runs a shell command line, capturing stdout and stderr separately.
 CommandResult run_command(const std::string& command_line);
 std::string shell_quote(const std::string& s);
+// What `banyan generate` prints after `prompt` for a greedy run of the embedded models (without
+// the final newline); throws std::runtime_error when it fails.
+std::string generated_text(const std::string& prompt, int tokens, const std::string& mode);
 
 using TensorMap = std::map<std::string, HostTensor>;
 

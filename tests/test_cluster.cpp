@@ -1,0 +1,219 @@
+// A cluster as its users meet it: `banyan launch cluster.yaml` starting the head and its workers
+// as processes on loopback (and, where `ip netns` works, a worker behind a veth link in a network
+// namespace); the pipeline over them streams what one process streams; a worker killed, stopped
+// or cut off mid-stream is an error frame within 5 s, /health says degraded, new requests get a
+// fast 503, and once the worker is back the head serves again without a restart.
+#define BOOST_TEST_MODULE test_cluster
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/test_support.hpp"
+#include "testkit/child_process.hpp"
+#include "testkit/http_client.hpp"
+#include "testkit/token_stream.hpp"
+
+using namespace banyan;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kPrompt = "Once upon a time";
+
+// Ports nobody listens on now (bound to 0 and released).
+std::vector<int> free_ports(int count) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < count; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), size);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size);
+    fds.push_back(fd);
+    ports.push_back(ntohs(a.sin_port));
+  }
+  for (int fd : fds) ::close(fd);
+  return ports;
+}
+
+struct NodeSpec {
+  std::string name, host;
+};
+
+// A cluster config for the demo models: the nodes (the first is the head), the LLM in
+// `placement.size()` stages placed so, and the HTTP server on a free loopback port.
+std::string cluster_yaml(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement, int http_port,
+                         const std::string& remote_command = "") {
+  const auto ports = free_ports(2 * int(nodes.size()));
+  std::ostringstream y;
+  y << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()
+    << "\n  pipeline_parallelism_degree: " << placement.size() << "\n  placement: [";
+  for (std::size_t i = 0; i < placement.size(); ++i) y << (i ? ", " : "") << placement[i];
+  y << "]\nssms:\n  - path: " << (test::source_dir() / "models/demo-ssm").string() << "\nnodes:\n";
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    y << "  - {name: " << nodes[i].name << ", host: " << nodes[i].host << ", port: " << ports[2 * i]
+      << ", data_port: " << ports[2 * i + 1] << "}\n";
+  y << "head: " << nodes.front().name << "\nserver:\n  host: 127.0.0.1\n  port: " << http_port << "\n";
+  if (!remote_command.empty()) y << "launch:\n  remote_command: \"" << remote_command << "\"\n";
+  return y.str();
+}
+
+// `banyan launch` on a config file, up once it prints the head's endpoint.
+struct Launch {
+  test::TempDir dir;
+  int http_port = free_ports(1).front();
+  std::unique_ptr<testkit::ChildProcess> process;
+
+  Launch(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement,
+         const std::string& remote_command = "") {
+    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command);
+    process = std::make_unique<testkit::ChildProcess>(
+        std::vector<std::string>{test::banyan_binary().string(), "launch", (dir / "cluster.yaml").string()});
+    process->wait_for_output(std::regex("serving on http://127\\.0\\.0\\.1:" + std::to_string(http_port)), 120s);
+  }
+  ~Launch() {
+    if (process->pid() > 0) process->stop(SIGTERM, 60s);
+  }
+  // The pid of the node's latest process, from launch's "started node NAME (pid N)" lines.
+  int pid_of(const std::string& node) const {
+    const std::string log = process->error_output();
+    const std::regex started("started node " + node + " \\(pid (\\d+)\\)");
+    int pid = -1;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), started); it != std::sregex_iterator(); ++it)
+      pid = std::stoi((*it)[1]);
+    return pid;
+  }
+  json health() const { return json::parse(testkit::http_request("127.0.0.1", http_port, "GET", "/health").body); }
+  // Waits up to `timeout` for /health to say `status`.
+  bool health_becomes(const std::string& status, std::chrono::seconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (health()["status"] != status) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(100ms);
+    }
+    return true;
+  }
+  testkit::Streamed stream(const std::string& mode, int tokens = 40) const {
+    return testkit::stream_generation("127.0.0.1", http_port, kPrompt, tokens, mode);
+  }
+};
+
+// Streams a long generation, does `fault` once the first token came, and checks that the
+// stream ends in an error frame containing `expected` within 5 s, that /health says degraded
+// and that a new request gets a 503 at once.
+void fault_mid_stream(const Launch& cluster, const std::function<void()>& fault, const std::string& expected) {
+  testkit::WebSocket ws("127.0.0.1", cluster.http_port);
+  ws.send(json{{"request_id", "long"}, {"prompt", kPrompt}, {"max_new_tokens", 400}, {"mode", "incremental"}}.dump());
+  BOOST_TEST(json::parse(ws.receive())["type"] == "token");
+  fault();
+  const auto at = std::chrono::steady_clock::now();
+  const testkit::Streamed cut = testkit::read_stream(ws, "long");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - at).count();
+  BOOST_TEST(seconds < 5.0);
+  BOOST_TEST(cut.done["type"] == "error", cut.done.dump());
+  BOOST_TEST(cut.done.dump().find(expected) != std::string::npos, cut.done.dump());
+  BOOST_TEST(cluster.health_becomes("degraded", 5s), cluster.health().dump());
+  const auto refused = testkit::http_request("127.0.0.1", cluster.http_port, "POST", "/v1/completions",
+                                             json{{"prompt", kPrompt}, {"max_tokens", 5}}.dump(), "", 10s);
+  BOOST_TEST(refused.status == 503);
+  BOOST_TEST(refused.body.find(expected) != std::string::npos, refused.body);
+}
+
+const std::string kLoopback = "127.0.0.1";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_streams) {
+  // Stages 0-1 on w1, 2-3 on the head, 4-5 on w2: the head links to the pipeline's start on
+  // another node, and its own stage passes on to a third.
+  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}, {"w2", kLoopback}}, {"w1", "head", "w2"});
+  for (const std::string mode : {"speculative", "incremental"})
+    BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
+  BOOST_TEST(cluster.health()["status"] == "ok");
+  const int code = cluster.process->stop(SIGINT, 60s);
+  BOOST_TEST(code == 0);
+  const std::string log = cluster.process->error_output();
+  for (const std::string line : {"[w1] banyan w1: stopped", "[w2] banyan w2: stopped", "[head] banyan serve: stopped"})
+    BOOST_TEST(log.find(line) != std::string::npos, line << " in\n" << log);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_worker_fails_the_stream_and_its_restart_rejoins) {
+  // w2 holds the last stage and is reached from w1: its death is seen by a worker's link.
+  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}, {"w2", kLoopback}}, {"head", "w1", "w2"});
+  const int killed = cluster.pid_of("w2");
+  fault_mid_stream(cluster, [&] { ::kill(killed, SIGKILL); }, "node w2");
+  // launch restarts it; it rejoins and the head serves again.
+  BOOST_TEST(cluster.health_becomes("ok", 60s), cluster.health().dump());
+  BOOST_TEST(cluster.pid_of("w2") != killed);
+  BOOST_TEST(cluster.stream("speculative").text == test::generated_text(kPrompt, 40, "speculative"));
+}
+
+BOOST_AUTO_TEST_CASE(a_stopped_worker_is_found_silent_and_serves_again_when_it_continues) {
+  // A stopped process keeps its connections open and answers nothing, as a dropped link does.
+  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, {"head", "w1"});
+  const int worker = cluster.pid_of("w1");
+  fault_mid_stream(cluster, [&] { ::kill(worker, SIGSTOP); }, "stopped answering");
+  ::kill(worker, SIGCONT);
+  BOOST_TEST(cluster.health_becomes("ok", 60s), cluster.health().dump());
+  BOOST_TEST(cluster.stream("incremental").text == test::generated_text(kPrompt, 40, "incremental"));
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_behind_a_dropped_link_is_an_error_and_serves_again_when_it_is_back) {
+  // The worker in its own network namespace, joined to this one by a veth pair; launch starts it
+  // there through the cluster's remote command, as it would over ssh.
+  const std::string tag = std::to_string(::getpid() % 100000);
+  const std::string ns = "banyan" + tag, outside = "bnyo" + tag, inside = "bnyi" + tag;
+  const std::string net = "10.213." + std::to_string(::getpid() % 250) + ".";
+  auto sh = [](const std::string& command) { return test::run_command(command).exit_code == 0; };
+  if (!sh("ip netns add " + ns)) {
+    BOOST_TEST_MESSAGE("skipped: ip netns does not work here");
+    return;
+  }
+  struct Cleanup {
+    std::string ns, outside;
+    ~Cleanup() { test::run_command("ip netns del " + ns + "; ip link del " + outside + " 2>/dev/null"); }
+  } cleanup{ns, outside};
+  BOOST_TEST_REQUIRE(sh("ip link add " + outside + " type veth peer name " + inside + " && ip link set " + inside +
+                        " netns " + ns + " && ip addr add " + net + "1/24 dev " + outside + " && ip link set " + outside +
+                        " up && ip netns exec " + ns + " ip addr add " + net + "2/24 dev " + inside + " && ip netns exec " +
+                        ns + " ip link set " + inside + " up && ip netns exec " + ns + " ip link set lo up"));
+  Launch cluster({{"head", net + "1"}, {"w1", net + "2"}}, {"head", "w1"},
+                 "ip netns exec " + ns + " " + test::banyan_binary().string() + " serve --node {node} --config {config}");
+  fault_mid_stream(cluster, [&] { sh("ip link set " + outside + " down"); }, "stopped answering");
+  BOOST_TEST_REQUIRE(sh("ip link set " + outside + " up"));
+  BOOST_TEST(cluster.health_becomes("ok", 120s), cluster.health().dump());
+  BOOST_TEST(cluster.stream("speculative").text == test::generated_text(kPrompt, 40, "speculative"));
+}
+
+BOOST_AUTO_TEST_CASE(a_head_whose_workers_never_come_says_which_and_exits) {
+  test::TempDir dir;
+  std::ofstream(dir / "cluster.yaml") << cluster_yaml({{"head", kLoopback}, {"w1", kLoopback}}, {"head", "w1"},
+                                                      free_ports(1).front());
+  const auto r = test::run_command(test::shell_quote(test::banyan_binary().string()) + " serve --node head --config " +
+                                   test::shell_quote((dir / "cluster.yaml").string()) + " --join-timeout 3");
+  BOOST_TEST(r.exit_code != 0);
+  BOOST_TEST(r.err.find("did not come together within 3 s") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("node w1 (127.0.0.1:") != std::string::npos, r.err);
+  BOOST_TEST(r.out.find("listening") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_cluster_config_starts_nothing) {
+  test::TempDir dir;
+  std::string yaml = cluster_yaml({{"head", kLoopback}, {"w1", kLoopback}}, {"head", "w9"}, free_ports(1).front());
+  std::ofstream(dir / "cluster.yaml") << yaml;
+  const auto r = test::run_command(test::shell_quote(test::banyan_binary().string()) + " launch " +
+                                   test::shell_quote((dir / "cluster.yaml").string()));
+  BOOST_TEST(r.exit_code != 0);
+  BOOST_TEST(r.err.find("key 'model.placement': no node is named 'w9'") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("started node") == std::string::npos, r.err);
+}

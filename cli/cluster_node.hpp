@@ -19,6 +19,8 @@ struct ClusterRole {
   bool head = false;
   std::vector<config::StagePlacement> placement;
   std::vector<config::StageRunPlan> runs;
+  // The address its node actor listens on.
+  const std::string& bind() const { return node.bind.empty() ? node.host : node.bind; }
   // The layer ranges this node loads, in the order of its runs.
   std::vector<LayerRange> local_layers() const;
 };

@@ -36,7 +36,7 @@ int serve_worker(const ClusterRole& role) {
   choice.ssms.clear();
   choice.stage_layers = role.local_layers();
   const RunsOf runs = [&](std::vector<std::shared_ptr<LlamaModel>> stages) { return stage_runs(role, std::move(stages)); };
-  return serve_stage_node(role.node.name, choice, runs, role.node.host, role.node.port);
+  return serve_stage_node(role.node.name, choice, runs, role.bind(), role.node.port);
 }
 
 }  // namespace
@@ -110,7 +110,7 @@ int serve_command(int argc, char** argv) {
                      : std::vector<actors::StageRun>{{std::move(m.llm_stages), remote}};
     node = std::make_unique<actors::Node>(*system, role ? role->node.name : "serve", std::move(runs),
                                           role ? other_nodes(*role) : std::vector<actors::NodeAddress>{});
-    if (role) node->publish(role->node.host, role->node.port);
+    if (role) node->publish(role->bind(), role->node.port);
     node->wait_until_joined(std::chrono::seconds(o.integer("--join-timeout")), [](const auto& problems) {
       for (const auto& p : problems) std::cerr << "banyan serve: waiting: " << p << "\n";
     });

@@ -15,6 +15,7 @@ NodeConfig read_node(Section s) {
   NodeConfig n;
   s.read("name", n.name, "a name");
   s.read("host", n.host, "a host name or address");
+  s.read("bind", n.bind, "an address");
   s.read("port", n.port, "a port number");
   s.read("data_port", n.data_port, "a port number");
   s.read("ucx_interface", n.ucx_interface, "a network interface");

@@ -12,7 +12,8 @@ namespace banyan::config {
 
 struct NodeConfig {
   std::string name;
-  std::string host;
+  std::string host;           // where the other nodes reach it
+  std::string bind;           // the address it listens on; empty: host (0.0.0.0 in a container)
   int port = 7000;            // the node's actor port (CAF)
   int data_port = 7001;       // its data plane (UCX)
   std::string ucx_interface;  // empty: UCX chooses

@@ -3,6 +3,8 @@
 // that do not divide the heads, more stages than layers, more shards than cores or GPUs) say why.
 #define BOOST_TEST_MODULE test_cluster_config
 #include <boost/test/unit_test.hpp>
+#include <set>
+#include <yaml-cpp/yaml.h>
 
 #include "config/cluster_config.hpp"
 
@@ -75,6 +77,37 @@ BOOST_AUTO_TEST_CASE(explicit_placement_and_the_head_defaults_to_the_first_node)
   BOOST_TEST((stages[0].node == "b" && stages[1].node == "a"));
 }
 
+BOOST_AUTO_TEST_CASE(each_node_runs_its_consecutive_stages_and_passes_on_to_the_next_node) {
+  auto placed = [](std::vector<std::string> nodes) {
+    std::vector<StagePlacement> stages;
+    for (std::size_t i = 0; i < nodes.size(); ++i) stages.push_back({nodes[i], int(i), int(i) + 1, 1});
+    return stages;
+  };
+  auto runs = [](const std::vector<StageRunPlan>& plans) {
+    std::vector<std::tuple<int, int, bool>> out;
+    for (const auto& p : plans) out.emplace_back(p.first, p.end, p.passes_on);
+    return out;
+  };
+  using Runs = std::vector<std::tuple<int, int, bool>>;
+  const auto stages = placed({"w", "h", "h", "w", "v"});
+  // The head without stage 0 links to it first; its stages 1-2 pass on to stage 3.
+  BOOST_TEST((runs(plan_runs(stages, "h", true)) == Runs{{0, 0, true}, {1, 3, true}}));
+  // A worker holding two runs: stage 0 (on to stage 1) and stage 3 (on to stage 4).
+  BOOST_TEST((runs(plan_runs(stages, "w", false)) == Runs{{0, 1, true}, {3, 4, true}}));
+  BOOST_TEST((runs(plan_runs(stages, "v", false)) == Runs{{4, 5, false}}));  // the model ends there
+  BOOST_TEST(plan_runs(stages, "x", false).empty());                        // a node with no stages
+  BOOST_TEST((runs(plan_runs(placed({"h", "h"}), "h", true)) == Runs{{0, 2, false}}));
+}
+
+BOOST_AUTO_TEST_CASE(the_remote_command_has_a_default_and_can_be_set) {
+  BOOST_TEST(parse_cluster_config(kCluster, "c.yaml").remote_command ==
+             "ssh {host} banyan serve --node {node} --config {config}");
+  const std::string yaml = std::string(kCluster) + "launch:\n  remote_command: kubectl exec {node} -- banyan\n";
+  BOOST_TEST(parse_cluster_config(yaml, "c.yaml").remote_command == "kubectl exec {node} -- banyan");
+  BOOST_TEST(error_of(std::string(kCluster) + "launch:\n  remote: x\n").find("key 'launch.remote': unknown key") !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(layouts_that_cannot_run) {
   expect(replaced(kCluster, "tensor_parallelism_degree: 2", "tensor_parallelism_degree: 3"),
          "key 'model.tensor_parallelism_degree': 3 does not divide the model's 32 attention heads");
@@ -123,3 +156,28 @@ BOOST_AUTO_TEST_CASE(the_example_file_places_the_demo_model) {
   BOOST_TEST_REQUIRE(stages.size() == 2u);
   BOOST_TEST((stages[0].node == "head" && stages[1].node == "worker-1" && stages[1].first_layer == 3));
 }
+
+BOOST_AUTO_TEST_CASE(the_kubernetes_manifests_hold_a_cluster_that_places) {
+  // The ConfigMap's cluster config names the pods the manifests make: the head Deployment's
+  // --node and one banyan-worker-N per StatefulSet replica.
+  const std::string dir = BANYAN_SOURCE_DIR "/deploy/kubernetes/";
+  const YAML::Node map = YAML::LoadFile(dir + "configmap.yaml");
+  const ClusterConfig c = parse_cluster_config(map["data"]["cluster.yaml"].as<std::string>(), "configmap.yaml");
+  const auto stages = place_stages(c, {6, 6, 2, 768});  // the demo LLM the image carries
+  BOOST_TEST(stages.size() == 3u);
+  std::set<std::string> names;
+  for (const auto& n : c.nodes) names.insert(n.name);
+  int replicas = 0;
+  std::string head_node;
+  for (const std::string file : {"head.yaml", "workers.yaml"})
+    for (const YAML::Node& doc : YAML::LoadAllFromFile(dir + file)) {
+      if (doc["kind"].as<std::string>() == "StatefulSet") replicas = doc["spec"]["replicas"].as<int>();
+      if (doc["kind"].as<std::string>() == "Deployment")
+        head_node = doc["spec"]["template"]["spec"]["containers"][0]["args"][2].as<std::string>();
+    }
+  BOOST_TEST(head_node == c.head);
+  std::set<std::string> pods = {head_node};
+  for (int i = 0; i < replicas; ++i) pods.insert("banyan-worker-" + std::to_string(i));
+  BOOST_TEST((pods == names));
+}
+

@@ -4,7 +4,8 @@
 
 namespace banyan::actors {
 
-void add_message_types(caf::actor_system_config& config) {
+void configure_actor_system(caf::actor_system_config& config) {
+  config.set("scheduler.policy", caf::atom("sharing"));
   config.add_message_type<GenerateRequest>("banyan.GenerateRequest");
   config.add_message_type<TokenChunk>("banyan.TokenChunk");
   config.add_message_type<StepResult>("banyan.StepResult");

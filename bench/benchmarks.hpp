@@ -10,5 +10,6 @@ int accuracy_benchmark(int argc, char** argv);
 int serve_load_benchmark(int argc, char** argv);  // starts `banyan serve` itself
 int offload_benchmark(int argc, char** argv);
 int transport_benchmark(int argc, char** argv);  // the UCX data plane
+int parallel_benchmark(int argc, char** argv);   // pipeline stages in one and two processes
 
 }  // namespace banyan::bench

@@ -17,7 +17,8 @@ int bench_command(int argc, char** argv) {
       "  accuracy    f16/int8/int4 against f32: top-1 agreement on real text\n"
       "  serve_load  many websocket clients against a `banyan serve` it starts: throughput, latencies\n"
       "  offload     the LLM's weights streamed under a memory budget vs resident, incremental and speculative\n"
-      "  transport   the UCX data plane over loopback: throughput and round trips per message size\n\n"
+      "  transport   the UCX data plane over loopback: throughput and round trips per message size\n"
+      "  parallel    the LLM in pipeline stages, in one and in two processes, against it whole\n\n"
       "`banyan bench NAME --help` lists a benchmark's options.\n";
   if (argc < 1 || std::strcmp(argv[0], "--help") == 0) {
     std::cout << kUsage;
@@ -27,6 +28,7 @@ int bench_command(int argc, char** argv) {
   if (name == "decode") return bench::decode_benchmark(argc - 1, argv + 1);
   if (name == "specinfer") return bench::specinfer_benchmark(argc - 1, argv + 1);
   if (name == "offload") return bench::offload_benchmark(argc - 1, argv + 1);
+  if (name == "parallel") return bench::parallel_benchmark(argc - 1, argv + 1);
   if (name == "transport") return bench::transport_benchmark(argc - 1, argv + 1);
   if (name == "accuracy") return bench::accuracy_benchmark(argc - 1, argv + 1);
   if (name == "serve_load") return bench::serve_load_benchmark(argc - 1, argv + 1);

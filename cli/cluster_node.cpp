@@ -83,7 +83,7 @@ int serve_stage_node(const std::string& name, const ModelChoice& choice, const R
   for (const auto& s : m.llm_stages)
     layers += (layers.empty() ? "" : ", ") + std::to_string(s->first_layer()) + "-" + std::to_string(s->end_layer() - 1);
   caf::actor_system_config config;
-  actors::add_message_types(config);
+  actors::configure_actor_system(config);
   config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(config);
   {

@@ -75,7 +75,7 @@ int serve_command(int argc, char** argv) {
   server::HttpServer http(c.server.host, c.server.port);
 
   caf::actor_system_config actor_config;
-  actors::add_message_types(actor_config);
+  actors::configure_actor_system(actor_config);
   if (c.server.actor_port >= 0 || o.has("--remote-stage") || role) actor_config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(actor_config);
   ModelChoice choice = model_choice(c);

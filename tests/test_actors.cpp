@@ -42,7 +42,7 @@ struct Node {
 
   Node(EngineOptions options, bool speculative = false)
       : engine(llm, speculative ? std::vector<LlamaModel*>{&llm} : std::vector<LlamaModel*>{}, options) {
-    add_message_types(config);
+    configure_actor_system(config);
     system = std::make_unique<caf::actor_system>(config);
     scheduler = spawn_scheduler(*system, engine);
   }
@@ -187,7 +187,7 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
   RandomWeights weights(test_config(), 7);
   LlamaModel whole(weights, *backend);
   caf::actor_system_config config;
-  add_message_types(config);
+  configure_actor_system(config);
   caf::actor_system system(config);
   for (bool speculative : {false, true}) {
     std::vector<std::shared_ptr<LlamaModel>> stages;
@@ -219,7 +219,7 @@ BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {
   auto backend = cpu::make_cpu_backend({1});
   RandomWeights weights(test_config(), 7);
   caf::actor_system_config config;
-  add_message_types(config);
+  configure_actor_system(config);
   caf::actor_system system(config);
   std::vector<std::shared_ptr<LlamaModel>> stages;
   for (const LayerRange& r : split_layers(test_config().num_hidden_layers, 2))
@@ -255,7 +255,7 @@ BOOST_AUTO_TEST_CASE(ssms_as_actors_propose_what_they_propose_in_one_thread) {
   auto ssm_llm = std::make_shared<LlamaModel>(weights, *backend);
   auto ssm_other = std::make_shared<LlamaModel>(other_weights, *backend);
   caf::actor_system_config config;
-  add_message_types(config);
+  configure_actor_system(config);
   caf::actor_system system(config);
   auto handles = spawn_ssms(system, {ssm_llm, ssm_other});
   {
@@ -285,7 +285,7 @@ BOOST_AUTO_TEST_CASE(an_ssm_error_reaches_the_engine) {
   RandomWeights weights(test_config(), 7);
   auto model = std::make_shared<LlamaModel>(weights, *backend);
   caf::actor_system_config config;
-  add_message_types(config);
+  configure_actor_system(config);
   caf::actor_system system(config);
   auto handles = spawn_ssms(system, {model});
   {
@@ -311,7 +311,7 @@ BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
   // An SSM on another node gets its work, and answers its trees, serialized: a sampled tree keeps
   // its drafts' distributions, the generator its state.
   caf::actor_system_config config;
-  add_message_types(config);
+  configure_actor_system(config);
   caf::actor_system system(config);
   SsmWork work;
   work.commits.push_back({1, 7, {4, 5}});

@@ -68,7 +68,7 @@ caf::behavior generation(caf::stateful_actor<GenerationState>* self, text_servic
 
 caf::actor_system_config& client_config(caf::actor_system_config& config) {
   config.load<caf::io::middleman>();
-  add_message_types(config);
+  configure_actor_system(config);
   return config;
 }
 

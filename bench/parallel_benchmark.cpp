@@ -1,0 +1,168 @@
+// bench parallel: the LLM split into pipeline stages, against the same LLM whole, in one run:
+// pp=1 (one model in this thread), pp=2 as two stage actors in this process, and pp=2 with the
+// second stage in another process (`banyan stage`, reached over CAF's network layer on loopback).
+// One request at a time runs through one stage at a time, so a split adds only communication:
+// its share of a step is 1 - (pp=1 time) / (split time). Greedy outputs of every row must match.
+// Tensor parallelism is not built yet; the run says so.
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <unistd.h>
+
+#include "actors/llm_stage.hpp"
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+#include "bench/bench_util.hpp"
+#include "bench/benchmarks.hpp"
+#include "cli/option_types.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "engine/engine.hpp"
+#include "engine/ssm_group.hpp"
+#include "model/converted_file.hpp"
+#include "model/error.hpp"
+#include "model/random_weights.hpp"
+#include "testkit/child_process.hpp"
+
+namespace banyan::bench {
+
+namespace {
+
+struct Row {
+  std::string layout;
+  int batch = 1;
+  double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, ms_per_step = 0;
+  std::vector<std::vector<std::int32_t>> outputs;
+};
+
+// Prefills `batch` prompts, then decodes `tokens` each; times the two apart.
+Row run(LlmRunner& llm, const std::vector<std::vector<std::int32_t>>& prompts, int tokens) {
+  LocalSsms none({});
+  EngineOptions e;
+  e.limits.max_requests_per_batch = int(prompts.size());
+  Engine engine(llm, none, e);
+  engine.submit(prompts.front(), {2, {}});  // untimed: first touches of the weights and buffers
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+
+  Row r;
+  r.batch = int(prompts.size());
+  std::vector<RequestId> ids;
+  for (const auto& p : prompts) ids.push_back(engine.submit(p, {tokens, {}}));
+  // Prefill ends when the last request has its first token; decoding is what follows.
+  std::set<RequestId> started;
+  long long during_decode = 0;
+  Stopwatch clock;
+  double decode_start = 0;
+  engine.run([&](RequestId id, std::span<const std::int32_t> committed) {
+    if (started.size() == prompts.size()) {
+      during_decode += (long long)committed.size();
+      return;
+    }
+    started.insert(id);
+    if (started.size() == prompts.size()) decode_start = clock.seconds();
+  });
+  const double seconds = clock.seconds() - decode_start;
+  long long prompt_tokens = 0;
+  for (const auto& p : prompts) prompt_tokens += (long long)p.size();
+  r.prefill_tokens_per_s = double(prompt_tokens) / decode_start;
+  for (auto id : ids) {
+    const Request& q = engine.requests().request(id);
+    if (q.state == RequestState::failed) throw Error("request failed: " + q.error);
+    r.outputs.emplace_back(q.tokens.begin() + q.prompt_length, q.tokens.end());
+  }
+  r.decode_tokens_per_s = double(during_decode) / seconds;
+  r.ms_per_step = 1000.0 * seconds / double(std::max<long long>(1, during_decode / r.batch));
+  return r;
+}
+std::shared_ptr<LlamaModel> stage(const WeightSource& w, Backend& backend, int first, int end) {
+  return std::make_shared<LlamaModel>(w, backend, ModelOptions{}, LlamaModel::Progress{}, LayerRange{first, end});
+}
+
+}  // namespace
+
+int parallel_benchmark(int argc, char** argv) {
+  cli::Options o("bench parallel", "[options]",
+                 "Tokens/s of the LLM whole (pp=1) against it split into 2 pipeline stages, in this process and with\n"
+                 "the second stage in another process (over CAF on loopback), with the share of each step spent\n"
+                 "passing activations. Random weights in the llama-160m shape (12 layers, hidden 768); greedy\n"
+                 "outputs of every layout are checked identical. Tensor parallelism is not built yet.");
+  o.add("--dtype", "TYPE", "weights: f32, f16, int8, int4", "int8");
+  o.add("--batches", "LIST", "requests decoded at once", "1,8");
+  o.add("--prompt-tokens", "N", "tokens per prompt", "128");
+  o.add("--tokens", "N", "tokens decoded per request", "64");
+  o.add("--threads", "N", "CPU threads (each process)", "2");
+  o.add("--out", "FILE", "JSON result file", "bench-parallel.json");
+  if (!o.parse(argc, argv)) return 0;
+
+  const LlamaConfig shape = llama_160m_shape();
+  const int half = shape.num_hidden_layers / 2, tokens = o.integer("--tokens");
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("banyan-parallel-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path file = dir / "llama-160m.banyan";
+  std::printf("writing %s (random llama-160m shape, %s) ...\n", file.c_str(), o.text("--dtype").c_str());
+  std::fflush(stdout);
+  write_converted(EncodedWeights(RandomWeights(shape, 1), {cli::format_option(o, "--dtype"), DType::f32}), file);
+  // `banyan stage` loads a tokenizer beside the model, though a stage never uses it.
+  std::filesystem::copy_file(BANYAN_MODELS_DIR "/demo-llm/tokenizer.model", dir / "tokenizer.model");
+
+  auto backend = cpu::make_cpu_backend({o.integer("--threads")});
+  auto weights = open_converted(file);
+  caf::actor_system_config config;
+  actors::configure_actor_system(config);
+  config.load<caf::io::middleman>();
+  caf::actor_system system(config);
+  testkit::ChildProcess remote({BANYAN_BINARY, "stage", "--model", file.string(), "--layers",
+                                std::to_string(half) + "-" + std::to_string(shape.num_hidden_layers - 1), "--threads",
+                                o.text("--threads")});
+  const int port = std::stoi(remote.wait_for_output(std::regex("on 127\\.0\\.0\\.1:(\\d+)"), std::chrono::seconds(120))[1]);
+
+  nlohmann::json rows = nlohmann::json::array();
+  std::printf("\n%-28s %5s %14s %14s %11s %12s\n", "layout", "batch", "prefill tok/s", "decode tok/s", "ms/step",
+              "comm share");
+  for (const auto& batch_text : o.list("--batches")) {
+    const int batch = std::stoi(batch_text);
+    const auto prompts = random_prompts(batch, o.integer("--prompt-tokens"), shape.vocab_size, 7);
+    std::vector<Row> results;
+    {
+      LlamaModel whole(*weights, *backend);
+      LocalLlm llm(whole);
+      results.push_back(run(llm, prompts, tokens));
+      results.back().layout = "pp=1";
+    }
+    {
+      actors::Node node(system, "bench", {{{stage(*weights, *backend, 0, half), stage(*weights, *backend, half, shape.num_hidden_layers)}, {}}});
+      actors::StagedLlm llm(system, node.run_at(0), shape);
+      results.push_back(run(llm, prompts, tokens));
+      results.back().layout = "pp=2, one process";
+    }
+    {
+      actors::RemoteStage next{{"", "127.0.0.1", port}, half};
+      actors::Node node(system, "bench", {{{stage(*weights, *backend, 0, half)}, next}});
+      node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
+      actors::StagedLlm llm(system, node.run_at(0), shape);
+      results.push_back(run(llm, prompts, tokens));
+      results.back().layout = "pp=2, two processes";
+    }
+    const Row& base = results.front();
+    for (const Row& r : results) {
+      if (r.outputs != base.outputs) throw Error(r.layout + ": greedy outputs differ from pp=1");
+      const double share = 1.0 - base.ms_per_step / r.ms_per_step;
+      std::printf("%-28s %5d %14.1f %14.1f %11.2f %11.1f%%\n", r.layout.c_str(), r.batch, r.prefill_tokens_per_s,
+                  r.decode_tokens_per_s, r.ms_per_step, 100.0 * std::max(0.0, share));
+      rows.push_back({{"layout", r.layout}, {"batch", r.batch}, {"prefill_tokens_per_s", r.prefill_tokens_per_s},
+                      {"decode_tokens_per_s", r.decode_tokens_per_s}, {"ms_per_step", r.ms_per_step},
+                      {"communication_share", share}, {"decode_vs_pp1", r.decode_tokens_per_s / base.decode_tokens_per_s}});
+    }
+  }
+  std::printf("tp=2: not measured, tensor parallelism is not built yet\n");
+  remote.stop(SIGTERM, std::chrono::seconds(30));
+  std::filesystem::remove_all(dir);
+  write_json(o.text("--out"), {{"benchmark", "parallel"}, {"machine", machine_description()}, {"model", "llama-160m shape, random"},
+                               {"dtype", o.text("--dtype")}, {"tokens", tokens}, {"prompt_tokens", o.integer("--prompt-tokens")},
+                               {"rows", rows}});
+  return 0;
+}
+
+}  // namespace banyan::bench

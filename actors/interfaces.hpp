@@ -38,10 +38,12 @@ using llm_stage_actor = caf::typed_actor<caf::replies_to<StageForward>::with<Sta
 using node_link_actor = llm_stage_actor::extend<caf::reacts_to<tick_atom>>;
 
 // One per process of a cluster, published on its port (actors/node.hpp): hands out its stage
-// that starts at a layer (stage_atom, first layer), lists the first layers of its stages, and
-// answers heartbeats with what its links to other nodes find wrong (empty: nothing).
+// that starts at a layer (stage_atom, first layer), lists the first layers of its stages, says
+// where its data plane listens (host, port; port 0: it has none), and answers heartbeats with
+// what its links to other nodes find wrong (empty: nothing).
 using node_actor = caf::typed_actor<caf::replies_to<stage_atom, std::int32_t>::with<llm_stage_actor>,
                                     caf::replies_to<layers_atom>::with<std::vector<std::int32_t>>,
+                                    caf::replies_to<data_plane_atom>::with<std::string, std::int32_t>,
                                     caf::replies_to<health_atom>::with<std::vector<std::string>>>;
 
 // One small speculative model (ssm): owns the model and its KV cache. An SsmWork applies last

@@ -89,7 +89,7 @@ void StagedLlm::create_kv_cache(int slots, int capacity) {
 }
 
 void StagedLlm::forward(const ForwardBatch& batch, std::vector<float>& logits) {
-  StageForward f{batch, {}, std::move(pending_moves_)};
+  StageForward f{batch, {}, std::move(pending_moves_), {}};
   pending_moves_.clear();
   caf::scoped_actor self{system_};
   self->request(strong(first_), caf::infinite, std::move(f))

@@ -53,17 +53,29 @@ struct KvMoves {
   std::vector<std::int32_t> from, to;
 };
 
+// Bulk floats that travel over the data plane (actors/transport) instead of inside a message
+// between two processes: the tag they were sent with, and where the answer's bulk goes back to.
+struct BulkRef {
+  std::uint64_t tag = 0;      // 0: none, everything is in the messages
+  bool activations = false;   // the activations came with `tag` (a first stage gets none)
+  std::string reply_host;     // the sender's data plane, where the answer's floats go
+  std::int32_t reply_port = 0;
+  std::uint64_t reply_instance = 0;  // which data plane there (actors/bulk.hpp)
+};
+
 // One forward pass on its way down the LLM's pipeline: the batch, the activations the previous
 // stage produced (none for the first), and the KV moves every stage applies before computing.
 struct StageForward {
   ForwardBatch batch;
   std::vector<float> activations;
   std::vector<KvMoves> kv_moves;
+  BulkRef bulk;  // set between processes with data planes: the activations come that way
 };
 
 // What the last stage answers: the logits of batch.logit_rows.
 struct StageLogits {
   std::vector<float> logits;
+  std::uint64_t bulk_tag = 0;  // not 0: the logits come over the data plane with this tag
 };
 
 // The end of a request: why it ended and what it cost.

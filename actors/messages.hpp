@@ -99,13 +99,18 @@ typename Inspector::result_type inspect(Inspector& f, KvMoves& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, BulkRef& x) {
+  return f(caf::meta::type_name("banyan.BulkRef"), x.tag, x.activations, x.reply_host, x.reply_port, x.reply_instance);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StageForward& x) {
-  return f(caf::meta::type_name("banyan.StageForward"), x.batch, x.activations, x.kv_moves);
+  return f(caf::meta::type_name("banyan.StageForward"), x.batch, x.activations, x.kv_moves, x.bulk);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StageLogits& x) {
-  return f(caf::meta::type_name("banyan.StageLogits"), x.logits);
+  return f(caf::meta::type_name("banyan.StageLogits"), x.logits, x.bulk_tag);
 }
 
 template <class Inspector>
@@ -126,6 +131,7 @@ using layers_atom = caf::atom_constant<caf::atom("layers")>;
 using stage_atom = caf::atom_constant<caf::atom("stage")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using data_plane_atom = caf::atom_constant<caf::atom("dataplane")>;
 
 // What every Banyan actor system is configured with: every message type above announced, and
 // the sharing scheduler, whose idle workers wake as soon as a message arrives (work stealing's

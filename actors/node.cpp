@@ -11,11 +11,15 @@ namespace banyan::actors {
 
 namespace {
 
+// The floats of a message are sent before it: once it is here they are too, or nearly.
+constexpr auto kBulkTimeout = std::chrono::seconds(3);
+
 struct NodeState {
   NodeState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   std::string node;
   std::map<std::int32_t, llm_stage_actor> stages;  // the doors to them, by first layer
   std::shared_ptr<ClusterHealth> health;
+  std::shared_ptr<Bulk> bulk;
 };
 
 // What other processes reach a local stage through: a scheduled actor that asks the stage and
@@ -27,12 +31,38 @@ auto fail_with(Promise promise) {
   return [=](caf::error& e) mutable { promise.deliver(std::move(e)); };
 }
 
-llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_stage_actor stage) {
+// With a data plane, it also takes the activations that came over it and sends the logits
+// back that way when the sender asks so (BulkRef).
+llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_stage_actor stage,
+                                          std::shared_ptr<Bulk> bulk) {
   return {
       [=](StageForward& f) {
         auto promise = self->make_response_promise<StageLogits>();
+        const BulkRef ref = f.bulk;
+        if (ref.tag != 0 && !bulk) {
+          promise.deliver(caf::make_error(caf::sec::runtime_error, "this node has no data plane"));
+          return promise;
+        }
+        if (ref.activations) {
+          try {
+            f.activations = bulk->receive(ref.tag, kBulkTimeout);
+          } catch (const std::exception& e) {
+            promise.deliver(caf::make_error(caf::sec::runtime_error, std::string("the activations: ") + e.what()));
+            return promise;
+          }
+        }
         self->request(stage, caf::infinite, std::move(f))
-            .then([=](StageLogits& logits) mutable { promise.deliver(std::move(logits)); }, fail_with(promise));
+            .then(
+                [=](StageLogits& logits) mutable {
+                  if (ref.tag != 0) {
+                    logits.bulk_tag = ref.tag | (std::uint64_t(1) << 63);
+                    bulk->send(bulk->peer(ref.reply_host, ref.reply_port, ref.reply_instance), logits.bulk_tag,
+                               logits.logits);
+                    logits.logits.clear();
+                  }
+                  promise.deliver(std::move(logits));
+                },
+                fail_with(promise));
         return promise;
       },
       [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) {
@@ -52,10 +82,12 @@ llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_sta
 
 node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> self, std::string name,
                                         std::map<std::int32_t, llm_stage_actor> stages,
-                                        std::shared_ptr<ClusterHealth> health) {
+                                        std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
   self->state.node = std::move(name);
-  for (auto& [layer, stage] : stages) self->state.stages.emplace(layer, self->spawn<caf::linked>(stage_door, std::move(stage)));
+  for (auto& [layer, stage] : stages)
+    self->state.stages.emplace(layer, self->spawn<caf::linked>(stage_door, std::move(stage), bulk));
   self->state.health = std::move(health);
+  self->state.bulk = std::move(bulk);
   return {
       [=](stage_atom, std::int32_t first_layer) -> caf::result<llm_stage_actor> {
         const auto& st = self->state;
@@ -72,6 +104,11 @@ node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> 
         for (const auto& [layer, stage] : self->state.stages) layers.push_back(layer);
         return layers;
       },
+      [=](data_plane_atom) {
+        const auto& plane = self->state.bulk;
+        return plane ? std::make_tuple(plane->host(), std::int32_t(plane->port()))
+                     : std::make_tuple(std::string(), std::int32_t(0));
+      },
       [=](health_atom) { return self->state.health->problems(); },
   };
 }
@@ -82,14 +119,15 @@ std::string layer_range(const LlamaModel& stage) {
 
 }  // namespace
 
-Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched)
+Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched,
+           std::shared_ptr<Bulk> bulk)
     : system_(system) {
   std::map<std::int32_t, llm_stage_actor> by_layer;
   for (auto& run : runs) {
     llm_stage_actor after;
     if (run.next) {
       const std::string from = run.stages.empty() ? "the node " + name : layer_range(*run.stages.back());
-      links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, from, health_));
+      links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, from, health_, bulk));
       after = links_.back();
     }
     const int first = run.stages.empty() ? run.next->first_layer : run.stages.front()->first_layer();
@@ -101,7 +139,7 @@ Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> ru
     stages_.insert(stages_.end(), handles.begin(), handles.end());
   }
   for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_));
-  node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_);
+  node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_, std::move(bulk));
 }
 
 Node::~Node() {

@@ -31,7 +31,10 @@ struct StageRun {
 
 class Node {
  public:
-  Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched = {});
+  // With `bulk` (this process's data plane), activations and logits to and from other nodes
+  // that have one travel over it rather than inside the messages.
+  Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched = {},
+       std::shared_ptr<Bulk> bulk = nullptr);
   ~Node();  // stops every actor it started
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;

@@ -13,6 +13,8 @@ namespace {
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 constexpr auto kHeartbeatTimeout = std::chrono::milliseconds(2500);
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
+// The floats of a message are sent before it: once it is here they are too, or nearly.
+constexpr auto kBulkTimeout = std::chrono::seconds(3);
 
 struct LinkState {
   LinkState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
@@ -20,8 +22,10 @@ struct LinkState {
   int first_layer = -1;  // the stage the link carries to; -1: a watch link
   std::string from;      // whose output it carries
   std::shared_ptr<ClusterHealth> health;
+  std::shared_ptr<Bulk> bulk;  // this process's data plane, if it has one
 
   node_actor node;        // while connected
+  int bulk_peer = -1;     // while connected, to a node with a data plane
   llm_stage_actor stage;  // while connected, for a stage link
   bool connecting = false;
   std::uint64_t epoch = 0;  // one per connection: answers from an earlier one are dropped
@@ -56,6 +60,7 @@ void lose(LinkPointer self, std::string why) {
   if (st.stage) self->demonitor(caf::actor_cast<caf::actor_addr>(st.stage));
   st.node = nullptr;
   st.stage = nullptr;
+  st.bulk_peer = -1;
   st.connecting = false;
   record(self, st.to.describe() + " " + why);
   for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.unavailable()));
@@ -77,6 +82,28 @@ void up(LinkPointer self, node_actor node, llm_stage_actor stage) {
     record(self, "");
 }
 
+// Stage links move the floats over the data planes when both processes have one.
+void connect_bulk(LinkPointer self, node_actor node, llm_stage_actor stage, std::uint64_t epoch) {
+  if (!self->state.bulk) return up(self, node, stage);
+  self->request(node, kConnectTimeout, data_plane_atom::value)
+      .then(
+          [=](std::string& host, std::int32_t port) {
+            auto& st = self->state;
+            if (st.epoch != epoch) return;
+            if (port > 0) {
+              try {
+                st.bulk_peer = st.bulk->connect(host, port);
+              } catch (const std::exception&) {
+                st.bulk_peer = -1;  // the floats go inside the messages
+              }
+            }
+            up(self, node, stage);
+          },
+          [=](caf::error&) {
+            if (self->state.epoch == epoch) up(self, node, stage);
+          });
+}
+
 void connect_stage(LinkPointer self, node_actor node, std::uint64_t epoch) {
   auto failed = [=](caf::error& e) {
     if (self->state.epoch == epoch) lose(self, "has no stage at layer " + std::to_string(self->state.first_layer) +
@@ -87,12 +114,12 @@ void connect_stage(LinkPointer self, node_actor node, std::uint64_t epoch) {
           [=](llm_stage_actor& stage) {
             if (self->state.epoch != epoch) return;
             const auto kv = self->state.kv;
-            if (!kv) return up(self, node, stage);
+            if (!kv) return connect_bulk(self, node, stage, epoch);
             // A stage that (re)joined has no KV cache yet: it gets the one asked of the old one.
             self->request(stage, caf::infinite, kv_cache_atom::value, kv->first, kv->second)
                 .then(
                     [=](std::uint64_t) {
-                      if (self->state.epoch == epoch) up(self, node, stage);
+                      if (self->state.epoch == epoch) connect_bulk(self, node, stage, epoch);
                     },
                     failed);
           },
@@ -136,8 +163,9 @@ void heartbeat(LinkPointer self) {
 }
 
 node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int first_layer, std::string from,
-                                         std::shared_ptr<ClusterHealth> health) {
+                                         std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
   auto& init = self->state;
+  init.bulk = std::move(bulk);
   init.to = std::move(to);
   init.first_layer = first_layer;
   init.from = std::move(from);
@@ -171,8 +199,24 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
           it->second.deliver(std::move(result));
           self->state.waiting.erase(it);
         };
+        if (st.bulk_peer >= 0) {
+          f.bulk = {st.bulk->new_tag(), !f.activations.empty(), st.bulk->host(), st.bulk->port(), st.bulk->instance()};
+          if (f.bulk.activations) st.bulk->send(st.bulk_peer, f.bulk.tag, f.activations);
+          f.activations.clear();
+        }
         self->request(st.stage, caf::infinite, std::move(f))
-            .then([=](StageLogits& logits) { answer(std::move(logits)); }, [=](caf::error& e) { answer(std::move(e)); });
+            .then(
+                [=](StageLogits& logits) {
+                  if (logits.bulk_tag == 0) return answer(std::move(logits));
+                  try {
+                    logits.logits = self->state.bulk->receive(logits.bulk_tag, kBulkTimeout);
+                  } catch (const std::exception& e) {
+                    return answer(caf::make_error(caf::sec::runtime_error, "the logits from " + self->state.to.describe() +
+                                                                               ": " + e.what()));
+                  }
+                  answer(std::move(logits));
+                },
+                [=](caf::error& e) { answer(std::move(e)); });
         return promise;
       },
       [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
@@ -191,12 +235,12 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
 }  // namespace
 
 node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
-                                 std::shared_ptr<ClusterHealth> health) {
-  return system.spawn(node_link, std::move(to), first_layer, std::move(from), std::move(health));
+                                 std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
+  return system.spawn(node_link, std::move(to), first_layer, std::move(from), std::move(health), std::move(bulk));
 }
 
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
-  return system.spawn(node_link, std::move(to), -1, std::string(), std::move(health));
+  return system.spawn(node_link, std::move(to), -1, std::string(), std::move(health), std::shared_ptr<Bulk>());
 }
 
 }  // namespace banyan::actors

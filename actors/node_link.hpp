@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/bulk.hpp"
 #include "actors/cluster_health.hpp"
 #include "actors/interfaces.hpp"
 
@@ -27,9 +28,10 @@ struct NodeAddress {
   }
 };
 
-// `from` says whose output the link carries ("layers 0-2"), for the errors.
+// `from` says whose output the link carries ("layers 0-2"), for the errors. With `bulk` (this
+// process's data plane) and one at the node, activations and logits travel over the data planes.
 node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
-                                 std::shared_ptr<ClusterHealth> health);
+                                 std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk = nullptr);
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health);
 
 }  // namespace banyan::actors

@@ -1,6 +1,7 @@
 // bench parallel: the LLM split into pipeline stages, against the same LLM whole, in one run:
 // pp=1 (one model in this thread), pp=2 as two stage actors in this process, and pp=2 with the
-// second stage in another process (`banyan stage`, reached over CAF's network layer on loopback).
+// second stage in another process (`banyan stage` on loopback), its activations and logits inside
+// CAF's messages or over the UCX data plane.
 // One request at a time runs through one stage at a time, so a split adds only communication:
 // its share of a step is 1 - (pp=1 time) / (split time). Greedy outputs of every row must match.
 // Tensor parallelism is not built yet; the run says so.
@@ -115,7 +116,7 @@ int parallel_benchmark(int argc, char** argv) {
   caf::actor_system system(config);
   testkit::ChildProcess remote({BANYAN_BINARY, "stage", "--model", file.string(), "--layers",
                                 std::to_string(half) + "-" + std::to_string(shape.num_hidden_layers - 1), "--threads",
-                                o.text("--threads")});
+                                o.text("--threads"), "--data-port", "0"});
   const int port = std::stoi(remote.wait_for_output(std::regex("on 127\\.0\\.0\\.1:(\\d+)"), std::chrono::seconds(120))[1]);
 
   nlohmann::json rows = nlohmann::json::array();
@@ -137,13 +138,14 @@ int parallel_benchmark(int argc, char** argv) {
       results.push_back(run(llm, prompts, tokens));
       results.back().layout = "pp=2, one process";
     }
-    {
+    for (const bool data_plane : {false, true}) {
       actors::RemoteStage next{{"", "127.0.0.1", port}, half};
-      actors::Node node(system, "bench", {{{stage(*weights, *backend, 0, half)}, next}});
+      auto bulk = data_plane ? std::make_shared<actors::Bulk>("127.0.0.1", "127.0.0.1", 0) : nullptr;
+      actors::Node node(system, "bench", {{{stage(*weights, *backend, 0, half)}, next}}, {}, bulk);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
-      results.back().layout = "pp=2, two processes";
+      results.back().layout = data_plane ? "pp=2, two processes, UCX" : "pp=2, two processes, CAF";
     }
     const Row& base = results.front();
     for (const Row& r : results) {

@@ -75,8 +75,17 @@ std::vector<actors::NodeAddress> other_nodes(const ClusterRole& role) {
   return out;
 }
 
-int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const std::string& host,
-                     int port) {
+NodeListen listen_of(const ClusterRole& role) {
+  const auto& n = role.node;
+  return {n.host, n.bind.empty() ? n.host : n.bind, n.port, n.data_port};
+}
+
+std::shared_ptr<actors::Bulk> make_data_plane(const NodeListen& listen) {
+  if (listen.data_port < 0) return nullptr;
+  return std::make_shared<actors::Bulk>(listen.host, listen.bind, listen.data_port);
+}
+
+int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const NodeListen& listen) {
   StopSignal stop;
   LoadedModels m = load_models(choice);
   std::string layers;
@@ -87,10 +96,13 @@ int serve_stage_node(const std::string& name, const ModelChoice& choice, const R
   config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(config);
   {
-    actors::Node node(*system, name, runs(std::move(m.llm_stages)));
-    const int published = node.publish(host, port);
-    std::cout << "banyan " << name << ": layers " << layers << " of " << choice.llm.path.string() << " ready on " << host
-              << ":" << published << std::endl;
+    auto bulk = make_data_plane(listen);
+    actors::Node node(*system, name, runs(std::move(m.llm_stages)), {}, bulk);
+    const int published = node.publish(listen.bind, listen.port);
+    std::cout << "banyan " << name << ": layers " << layers << " of " << choice.llm.path.string() << " ready on "
+              << listen.bind << ":" << published;
+    if (bulk) std::cout << " (data plane on port " << bulk->port() << ")";
+    std::cout << std::endl;
     stop.wait();
   }
   system.reset();

@@ -19,8 +19,6 @@ struct ClusterRole {
   bool head = false;
   std::vector<config::StagePlacement> placement;
   std::vector<config::StageRunPlan> runs;
-  // The address its node actor listens on.
-  const std::string& bind() const { return node.bind.empty() ? node.host : node.bind; }
   // The layer ranges this node loads, in the order of its runs.
   std::vector<LayerRange> local_layers() const;
 };
@@ -35,10 +33,20 @@ std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<st
 // Every node but this one: the head watches them all.
 std::vector<actors::NodeAddress> other_nodes(const ClusterRole& role);
 
+// Where a node listens: its node actor on bind:port (0: a free port), its data plane (when
+// data_port >= 0; 0: a free port) on bind:data_port; others reach both at `host`.
+struct NodeListen {
+  std::string host, bind;
+  int port = 0, data_port = -1;
+};
+// `role`'s node: where its config says.
+NodeListen listen_of(const ClusterRole& role);
+// This process's data plane, or none when `listen` has no data port.
+std::shared_ptr<actors::Bulk> make_data_plane(const NodeListen& listen);
+
 using RunsOf = std::function<std::vector<actors::StageRun>(std::vector<std::shared_ptr<LlamaModel>>)>;
-// Loads the stages `choice` names, starts them (arranged by `runs`) as node `name` published on
-// host:port (0: a free port), prints where once ready, and serves until SIGTERM or SIGINT.
-int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const std::string& host,
-                     int port);
+// Loads the stages `choice` names, starts them (arranged by `runs`) as node `name` where
+// `listen` says, prints where once ready, and serves until SIGTERM or SIGINT.
+int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const NodeListen& listen);
 
 }  // namespace banyan::cli

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <thread>
 
 #include "cli/cluster_node.hpp"
 #include "cli/commands.hpp"
@@ -114,14 +115,24 @@ class Cluster {
         if (!status) continue;
         relay_.say("banyan launch: node " + n.name + " exited with status " + std::to_string(*status));
         if (n.name == c_.head || !up) return stop_all(), *status == 0 ? 1 : *status;
-        relay_.say("banyan launch: restarting node " + n.name);
-        start(n);
+        restart(n);
       }
     }
   }
 
  private:
+  // Again, but not more often than every 2 s: a node that cannot start does not spin.
+  void restart(const config::NodeConfig& n) {
+    const auto since = std::chrono::steady_clock::now() - started_at_[n.name];
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::seconds(2) - since);
+    relay_.say("banyan launch: restarting node " + n.name +
+               (wait.count() > 0 ? " in " + std::to_string(wait.count()) + " ms" : ""));
+    if (wait.count() > 0) std::this_thread::sleep_for(wait);
+    start(n);
+  }
+
   void start(const config::NodeConfig& n) {
+    started_at_[n.name] = std::chrono::steady_clock::now();
     nodes_[n.name].reset();  // the old one's relay is done before the new one starts
     nodes_[n.name] = std::make_unique<NodeProcess>(node_command(c_, n, path_), relay_.for_node(n.name));
     relay_.say("banyan launch: started node " + n.name + " (pid " + std::to_string(nodes_[n.name]->pid()) + ")");
@@ -154,6 +165,7 @@ class Cluster {
   std::string path_;
   Relay relay_;
   std::map<std::string, std::unique_ptr<NodeProcess>> nodes_;
+  std::map<std::string, std::chrono::steady_clock::time_point> started_at_;
 };
 
 }  // namespace

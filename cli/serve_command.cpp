@@ -36,7 +36,7 @@ int serve_worker(const ClusterRole& role) {
   choice.ssms.clear();
   choice.stage_layers = role.local_layers();
   const RunsOf runs = [&](std::vector<std::shared_ptr<LlamaModel>> stages) { return stage_runs(role, std::move(stages)); };
-  return serve_stage_node(role.node.name, choice, runs, role.bind(), role.node.port);
+  return serve_stage_node(role.node.name, choice, runs, listen_of(role));
 }
 
 }  // namespace
@@ -102,6 +102,7 @@ int serve_command(int argc, char** argv) {
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on
   // to other processes: then it serves once they are all there.
   std::unique_ptr<actors::Node> node;
+  std::shared_ptr<actors::Bulk> bulk = role ? make_data_plane(listen_of(*role)) : nullptr;
   std::unique_ptr<LlmRunner> llm;
   if (m.llm) {
     llm = std::make_unique<LocalLlm>(*m.llm);
@@ -109,8 +110,8 @@ int serve_command(int argc, char** argv) {
     auto runs = role ? stage_runs(*role, std::move(m.llm_stages))
                      : std::vector<actors::StageRun>{{std::move(m.llm_stages), remote}};
     node = std::make_unique<actors::Node>(*system, role ? role->node.name : "serve", std::move(runs),
-                                          role ? other_nodes(*role) : std::vector<actors::NodeAddress>{});
-    if (role) node->publish(role->bind(), role->node.port);
+                                          role ? other_nodes(*role) : std::vector<actors::NodeAddress>{}, bulk);
+    if (role) node->publish(listen_of(*role).bind, role->node.port);
     node->wait_until_joined(std::chrono::seconds(o.integer("--join-timeout")), [](const auto& problems) {
       for (const auto& p : problems) std::cerr << "banyan serve: waiting: " << p << "\n";
     });
@@ -145,6 +146,7 @@ int serve_command(int argc, char** argv) {
   g.web_page = web_page;
   if (!paged.empty()) g.offload_stats = [paged] { return sum_stats(paged); };
   if (node) g.problems = [health = node->health()] { return health->problems(); };
+  if (bulk) g.data_plane_bytes = [bulk] { return server::DataPlaneBytes{bulk->sent_bytes(), bulk->received_bytes()}; };
   server::Gateway gateway(*generations, *m.tokenizer, gauges, g, http.poster());
 
   http.serve(gateway, std::chrono::milliseconds(long(c.server.shutdown_grace_s * 1000)), [&] {

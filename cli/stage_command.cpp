@@ -33,6 +33,7 @@ int stage_command(int argc, char** argv) {
   o.add("--host", "ADDRESS", "address to serve the stage on", "127.0.0.1");
   o.add("--port", "N", "port to serve the stage on; 0 picks a free one", "0");
   o.add("--next", "HOST:PORT", "the stage after this one (default: this stage ends the model)");
+  o.add("--data-port", "N", "also listen on a data plane (UCX) here for activations and logits; 0: a free port");
   if (!o.parse(argc, argv)) return 0;
   if (!o.positional().empty()) throw UsageError("unexpected argument '" + o.positional()[0] + "'");
   if (!o.has("--layers")) throw UsageError("--layers is required");
@@ -48,7 +49,9 @@ int stage_command(int argc, char** argv) {
   const auto runs = [&](std::vector<std::shared_ptr<LlamaModel>> stages) {
     return std::vector<actors::StageRun>{{std::move(stages), next}};
   };
-  return serve_stage_node("stage", choice, runs, o.text("--host"), o.integer("--port"));
+  NodeListen listen{o.text("--host"), o.text("--host"), o.integer("--port"), -1};
+  if (o.has("--data-port")) listen.data_port = o.integer("--data-port");
+  return serve_stage_node("stage", choice, runs, listen);
 }
 
 }  // namespace banyan::cli

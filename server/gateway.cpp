@@ -189,8 +189,11 @@ void Gateway::handle(const HttpRequest& request, const std::shared_ptr<Exchange>
     if (path == "/metrics") {
       if (!get) throw ApiError(405, "method_not_allowed", "use GET " + path);
       const OffloadStats offload = options_.offload_stats ? options_.offload_stats() : OffloadStats{};
+      const DataPlaneBytes plane = options_.data_plane_bytes ? options_.data_plane_bytes() : DataPlaneBytes{};
       return exchange->reply(200, "text/plain; version=0.0.4",
-                             metrics_.render(gauges_, runs_.size(), options_.offload_stats ? &offload : nullptr));
+                             metrics_.render(gauges_, runs_.size(),
+                                             {options_.offload_stats ? &offload : nullptr,
+                                              options_.data_plane_bytes ? &plane : nullptr}));
     }
     if (path == "/v1/stream") throw ApiError(400, "websocket_required", "/v1/stream is a websocket endpoint");
     if (!post) throw ApiError(405, "method_not_allowed", "use POST " + path);

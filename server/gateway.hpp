@@ -28,6 +28,8 @@ struct GatewayOptions {
   // The offloaded LLM's paging, summed over its stages, for /metrics; empty: not offloaded.
   // Called on the network thread (PagedWeights::stats is thread-safe).
   std::function<OffloadStats()> offload_stats;
+  // A cluster node's data plane traffic, for /metrics; empty: none. Called on the network thread.
+  std::function<DataPlaneBytes()> data_plane_bytes;
   // What keeps the model from serving now (a pipeline stage's node gone or silent), one line each;
   // empty: nothing. While there is something, /health says "degraded" and new generations are
   // refused with 503 at once. Called on the network thread; empty function: never degraded.

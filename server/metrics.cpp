@@ -46,7 +46,7 @@ void Histogram::render(std::string& out, const std::string& name) const {
   sample(out, name + "_count", double(count_));
 }
 
-std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::size_t running, const OffloadStats* offload) const {
+std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::size_t running, const OptionalMetrics& more) const {
   std::string out;
   header(out, "banyan_requests_total", "counter", "Generations that ended, by finish reason.");
   for (const char* reason : {"stop", "length", "cancelled", "error"}) {
@@ -76,7 +76,7 @@ std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::si
   sample(out, "banyan_kv_cache_slots", gauges.slots.load());
   header(out, "banyan_scheduler_steps_total", "counter", "Engine steps run.");
   sample(out, "banyan_scheduler_steps_total", double(gauges.steps.load()));
-  if (offload) {
+  if (const OffloadStats* offload = more.offload) {
     header(out, "banyan_weight_bytes", "gauge",
            "The offloaded LLM's weights by tier: resident in memory, the streaming reserve, and on disk (all).");
     sample(out, "banyan_weight_bytes", double(offload->resident_bytes), "tier=\"resident\"");
@@ -86,6 +86,12 @@ std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::si
     sample(out, "banyan_weights_streamed_bytes_total", double(offload->streamed_bytes));
     header(out, "banyan_weight_stall_seconds_total", "counter", "Time compute spent paging weights (waiting for them, dropping them).");
     sample(out, "banyan_weight_stall_seconds_total", offload->stall_seconds);
+  }
+  if (const DataPlaneBytes* plane = more.data_plane) {
+    header(out, "banyan_data_plane_bytes_total", "counter",
+           "Activation and logit bytes moved over the data plane (UCX) to and from other nodes.");
+    sample(out, "banyan_data_plane_bytes_total", double(plane->sent), "direction=\"sent\"");
+    sample(out, "banyan_data_plane_bytes_total", double(plane->received), "direction=\"received\"");
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // The server's Prometheus metrics: request and token counters, latency histograms, and the
 // scheduler's gauges, rendered as Prometheus' text format for GET /metrics. Not thread-safe:
 // the gateway updates and renders them on its one network thread.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,17 @@ class Histogram {
   long long count_ = 0;
 };
 
+// Activation and logit bytes this process moved over its data plane (UCX) to and from other nodes.
+struct DataPlaneBytes {
+  std::uint64_t sent = 0, received = 0;
+};
+
+// What only some servers have, for render(): null where absent.
+struct OptionalMetrics {
+  const OffloadStats* offload = nullptr;     // the offloaded LLM's paging
+  const DataPlaneBytes* data_plane = nullptr;  // a cluster node's data plane
+};
+
 struct ServerMetrics {
   std::map<std::string, long long> requests;  // by finish reason: stop, length, cancelled, error
   std::map<std::string, long long> rejected;  // requests refused before running, by error code
@@ -34,9 +46,8 @@ struct ServerMetrics {
   Histogram inter_token_latency_s{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
   Histogram accepted_per_step{{1, 1.5, 2, 2.5, 3, 4, 5, 6, 8}};
 
-  // Everything, with the scheduler's gauges and the generations now running.
-  // `offload`: the offloaded LLM's paging, when it is offloaded.
-  std::string render(const actors::SchedulerGauges& gauges, std::size_t running, const OffloadStats* offload = nullptr) const;
+  // Everything, with the scheduler's gauges, the generations now running and what else there is.
+  std::string render(const actors::SchedulerGauges& gauges, std::size_t running, const OptionalMetrics& more = {}) const;
 };
 
 }  // namespace banyan::server

@@ -140,6 +140,13 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
   for (const std::string mode : {"speculative", "incremental"})
     BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
   BOOST_TEST(cluster.health()["status"] == "ok");
+  // The activations went to w2 and the logits came back over the data planes, not inside messages.
+  const std::string metrics = testkit::http_request("127.0.0.1", cluster.http_port, "GET", "/metrics").body;
+  for (const std::string direction : {"sent", "received"}) {
+    std::smatch m;
+    BOOST_TEST_REQUIRE(std::regex_search(metrics, m, std::regex("banyan_data_plane_bytes_total\\{direction=\"" + direction + "\"\\} (\\S+)")));
+    BOOST_TEST(std::stod(m[1]) > 100000.0, direction << ": " << m[1]);
+  }
   const int code = cluster.process->stop(SIGINT, 60s);
   BOOST_TEST(code == 0);
   const std::string log = cluster.process->error_output();

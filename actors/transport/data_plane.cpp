@@ -94,6 +94,9 @@ struct DataPlane::Worker {
     // Loopback data planes (tests, one node) stay on `lo`: UCX would otherwise try every device.
     if (o.host.rfind("127.", 0) == 0 && std::getenv("UCX_NET_DEVICES") == nullptr)
       ucp_config_modify(config, "NET_DEVICES", "lo");
+    // A restarted process listens on its port again although connections of the one before
+    // linger there (TIME_WAIT).
+    ucp_config_modify(config, "CM_REUSEADDR", "y");
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
     params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;

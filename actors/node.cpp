@@ -55,10 +55,16 @@ llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_sta
             .then(
                 [=](StageLogits& logits) mutable {
                   if (ref.tag != 0) {
-                    logits.bulk_tag = ref.tag | (std::uint64_t(1) << 63);
-                    bulk->send(bulk->peer(ref.reply_host, ref.reply_port, ref.reply_instance), logits.bulk_tag,
-                               logits.logits);
-                    logits.logits.clear();
+                    try {
+                      const int peer = bulk->peer(ref.reply_host, ref.reply_port, ref.reply_instance);
+                      logits.bulk_tag = ref.tag | (std::uint64_t(1) << 63);
+                      bulk->send(peer, logits.bulk_tag, logits.logits);
+                      logits.logits.clear();
+                    } catch (const std::exception& e) {
+                      promise.deliver(caf::make_error(caf::sec::runtime_error,
+                                                      std::string("sending the logits back: ") + e.what()));
+                      return;
+                    }
                   }
                   promise.deliver(std::move(logits));
                 },

@@ -13,6 +13,8 @@ namespace {
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 constexpr auto kHeartbeatTimeout = std::chrono::milliseconds(2500);
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
+// Allocating a rejoined stage's KV cache (a node that stops meanwhile must not hold the link).
+constexpr auto kKvTimeout = std::chrono::seconds(60);
 // The floats of a message are sent before it: once it is here they are too, or nearly.
 constexpr auto kBulkTimeout = std::chrono::seconds(3);
 
@@ -116,7 +118,7 @@ void connect_stage(LinkPointer self, node_actor node, std::uint64_t epoch) {
             const auto kv = self->state.kv;
             if (!kv) return connect_bulk(self, node, stage, epoch);
             // A stage that (re)joined has no KV cache yet: it gets the one asked of the old one.
-            self->request(stage, caf::infinite, kv_cache_atom::value, kv->first, kv->second)
+            self->request(stage, kKvTimeout, kv_cache_atom::value, kv->first, kv->second)
                 .then(
                     [=](std::uint64_t) {
                       if (self->state.epoch == epoch) connect_bulk(self, node, stage, epoch);

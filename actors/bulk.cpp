@@ -8,8 +8,9 @@
 namespace banyan::actors {
 
 Bulk::Bulk(const std::string& host, const std::string& bind, int port)
-    : host_(host), plane_(transport::DataPlaneOptions{bind, port}), instance_(std::random_device{}() | 1) {
-  instance_ = (instance_ << 32) ^ std::random_device{}();
+    : host_(host), plane_(transport::DataPlaneOptions{bind, port}) {
+  std::random_device random;
+  instance_ = (std::uint64_t(random()) << 32) | random();
 }
 
 std::uint64_t Bulk::new_tag() {

@@ -45,7 +45,7 @@ class Bulk {
  private:
   std::string host_;
   transport::DataPlane plane_;
-  std::uint64_t instance_;
+  std::uint64_t instance_ = 0;
   std::mutex mutex_;
   std::uint64_t next_tag_ = 1;
   std::map<std::tuple<std::string, int, std::uint64_t>, int> peers_;

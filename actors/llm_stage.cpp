@@ -15,7 +15,7 @@ struct StageState {
   std::vector<float> output;
 
   std::string layers() const {
-    return "layers " + std::to_string(model->first_layer()) + "-" + std::to_string(model->end_layer() - 1);
+    return layers_text({model->first_layer(), model->end_layer()});
   }
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;

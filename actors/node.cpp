@@ -22,15 +22,15 @@ struct NodeState {
   std::shared_ptr<Bulk> bulk;
 };
 
-// What other processes reach a local stage through: a scheduled actor that asks the stage and
-// answers for it. A detached stage must never be the sender of what goes to another node: a
-// message held in the network layer when that node goes away keeps its sender alive, and a
-// detached actor kept alive keeps the actor system from ever shutting down.
 template <class Promise>
 auto fail_with(Promise promise) {
   return [=](caf::error& e) mutable { promise.deliver(std::move(e)); };
 }
 
+// What other processes reach a local stage through: a scheduled actor that asks the stage and
+// answers for it. A detached stage must never be the sender of what goes to another node: a
+// message held in the network layer when that node goes away keeps its sender alive, and a
+// detached actor kept alive keeps the actor system from ever shutting down.
 // With a data plane, it also takes the activations that came over it and sends the logits
 // back that way when the sender asks so (BulkRef).
 llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_stage_actor stage,
@@ -119,10 +119,6 @@ node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> 
   };
 }
 
-std::string layer_range(const LlamaModel& stage) {
-  return "layers " + std::to_string(stage.first_layer()) + "-" + std::to_string(stage.end_layer() - 1);
-}
-
 }  // namespace
 
 Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched,
@@ -132,7 +128,7 @@ Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> ru
   for (auto& run : runs) {
     llm_stage_actor after;
     if (run.next) {
-      const std::string from = run.stages.empty() ? "the node " + name : layer_range(*run.stages.back());
+      const std::string from = run.stages.empty() ? "the node " + name : layers_text({run.stages.back()->first_layer(), run.stages.back()->end_layer()});
       links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, from, health_, bulk));
       after = links_.back();
     }

@@ -2,7 +2,6 @@
 // every node (`banyan serve --node NAME` here, the cluster's remote command for other hosts),
 // relays their output with each node's name in front, prints the endpoints once the head serves,
 // restarts a node that dies after that (it rejoins), and stops them all on SIGTERM or SIGINT.
-#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -66,7 +65,7 @@ class Relay {
   NodeProcess::OnLine for_node(const std::string& name) {
     return [this, name](const std::string& line) {
       std::smatch m;
-      if (name == head_ && std::regex_search(line, m, std::regex("listening on (http://\\S+)"))) {
+      if (name == head_ && std::regex_search(line, m, listening_)) {
         std::lock_guard lock(mutex_);
         endpoint_ = m[1];
       }
@@ -84,6 +83,7 @@ class Relay {
 
  private:
   std::string head_;
+  const std::regex listening_{"listening on (http://\\S+)"};  // the head's endpoint line
   mutable std::mutex mutex_;
   std::string endpoint_;
 };

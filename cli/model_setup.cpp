@@ -157,7 +157,7 @@ LoadedModels load_models(const ModelChoice& choice) {
     stage.offload_reserve /= std::max<std::size_t>(1, ranges.size());
     for (const LayerRange& r : ranges)
       m.llm_stages.push_back(load_one(*weights, *m.backend, stage,
-                                      "LLM stage (layers " + std::to_string(r.first) + "-" + std::to_string(r.end - 1) + ")", r));
+                                      "LLM stage (" + layers_text(r) + ")", r));
   } else {
     m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
   }

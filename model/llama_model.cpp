@@ -101,6 +101,10 @@ std::vector<LayerRange> split_layers(int layers, int stages) {
   return out;
 }
 
+std::string layers_text(LayerRange range) {
+  return "layers " + std::to_string(range.first) + "-" + std::to_string(range.end - 1);
+}
+
 LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
                        const Progress& progress, LayerRange layers)
     : config_(weights.config()), options_(options), backend_(backend) {

@@ -38,6 +38,8 @@ struct LayerRange {
 
 // `layers` split into `stages` consecutive ranges of (nearly) equal size.
 std::vector<LayerRange> split_layers(int layers, int stages);
+// "layers FIRST-LAST" (LAST inclusive), for messages.
+std::string layers_text(LayerRange range);
 
 struct ModelOptions {
   // Format of the linear layers. Norms stay f32; the embedding is f32, or f16 when the linear

@@ -38,15 +38,43 @@ class WeightLoader {
                     "file (write one with `banyan convert`)");
       unit->ranges.push_back(data->bytes);
     }
-    auto w = backend_.upload(std::move(*data));
-    bytes_ += w->bytes;
-    if (progress_) progress_(++done_, total_);
-    return w;
+    return upload(std::move(*data));
+  }
+
+  // `shard`'s part of a matrix split over tensor shards: a band of its rows (Split::rows) or of
+  // its columns (Split::columns), encoded as ModelOptions say for a matrix of that width.
+  enum class Split { rows, columns };
+  std::unique_ptr<DeviceWeight> load_shard(const std::string& name, std::vector<std::int64_t> shape,
+                                           const ModelOptions& options, Split split) {
+    if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
+    HostTensor whole = source_.read(name);
+    if (whole.shape != shape)
+      throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(whole.shape) +
+                  ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
+    const TensorShard& s = options.shard;
+    const std::int64_t rows = shape[0], cols = shape[1];
+    const std::int64_t band_rows = split == Split::rows ? rows / s.degree : rows;
+    const std::int64_t band_cols = split == Split::columns ? cols / s.degree : cols;
+    HostTensor band{{band_rows, band_cols}, std::vector<float>(std::size_t(band_rows * band_cols))};
+    const std::int64_t row0 = split == Split::rows ? s.rank * band_rows : 0;
+    const std::int64_t col0 = split == Split::columns ? s.rank * band_cols : 0;
+    for (std::int64_t r = 0; r < band_rows; ++r)
+      std::copy_n(whole.data.begin() + (row0 + r) * cols + col0, band_cols, band.data.begin() + r * band_cols);
+    WeightFormat f = weight_format_for(name, source_.config(), options);
+    if (!format_fits(f, band_cols)) f = WeightFormat::f16;
+    return upload(encode(std::move(band), f));
   }
 
   std::size_t bytes() const { return bytes_; }
 
  private:
+  std::unique_ptr<DeviceWeight> upload(WeightData data) {
+    auto w = backend_.upload(std::move(data));
+    bytes_ += w->bytes;
+    if (progress_) progress_(++done_, total_);
+    return w;
+  }
+
   const WeightSource& source_;
   Backend& backend_;
   const LlamaModel::Progress& progress_;
@@ -105,22 +133,44 @@ std::string layers_text(LayerRange range) {
   return "layers " + std::to_string(range.first) + "-" + std::to_string(range.end - 1);
 }
 
+namespace {
+
+void check_shard(const TensorShard& s, const LlamaConfig& c) {
+  if (s.degree < 1 || s.rank < 0 || s.rank >= s.degree)
+    throw Error("tensor shard " + std::to_string(s.rank) + " of " + std::to_string(s.degree) + " does not exist");
+  for (const auto& [count, what] : {std::pair{c.num_attention_heads, "attention heads"},
+                                    std::pair{c.num_key_value_heads, "key/value heads"},
+                                    std::pair{c.intermediate_size, "MLP columns"}})
+    if (count % s.degree != 0)
+      throw Error("cannot split the model's " + std::to_string(count) + " " + what + " into " +
+                  std::to_string(s.degree) + " tensor shards");
+}
+
+}  // namespace
+
 LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
                        const Progress& progress, LayerRange layers)
     : config_(weights.config()), options_(options), backend_(backend) {
   const auto& c = config_;
   const LayerRange range = checked_range(layers, c);
+  const TensorShard& shard = options.shard;
+  check_shard(shard, c);
   first_layer_ = range.first;
   const bool first = range.first == 0, last = range.end == c.num_hidden_layers;
-  const bool needs_embedding = first || (last && c.tie_word_embeddings);  // a tied classifier is the embedding
+  const bool classifier = last && shard.rank == 0;  // the other shards' logits would be the same
+  const bool needs_embedding = first || (classifier && c.tie_word_embeddings);  // a tied classifier is the embedding
   const std::int64_t dim = c.hidden_size, kv = c.kv_dim(), inter = c.intermediate_size;
-  const int tensors = 9 * (range.end - range.first) + (needs_embedding ? 1 : 0) + (last ? 1 : 0) +
-                      (last && !c.tie_word_embeddings ? 1 : 0);
+  q_width_ = dim / shard.degree;
+  kv_width_ = kv / shard.degree;
+  mlp_width_ = inter / shard.degree;
+  const int tensors = 9 * (range.end - range.first) + (needs_embedding ? 1 : 0) + (classifier ? 1 : 0) +
+                      (classifier && !c.tie_word_embeddings ? 1 : 0);
   WeightLoader loader(weights, backend, progress, tensors);
   const int layer_count = range.end - range.first;
   const bool paging = options.memory_budget > 0;
   if (paging && !backend.computes_in_host_memory())
     throw Error("offloading on the " + backend.name() + " backend is not built yet");
+  if (paging && shard.degree > 1) throw Error("offloading a tensor-parallel model is not built yet");
   std::vector<PagedUnit> units(static_cast<std::size_t>(layer_count));
   if (last) {
     classifier_unit_ = int(units.size());
@@ -137,23 +187,29 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   if (needs_embedding)
     embed_tokens_ = loader.load(hf_names::embed_tokens(), {c.vocab_size, dim}, options,
                                 unit(c.tie_word_embeddings && last ? classifier_unit_ : embedding_unit_));
-  if (last && !c.tie_word_embeddings)
+  if (classifier && !c.tie_word_embeddings)
     lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options, unit(classifier_unit_));
-  if (last) norm_ = loader.load(hf_names::final_norm(), {dim}, options);
+  if (classifier) norm_ = loader.load(hf_names::final_norm(), {dim}, options);
   layers_.resize(std::size_t(layer_count));
+  using Split = WeightLoader::Split;
   for (int i = range.first; i < range.end; ++i) {
     auto& l = layers_[std::size_t(i - range.first)];
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
     PagedUnit* u = unit(i - range.first);  // the norms are too small to page
+    // A matrix split over tensor shards, or (one shard) loaded whole.
+    auto matrix = [&](const char* suffix, std::vector<std::int64_t> shape, Split split) {
+      return shard.degree == 1 ? loader.load(name(suffix), shape, options, u)
+                               : loader.load_shard(name(suffix), shape, options, split);
+    };
     l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, options);
-    l.self_attn.q_proj = loader.load(name("self_attn.q_proj.weight"), {dim, dim}, options, u);
-    l.self_attn.k_proj = loader.load(name("self_attn.k_proj.weight"), {kv, dim}, options, u);
-    l.self_attn.v_proj = loader.load(name("self_attn.v_proj.weight"), {kv, dim}, options, u);
-    l.self_attn.o_proj = loader.load(name("self_attn.o_proj.weight"), {dim, dim}, options, u);
+    l.self_attn.q_proj = matrix("self_attn.q_proj.weight", {dim, dim}, Split::rows);
+    l.self_attn.k_proj = matrix("self_attn.k_proj.weight", {kv, dim}, Split::rows);
+    l.self_attn.v_proj = matrix("self_attn.v_proj.weight", {kv, dim}, Split::rows);
+    l.self_attn.o_proj = matrix("self_attn.o_proj.weight", {dim, dim}, Split::columns);
     l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, options);
-    l.mlp.gate_proj = loader.load(name("mlp.gate_proj.weight"), {inter, dim}, options, u);
-    l.mlp.up_proj = loader.load(name("mlp.up_proj.weight"), {inter, dim}, options, u);
-    l.mlp.down_proj = loader.load(name("mlp.down_proj.weight"), {dim, inter}, options, u);
+    l.mlp.gate_proj = matrix("mlp.gate_proj.weight", {inter, dim}, Split::rows);
+    l.mlp.up_proj = matrix("mlp.up_proj.weight", {inter, dim}, Split::rows);
+    l.mlp.down_proj = matrix("mlp.down_proj.weight", {dim, inter}, Split::columns);
   }
   weight_bytes_ = loader.bytes();
   if (paging) start_paging(std::move(units));
@@ -165,30 +221,31 @@ void LlamaModel::start_paging(std::vector<PagedUnit> units) {
 }
 
 std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {
-  return backend_.create_kv_cache({int(layers_.size()), slots, capacity, config_.num_key_value_heads,
-                                   config_.head_dim(), options_.kv_cache});
+  return backend_.create_kv_cache({int(layers_.size()), slots, capacity,
+                                   config_.num_key_value_heads / options_.shard.degree, config_.head_dim(),
+                                   options_.kv_cache});
 }
 
 void LlamaModel::reserve(std::int64_t tokens) {
   if (tokens <= ws_.tokens) return;
-  const std::int64_t dim = config_.hidden_size, kv = config_.kv_dim(), inter = config_.intermediate_size;
+  const std::int64_t dim = config_.hidden_size;
   ws_.x = backend_.allocate(tokens * dim);
   ws_.h = backend_.allocate(tokens * dim);
-  ws_.q = backend_.allocate(tokens * dim);
-  ws_.k = backend_.allocate(tokens * kv);
-  ws_.v = backend_.allocate(tokens * kv);
-  ws_.attn = backend_.allocate(tokens * dim);
-  ws_.gate = backend_.allocate(tokens * inter);
-  ws_.up = backend_.allocate(tokens * inter);
-  ws_.logits = backend_.allocate(tokens * config_.vocab_size);
+  ws_.q = backend_.allocate(tokens * q_width_);
+  ws_.k = backend_.allocate(tokens * kv_width_);
+  ws_.v = backend_.allocate(tokens * kv_width_);
+  ws_.attn = backend_.allocate(tokens * dim);  // also the classifier's normed input
+  ws_.gate = backend_.allocate(tokens * mlp_width_);
+  ws_.up = backend_.allocate(tokens * mlp_width_);
+  if (norm_) ws_.logits = backend_.allocate(tokens * config_.vocab_size);
   ws_.tokens = tokens;
 }
 
 void LlamaModel::run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x) {
   const auto& layer = layers_[std::size_t(index)];
-  const std::int64_t n = x.rows, dim = config_.hidden_size, kv_dim = config_.kv_dim();
-  Tensor h = ws_.h->view(n, dim), q = ws_.q->view(n, dim), k = ws_.k->view(n, kv_dim),
-         v = ws_.v->view(n, kv_dim), attn = ws_.attn->view(n, dim);
+  const std::int64_t n = x.rows, dim = config_.hidden_size;
+  Tensor h = ws_.h->view(n, dim), q = ws_.q->view(n, q_width_), k = ws_.k->view(n, kv_width_),
+         v = ws_.v->view(n, kv_width_), attn = ws_.attn->view(n, q_width_);
 
   backend_.rms_norm(x, *layer.input_layernorm, config_.rms_norm_eps, h);
   backend_.matmul(h, *layer.self_attn.q_proj, q);
@@ -197,16 +254,25 @@ void LlamaModel::run_layer(int index, const ForwardBatch& batch, KvCache& kv, Te
   backend_.rope(q, k, batch, config_.head_dim(), config_.rope_theta);
   backend_.attention(index, q, k, v, batch, kv, attn);
   backend_.matmul(attn, *layer.self_attn.o_proj, h);
+  sum_over_shards(h);
   backend_.add(x, h);
 
-  const std::int64_t inter = config_.intermediate_size;
-  Tensor gate = ws_.gate->view(n, inter), up = ws_.up->view(n, inter);
+  Tensor gate = ws_.gate->view(n, mlp_width_), up = ws_.up->view(n, mlp_width_);
   backend_.rms_norm(x, *layer.post_attention_layernorm, config_.rms_norm_eps, h);
   backend_.matmul(h, *layer.mlp.gate_proj, gate);
   backend_.matmul(h, *layer.mlp.up_proj, up);
   backend_.silu_mul(gate, up);
   backend_.matmul(gate, *layer.mlp.down_proj, h);
+  sum_over_shards(h);
   backend_.add(x, h);
+}
+
+void LlamaModel::sum_over_shards(Tensor partial) {
+  if (options_.shard.degree == 1) return;
+  reduce_buffer_.resize(std::size_t(partial.rows * partial.cols));
+  backend_.read(partial, reduce_buffer_);
+  collective_->all_reduce_sum(reduce_buffer_);
+  backend_.write(reduce_buffer_, partial);
 }
 
 namespace {
@@ -246,6 +312,8 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& kv, std::vector<flo
 void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span<const float> input,
                                std::vector<float>& output) {
   check_batch(batch, kv.spec(), config_.vocab_size);
+  if (options_.shard.degree > 1 && !collective_)
+    throw Error("forward: tensor shard " + std::to_string(options_.shard.rank) + " has no collective to sum through");
   const auto n = std::int64_t(batch.size());
   reserve(n);
   const std::int64_t dim = config_.hidden_size;
@@ -270,6 +338,10 @@ void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span
     return;
   }
 
+  if (!norm_) {  // a tensor shard but the first: shard 0 writes the logits
+    output.clear();
+    return;
+  }
   // Only the wanted rows go through the final norm and the (large) classifier.
   const auto m = std::int64_t(batch.logit_rows.size());
   output.resize(std::size_t(m * config_.vocab_size));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/backend.hpp"
+#include "model/collective.hpp"
 #include "model/paged_weights.hpp"
 #include "model/weight_source.hpp"
 
@@ -51,6 +52,10 @@ struct ModelOptions {
   std::size_t memory_budget = 0;
   std::size_t offload_reserve = 0;  // of the budget, for streamed units in flight; 0: chosen from it
   bool offload_evict = false;       // streamed weights leave the page cache after use (PagedWeights)
+  // Tensor parallelism: the shard of every layer this model holds (its heads of q/k/v, their
+  // columns of o_proj, its rows of gate/up and columns of down_proj). Shard 0 alone holds the
+  // classifier of the last stage; every shard of the first stage holds the embedding.
+  TensorShard shard;
 };
 
 // The format ModelOptions give one tensor: norms f32; the embedding f32, or f16 when the linear
@@ -91,6 +96,10 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return config_; }
   const ModelOptions& options() const { return options_; }
+  const TensorShard& shard() const { return options_.shard; }
+  // A tensor shard sums its partial results with the other shards through `collective`; a
+  // shard's forward throws until it has one.
+  void use_collective(std::shared_ptr<Collective> collective) { collective_ = std::move(collective); }
   // Bytes the weights take on the backend.
   std::size_t weight_bytes() const { return weight_bytes_; }
   // Weight bytes one decoding step reads: all but the embedding table, of which it reads a row
@@ -113,6 +122,7 @@ class LlamaModel {
   // This stage's part of a forward pass: the first stage embeds batch.tokens, a later one
   // takes the previous stage's `input` ([batch.size(), hidden_size] f32); the last stage writes
   // the logits as forward() does, an earlier one its activations, the next stage's input.
+  // Tensor shards other than 0 write no logits (shard 0 writes them all).
   void forward_stage(const ForwardBatch& batch, KvCache& kv, std::span<const float> input, std::vector<float>& output);
 
  private:
@@ -127,10 +137,17 @@ class LlamaModel {
   void acquire(int unit) { if (paged_) paged_->acquire(unit); }
   void release(int unit) { if (paged_) paged_->release(unit); }
   void run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x);  // index within this stage
+  // A shard's partial o_proj / down_proj output, summed over the shards in place.
+  void sum_over_shards(Tensor partial);
 
   LlamaConfig config_;
   ModelOptions options_;
   Backend& backend_;
+  // This shard's widths: query and key/value columns, MLP columns (the whole model's without
+  // tensor parallelism).
+  std::int64_t q_width_ = 0, kv_width_ = 0, mlp_width_ = 0;
+  std::shared_ptr<Collective> collective_;
+  std::vector<float> reduce_buffer_;
   std::size_t weight_bytes_ = 0;
   std::unique_ptr<DeviceWeight> embed_tokens_, norm_, lm_head_;  // those this stage needs
   int first_layer_ = 0;

@@ -1,0 +1,94 @@
+#include "engine/pipeline_stage.hpp"
+
+#include "model/error.hpp"
+
+namespace banyan {
+
+PipelineStage::PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards) : shards_(std::move(shards)) {
+  if (shards_.empty()) throw Error("a pipeline stage needs at least one model");
+  for (std::size_t r = 0; r < shards_.size(); ++r) {
+    const LlamaModel& s = *shards_[r];
+    if (s.shard().rank != int(r) || s.shard().degree != int(shards_.size()) || s.first_layer() != first_layer() ||
+        s.end_layer() != end_layer())
+      throw Error("pipeline stage: model " + std::to_string(r) + " is tensor shard " + std::to_string(s.shard().rank) +
+                  " of " + std::to_string(s.shard().degree) + " (" + layers_text({s.first_layer(), s.end_layer()}) +
+                  "), not shard " + std::to_string(r) + " of " + std::to_string(shards_.size()) + " (" +
+                  layers_text({first_layer(), end_layer()}) + ")");
+  }
+  for (int r = 1; r < tensor_shards(); ++r) helpers_.threads.emplace_back([this, r] { helper_loop(r); });
+}
+
+PipelineStage::~PipelineStage() {
+  {
+    std::lock_guard lock(helpers_.mutex);
+    helpers_.stopping = true;
+  }
+  helpers_.wake.notify_all();
+  for (auto& t : helpers_.threads) t.join();
+}
+
+std::size_t PipelineStage::create_kv_cache(int slots, int capacity) {
+  kv_.clear();
+  std::size_t bytes = 0;
+  for (const auto& s : shards_) {
+    kv_.push_back(s->create_kv_cache(slots, capacity));
+    bytes += kv_.back()->bytes();
+  }
+  return bytes;
+}
+
+void PipelineStage::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) {
+  for (std::size_t r = 0; r < shards_.size(); ++r) shards_[r]->backend().copy_kv_rows(*kv_[r], slot, from_to);
+}
+
+void PipelineStage::helper_loop(int rank) {
+  std::uint64_t seen = 0;
+  std::vector<float> unused;  // a shard but the first writes no logits, only the same activations
+  for (;;) {
+    std::unique_lock lock(helpers_.mutex);
+    helpers_.wake.wait(lock, [&] { return helpers_.stopping || helpers_.round != seen; });
+    if (helpers_.stopping) return;
+    seen = helpers_.round;
+    const ForwardBatch& batch = *helpers_.batch;
+    const auto input = helpers_.input;
+    lock.unlock();
+    std::exception_ptr failure;
+    try {
+      shards_[std::size_t(rank)]->forward_stage(batch, *kv_[std::size_t(rank)], input, unused);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    lock.lock();
+    if (failure && !helpers_.failure) helpers_.failure = failure;
+    if (--helpers_.busy == 0) helpers_.done.notify_one();
+  }
+}
+
+void PipelineStage::forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output) {
+  if (kv_.empty()) throw Error("forward before the KV cache was created");
+  {
+    std::lock_guard lock(helpers_.mutex);
+    helpers_.batch = &batch;
+    helpers_.input = input;
+    helpers_.failure = nullptr;
+    helpers_.busy = tensor_shards() - 1;
+    ++helpers_.round;
+  }
+  helpers_.wake.notify_all();
+  std::exception_ptr failure;
+  try {
+    shards_.front()->forward_stage(batch, *kv_.front(), input, output);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  std::unique_lock lock(helpers_.mutex);
+  helpers_.done.wait(lock, [&] { return helpers_.busy == 0; });
+  if (!failure) failure = helpers_.failure;
+  if (failure) std::rethrow_exception(failure);
+}
+
+StageLlm::StageLlm(std::shared_ptr<PipelineStage> stage) : stage_(std::move(stage)) {
+  if (stage_->first_layer() != 0 || !stage_->is_last_stage()) throw Error("StageLlm needs the whole model in one stage");
+}
+
+}  // namespace banyan

@@ -1,0 +1,75 @@
+#pragma once
+// One pipeline stage's compute: a range of the LLM's layers, held whole by one model or split
+// over tensor shards (ModelOptions::shard) that run side by side, one thread each, summing their
+// partial results through their Collective. Shard 0 runs in the caller's thread and writes the
+// output. A stage actor (actors/llm_stage) or StageLlm drives it; no CAF here.
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/llm_runner.hpp"
+#include "model/llama_model.hpp"
+
+namespace banyan {
+
+class PipelineStage {
+ public:
+  // The shards in rank order (one: the stage is not split); each must hold the same layers and
+  // each but a lone shard a collective.
+  explicit PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards);
+  ~PipelineStage();
+  PipelineStage(const PipelineStage&) = delete;
+  PipelineStage& operator=(const PipelineStage&) = delete;
+
+  const LlamaConfig& config() const { return shards_.front()->config(); }
+  int first_layer() const { return shards_.front()->first_layer(); }
+  int end_layer() const { return shards_.front()->end_layer(); }
+  bool is_last_stage() const { return shards_.front()->is_last_stage(); }
+  int tensor_shards() const { return int(shards_.size()); }
+  const LlamaModel& shard(int rank) const { return *shards_[std::size_t(rank)]; }
+
+  // Room for `slots` sequences of `capacity` rows in every shard; returns the bytes it takes.
+  std::size_t create_kv_cache(int slots, int capacity);
+  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to);
+  // LlamaModel::forward_stage over the shards.
+  void forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output);
+
+ private:
+  // The shards but the first, each on a thread of its own, woken for every forward.
+  struct Helpers {
+    std::mutex mutex;
+    std::condition_variable wake, done;
+    std::uint64_t round = 0;
+    int busy = 0;
+    bool stopping = false;
+    const ForwardBatch* batch = nullptr;
+    std::span<const float> input;
+    std::exception_ptr failure;
+    std::vector<std::thread> threads;
+  };
+  void helper_loop(int rank);
+
+  std::vector<std::shared_ptr<LlamaModel>> shards_;
+  std::vector<std::unique_ptr<KvCache>> kv_;
+  Helpers helpers_;
+};
+
+// A whole LLM as one PipelineStage (its tensor shards, maybe), run in the calling thread.
+class StageLlm final : public LlmRunner {
+ public:
+  explicit StageLlm(std::shared_ptr<PipelineStage> stage);
+  const LlamaConfig& config() const override { return stage_->config(); }
+  void create_kv_cache(int slots, int capacity) override { stage_->create_kv_cache(slots, capacity); }
+  void forward(const ForwardBatch& batch, std::vector<float>& logits) override { stage_->forward(batch, {}, logits); }
+  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) override {
+    stage_->move_kv_rows(slot, from_to);
+  }
+
+ private:
+  std::shared_ptr<PipelineStage> stage_;
+};
+
+}  // namespace banyan

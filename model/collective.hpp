@@ -1,0 +1,33 @@
+#pragma once
+// How the tensor shards of one pipeline stage combine their partial results (Megatron layout:
+// each shard holds some attention heads and some MLP columns, so the outputs of o_proj and
+// down_proj are partial sums over the shards). Implemented over UCX (actors/transport) between
+// processes and within one; the model only calls it. No transport here.
+#include <cstdint>
+#include <span>
+
+namespace banyan {
+
+// Which of `degree` tensor shards a model holds (degree 1: the whole width of every layer).
+struct TensorShard {
+  int rank = 0;
+  int degree = 1;
+};
+
+// What a collective did so far: the bench's communication share.
+struct CollectiveStats {
+  std::uint64_t calls = 0, bytes = 0;
+  double seconds = 0;  // spent inside all_reduce_sum, waiting for the other shards included
+};
+
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  // Every shard calls it with its partial values, in the same order and sizes; on return each
+  // holds the element-wise sum, the same bits on every shard. Throws Error when a shard does
+  // not take part in time.
+  virtual void all_reduce_sum(std::span<float> values) = 0;
+  virtual CollectiveStats stats() const = 0;
+};
+
+}  // namespace banyan

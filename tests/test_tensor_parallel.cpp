@@ -1,0 +1,250 @@
+// Tensor parallelism: the ring all-reduce over the data plane sums exactly and fails in time;
+// a stage split into tensor shards (Megatron layout) computes the whole model's logits and, run
+// by the engine, generates the same greedy tokens incrementally and speculatively.
+#define BOOST_TEST_MODULE test_tensor_parallel
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+#include <thread>
+
+#include "actors/transport/ring_all_reduce.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "engine/engine.hpp"
+#include "engine/pipeline_stage.hpp"
+#include "model/error.hpp"
+#include "model/random_weights.hpp"
+#include "tests/support/test_support.hpp"
+
+using namespace banyan;
+using transport::DataPlane;
+
+namespace {
+
+// Every rank's all_reduce_sum of its own values, run side by side; returns what each holds.
+std::vector<std::vector<float>> reduce_all(const std::vector<std::shared_ptr<Collective>>& ranks,
+                                           std::vector<std::vector<float>> values) {
+  std::vector<std::thread> threads;
+  for (std::size_t r = 0; r < ranks.size(); ++r)
+    threads.emplace_back([&, r] { ranks[r]->all_reduce_sum(values[r]); });
+  for (auto& t : threads) t.join();
+  return values;
+}
+
+std::vector<std::vector<float>> random_values(int ranks, std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<std::vector<float>> v(std::size_t(ranks), std::vector<float>(n, 0.0f));
+  for (auto& rank : v)
+    for (auto& x : rank) x = normal(rng);
+  return v;
+}
+
+void check_sums(const std::vector<std::vector<float>>& before, const std::vector<std::vector<float>>& after) {
+  for (std::size_t i = 0; i < before.front().size(); ++i) {
+    double sum = 0;
+    for (const auto& rank : before) sum += rank[i];
+    BOOST_TEST(std::abs(after.front()[i] - sum) < 1e-5);
+    for (const auto& rank : after) BOOST_TEST(rank[i] == after.front()[i]);  // the same bits everywhere
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ring_over_separate_data_planes_sums_exactly) {
+  // Three UCX contexts and workers, as three processes would have, connected in a ring.
+  std::vector<std::shared_ptr<DataPlane>> planes;
+  for (int r = 0; r < 3; ++r) planes.push_back(std::make_shared<DataPlane>());
+  std::vector<std::shared_ptr<Collective>> ranks;
+  for (int r = 0; r < 3; ++r) {
+    const int next = planes[std::size_t(r)]->connect("127.0.0.1", planes[std::size_t((r + 1) % 3)]->port());
+    ranks.push_back(std::make_shared<transport::RingAllReduce>(planes[std::size_t(r)], next, r, 3, 9));
+  }
+  for (std::size_t n : {1u, 2u, 7u, 768u, 100'003u}) {  // fewer values than ranks, odd sizes, large
+    const auto before = random_values(3, n, unsigned(n));
+    check_sums(before, reduce_all(ranks, before));
+  }
+  BOOST_TEST(ranks[0]->stats().calls == 5u);
+  BOOST_TEST(ranks[0]->stats().bytes > 2 * 100'000u * 4 * 2 / 3);
+}
+
+BOOST_AUTO_TEST_CASE(local_ring_sums_repeatedly_on_one_plane) {
+  auto ranks = transport::local_ring(std::make_shared<DataPlane>(), 4);
+  for (int call = 0; call < 50; ++call) {
+    const auto before = random_values(4, 3000 + std::size_t(call), unsigned(call));
+    check_sums(before, reduce_all(ranks, before));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_rank_that_never_comes_fails_the_others_in_time) {
+  auto plane = std::make_shared<DataPlane>();
+  const int self = plane->connect("127.0.0.1", plane->port());
+  transport::RingAllReduce rank0(plane, self, 0, 2, 5, std::chrono::milliseconds(300));
+  std::vector<float> v(64, 1.0f);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    rank0.all_reduce_sum(v);
+    BOOST_FAIL("an all-reduce without its other rank returned");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()).find("heard nothing from shard 1") != std::string::npos, e.what());
+  }
+  BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(5)));
+}
+
+namespace {
+
+// 8 heads over 4 key/value heads (grouped-query attention), so 2 and 4 shards both divide them.
+LlamaConfig tp_config() {
+  LlamaConfig c = test::tiny_llama_config();
+  c.hidden_size = 64;
+  c.intermediate_size = 256;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 4;
+  c.num_hidden_layers = 3;
+  return c;
+}
+
+// A stage of `weights`' layers split into `degree` shards, each with a backend of its own.
+struct Sharded {
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::shared_ptr<PipelineStage> stage;
+
+  Sharded(const WeightSource& weights, int degree, ModelOptions options = {}, LayerRange layers = {}) {
+    auto ring = transport::local_ring(std::make_shared<DataPlane>(), degree);
+    std::vector<std::shared_ptr<LlamaModel>> shards;
+    for (int r = 0; r < degree; ++r) {
+      backends.push_back(cpu::make_cpu_backend({1}));
+      options.shard = {r, degree};
+      shards.push_back(std::make_shared<LlamaModel>(weights, *backends.back(), options, LlamaModel::Progress{}, layers));
+      if (degree > 1) shards.back()->use_collective(ring[std::size_t(r)]);
+    }
+    stage = std::make_shared<PipelineStage>(std::move(shards));
+  }
+};
+
+ForwardBatch prompt_batch(int length, int slot) {
+  ForwardBatch b;
+  for (int p = 0; p < length; ++p) b.add_causal((p * 37 + slot * 11 + 1) % 128, slot, p, true);
+  return b;
+}
+
+std::vector<std::vector<std::int32_t>> run_greedy(LlmRunner& llm, SsmGroup& ssms, int batch) {
+  EngineOptions o;
+  o.limits.max_requests_per_batch = batch;
+  o.limits.max_tokens_per_batch = 256;
+  o.tree = {2, 4};
+  Engine engine(llm, ssms, o);
+  std::vector<RequestId> ids;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 6; ++i) {
+    std::vector<std::int32_t> prompt{1};
+    for (int t = 0; t < 3 + i; ++t) prompt.push_back(std::int32_t(rng() % 128));
+    GenerationConfig g;
+    g.max_new_tokens = 24;
+    ids.push_back(engine.submit(prompt, g));
+  }
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  std::vector<std::vector<std::int32_t>> out;
+  for (auto id : ids) {
+    const Request& r = engine.requests().request(id);
+    BOOST_TEST(r.error.empty(), r.error);
+    out.emplace_back(r.tokens.begin() + r.prompt_length, r.tokens.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(shards_compute_the_whole_models_logits) {
+  const RandomWeights weights(tp_config(), 21);
+  Sharded whole(weights, 1);
+  for (int degree : {2, 4}) {
+    Sharded split(weights, degree);
+    BOOST_TEST(split.stage->shard(1).weight_bytes() < whole.stage->shard(0).weight_bytes());
+    whole.stage->create_kv_cache(2, 64);
+    split.stage->create_kv_cache(2, 64);
+    // A prompt, then a decode step that reads the cache the prompt filled.
+    for (ForwardBatch b : {prompt_batch(9, 0), prompt_batch(1, 1)}) {
+      std::vector<float> expected, got;
+      whole.stage->forward(b, {}, expected);
+      split.stage->forward(b, {}, got);
+      BOOST_REQUIRE(got.size() == expected.size());
+      double worst = 0;
+      for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - expected[i])));
+      BOOST_TEST(worst < 1e-4, "degree " << degree << ": largest difference " << worst);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sharded_greedy_generation_equals_the_whole_model) {
+  const RandomWeights weights(tp_config(), 5), draft_weights(tp_config(), 6);
+  auto backend = cpu::make_cpu_backend({1});
+  LlamaModel whole(weights, *backend), draft(draft_weights, *backend);
+  LocalLlm whole_llm(whole);
+  LocalSsms none({}), ssm({&draft}), self({&whole});
+  const auto incremental = run_greedy(whole_llm, none, 3);
+  for (int degree : {2, 4}) {
+    Sharded shards(weights, degree);
+    StageLlm split(shards.stage);
+    BOOST_TEST(run_greedy(split, none, 3) == incremental, "incremental, " << degree << " shards");
+    BOOST_TEST(run_greedy(split, ssm, 3) == incremental, "speculative (another model as SSM), " << degree << " shards");
+    BOOST_TEST(run_greedy(split, self, 1) == incremental, "speculative (the LLM as SSM), " << degree << " shards");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(quantized_shards_and_pipeline_stages_of_shards) {
+  const RandomWeights weights(tp_config(), 8);
+  ModelOptions int8;
+  int8.linear = WeightFormat::q8;
+  Sharded whole(weights, 1, int8), split(weights, 2, int8);
+  // Two pipeline stages of two shards each: the first's activations are the second's input.
+  Sharded front(weights, 2, {}, {0, 2}), back(weights, 2, {}, {2, 3}), reference(weights, 1);
+  for (auto* s : {&whole, &split, &front, &back, &reference}) s->stage->create_kv_cache(1, 32);
+  const ForwardBatch b = prompt_batch(12, 0);
+  std::vector<float> q8_whole, q8_split, middle, piped, expected;
+  whole.stage->forward(b, {}, q8_whole);
+  split.stage->forward(b, {}, q8_split);
+  front.stage->forward(b, {}, middle);
+  BOOST_TEST(middle.size() == b.size() * std::size_t(tp_config().hidden_size));
+  back.stage->forward(b, middle, piped);
+  reference.stage->forward(b, {}, expected);
+  const auto argmax_rows = [](const std::vector<float>& logits) {
+    std::vector<long> top;
+    for (std::size_t r = 0; r < logits.size() / 128; ++r)
+      top.push_back(std::max_element(logits.begin() + long(r * 128), logits.begin() + long(r * 128 + 128)) -
+                    logits.begin() - long(r * 128));
+    return top;
+  };
+  BOOST_TEST(argmax_rows(q8_split) == argmax_rows(q8_whole));
+  BOOST_TEST(argmax_rows(piped) == argmax_rows(expected));
+  for (std::size_t i = 0; i < piped.size(); ++i) BOOST_TEST(std::abs(piped[i] - expected[i]) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(shard_layouts_the_model_cannot_take_are_refused) {
+  const RandomWeights weights(tp_config(), 1);
+  auto backend = cpu::make_cpu_backend({1});
+  ModelOptions three;
+  three.shard = {0, 3};
+  try {
+    LlamaModel m(weights, *backend, three);
+    BOOST_FAIL("3 shards of 8 heads loaded");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()) == "cannot split the model's 8 attention heads into 3 tensor shards");
+  }
+  std::vector<std::shared_ptr<LlamaModel>> halves;
+  for (int r = 0; r < 2; ++r) {
+    ModelOptions o;
+    o.shard = {r, 2};
+    halves.push_back(std::make_shared<LlamaModel>(weights, *backend, o));
+  }
+  BOOST_CHECK_THROW(PipelineStage({halves[1]}), Error);            // shard 1 of 2 alone is no stage
+  BOOST_CHECK_THROW(PipelineStage({halves[1], halves[0]}), Error);  // nor are the shards out of order
+  PipelineStage no_ring(halves);  // shards that cannot sum their parts say so rather than compute garbage
+  no_ring.create_kv_cache(1, 8);
+  std::vector<float> out;
+  try {
+    no_ring.forward(prompt_batch(2, 0), {}, out);
+    BOOST_FAIL("shards without a collective computed");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()).find("has no collective") != std::string::npos, e.what());
+  }
+}

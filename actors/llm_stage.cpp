@@ -9,31 +9,29 @@ namespace {
 
 struct StageState {
   StageState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
-  std::shared_ptr<LlamaModel> model;
-  std::unique_ptr<KvCache> kv;
+  std::shared_ptr<PipelineStage> stage;
+  bool has_kv = false;
   llm_stage_actor next;  // the next stage, or the link to it; none for the last stage
   std::vector<float> output;
 
-  std::string layers() const {
-    return layers_text({model->first_layer(), model->end_layer()});
-  }
+  std::string layers() const { return layers_text({stage->first_layer(), stage->end_layer()}); }
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;
 
-llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<LlamaModel> model, llm_stage_actor next) {
-  self->state.model = std::move(model);
+llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<PipelineStage> stage, llm_stage_actor next) {
+  self->state.stage = std::move(stage);
   self->state.next = std::move(next);
   return {
       [=](StageForward& f) -> caf::result<StageLogits> {
         auto& st = self->state;
-        if (!st.kv) return caf::make_error(caf::sec::runtime_error, "forward before the KV cache was created");
-        for (const auto& m : f.kv_moves) {
-          std::vector<std::pair<int, int>> from_to;
-          for (std::size_t i = 0; i < m.from.size(); ++i) from_to.emplace_back(m.from[i], m.to[i]);
-          st.model->backend().copy_kv_rows(*st.kv, m.slot, from_to);
-        }
+        if (!st.has_kv) return caf::make_error(caf::sec::runtime_error, "forward before the KV cache was created");
         try {
-          st.model->forward_stage(f.batch, *st.kv, f.activations, st.output);
+          for (const auto& m : f.kv_moves) {
+            std::vector<std::pair<int, int>> from_to;
+            for (std::size_t i = 0; i < m.from.size(); ++i) from_to.emplace_back(m.from[i], m.to[i]);
+            st.stage->move_kv_rows(m.slot, from_to);
+          }
+          st.stage->forward(f.batch, f.activations, st.output);
         } catch (const std::exception& e) {
           return caf::make_error(caf::sec::runtime_error, st.layers() + ": " + e.what());
         }
@@ -43,19 +41,20 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Llam
       },
       [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
         auto& st = self->state;
-        st.kv = st.model->create_kv_cache(slots, capacity);
+        const std::size_t bytes = st.stage->create_kv_cache(slots, capacity);
+        st.has_kv = true;
         if (st.next) return self->delegate(st.next, a, slots, capacity);
-        return std::uint64_t(st.kv->bytes());
+        return std::uint64_t(bytes);
       },
       [=](layers_atom) {
-        return std::make_tuple(std::int32_t(self->state.model->first_layer()), std::int32_t(self->state.model->end_layer()));
+        return std::make_tuple(std::int32_t(self->state.stage->first_layer()), std::int32_t(self->state.stage->end_layer()));
       },
   };
 }
 
 }  // namespace
 
-std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages,
+std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<PipelineStage>> stages,
                                               llm_stage_actor after) {
   if (!after && !stages.empty() && !stages.back()->is_last_stage())
     throw Error("the last pipeline stage ends at layer " + std::to_string(stages.back()->end_layer()) +

@@ -8,15 +8,17 @@
 
 #include "actors/interfaces.hpp"
 #include "engine/llm_runner.hpp"
+#include "engine/pipeline_stage.hpp"
 
 namespace banyan::actors {
 
-// Spawns one detached actor per stage (a stage blocks its thread while the backend computes),
+// Spawns one detached actor per stage (a stage blocks its thread while the backend computes;
+// a stage of tensor shards runs the others on threads of its own),
 // each passing its activations to the next; `stages` are consecutive layer ranges of one model,
 // the first first, and `after` what follows the last (a link to a stage in another process,
 // actors/node.hpp), if anything does.
 // Returns the handles, the first first.
-std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<LlamaModel>> stages,
+std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<PipelineStage>> stages,
                                               llm_stage_actor after = {});
 
 // The engine's LLM when it runs as stage actors: a forward pass is a StageForward to the first

@@ -14,7 +14,7 @@
 #include "actors/cluster_health.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/node_link.hpp"
-#include "model/llama_model.hpp"
+#include "engine/pipeline_stage.hpp"
 
 namespace banyan::actors {
 
@@ -25,7 +25,7 @@ struct RemoteStage {
 };
 
 struct StageRun {
-  std::vector<std::shared_ptr<LlamaModel>> stages;  // consecutive layer ranges, the first first; none: only a link
+  std::vector<std::shared_ptr<PipelineStage>> stages;  // consecutive layer ranges, the first first; none: only a link
   std::optional<RemoteStage> next;                   // where the run's output goes; none: the model ends here
 };
 

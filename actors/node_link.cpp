@@ -48,11 +48,13 @@ struct LinkState {
 };
 using LinkPointer = node_link_actor::stateful_pointer<LinkState>;
 
-void record(LinkPointer self, std::string problem) {
-  auto& st = self->state;
+std::string waiting_text(const NodeAddress& to) { return "waiting for " + to.describe() + " to join"; }
+
+void record(LinkState& st, std::string problem) {
   st.problem = std::move(problem);
   st.health->set(st.key(), st.problem.empty() || st.watch() ? st.problem : st.unavailable());
 }
+void record(LinkPointer self, std::string problem) { record(self->state, std::move(problem)); }
 
 // The node is lost: fail what waits on it, forget it, and try again at the next tick.
 void lose(LinkPointer self, std::string why) {
@@ -172,7 +174,7 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
   init.first_layer = first_layer;
   init.from = std::move(from);
   init.health = std::move(health);
-  record(self, "waiting for " + init.to.describe() + " to join");
+  record(self, waiting_text(init.to));
   self->set_down_handler([=](caf::down_msg& down) {
     auto& st = self->state;
     const bool ours = down.source == caf::actor_cast<caf::actor_addr>(st.node) ||
@@ -234,15 +236,28 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
   };
 }
 
+// Starts a link; its node counts as missing from now on, not from when the new actor first
+// runs (a scheduler thread does that later: a wait for the nodes to join could miss it).
+node_link_actor spawn_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
+                           std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
+  LinkState expected;
+  expected.to = to;
+  expected.first_layer = first_layer;
+  expected.from = from;
+  expected.health = health;
+  record(expected, waiting_text(to));
+  return system.spawn(node_link, std::move(to), first_layer, std::move(from), std::move(health), std::move(bulk));
+}
+
 }  // namespace
 
 node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
                                  std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
-  return system.spawn(node_link, std::move(to), first_layer, std::move(from), std::move(health), std::move(bulk));
+  return spawn_link(system, std::move(to), first_layer, std::move(from), std::move(health), std::move(bulk));
 }
 
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
-  return system.spawn(node_link, std::move(to), -1, std::string(), std::move(health), std::shared_ptr<Bulk>());
+  return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr);
 }
 
 }  // namespace banyan::actors

@@ -3,8 +3,10 @@
 // second stage in another process (`banyan stage` on loopback), its activations and logits inside
 // CAF's messages or over the UCX data plane.
 // One request at a time runs through one stage at a time, so a split adds only communication:
-// its share of a step is 1 - (pp=1 time) / (split time). Greedy outputs of every row must match.
-// Tensor parallelism is not built yet; the run says so.
+// its share of a step is 1 - (pp=1 time) / (split time). Tensor parallelism (tp=2: two shards in
+// this process, each with half the threads, summing over the UCX data plane; and pp=2 x tp=2)
+// splits the compute too: its communication share is the time shard 0 spends in its all-reduces
+// (waiting for the other shard included) over the run's. Greedy outputs of every row must match.
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <csignal>
@@ -16,6 +18,7 @@
 #include "actors/llm_stage.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
+#include "actors/transport/ring_all_reduce.hpp"
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
 #include "cli/option_types.hpp"
@@ -34,7 +37,8 @@ namespace {
 struct Row {
   std::string layout;
   int batch = 1;
-  double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, ms_per_step = 0;
+  double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, ms_per_step = 0, seconds = 0;
+  double all_reduce_seconds = -1;  // tensor-parallel rows: shard 0's time in all-reduces
   std::vector<std::vector<std::int32_t>> outputs;
 };
 
@@ -74,11 +78,25 @@ Row run(LlmRunner& llm, const std::vector<std::vector<std::int32_t>>& prompts, i
     r.outputs.emplace_back(q.tokens.begin() + q.prompt_length, q.tokens.end());
   }
   r.decode_tokens_per_s = double(during_decode) / seconds;
+  r.seconds = clock.seconds();
   r.ms_per_step = 1000.0 * seconds / double(std::max<long long>(1, during_decode / r.batch));
   return r;
 }
-std::shared_ptr<LlamaModel> stage(const WeightSource& w, Backend& backend, int first, int end) {
-  return std::make_shared<LlamaModel>(w, backend, ModelOptions{}, LlamaModel::Progress{}, LayerRange{first, end});
+// Layers [first, end) of `w` as a pipeline stage of `backends.size()` tensor shards.
+std::shared_ptr<PipelineStage> stage(const WeightSource& w, const std::vector<std::unique_ptr<Backend>>& backends, int first,
+                                     int end) {
+  const auto load = [&](TensorShard shard) {
+    ModelOptions o;
+    o.shard = shard;
+    return std::make_shared<LlamaModel>(w, *backends[std::size_t(shard.rank)], o, LlamaModel::Progress{}, LayerRange{first, end});
+  };
+  return transport::local_sharded_stage(int(backends.size()), load, std::make_shared<transport::DataPlane>());
+}
+
+double all_reduce_seconds(const std::vector<std::shared_ptr<PipelineStage>>& stages) {
+  double s = 0;
+  for (const auto& stage : stages) s += stage->shard(0).collective_stats().seconds;
+  return s;
 }
 
 }  // namespace
@@ -88,7 +106,8 @@ int parallel_benchmark(int argc, char** argv) {
                  "Tokens/s of the LLM whole (pp=1) against it split into 2 pipeline stages, in this process and with\n"
                  "the second stage in another process (over CAF on loopback), with the share of each step spent\n"
                  "passing activations. Random weights in the llama-160m shape (12 layers, hidden 768); greedy\n"
-                 "outputs of every layout are checked identical. Tensor parallelism is not built yet.");
+                 "outputs of every layout are checked identical. Tensor parallelism: tp=2 (two shards in this process,\n"
+                 "half the threads each, summing over the UCX data plane) and pp=2 x tp=2.");
   o.add("--dtype", "TYPE", "weights: f32, f16, int8, int4", "int8");
   o.add("--batches", "LIST", "requests decoded at once", "1,8");
   o.add("--prompt-tokens", "N", "tokens per prompt", "128");
@@ -108,7 +127,10 @@ int parallel_benchmark(int argc, char** argv) {
   // `banyan stage` loads a tokenizer beside the model, though a stage never uses it.
   std::filesystem::copy_file(BANYAN_MODELS_DIR "/demo-llm/tokenizer.model", dir / "tokenizer.model");
 
-  auto backend = cpu::make_cpu_backend({o.integer("--threads")});
+  const int threads = o.integer("--threads");
+  std::vector<std::unique_ptr<Backend>> backend, halves;  // the whole's, and the two shards' (half the threads each)
+  backend.push_back(cpu::make_cpu_backend({threads}));
+  for (int r = 0; r < 2; ++r) halves.push_back(cpu::make_cpu_backend({std::max(1, threads / 2)}));
   auto weights = open_converted(file);
   caf::actor_system_config config;
   actors::configure_actor_system(config);
@@ -127,21 +149,37 @@ int parallel_benchmark(int argc, char** argv) {
     const auto prompts = random_prompts(batch, o.integer("--prompt-tokens"), shape.vocab_size, 7);
     std::vector<Row> results;
     {
-      LlamaModel whole(*weights, *backend);
+      LlamaModel whole(*weights, *backend.front());
       LocalLlm llm(whole);
       results.push_back(run(llm, prompts, tokens));
       results.back().layout = "pp=1";
     }
     {
-      actors::Node node(system, "bench", {{{stage(*weights, *backend, 0, half), stage(*weights, *backend, half, shape.num_hidden_layers)}, {}}});
+      actors::Node node(system, "bench", {{{stage(*weights, backend, 0, half), stage(*weights, backend, half, shape.num_hidden_layers)}, {}}});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
       results.back().layout = "pp=2, one process";
     }
+    {
+      auto sharded = stage(*weights, halves, 0, shape.num_hidden_layers);
+      StageLlm llm(sharded);
+      results.push_back(run(llm, prompts, tokens));
+      results.back().layout = "tp=2, one process";
+      results.back().all_reduce_seconds = all_reduce_seconds({sharded});
+    }
+    {
+      std::vector<std::shared_ptr<PipelineStage>> stages{stage(*weights, halves, 0, half),
+                                                         stage(*weights, halves, half, shape.num_hidden_layers)};
+      actors::Node node(system, "bench", {{stages, {}}});
+      actors::StagedLlm llm(system, node.run_at(0), shape);
+      results.push_back(run(llm, prompts, tokens));
+      results.back().layout = "pp=2 x tp=2, one process";
+      results.back().all_reduce_seconds = all_reduce_seconds(stages);
+    }
     for (const bool data_plane : {false, true}) {
       actors::RemoteStage next{{"", "127.0.0.1", port}, half};
       auto bulk = data_plane ? std::make_shared<actors::Bulk>("127.0.0.1", "127.0.0.1", 0) : nullptr;
-      actors::Node node(system, "bench", {{{stage(*weights, *backend, 0, half)}, next}}, {}, bulk);
+      actors::Node node(system, "bench", {{{stage(*weights, backend, 0, half)}, next}}, {}, bulk);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
@@ -150,7 +188,7 @@ int parallel_benchmark(int argc, char** argv) {
     const Row& base = results.front();
     for (const Row& r : results) {
       if (r.outputs != base.outputs) throw Error(r.layout + ": greedy outputs differ from pp=1");
-      const double share = 1.0 - base.ms_per_step / r.ms_per_step;
+      const double share = r.all_reduce_seconds >= 0 ? r.all_reduce_seconds / r.seconds : 1.0 - base.ms_per_step / r.ms_per_step;
       std::printf("%-28s %5d %14.1f %14.1f %11.2f %11.1f%%\n", r.layout.c_str(), r.batch, r.prefill_tokens_per_s,
                   r.decode_tokens_per_s, r.ms_per_step, 100.0 * std::max(0.0, share));
       rows.push_back({{"layout", r.layout}, {"batch", r.batch}, {"prefill_tokens_per_s", r.prefill_tokens_per_s},
@@ -158,7 +196,6 @@ int parallel_benchmark(int argc, char** argv) {
                       {"communication_share", share}, {"decode_vs_pp1", r.decode_tokens_per_s / base.decode_tokens_per_s}});
     }
   }
-  std::printf("tp=2: not measured, tensor parallelism is not built yet\n");
   remote.stop(SIGTERM, std::chrono::seconds(30));
   std::filesystem::remove_all(dir);
   write_json(o.text("--out"), {{"benchmark", "parallel"}, {"machine", machine_description()}, {"model", "llama-160m shape, random"},

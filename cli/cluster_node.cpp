@@ -43,14 +43,7 @@ ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node)
   return r;
 }
 
-void check_runnable(const config::ClusterConfig& cluster) {
-  if (cluster.serve.model.tensor_parallelism_degree > 1)
-    throw config::ConfigError(cluster.serve.source +
-                              ": key 'model.tensor_parallelism_degree': tensor parallelism across processes is not "
-                              "built yet; set it to 1 (pipeline_parallelism_degree splits the layers over nodes)");
-}
-
-std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<LlamaModel>> stages) {
+std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<PipelineStage>> stages) {
   std::vector<actors::StageRun> runs;
   auto next = stages.begin();
   for (const auto& plan : role.runs) {

@@ -26,10 +26,8 @@ struct ClusterRole {
 // `node`'s part of the cluster, placed against the model's config. Throws ConfigError for an
 // unknown node or a layout that cannot run.
 ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node);
-// Throws ConfigError when the cluster asks for what cannot run yet (tensor parallelism).
-void check_runnable(const config::ClusterConfig& cluster);
 // The runs to start, from the stage models loaded for local_layers(), in that order.
-std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<LlamaModel>> stages);
+std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<PipelineStage>> stages);
 // Every node but this one: the head watches them all.
 std::vector<actors::NodeAddress> other_nodes(const ClusterRole& role);
 
@@ -44,7 +42,7 @@ NodeListen listen_of(const ClusterRole& role);
 // This process's data plane, or none when `listen` has no data port.
 std::shared_ptr<actors::Bulk> make_data_plane(const NodeListen& listen);
 
-using RunsOf = std::function<std::vector<actors::StageRun>(std::vector<std::shared_ptr<LlamaModel>>)>;
+using RunsOf = std::function<std::vector<actors::StageRun>(std::vector<std::shared_ptr<PipelineStage>>)>;
 // Loads the stages `choice` names, starts them (arranged by `runs`) as node `name` where
 // `listen` says, prints where once ready, and serves until SIGTERM or SIGINT.
 int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const NodeListen& listen);

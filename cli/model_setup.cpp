@@ -3,8 +3,10 @@
 #include <chrono>
 #include <dlfcn.h>
 #include <iostream>
+#include <thread>
 #include <unistd.h>
 
+#include "actors/transport/ring_all_reduce.hpp"
 #include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "model/error.hpp"
@@ -150,20 +152,31 @@ LoadedModels load_models(const ModelChoice& choice) {
   if (m.tokenizer->vocab_size() > c.vocab_size)
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  if (choice.pipeline_stages > 1 || choice.stage_layers) {
+  if (choice.pipeline_stages > 1 || choice.tensor_shards > 1 || choice.stage_layers) {
     const auto ranges = choice.stage_layers ? *choice.stage_layers : split_layers(c.num_hidden_layers, choice.pipeline_stages);
     ModelOptions stage = choice.llm.options;  // the stages share the budget
     stage.memory_budget /= std::max<std::size_t>(1, ranges.size());
     stage.offload_reserve /= std::max<std::size_t>(1, ranges.size());
+    const int shards = choice.tensor_shards;
+    if (shards > 1) {
+      const int threads = choice.threads > 0 ? choice.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+      for (int r = 0; r < shards; ++r) m.shard_backends.push_back(make_backend(choice.device, std::max(1, threads / shards)));
+    }
+    // The shards of a stage sum their parts over UCX, through a data plane of this process's own.
+    auto plane = shards > 1 && !ranges.empty() ? std::make_shared<transport::DataPlane>() : nullptr;
     for (const LayerRange& r : ranges)
-      m.llm_stages.push_back(load_one(*weights, *m.backend, stage,
-                                      "LLM stage (" + layers_text(r) + ")", r));
+      m.llm_stages.push_back(transport::local_sharded_stage(shards, [&](TensorShard shard) {
+        stage.shard = shard;
+        const std::string of = shards > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(shards) : "";
+        Backend& backend = shards > 1 ? *m.shard_backends[std::size_t(shard.rank)] : *m.backend;
+        return std::shared_ptr<LlamaModel>(load_one(*weights, backend, stage, "LLM stage (" + layers_text(r) + of + ")", r));
+      }, plane));
   } else {
     m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
   }
   for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "banyan: loaded " << m.llm_stages.size() + (m.llm ? 1 : 0) + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
+  std::cerr << "banyan: loaded " << m.llm_stages.size() * std::size_t(choice.tensor_shards) + (m.llm ? 1 : 0) + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
             << m.load_seconds << " s\n";
   return m;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/options.hpp"
+#include "engine/pipeline_stage.hpp"
 #include "model/llama_model.hpp"
 #include "model/tokenizer.hpp"
 
@@ -36,6 +37,7 @@ struct ModelChoice {
   std::string device = "cpu";
   int threads = 0;
   int pipeline_stages = 1;  // more: the LLM is loaded as that many layer ranges (llm_stages)
+  int tensor_shards = 1;    // more: each stage is split into that many tensor shards (llm_stages)
   // Set: the LLM is loaded as exactly these layer ranges (llm_stages, maybe none): other
   // processes hold the rest.
   std::optional<std::vector<LayerRange>> stage_layers;
@@ -47,9 +49,11 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
 
 struct LoadedModels {
   std::unique_ptr<Backend> backend;
+  // Tensor shards compute side by side, each on a backend of its own with its share of the threads.
+  std::vector<std::unique_ptr<Backend>> shard_backends;
   LlamaConfig llm_config;
-  std::unique_ptr<LlamaModel> llm;                     // the whole LLM, or
-  std::vector<std::shared_ptr<LlamaModel>> llm_stages;  // its pipeline stages, the first first
+  std::unique_ptr<LlamaModel> llm;                        // the whole LLM, or
+  std::vector<std::shared_ptr<PipelineStage>> llm_stages;  // its pipeline stages, the first first
   std::vector<std::shared_ptr<LlamaModel>> ssms;
   std::unique_ptr<Tokenizer> tokenizer;
   double load_seconds = 0;

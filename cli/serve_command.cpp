@@ -35,7 +35,7 @@ int serve_worker(const ClusterRole& role) {
   ModelChoice choice = model_choice(role.cluster.serve);
   choice.ssms.clear();
   choice.stage_layers = role.local_layers();
-  const RunsOf runs = [&](std::vector<std::shared_ptr<LlamaModel>> stages) { return stage_runs(role, std::move(stages)); };
+  const RunsOf runs = [&](std::vector<std::shared_ptr<PipelineStage>> stages) { return stage_runs(role, std::move(stages)); };
   return serve_stage_node(role.node.name, choice, runs, listen_of(role));
 }
 
@@ -65,7 +65,6 @@ int serve_command(int argc, char** argv) {
     if (o.has("--remote-stage") || o.has("--pipeline-stages"))
       throw UsageError("a cluster node's stages come from its config, not from --remote-stage or --pipeline-stages");
     role = cluster_role(config::load_cluster_config(o.text("--config")), o.text("--node"));
-    check_runnable(role->cluster);
     role->cluster.serve = serve_config(o, &role->cluster.serve);
     if (!role->head) return serve_worker(*role);
   }
@@ -97,7 +96,7 @@ int serve_command(int argc, char** argv) {
   std::vector<const PagedWeights*> paged;  // the LLM's, or its stages'
   if (m.llm && m.llm->paged()) paged.push_back(m.llm->paged());
   for (const auto& stage : m.llm_stages)
-    if (stage->paged()) paged.push_back(stage->paged());
+    if (stage->shard(0).paged()) paged.push_back(stage->shard(0).paged());  // offloading keeps a stage whole
 
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on
   // to other processes: then it serves once they are all there.

@@ -100,6 +100,7 @@ ModelChoice model_choice(const config::ServeConfig& c) {
   choice.device = c.compute.device;
   choice.threads = c.compute.threads;
   choice.pipeline_stages = c.compute.pipeline_stages;
+  choice.tensor_shards = c.model.tensor_parallelism_degree;
   return choice;
 }
 

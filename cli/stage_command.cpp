@@ -46,7 +46,7 @@ int stage_command(int argc, char** argv) {
     const auto [host, port] = host_and_port(o.text("--next"), "--next");
     next = actors::RemoteStage{{"", host, port}, layers.end};
   }
-  const auto runs = [&](std::vector<std::shared_ptr<LlamaModel>> stages) {
+  const auto runs = [&](std::vector<std::shared_ptr<PipelineStage>> stages) {
     return std::vector<actors::StageRun>{{std::move(stages), next}};
   };
   NodeListen listen{o.text("--host"), o.text("--host"), o.integer("--port"), -1};

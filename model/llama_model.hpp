@@ -100,6 +100,7 @@ class LlamaModel {
   // A tensor shard sums its partial results with the other shards through `collective`; a
   // shard's forward throws until it has one.
   void use_collective(std::shared_ptr<Collective> collective) { collective_ = std::move(collective); }
+  CollectiveStats collective_stats() const { return collective_ ? collective_->stats() : CollectiveStats{}; }
   // Bytes the weights take on the backend.
   std::size_t weight_bytes() const { return weight_bytes_; }
   // Weight bytes one decoding step reads: all but the embedding table, of which it reads a row

@@ -26,6 +26,12 @@ LlamaConfig test_config() {
   return c;
 }
 
+// Layers `r` of the model, as one stage (not split into tensor shards).
+std::shared_ptr<PipelineStage> whole_stage(const WeightSource& weights, Backend& backend, LayerRange r) {
+  return std::make_shared<PipelineStage>(std::vector<std::shared_ptr<LlamaModel>>{
+      std::make_shared<LlamaModel>(weights, backend, ModelOptions{}, LlamaModel::Progress{}, r)});
+}
+
 std::vector<std::vector<std::int32_t>> test_prompts() {
   return {{1, 5, 9, 33}, {1, 70, 2 + 1, 4, 4, 100, 17}, {1, 12}, {1, 90, 91, 92, 93, 94, 95, 96, 97}};
 }
@@ -190,9 +196,9 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
   configure_actor_system(config);
   caf::actor_system system(config);
   for (bool speculative : {false, true}) {
-    std::vector<std::shared_ptr<LlamaModel>> stages;
+    std::vector<std::shared_ptr<PipelineStage>> stages;
     for (const LayerRange& r : split_layers(whole.config().num_hidden_layers, 2))
-      stages.push_back(std::make_shared<LlamaModel>(weights, *backend, ModelOptions{}, LlamaModel::Progress{}, r));
+      stages.push_back(whole_stage(weights, *backend, r));
     BOOST_TEST_REQUIRE(stages.size() == 2u);
     auto handles = spawn_llm_stages(system, std::move(stages));
     {
@@ -221,9 +227,8 @@ BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {
   caf::actor_system_config config;
   configure_actor_system(config);
   caf::actor_system system(config);
-  std::vector<std::shared_ptr<LlamaModel>> stages;
-  for (const LayerRange& r : split_layers(test_config().num_hidden_layers, 2))
-    stages.push_back(std::make_shared<LlamaModel>(weights, *backend, ModelOptions{}, LlamaModel::Progress{}, r));
+  std::vector<std::shared_ptr<PipelineStage>> stages;
+  for (const LayerRange& r : split_layers(test_config().num_hidden_layers, 2)) stages.push_back(whole_stage(weights, *backend, r));
   auto handles = spawn_llm_stages(system, std::move(stages));
   {
     StagedLlm llm(system, handles.front(), test_config());

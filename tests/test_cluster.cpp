@@ -51,12 +51,14 @@ struct NodeSpec {
 };
 
 // A cluster config for the demo models: the nodes (the first is the head), the LLM in
-// `placement.size()` stages placed so, and the HTTP server on a free loopback port.
+// `placement.size()` stages placed so, each split into `tensor_shards`, and the HTTP server on a
+// free loopback port.
 std::string cluster_yaml(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement, int http_port,
-                         const std::string& remote_command = "") {
+                         const std::string& remote_command = "", int tensor_shards = 1) {
   const auto ports = free_ports(2 * int(nodes.size()));
   std::ostringstream y;
   y << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()
+    << "\n  tensor_parallelism_degree: " << tensor_shards
     << "\n  pipeline_parallelism_degree: " << placement.size() << "\n  placement: [";
   for (std::size_t i = 0; i < placement.size(); ++i) y << (i ? ", " : "") << placement[i];
   y << "]\nssms:\n  - path: " << (test::source_dir() / "models/demo-ssm").string() << "\nnodes:\n";
@@ -75,8 +77,8 @@ struct Launch {
   std::unique_ptr<testkit::ChildProcess> process;
 
   Launch(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement,
-         const std::string& remote_command = "") {
-    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command);
+         const std::string& remote_command = "", int tensor_shards = 1) {
+    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command, tensor_shards);
     process = std::make_unique<testkit::ChildProcess>(
         std::vector<std::string>{test::banyan_binary().string(), "launch", (dir / "cluster.yaml").string()});
     process->wait_for_output(std::regex("serving on http://127\\.0\\.0\\.1:" + std::to_string(http_port)), 120s);
@@ -152,6 +154,18 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
   const std::string log = cluster.process->error_output();
   for (const std::string line : {"[w1] banyan w1: stopped", "[w2] banyan w2: stopped", "[head] banyan serve: stopped"})
     BOOST_TEST(log.find(line) != std::string::npos, line << " in\n" << log);
+}
+
+BOOST_AUTO_TEST_CASE(tensor_shards_stream_what_one_process_streams) {
+  // tp=2: a worker holds the whole model as two shards summing over UCX; then pp=2 x tp=2: the
+  // head and the worker each hold a stage of two shards.
+  for (const std::vector<std::string>& placement : {std::vector<std::string>{"w1"}, std::vector<std::string>{"head", "w1"}}) {
+    Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, placement, "", 2);
+    BOOST_TEST(cluster.process->error_output().find("shard 2/2") != std::string::npos);
+    for (const std::string mode : {"speculative", "incremental"})
+      BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode),
+                 "mode " << mode << ", " << placement.size() << " stage(s)");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_killed_worker_fails_the_stream_and_its_restart_rejoins) {

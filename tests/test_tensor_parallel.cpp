@@ -109,15 +109,12 @@ struct Sharded {
   std::shared_ptr<PipelineStage> stage;
 
   Sharded(const WeightSource& weights, int degree, ModelOptions options = {}, LayerRange layers = {}) {
-    auto ring = transport::local_ring(std::make_shared<DataPlane>(), degree);
-    std::vector<std::shared_ptr<LlamaModel>> shards;
-    for (int r = 0; r < degree; ++r) {
-      backends.push_back(cpu::make_cpu_backend({1}));
-      options.shard = {r, degree};
-      shards.push_back(std::make_shared<LlamaModel>(weights, *backends.back(), options, LlamaModel::Progress{}, layers));
-      if (degree > 1) shards.back()->use_collective(ring[std::size_t(r)]);
-    }
-    stage = std::make_shared<PipelineStage>(std::move(shards));
+    for (int r = 0; r < degree; ++r) backends.push_back(cpu::make_cpu_backend({1}));
+    const auto load = [&](TensorShard shard) {
+      options.shard = shard;
+      return std::make_shared<LlamaModel>(weights, *backends[std::size_t(shard.rank)], options, LlamaModel::Progress{}, layers);
+    };
+    stage = transport::local_sharded_stage(degree, load, std::make_shared<DataPlane>());
   }
 };
 

@@ -6,9 +6,9 @@
 #include <thread>
 #include <unistd.h>
 
-#include "actors/transport/ring_all_reduce.hpp"
 #include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "engine/local_all_reduce.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
 
@@ -162,15 +162,15 @@ LoadedModels load_models(const ModelChoice& choice) {
       const int threads = choice.threads > 0 ? choice.threads : int(std::max(1u, std::thread::hardware_concurrency()));
       for (int r = 0; r < shards; ++r) m.shard_backends.push_back(make_backend(choice.device, std::max(1, threads / shards)));
     }
-    // The shards of a stage sum their parts over UCX, through a data plane of this process's own.
-    auto plane = shards > 1 && !ranges.empty() ? std::make_shared<transport::DataPlane>() : nullptr;
+    // A stage's shards all run here: they sum their parts in shared memory.
     for (const LayerRange& r : ranges)
-      m.llm_stages.push_back(transport::local_sharded_stage(shards, [&](TensorShard shard) {
+      m.llm_stages.push_back(sharded_stage(shards > 1 ? local_all_reduce(shards) : std::vector<std::shared_ptr<Collective>>{},
+                                           [&](TensorShard shard) {
         stage.shard = shard;
         const std::string of = shards > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(shards) : "";
         Backend& backend = shards > 1 ? *m.shard_backends[std::size_t(shard.rank)] : *m.backend;
         return std::shared_ptr<LlamaModel>(load_one(*weights, backend, stage, "LLM stage (" + layers_text(r) + of + ")", r));
-      }, plane));
+      }));
   } else {
     m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
   }

@@ -87,6 +87,17 @@ void PipelineStage::forward(const ForwardBatch& batch, std::span<const float> in
   if (failure) std::rethrow_exception(failure);
 }
 
+std::shared_ptr<PipelineStage> sharded_stage(const std::vector<std::shared_ptr<Collective>>& collectives,
+                                             const ShardLoader& load) {
+  const int shards = std::max<int>(1, int(collectives.size()));
+  std::vector<std::shared_ptr<LlamaModel>> models;
+  for (int rank = 0; rank < shards; ++rank) {
+    models.push_back(load({rank, shards}));
+    if (shards > 1) models.back()->use_collective(collectives[std::size_t(rank)]);
+  }
+  return std::make_shared<PipelineStage>(std::move(models));
+}
+
 StageLlm::StageLlm(std::shared_ptr<PipelineStage> stage) : stage_(std::move(stage)) {
   if (stage_->first_layer() != 0 || !stage_->is_last_stage()) throw Error("StageLlm needs the whole model in one stage");
 }

@@ -5,6 +5,7 @@
 // output. A stage actor (actors/llm_stage) or StageLlm drives it; no CAF here.
 #include <condition_variable>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -56,6 +57,12 @@ class PipelineStage {
   std::vector<std::unique_ptr<KvCache>> kv_;
   Helpers helpers_;
 };
+
+// A stage of `collectives.size()` tensor shards (none: one, whole), `load` making each model (it
+// sets the shard in the model's options); shard r sums through collectives[r].
+using ShardLoader = std::function<std::shared_ptr<LlamaModel>(TensorShard)>;
+std::shared_ptr<PipelineStage> sharded_stage(const std::vector<std::shared_ptr<Collective>>& collectives,
+                                             const ShardLoader& load);
 
 // A whole LLM as one PipelineStage (its tensor shards, maybe), run in the calling thread.
 class StageLlm final : public LlmRunner {

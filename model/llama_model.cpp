@@ -47,20 +47,29 @@ class WeightLoader {
   std::unique_ptr<DeviceWeight> load_shard(const std::string& name, std::vector<std::int64_t> shape,
                                            const ModelOptions& options, Split split) {
     if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
-    HostTensor whole = source_.read(name);
-    if (whole.shape != shape)
-      throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(whole.shape) +
-                  ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
     const TensorShard& s = options.shard;
     const std::int64_t rows = shape[0], cols = shape[1];
     const std::int64_t band_rows = split == Split::rows ? rows / s.degree : rows;
     const std::int64_t band_cols = split == Split::columns ? cols / s.degree : cols;
-    HostTensor band{{band_rows, band_cols}, std::vector<float>(std::size_t(band_rows * band_cols))};
     const std::int64_t row0 = split == Split::rows ? s.rank * band_rows : 0;
     const std::int64_t col0 = split == Split::columns ? s.rank * band_cols : 0;
+    const auto mismatch = [&](const std::vector<std::int64_t>& stored) {
+      return Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored) +
+                   ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
+    };
+    // A stored (`banyan convert`) weight is cut as it is stored, when its groups allow.
+    const std::optional<WeightData> stored = source_.read_encoded(name);
+    if (stored) {
+      if (stored->rows != rows || stored->cols != cols) throw mismatch({stored->rows, stored->cols});
+      if (format_fits(stored->format, band_cols) && format_fits(stored->format, col0))
+        return upload(slice(*stored, row0, band_rows, col0, band_cols));
+    }
+    HostTensor whole = source_.read(name);
+    if (whole.shape != shape) throw mismatch(whole.shape);
+    HostTensor band{{band_rows, band_cols}, std::vector<float>(std::size_t(band_rows * band_cols))};
     for (std::int64_t r = 0; r < band_rows; ++r)
       std::copy_n(whole.data.begin() + (row0 + r) * cols + col0, band_cols, band.data.begin() + r * band_cols);
-    WeightFormat f = weight_format_for(name, source_.config(), options);
+    WeightFormat f = stored ? stored->format : weight_format_for(name, source_.config(), options);
     if (!format_fits(f, band_cols)) f = WeightFormat::f16;
     return upload(encode(std::move(band), f));
   }

@@ -39,6 +39,16 @@ double bits_per_weight(WeightFormat f) {
 
 namespace {
 std::size_t align64(std::size_t n) { return (n + 63) / 64 * 64; }
+// Bits of one weight's value or quant, scales aside.
+int bits_per_value(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::f32: return 32;
+    case WeightFormat::f16: return 16;
+    case WeightFormat::q8: return 8;
+    case WeightFormat::q4: return 4;
+  }
+  return 0;
+}
 }  // namespace
 
 std::size_t quant_bytes(WeightFormat f, std::int64_t rows, std::int64_t cols) {
@@ -140,6 +150,36 @@ WeightData encode(HostTensor t, WeightFormat f) {
   w.bytes = {buffer.get(), size};
   w.owner = buffer;
   return w;
+}
+
+WeightData slice(const WeightData& w, std::int64_t row0, std::int64_t rows, std::int64_t col0, std::int64_t cols) {
+  const bool quantized = w.format == WeightFormat::q8 || w.format == WeightFormat::q4;
+  if (row0 < 0 || rows < 1 || row0 + rows > w.rows || col0 < 0 || cols < 1 || col0 + cols > w.cols ||
+      (quantized && (col0 % kQuantGroup != 0 || cols % kQuantGroup != 0)))
+    throw Error("cannot cut rows " + std::to_string(row0) + "+" + std::to_string(rows) + ", columns " +
+                std::to_string(col0) + "+" + std::to_string(cols) + " from a " + std::string(format_name(w.format)) +
+                " matrix of " + std::to_string(w.rows) + " x " + std::to_string(w.cols));
+  // Bytes of n weights in a row's quants (or values): q4 packs two a byte.
+  const auto row_bytes = [&](std::int64_t n) { return std::size_t(n) * std::size_t(bits_per_value(w.format)) / 8; };
+  WeightData out;
+  out.format = w.format;
+  out.rows = rows;
+  out.cols = cols;
+  const std::size_t size = format_bytes(w.format, rows, cols);
+  auto buffer = aligned_buffer(size);
+  for (std::int64_t r = 0; r < rows; ++r)
+    std::memcpy(buffer.get() + std::size_t(r) * row_bytes(cols),
+                w.bytes.data() + std::size_t(row0 + r) * row_bytes(w.cols) + row_bytes(col0), row_bytes(cols));
+  if (quantized) {
+    auto* scales = reinterpret_cast<std::uint16_t*>(buffer.get() + quant_bytes(w.format, rows, cols));
+    const std::int64_t groups = cols / kQuantGroup, all_groups = w.cols / kQuantGroup;
+    for (std::int64_t r = 0; r < rows; ++r)
+      std::memcpy(scales + r * groups, w.scales() + (row0 + r) * all_groups + col0 / kQuantGroup,
+                  std::size_t(groups) * sizeof(std::uint16_t));
+  }
+  out.bytes = {buffer.get(), size};
+  out.owner = buffer;
+  return out;
 }
 
 void decode_row(const WeightData& w, std::int64_t r, float* out) {

@@ -52,6 +52,11 @@ bool format_fits(WeightFormat f, std::int64_t cols);
 // Converts a (1-D or 2-D) f32 tensor into `f`; f32 takes the tensor's buffer without copying.
 WeightData encode(HostTensor tensor, WeightFormat f);
 
+// Rows [row0, row0 + rows) and columns [col0, col0 + cols) of a matrix, in its format (a tensor
+// shard's part of a stored weight, without decoding it). Quantized formats cut whole groups only:
+// col0 and cols must be multiples of 32. Throws Error for a band outside the matrix.
+WeightData slice(const WeightData& w, std::int64_t row0, std::int64_t rows, std::int64_t col0, std::int64_t cols);
+
 // Row r of the matrix as f32, the reference every kernel is tested against.
 void decode_row(const WeightData& w, std::int64_t r, float* out);
 

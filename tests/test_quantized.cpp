@@ -132,3 +132,22 @@ BOOST_AUTO_TEST_CASE(damaged_converted_files_name_the_problem) {
   bad_len[14] = 0x7f;
   BOOST_TEST(message(bad_len).find((dir / "bad.banyan").string()) == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(a_slice_holds_the_same_weights_as_the_band_it_was_cut_from) {
+  HostTensor t{{6, 128}, std::vector<float>(6 * 128)};
+  for (std::size_t i = 0; i < t.data.size(); ++i) t.data[i] = std::sin(float(i) * 0.37f);
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+    const WeightData whole = encode(t, f);
+    const WeightData band = slice(whole, 2, 3, 64, 64);  // rows 2-4, columns 64-127
+    BOOST_TEST((band.rows == 3 && band.cols == 64 && band.format == f));
+    std::vector<float> from_whole(128), from_band(64);
+    for (int r = 0; r < 3; ++r) {
+      decode_row(whole, 2 + r, from_whole.data());
+      decode_row(band, r, from_band.data());
+      BOOST_TEST(std::equal(from_band.begin(), from_band.end(), from_whole.begin() + 64), format_name(f) << " row " << r);
+    }
+  }
+  const WeightData q8 = encode(t, WeightFormat::q8);
+  BOOST_CHECK_THROW(slice(q8, 0, 6, 16, 32), Error);  // not whole groups
+  BOOST_CHECK_THROW(slice(q8, 4, 3, 0, 32), Error);   // past the last row
+}

@@ -1,4 +1,5 @@
-// Tensor parallelism: the ring all-reduce over the data plane sums exactly and fails in time;
+// Tensor parallelism: the all-reduces (a ring over the UCX data plane, shared memory within a
+// process) sum exactly, the same bits on every shard, and the ring fails in time;
 // a stage split into tensor shards (Megatron layout) computes the whole model's logits and, run
 // by the engine, generates the same greedy tokens incrementally and speculatively.
 #define BOOST_TEST_MODULE test_tensor_parallel
@@ -10,7 +11,9 @@
 #include "actors/transport/ring_all_reduce.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "engine/engine.hpp"
+#include "engine/local_all_reduce.hpp"
 #include "engine/pipeline_stage.hpp"
+#include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
 #include "tests/support/test_support.hpp"
@@ -75,6 +78,15 @@ BOOST_AUTO_TEST_CASE(local_ring_sums_repeatedly_on_one_plane) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(shared_memory_all_reduce_sums_exactly) {
+  auto ranks = local_all_reduce(3);
+  for (std::size_t n : {1u, 2u, 7u, 768u, 100'003u, 5u}) {  // sizes change from call to call
+    const auto before = random_values(3, n, unsigned(n));
+    check_sums(before, reduce_all(ranks, before));
+  }
+  BOOST_TEST(ranks[2]->stats().calls == 6u);
+}
+
 BOOST_AUTO_TEST_CASE(a_rank_that_never_comes_fails_the_others_in_time) {
   auto plane = std::make_shared<DataPlane>();
   const int self = plane->connect("127.0.0.1", plane->port());
@@ -103,18 +115,25 @@ LlamaConfig tp_config() {
   return c;
 }
 
+// How the shards of a test stage sum their parts.
+enum class Sum { shared_memory, ucx_ring };
+
 // A stage of `weights`' layers split into `degree` shards, each with a backend of its own.
 struct Sharded {
   std::vector<std::unique_ptr<Backend>> backends;
   std::shared_ptr<PipelineStage> stage;
 
-  Sharded(const WeightSource& weights, int degree, ModelOptions options = {}, LayerRange layers = {}) {
+  Sharded(const WeightSource& weights, int degree, Sum sum = Sum::shared_memory, ModelOptions options = {},
+          LayerRange layers = {}) {
     for (int r = 0; r < degree; ++r) backends.push_back(cpu::make_cpu_backend({1}));
     const auto load = [&](TensorShard shard) {
       options.shard = shard;
       return std::make_shared<LlamaModel>(weights, *backends[std::size_t(shard.rank)], options, LlamaModel::Progress{}, layers);
     };
-    stage = transport::local_sharded_stage(degree, load, std::make_shared<DataPlane>());
+    std::vector<std::shared_ptr<Collective>> collectives;
+    if (degree > 1)
+      collectives = sum == Sum::ucx_ring ? transport::local_ring(std::make_shared<DataPlane>(), degree) : local_all_reduce(degree);
+    stage = sharded_stage(collectives, load);
   }
 };
 
@@ -154,8 +173,9 @@ std::vector<std::vector<std::int32_t>> run_greedy(LlmRunner& llm, SsmGroup& ssms
 BOOST_AUTO_TEST_CASE(shards_compute_the_whole_models_logits) {
   const RandomWeights weights(tp_config(), 21);
   Sharded whole(weights, 1);
-  for (int degree : {2, 4}) {
-    Sharded split(weights, degree);
+  for (auto [degree, sum] : {std::pair{2, Sum::shared_memory}, std::pair{4, Sum::shared_memory}, std::pair{2, Sum::ucx_ring},
+                             std::pair{4, Sum::ucx_ring}}) {
+    Sharded split(weights, degree, sum);
     BOOST_TEST(split.stage->shard(1).weight_bytes() < whole.stage->shard(0).weight_bytes());
     whole.stage->create_kv_cache(2, 64);
     split.stage->create_kv_cache(2, 64);
@@ -179,8 +199,8 @@ BOOST_AUTO_TEST_CASE(sharded_greedy_generation_equals_the_whole_model) {
   LocalLlm whole_llm(whole);
   LocalSsms none({}), ssm({&draft}), self({&whole});
   const auto incremental = run_greedy(whole_llm, none, 3);
-  for (int degree : {2, 4}) {
-    Sharded shards(weights, degree);
+  for (auto [degree, sum] : {std::pair{2, Sum::shared_memory}, std::pair{4, Sum::shared_memory}, std::pair{2, Sum::ucx_ring}}) {
+    Sharded shards(weights, degree, sum);
     StageLlm split(shards.stage);
     BOOST_TEST(run_greedy(split, none, 3) == incremental, "incremental, " << degree << " shards");
     BOOST_TEST(run_greedy(split, ssm, 3) == incremental, "speculative (another model as SSM), " << degree << " shards");
@@ -192,9 +212,10 @@ BOOST_AUTO_TEST_CASE(quantized_shards_and_pipeline_stages_of_shards) {
   const RandomWeights weights(tp_config(), 8);
   ModelOptions int8;
   int8.linear = WeightFormat::q8;
-  Sharded whole(weights, 1, int8), split(weights, 2, int8);
+  Sharded whole(weights, 1, Sum::shared_memory, int8), split(weights, 2, Sum::shared_memory, int8);
   // Two pipeline stages of two shards each: the first's activations are the second's input.
-  Sharded front(weights, 2, {}, {0, 2}), back(weights, 2, {}, {2, 3}), reference(weights, 1);
+  Sharded front(weights, 2, Sum::ucx_ring, {}, {0, 2}), back(weights, 2, Sum::shared_memory, {}, {2, 3}),
+      reference(weights, 1);
   for (auto* s : {&whole, &split, &front, &back, &reference}) s->stage->create_kv_cache(1, 32);
   const ForwardBatch b = prompt_batch(12, 0);
   std::vector<float> q8_whole, q8_split, middle, piped, expected;
@@ -214,6 +235,28 @@ BOOST_AUTO_TEST_CASE(quantized_shards_and_pipeline_stages_of_shards) {
   BOOST_TEST(argmax_rows(q8_split) == argmax_rows(q8_whole));
   BOOST_TEST(argmax_rows(piped) == argmax_rows(expected));
   for (std::size_t i = 0; i < piped.size(); ++i) BOOST_TEST(std::abs(piped[i] - expected[i]) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(shards_of_a_converted_file_keep_its_stored_formats) {
+  // An int4 `banyan convert` file: each shard cuts its band from the stored quants and scales, so
+  // the shards compute with the very weights the whole model does.
+  test::TempDir dir;
+  const RandomWeights random(tp_config(), 12);
+  ModelOptions int4;
+  int4.linear = WeightFormat::q4;
+  write_converted(EncodedWeights(random, int4), dir / "model.banyan");
+  const auto file = open_converted(dir / "model.banyan");
+  Sharded whole(*file, 1), split(*file, 2);
+  BOOST_TEST(split.stage->shard(0).weight_bytes() < whole.stage->shard(0).weight_bytes());
+  whole.stage->create_kv_cache(1, 32);
+  split.stage->create_kv_cache(1, 32);
+  std::vector<float> expected, got;
+  whole.stage->forward(prompt_batch(10, 0), {}, expected);
+  split.stage->forward(prompt_batch(10, 0), {}, got);
+  BOOST_REQUIRE(got.size() == expected.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - expected[i])));
+  BOOST_TEST(worst < 1e-3, "largest difference " << worst);
 }
 
 BOOST_AUTO_TEST_CASE(shard_layouts_the_model_cannot_take_are_refused) {

@@ -81,14 +81,4 @@ std::vector<std::shared_ptr<Collective>> local_ring(std::shared_ptr<DataPlane> p
   return ranks;
 }
 
-std::shared_ptr<PipelineStage> local_sharded_stage(int shards, const ShardLoader& load, std::shared_ptr<DataPlane> plane) {
-  const auto ring = shards > 1 ? local_ring(std::move(plane), shards) : std::vector<std::shared_ptr<Collective>>{};
-  std::vector<std::shared_ptr<LlamaModel>> models;
-  for (int rank = 0; rank < shards; ++rank) {
-    models.push_back(load({rank, shards}));
-    if (shards > 1) models.back()->use_collective(ring[std::size_t(rank)]);
-  }
-  return std::make_shared<PipelineStage>(std::move(models));
-}
-
 }  // namespace banyan::transport

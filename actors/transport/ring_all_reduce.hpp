@@ -7,13 +7,11 @@
 // data plane, which UCX carries over shared memory or loopback) or not.
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "actors/transport/data_plane.hpp"
-#include "engine/pipeline_stage.hpp"
 #include "model/collective.hpp"
 
 namespace banyan::transport {
@@ -45,10 +43,5 @@ class RingAllReduce final : public Collective {
 // `size` ranks in this process, each with its own ring position on `plane` (ranks 0..size-1 of
 // the result): the tensor shards of a stage that runs here.
 std::vector<std::shared_ptr<Collective>> local_ring(std::shared_ptr<DataPlane> plane, int size);
-
-// A pipeline stage of `shards` tensor shards in this process, `load` making each (it sets the
-// shard in the model's options), summing through a local_ring on `plane`; one shard: no ring.
-using ShardLoader = std::function<std::shared_ptr<LlamaModel>(TensorShard)>;
-std::shared_ptr<PipelineStage> local_sharded_stage(int shards, const ShardLoader& load, std::shared_ptr<DataPlane> plane);
 
 }  // namespace banyan::transport

@@ -1,6 +1,6 @@
 #include "actors/bulk.hpp"
 
-#include <cstring>
+#include <algorithm>
 #include <random>
 
 #include "model/error.hpp"
@@ -31,23 +31,57 @@ int Bulk::peer(const std::string& host, int port, std::uint64_t instance) {
   return it->second;
 }
 
-void Bulk::send(int peer, std::uint64_t tag, const std::vector<float>& floats) {
-  std::vector<std::byte> bytes(floats.size() * sizeof(float));
-  std::memcpy(bytes.data(), floats.data(), bytes.size());
-  sent_bytes_ += bytes.size();
-  plane_.send(peer, tag, std::move(bytes));  // a failed send shows as the receiver's timeout
+namespace {
+constexpr std::size_t kSpareBuffers = 4;
+constexpr std::size_t kSpareBytes = std::size_t(256) << 20;
+}  // namespace
+
+std::vector<float> Bulk::take_spare(std::size_t floats) {
+  std::lock_guard lock(spare_mutex_);
+  if (spare_.empty()) return {};
+  // One that holds the floats, else the largest (it grows).
+  auto fits = [floats](const std::vector<float>& b) { return b.capacity() >= floats; };
+  auto it = std::find_if(spare_.begin(), spare_.end(), fits);
+  if (it == spare_.end())
+    it = std::max_element(spare_.begin(), spare_.end(), [](const auto& a, const auto& b) { return a.capacity() < b.capacity(); });
+  std::vector<float> out = std::move(*it);
+  spare_.erase(it);
+  return out;
+}
+
+void Bulk::give_back(std::vector<float> buffer) {
+  std::lock_guard lock(spare_mutex_);
+  std::size_t bytes = buffer.capacity() * sizeof(float);
+  for (const auto& b : spare_) bytes += b.capacity() * sizeof(float);
+  if (spare_.size() < kSpareBuffers && bytes <= kSpareBytes) spare_.push_back(std::move(buffer));
+}
+
+void Bulk::send(int peer, std::uint64_t tag, std::vector<float> floats) {
+  sent_bytes_ += floats.size() * sizeof(float);
+  auto owned = std::shared_ptr<const std::vector<float>>(new std::vector<float>(std::move(floats)),
+                                                         [this](const std::vector<float>* sent) {
+                                                           give_back(std::move(*const_cast<std::vector<float>*>(sent)));
+                                                           delete sent;
+                                                         });
+  plane_.send(peer, tag, std::as_bytes(std::span(*owned)), owned);  // a failed send shows as the receiver's timeout
 }
 
 std::vector<float> Bulk::receive(std::uint64_t tag, std::chrono::milliseconds timeout) {
-  auto arriving = plane_.receive(tag);
+  // Straight into the floats (a spare buffer's, when there is one); the place owns them, so a
+  // receive given up on cannot write into freed memory.
+  auto floats = std::make_shared<std::vector<float>>();
+  auto arriving = plane_.receive_into(tag, [this, floats](std::size_t n) {
+    const std::size_t count = (n + sizeof(float) - 1) / sizeof(float);
+    *floats = take_spare(count);
+    floats->resize(count);  // zero-fills only what the spare buffer never held
+    return reinterpret_cast<std::byte*>(floats->data());
+  });
   if (arriving.wait_for(timeout) != std::future_status::ready)
     throw Error("the data plane brought nothing within " + std::to_string(timeout.count()) + " ms");
-  const std::vector<std::byte> bytes = arriving.get();
-  if (bytes.size() % sizeof(float) != 0) throw Error("the data plane brought a torn message");
-  received_bytes_ += bytes.size();
-  std::vector<float> floats(bytes.size() / sizeof(float));
-  std::memcpy(floats.data(), bytes.data(), bytes.size());
-  return floats;
+  const std::size_t size = arriving.get();
+  if (size % sizeof(float) != 0) throw Error("the data plane brought a torn message");
+  received_bytes_ += size;
+  return std::move(*floats);
 }
 
 }  // namespace banyan::actors

@@ -1,5 +1,7 @@
 #include "actors/node.hpp"
 
+#include <utility>
+
 #include <caf/io/all.hpp>
 #include <map>
 #include <thread>
@@ -58,8 +60,7 @@ llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_sta
                     try {
                       const int peer = bulk->peer(ref.reply_host, ref.reply_port, ref.reply_instance);
                       logits.bulk_tag = ref.tag | (std::uint64_t(1) << 63);
-                      bulk->send(peer, logits.bulk_tag, logits.logits);
-                      logits.logits.clear();
+                      bulk->send(peer, logits.bulk_tag, std::exchange(logits.logits, {}));
                     } catch (const std::exception& e) {
                       promise.deliver(caf::make_error(caf::sec::runtime_error,
                                                       std::string("sending the logits back: ") + e.what()));

@@ -1,5 +1,7 @@
 #include "actors/node_link.hpp"
 
+#include <utility>
+
 #include <caf/io/all.hpp>
 #include <map>
 #include <optional>
@@ -205,8 +207,7 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
         };
         if (st.bulk_peer >= 0) {
           f.bulk = {st.bulk->new_tag(), !f.activations.empty(), st.bulk->host(), st.bulk->port(), st.bulk->instance()};
-          if (f.bulk.activations) st.bulk->send(st.bulk_peer, f.bulk.tag, f.activations);
-          f.activations.clear();
+          if (f.bulk.activations) st.bulk->send(st.bulk_peer, f.bulk.tag, std::exchange(f.activations, {}));
         }
         self->request(st.stage, caf::infinite, std::move(f))
             .then(

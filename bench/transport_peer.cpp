@@ -48,11 +48,16 @@ int run_transport_peer(int driver_ucx_port, int driver_bulk_port) {
     command >> phase >> bytes >> count;
     if (phase == "quit") return 0;
     std::vector<std::byte> buffer(bytes);
+    const auto into_buffer = [&](std::size_t size) {
+      if (size != bytes) throw Error(phase + ": a message of " + std::to_string(size) + " bytes, expected " + std::to_string(bytes));
+      return buffer.data();
+    };
     for (std::size_t i = 0; i < count; ++i) {
       if (phase == "ucx_bw") {
-        if (plane.receive(tags::raw_one_way).get().size() != bytes) throw Error("ucx_bw: a message of the wrong size");
+        plane.receive_into(tags::raw_one_way, into_buffer).get();
       } else if (phase == "ucx_rtt") {
-        plane.send(to_driver, tags::raw_back, plane.receive(tags::raw_there).get());
+        plane.receive_into(tags::raw_there, into_buffer).get();
+        plane.send(to_driver, tags::raw_back, buffer, nullptr).get();  // sent before the buffer is used again
       } else if (phase == "bulk_bw") {
         bulk.receive(tags::bulk_one_way, timeout);
       } else if (phase == "bulk_rtt") {

@@ -47,15 +47,19 @@ struct DataPlane::Worker {
   struct Send {
     ucp_ep_h ep = nullptr;
     void* request = nullptr;
-    std::vector<std::byte> bytes;  // kept until delivered
+    std::span<const std::byte> bytes;
+    std::shared_ptr<const void> owner;  // keeps `bytes` until delivered
     std::promise<void> done;
   };
   struct Receive {
     std::uint64_t tag;
     bool matched = false;     // its message has arrived and is being received
     void* request = nullptr;  // the receive under way; none when it completed at once
-    std::vector<std::byte> bytes;
-    std::promise<std::vector<std::byte>> done;
+    Place place;
+    std::size_t size = 0;
+    std::exception_ptr failure;     // the place threw
+    std::vector<std::byte> discard;  // then the message lands here
+    Complete complete;
   };
 
   ucp_context_h context = nullptr;
@@ -229,11 +233,19 @@ struct DataPlane::Worker {
           ++it;
           continue;
         }
-        r.bytes.resize(info.length);
+        r.size = info.length;
+        std::byte* into = nullptr;
+        try {
+          into = r.place(info.length);
+        } catch (...) {  // no room for it: taken off the wire all the same, and the receive fails
+          r.failure = std::current_exception();
+          r.discard.resize(info.length);
+          into = r.discard.data();
+        }
         const ucp_request_param_t p = bytes_param();
-        void* request = ucp_tag_msg_recv_nbx(worker, r.bytes.data(), info.length, message, &p);
+        void* request = ucp_tag_msg_recv_nbx(worker, into, info.length, message, &p);
         if (UCS_PTR_IS_ERR(request)) {
-          r.done.set_exception(std::make_exception_ptr(
+          r.complete(0, std::make_exception_ptr(
               Error(std::string("data plane: receive failed: ") + ucs_status_string(UCS_PTR_STATUS(request)))));
           it = receives.erase(it);
           continue;
@@ -248,9 +260,9 @@ struct DataPlane::Worker {
         continue;
       }
       if (status == UCS_OK) {
-        r.done.set_value(std::move(r.bytes));
+        r.complete(r.size, r.failure);
       } else {
-        r.done.set_exception(
+        r.complete(0, 
             std::make_exception_ptr(Error(std::string("data plane: receive failed: ") + ucs_status_string(status))));
       }
       if (r.request) ucp_request_free(r.request);
@@ -270,11 +282,8 @@ struct DataPlane::Worker {
       if (stop) break;
       // While a transfer is under way, poll (a rendezvous over tcp moves on progress calls);
       // otherwise sleep until UCX or a caller has something (arm fails while events wait).
-      if (advance()) {
-        std::this_thread::yield();
-        continue;
-      }
-      if (ucp_worker_arm(worker) == UCS_OK) wait(100);
+      const bool busy = advance();
+      if (ucp_worker_arm(worker) == UCS_OK) wait(busy ? 1 : 100);
     }
     shutdown();
   }
@@ -296,7 +305,7 @@ struct DataPlane::Worker {
       if (s->request) ucp_request_cancel(worker, s->request), ucp_request_free(s->request);
     }
     for (auto& r : receives) {
-      r->done.set_exception(gone);
+      r->complete(0, gone);
       if (r->request) ucp_request_cancel(worker, r->request), ucp_request_free(r->request);
     }
     sends.clear();
@@ -326,9 +335,11 @@ int DataPlane::port() const { return worker_->port; }
 
 int DataPlane::connect(const std::string& host, int port) { return worker_->connect(host, port); }
 
-std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::vector<std::byte> bytes) {
+std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::span<const std::byte> bytes,
+                                  std::shared_ptr<const void> owner) {
   auto s = std::make_shared<Worker::Send>();
-  s->bytes = std::move(bytes);
+  s->bytes = bytes;
+  s->owner = std::move(owner);
   auto done = s->done.get_future();
   Worker* w = worker_.get();
   w->post([w, peer, tag, s] {
@@ -350,13 +361,41 @@ std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::vector<std::
   return done;
 }
 
-std::future<std::vector<std::byte>> DataPlane::receive(std::uint64_t tag) {
+std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::vector<std::byte> bytes) {
+  auto owned = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+  return send(peer, tag, *owned, owned);
+}
+
+void DataPlane::post_receive(std::uint64_t tag, Place place, Complete complete) {
   auto r = std::make_shared<Worker::Receive>();
   r->tag = tag;
-  auto done = r->done.get_future();
+  r->place = std::move(place);
+  r->complete = std::move(complete);
   Worker* w = worker_.get();
   w->post([w, r] { w->receives.push_back(r); });
-  return done;
+}
+
+std::future<std::size_t> DataPlane::receive_into(std::uint64_t tag, Place place) {
+  auto done = std::make_shared<std::promise<std::size_t>>();
+  post_receive(tag, std::move(place), [done](std::size_t size, std::exception_ptr failure) {
+    failure ? done->set_exception(failure) : done->set_value(size);
+  });
+  return done->get_future();
+}
+
+std::future<std::vector<std::byte>> DataPlane::receive(std::uint64_t tag) {
+  auto bytes = std::make_shared<std::vector<std::byte>>();
+  auto done = std::make_shared<std::promise<std::vector<std::byte>>>();
+  post_receive(
+      tag,
+      [bytes](std::size_t n) {
+        bytes->resize(n);
+        return bytes->data();
+      },
+      [done, bytes](std::size_t, std::exception_ptr failure) {
+        failure ? done->set_exception(failure) : done->set_value(std::move(*bytes));
+      });
+  return done->get_future();
 }
 
 }  // namespace banyan::transport

@@ -7,8 +7,10 @@
 // from any peer. No CAF here: the actors that use it pass its handles and tags in their messages.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,12 +32,27 @@ class DataPlane {
   // A peer's data plane, by its listener; returns its handle for send(). A dead or unreachable
   // peer fails the sends to it (with an Error) instead of hanging them.
   int connect(const std::string& host, int port);
-  // Sends `bytes` with `tag`; the future is ready once they are delivered to the peer's worker.
+  // Sends `bytes` with `tag`, without copying them: `owner` keeps them alive until they are
+  // delivered to the peer's worker, when the future is ready.
+  std::future<void> send(int peer, std::uint64_t tag, std::span<const std::byte> bytes, std::shared_ptr<const void> owner);
   std::future<void> send(int peer, std::uint64_t tag, std::vector<std::byte> bytes);
-  // The next message with `tag` from any peer, whatever its size.
+
+  // Where a message of `size` bytes goes: called on the data plane's thread when it arrives.
+  // The memory must stay valid until the receive is done (own it in the function if the caller
+  // may stop waiting). Receiving into memory that is used again spares fresh pages, which cost
+  // more than the copy on a virtual machine (bench transport).
+  using Place = std::function<std::byte*(std::size_t size)>;
+  // The next message with `tag` from any peer, whatever its size, into `place`; the future
+  // holds its size.
+  std::future<std::size_t> receive_into(std::uint64_t tag, Place place);
+  // The same into a vector of its own.
   std::future<std::vector<std::byte>> receive(std::uint64_t tag);
 
  private:
+  // Called once, on the data plane's thread, when the receive is done or failed.
+  using Complete = std::function<void(std::size_t size, std::exception_ptr failure)>;
+  void post_receive(std::uint64_t tag, Place place, Complete complete);
+
   struct Worker;
   std::unique_ptr<Worker> worker_;
 };

@@ -1,6 +1,5 @@
 #include "actors/transport/ring_all_reduce.hpp"
 
-#include <cstring>
 #include <random>
 
 #include "model/error.hpp"
@@ -22,10 +21,10 @@ std::uint64_t RingAllReduce::tag(int to_rank, int step) const {
 void RingAllReduce::send_chunk(std::span<const float> values, int chunk, int step) {
   const std::size_t begin = std::size_t(chunk) * values.size() / std::size_t(size_);
   const std::size_t end = std::size_t(chunk + 1) * values.size() / std::size_t(size_);
-  std::vector<std::byte> bytes((end - begin) * sizeof(float));
-  std::memcpy(bytes.data(), values.data() + begin, bytes.size());
-  // A send that fails shows as the next rank's timeout.
-  plane_->send(next_, tag((rank_ + 1) % size_, step), std::move(bytes));
+  // A copy: the values change before the next rank has them. A send that fails shows as the
+  // next rank's timeout.
+  auto copy = std::make_shared<const std::vector<float>>(values.begin() + long(begin), values.begin() + long(end));
+  plane_->send(next_, tag((rank_ + 1) % size_, step), std::as_bytes(std::span(*copy)), copy);
 }
 
 void RingAllReduce::all_reduce_sum(std::span<float> values) {
@@ -37,16 +36,24 @@ void RingAllReduce::all_reduce_sum(std::span<float> values) {
     return values.subspan(begin, end - begin);
   };
   const auto receive = [&](int step, std::span<float> into, bool add) {
-    auto arriving = plane_->receive(tag(rank_, step));
-    if (arriving.wait_for(timeout_) != std::future_status::ready)
+    // Into scratch memory used call after call (fresh pages cost more than the copy); the
+    // scratch is the place's own, so a receive given up on cannot write into freed memory.
+    auto scratch = scratch_;
+    auto arriving = plane_->receive_into(tag(rank_, step), [scratch](std::size_t n) {
+      scratch->resize((n + sizeof(float) - 1) / sizeof(float));
+      return reinterpret_cast<std::byte*>(scratch->data());
+    });
+    if (arriving.wait_for(timeout_) != std::future_status::ready) {
+      scratch_ = std::make_shared<std::vector<float>>();  // the late message may still land in the old one
       throw Error("tensor shard " + std::to_string(rank_) + " heard nothing from shard " +
                   std::to_string((rank_ + size_ - 1) % size_) + " within " + std::to_string(timeout_.count()) +
                   " ms (all-reduce step " + std::to_string(step) + ")");
-    const std::vector<std::byte> bytes = arriving.get();
-    if (bytes.size() != into.size() * sizeof(float))
+    }
+    const std::size_t bytes = arriving.get();
+    if (bytes != into.size() * sizeof(float))
       throw Error("tensor shard " + std::to_string(rank_) + ": all-reduce step " + std::to_string(step) + " brought " +
-                  std::to_string(bytes.size()) + " bytes, expected " + std::to_string(into.size() * sizeof(float)));
-    const auto* in = reinterpret_cast<const float*>(bytes.data());
+                  std::to_string(bytes) + " bytes, expected " + std::to_string(into.size() * sizeof(float)));
+    const float* in = scratch->data();
     for (std::size_t i = 0; i < into.size(); ++i) into[i] = add ? into[i] + in[i] : in[i];
   };
   const auto mod = [&](int i) { return ((i % size_) + size_) % size_; };

@@ -35,6 +35,7 @@ class RingAllReduce final : public Collective {
   int next_, rank_, size_;
   std::uint32_t group_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<std::vector<float>> scratch_ = std::make_shared<std::vector<float>>();  // what arrives
   std::uint64_t call_ = 0;  // calls so far: part of each tag, so no message can match another call's receive
   mutable std::mutex stats_mutex_;
   CollectiveStats stats_;

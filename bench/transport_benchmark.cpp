@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <sys/socket.h>
 
 #include "actors/bulk.hpp"
 #include "actors/transport/data_plane.hpp"
@@ -54,6 +55,9 @@ class Driver {
     const auto ready = peer_->wait_for_output(std::regex("ready: tcp=(\\d+) ucx=(\\d+) bulk=(\\d+)"), std::chrono::seconds(60));
     control_.connect({asio::ip::make_address("127.0.0.1"), std::uint16_t(std::stoi(ready[1]))});
     control_.set_option(tcp::no_delay(true));
+    // A peer that stops answering ends the run with an error, not a hang.
+    const timeval limit{120, 0};
+    ::setsockopt(control_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     to_peer_ = plane_.connect("127.0.0.1", std::stoi(ready[2]));
     bulk_to_peer_ = bulk_.connect("127.0.0.1", std::stoi(ready[3]));
   }
@@ -66,13 +70,14 @@ class Driver {
   // As UCX's own perftest runs: the same buffers every time, nothing copied.
   Figures raw_ucx(std::size_t bytes, int count, int trips) {
     const auto payload = std::make_shared<const std::vector<std::byte>>(bytes, std::byte{1});
-    std::vector<std::byte> back(bytes);
+    auto back = std::make_shared<std::vector<std::byte>>(bytes);  // the place's own: see DataPlane::Place
     Figures f;
     f.mb_per_s = one_way(bytes, count, "ucx_bw", [&] { plane_.send(to_peer_, tags::raw_one_way, *payload, payload); });
     f.round_trip_us = round_trips(bytes, trips, "ucx_rtt", [&] {
-      auto arriving = plane_.receive_into(tags::raw_back, [&](std::size_t) { return back.data(); });
+      auto arriving = plane_.receive_into(tags::raw_back, [back](std::size_t) { return back->data(); });
       plane_.send(to_peer_, tags::raw_there, *payload, payload);
-      arriving.get();
+      if (arriving.wait_for(std::chrono::seconds(60)) != std::future_status::ready)
+        throw Error("the transport peer sent nothing back within 60 s");
     });
     return f;
   }

@@ -14,7 +14,7 @@ struct StageState {
   llm_stage_actor next;  // the next stage, or the link to it; none for the last stage
   std::vector<float> output;
 
-  std::string layers() const { return layers_text({stage->first_layer(), stage->end_layer()}); }
+  std::string layers() const { return layers_text(stage->layers()); }
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;
 

@@ -129,7 +129,7 @@ Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> ru
   for (auto& run : runs) {
     llm_stage_actor after;
     if (run.next) {
-      const std::string from = run.stages.empty() ? "the node " + name : layers_text({run.stages.back()->first_layer(), run.stages.back()->end_layer()});
+      const std::string from = run.stages.empty() ? "the node " + name : layers_text(run.stages.back()->layers());
       links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, from, health_, bulk));
       after = links_.back();
     }

@@ -164,8 +164,7 @@ LoadedModels load_models(const ModelChoice& choice) {
     }
     // A stage's shards all run here: they sum their parts in shared memory.
     for (const LayerRange& r : ranges)
-      m.llm_stages.push_back(sharded_stage(shards > 1 ? local_all_reduce(shards) : std::vector<std::shared_ptr<Collective>>{},
-                                           [&](TensorShard shard) {
+      m.llm_stages.push_back(sharded_stage(local_all_reduce(shards), [&](TensorShard shard) {
         stage.shard = shard;
         const std::string of = shards > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(shards) : "";
         Backend& backend = shards > 1 ? *m.shard_backends[std::size_t(shard.rank)] : *m.backend;

@@ -13,7 +13,7 @@ PipelineStage::PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards) : 
       throw Error("pipeline stage: model " + std::to_string(r) + " is tensor shard " + std::to_string(s.shard().rank) +
                   " of " + std::to_string(s.shard().degree) + " (" + layers_text({s.first_layer(), s.end_layer()}) +
                   "), not shard " + std::to_string(r) + " of " + std::to_string(shards_.size()) + " (" +
-                  layers_text({first_layer(), end_layer()}) + ")");
+                  layers_text(layers()) + ")");
   }
   for (int r = 1; r < tensor_shards(); ++r) helpers_.threads.emplace_back([this, r] { helper_loop(r); });
 }

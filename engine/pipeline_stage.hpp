@@ -28,6 +28,7 @@ class PipelineStage {
   const LlamaConfig& config() const { return shards_.front()->config(); }
   int first_layer() const { return shards_.front()->first_layer(); }
   int end_layer() const { return shards_.front()->end_layer(); }
+  LayerRange layers() const { return {first_layer(), end_layer()}; }
   bool is_last_stage() const { return shards_.front()->is_last_stage(); }
   int tensor_shards() const { return int(shards_.size()); }
   const LlamaModel& shard(int rank) const { return *shards_[std::size_t(rank)]; }

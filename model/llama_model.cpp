@@ -18,7 +18,7 @@ class WeightLoader {
   // their range joins the unit.
   std::unique_ptr<DeviceWeight> load(const std::string& name, std::vector<std::int64_t> shape, const ModelOptions& options,
                                      PagedUnit* unit = nullptr) {
-    if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
+    require(name);
     std::optional<WeightData> data = source_.read_encoded(name);
     std::vector<std::int64_t> stored_shape;
     if (data) {
@@ -29,9 +29,7 @@ class WeightLoader {
       stored_shape = t.shape;
       if (stored_shape == shape) data = encode(std::move(t), weight_format_for(name, source_.config(), options));
     }
-    if (stored_shape != shape)
-      throw Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored_shape) +
-                  ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
+    if (stored_shape != shape) throw shape_error(name, stored_shape, shape);
     if (unit) {
       if (!data->mapped)
         throw Error(source_.origin().string() + " cannot be offloaded: offloading streams weights from a `banyan convert` "
@@ -42,30 +40,27 @@ class WeightLoader {
   }
 
   // `shard`'s part of a matrix split over tensor shards: a band of its rows (Split::rows) or of
-  // its columns (Split::columns), encoded as ModelOptions say for a matrix of that width.
+  // its columns (Split::columns), in the format it is stored in (else as ModelOptions say), f16
+  // when the band's width cannot be grouped.
   enum class Split { rows, columns };
   std::unique_ptr<DeviceWeight> load_shard(const std::string& name, std::vector<std::int64_t> shape,
                                            const ModelOptions& options, Split split) {
-    if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
+    require(name);
     const TensorShard& s = options.shard;
     const std::int64_t rows = shape[0], cols = shape[1];
     const std::int64_t band_rows = split == Split::rows ? rows / s.degree : rows;
     const std::int64_t band_cols = split == Split::columns ? cols / s.degree : cols;
     const std::int64_t row0 = split == Split::rows ? s.rank * band_rows : 0;
     const std::int64_t col0 = split == Split::columns ? s.rank * band_cols : 0;
-    const auto mismatch = [&](const std::vector<std::int64_t>& stored) {
-      return Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored) +
-                   ", but the config (" + source_.config().summary() + ") needs " + shape_string(shape));
-    };
     // A stored (`banyan convert`) weight is cut as it is stored, when its groups allow.
     const std::optional<WeightData> stored = source_.read_encoded(name);
     if (stored) {
-      if (stored->rows != rows || stored->cols != cols) throw mismatch({stored->rows, stored->cols});
+      if (stored->rows != rows || stored->cols != cols) throw shape_error(name, {stored->rows, stored->cols}, shape);
       if (format_fits(stored->format, band_cols) && format_fits(stored->format, col0))
         return upload(slice(*stored, row0, band_rows, col0, band_cols));
     }
     HostTensor whole = source_.read(name);
-    if (whole.shape != shape) throw mismatch(whole.shape);
+    if (whole.shape != shape) throw shape_error(name, whole.shape, shape);
     HostTensor band{{band_rows, band_cols}, std::vector<float>(std::size_t(band_rows * band_cols))};
     for (std::int64_t r = 0; r < band_rows; ++r)
       std::copy_n(whole.data.begin() + (row0 + r) * cols + col0, band_cols, band.data.begin() + r * band_cols);
@@ -77,6 +72,14 @@ class WeightLoader {
   std::size_t bytes() const { return bytes_; }
 
  private:
+  void require(const std::string& name) const {
+    if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
+  }
+  Error shape_error(const std::string& name, const std::vector<std::int64_t>& stored,
+                    const std::vector<std::int64_t>& wanted) const {
+    return Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored) +
+                 ", but the config (" + source_.config().summary() + ") needs " + shape_string(wanted));
+  }
   std::unique_ptr<DeviceWeight> upload(WeightData data) {
     auto w = backend_.upload(std::move(data));
     bytes_ += w->bytes;

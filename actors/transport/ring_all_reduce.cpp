@@ -18,23 +18,22 @@ std::uint64_t RingAllReduce::tag(int to_rank, int step) const {
   return (std::uint64_t(group_) << 40) | ((call_ & 0xff'ffff) << 16) | (std::uint64_t(to_rank) << 8) | std::uint64_t(step);
 }
 
-void RingAllReduce::send_chunk(std::span<const float> values, int chunk, int step) {
-  const std::size_t begin = std::size_t(chunk) * values.size() / std::size_t(size_);
-  const std::size_t end = std::size_t(chunk + 1) * values.size() / std::size_t(size_);
+std::span<float> RingAllReduce::chunk(std::span<float> values, int c) const {
+  const std::size_t begin = std::size_t(c) * values.size() / std::size_t(size_);
+  const std::size_t end = std::size_t(c + 1) * values.size() / std::size_t(size_);
+  return values.subspan(begin, end - begin);
+}
+
+void RingAllReduce::send_chunk(std::span<const float> values, int step) {
   // A copy: the values change before the next rank has them. A send that fails shows as the
   // next rank's timeout.
-  auto copy = std::make_shared<const std::vector<float>>(values.begin() + long(begin), values.begin() + long(end));
+  auto copy = std::make_shared<const std::vector<float>>(values.begin(), values.end());
   plane_->send(next_, tag((rank_ + 1) % size_, step), std::as_bytes(std::span(*copy)), copy);
 }
 
 void RingAllReduce::all_reduce_sum(std::span<float> values) {
   if (size_ == 1) return;
   const auto start = std::chrono::steady_clock::now();
-  const auto chunk_span = [&](int chunk) {
-    const std::size_t begin = std::size_t(chunk) * values.size() / std::size_t(size_);
-    const std::size_t end = std::size_t(chunk + 1) * values.size() / std::size_t(size_);
-    return values.subspan(begin, end - begin);
-  };
   const auto receive = [&](int step, std::span<float> into, bool add) {
     // Into scratch memory used call after call (fresh pages cost more than the copy); the
     // scratch is the place's own, so a receive given up on cannot write into freed memory.
@@ -59,13 +58,13 @@ void RingAllReduce::all_reduce_sum(std::span<float> values) {
   const auto mod = [&](int i) { return ((i % size_) + size_) % size_; };
   // Reduce-scatter: after step s, chunk rank - s - 1 holds s + 2 ranks' values.
   for (int s = 0; s + 1 < size_; ++s) {
-    send_chunk(values, mod(rank_ - s), s);
-    receive(s, chunk_span(mod(rank_ - s - 1)), true);
+    send_chunk(chunk(values, mod(rank_ - s)), s);
+    receive(s, chunk(values, mod(rank_ - s - 1)), true);
   }
   // All-gather: the finished chunks go round.
   for (int s = 0; s + 1 < size_; ++s) {
-    send_chunk(values, mod(rank_ + 1 - s), size_ - 1 + s);
-    receive(size_ - 1 + s, chunk_span(mod(rank_ - s)), false);
+    send_chunk(chunk(values, mod(rank_ + 1 - s)), size_ - 1 + s);
+    receive(size_ - 1 + s, chunk(values, mod(rank_ - s)), false);
   }
   ++call_;
   std::lock_guard lock(stats_mutex_);

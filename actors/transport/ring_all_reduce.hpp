@@ -28,7 +28,9 @@ class RingAllReduce final : public Collective {
   CollectiveStats stats() const override;
 
  private:
-  void send_chunk(std::span<const float> values, int chunk, int step);
+  // Chunk c of `values`: the size parts the ring cuts them into, in order.
+  std::span<float> chunk(std::span<float> values, int c) const;
+  void send_chunk(std::span<const float> chunk, int step);
   std::uint64_t tag(int to_rank, int step) const;
 
   std::shared_ptr<DataPlane> plane_;

@@ -7,8 +7,8 @@
 
 namespace banyan::actors {
 
-Bulk::Bulk(const std::string& host, const std::string& bind, int port)
-    : host_(host), plane_(transport::DataPlaneOptions{bind, port}) {
+Bulk::Bulk(const std::string& host, const std::string& bind, int port, const std::string& interface)
+    : host_(host), plane_(transport::DataPlaneOptions{bind, port, interface}) {
   std::random_device random;
   instance_ = (std::uint64_t(random()) << 32) | random();
 }
@@ -17,8 +17,9 @@ std::uint64_t Bulk::new_tag() {
   std::lock_guard lock(mutex_);
   // Unique across processes too (a node may take forwards from two others): this instance's
   // high bits and a count. Replies are tagged with the top bit set (actors/node.cpp), so
-  // requests keep it clear.
-  return (instance_ & 0x7fff'ffff'0000'0000) | (next_tag_++ & 0xffff'ffff);  // the count starts at 1: never 0
+  // requests keep it clear; bit 62 is always set, which the rings sharing the data plane
+  // (actors/transport/ring_all_reduce.hpp) keep clear.
+  return (std::uint64_t(1) << 62) | (instance_ & 0x3fff'ffff'0000'0000) | (next_tag_++ & 0xffff'ffff);
 }
 
 int Bulk::connect(const std::string& host, int port) { return plane_.connect(host, port); }

@@ -20,8 +20,9 @@ namespace banyan::actors {
 
 class Bulk {
  public:
-  // Listens on bind:port (0: a free port); others reach it at `host`.
-  Bulk(const std::string& host, const std::string& bind, int port);
+  // Listens on bind:port (0: a free port) through `interface` (empty: UCX chooses); others reach
+  // it at `host`.
+  Bulk(const std::string& host, const std::string& bind, int port, const std::string& interface = "");
 
   const std::string& host() const { return host_; }
   int port() const { return plane_.port(); }
@@ -39,6 +40,8 @@ class Bulk {
   void send(int peer, std::uint64_t tag, std::vector<float> floats);
   // The floats sent here with `tag`; throws Error when they do not come within `timeout`.
   std::vector<float> receive(std::uint64_t tag, std::chrono::milliseconds timeout);
+  // The data plane itself, for what shares it (the ring of tensor shards spread over nodes).
+  transport::DataPlane& plane() { return plane_; }
   // What went out and came in so far.
   std::uint64_t sent_bytes() const { return sent_bytes_; }
   std::uint64_t received_bytes() const { return received_bytes_; }

@@ -1,5 +1,8 @@
 #include "actors/llm_stage.hpp"
 
+#include <functional>
+#include <random>
+
 #include "actors/weak_handle.hpp"
 #include "model/error.hpp"
 
@@ -7,44 +10,119 @@ namespace banyan::actors {
 
 namespace {
 
+// The answers of a stage's tensor shards in other processes to one request: `then` runs once
+// all have come, with the first error (none: all fine).
+struct ShardAnswers {
+  std::size_t left = 0;
+  caf::error failure;
+  std::function<void(caf::error)> then;
+  void answer(caf::error e = {}) {
+    if (e && !failure) failure = std::move(e);
+    if (--left == 0) then(failure);
+  }
+};
+
 struct StageState {
   StageState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   std::shared_ptr<PipelineStage> stage;
   bool has_kv = false;
   llm_stage_actor next;  // the next stage, or the link to it; none for the last stage
+  std::vector<llm_stage_actor> shard_links;  // to its tensor shards in other processes, when it leads them
+  std::uint64_t round = 0;  // the last forward's, for those shards' collectives
   std::vector<float> output;
 
   std::string layers() const { return layers_text(stage->layers()); }
+  // Sends `xs` to the shards elsewhere; what they answer goes to the result's `then`.
+  template <class Answer, class... Ts>
+  std::shared_ptr<ShardAnswers> ask_shards(llm_stage_actor::stateful_pointer<StageState> self, Ts... xs) {
+    auto answers = std::make_shared<ShardAnswers>();
+    answers->left = shard_links.size();
+    for (const auto& link : shard_links)
+      self->request(link, caf::infinite, xs...)
+          .then([answers](Answer) { answers->answer(); }, [answers](caf::error& e) { answers->answer(std::move(e)); });
+    return answers;
+  }
 };
 using StagePointer = llm_stage_actor::stateful_pointer<StageState>;
 
-llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<PipelineStage> stage, llm_stage_actor next) {
+// Runs the forward pass on the stage; returns why it failed, or nothing.
+std::string compute(StageState& st, const StageForward& f) {
+  try {
+    for (const auto& m : f.kv_moves) {
+      std::vector<std::pair<int, int>> from_to;
+      for (std::size_t i = 0; i < m.from.size(); ++i) from_to.emplace_back(m.from[i], m.to[i]);
+      st.stage->move_kv_rows(m.slot, from_to);
+    }
+    st.stage->forward(f.batch, f.activations, st.output, f.round);
+  } catch (const std::exception& e) {
+    return st.layers() + ": " + e.what();
+  }
+  return {};
+}
+
+// What the stage answers once it computed: the logits, or its output passed on.
+caf::result<StageLogits> pass_on(StagePointer self, StageForward& f) {
+  auto& st = self->state;
+  if (!st.stage->leads()) return StageLogits{};  // shards elsewhere: the leading stage answers for them
+  if (!st.next) return StageLogits{std::move(st.output)};
+  f.activations.swap(st.output);
+  return self->delegate(st.next, std::move(f));  // the last stage answers the first's sender
+}
+
+llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<PipelineStage> stage, llm_stage_actor next,
+                                         std::vector<llm_stage_actor> shard_links) {
   self->state.stage = std::move(stage);
   self->state.next = std::move(next);
+  self->state.shard_links = std::move(shard_links);
+  self->state.round = std::random_device()();  // a restarted stage's rounds differ from its last life's
   return {
       [=](StageForward& f) -> caf::result<StageLogits> {
         auto& st = self->state;
         if (!st.has_kv) return caf::make_error(caf::sec::runtime_error, "forward before the KV cache was created");
-        try {
-          for (const auto& m : f.kv_moves) {
-            std::vector<std::pair<int, int>> from_to;
-            for (std::size_t i = 0; i < m.from.size(); ++i) from_to.emplace_back(m.from[i], m.to[i]);
-            st.stage->move_kv_rows(m.slot, from_to);
-          }
-          st.stage->forward(f.batch, f.activations, st.output);
-        } catch (const std::exception& e) {
-          return caf::make_error(caf::sec::runtime_error, st.layers() + ": " + e.what());
+        if (st.shard_links.empty()) {
+          if (const std::string failure = compute(st, f); !failure.empty())
+            return caf::make_error(caf::sec::runtime_error, failure);
+          return pass_on(self, f);
         }
-        if (!st.next) return StageLogits{std::move(st.output)};
-        f.activations.swap(st.output);
-        return self->delegate(st.next, std::move(f));  // the last stage answers the first's sender
+        // The shards elsewhere compute the same pass, summing with these: they get it first.
+        f.round = ++st.round;
+        auto shards = st.ask_shards<StageLogits>(self, StageForward{f.batch, f.activations, f.kv_moves, {}, f.round});
+        const std::string failure = compute(st, f);
+        auto promise = self->make_response_promise<StageLogits>();
+        shards->then = [=, f = std::move(f)](caf::error shard_failure) mutable {
+          // A lost shard is the cause; this stage's own failure (a sum that gave up) follows from it.
+          auto& st = self->state;
+          if (shard_failure) {
+            promise.deliver(std::move(shard_failure));
+          } else if (!failure.empty()) {
+            promise.deliver(caf::make_error(caf::sec::runtime_error, failure));
+          } else if (!st.next) {
+            promise.deliver(StageLogits{std::move(st.output)});
+          } else {
+            f.activations.swap(st.output);
+            promise.delegate(st.next, std::move(f));
+          }
+        };
+        return promise;
       },
       [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
         auto& st = self->state;
-        const std::size_t bytes = st.stage->create_kv_cache(slots, capacity);
+        const std::uint64_t bytes = st.stage->create_kv_cache(slots, capacity);
         st.has_kv = true;
-        if (st.next) return self->delegate(st.next, a, slots, capacity);
-        return std::uint64_t(bytes);
+        if (st.shard_links.empty()) {
+          if (st.next) return self->delegate(st.next, a, slots, capacity);
+          return bytes;
+        }
+        auto promise = self->make_response_promise<std::uint64_t>();
+        st.ask_shards<std::uint64_t>(self, a, slots, capacity)->then = [=](caf::error failure) mutable {
+          if (failure)
+            promise.deliver(std::move(failure));
+          else if (self->state.next)
+            promise.delegate(self->state.next, a, slots, capacity);
+          else
+            promise.deliver(bytes);
+        };
+        return promise;
       },
       [=](layers_atom) {
         return std::make_tuple(std::int32_t(self->state.stage->first_layer()), std::int32_t(self->state.stage->end_layer()));
@@ -55,19 +133,19 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Pipe
 }  // namespace
 
 std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<PipelineStage>> stages,
-                                              llm_stage_actor after) {
-  if (!after && !stages.empty() && !stages.back()->is_last_stage())
+                                              llm_stage_actor after, std::vector<std::vector<llm_stage_actor>> shard_links) {
+  if (!after && !stages.empty() && stages.back()->leads() && !stages.back()->is_last_stage())
     throw Error("the last pipeline stage ends at layer " + std::to_string(stages.back()->end_layer()) +
                 " but the model has more: give the stage that follows");
+  shard_links.resize(stages.size());
   std::vector<llm_stage_actor> handles(stages.size());
   llm_stage_actor next = std::move(after);
   for (std::size_t i = stages.size(); i-- > 0;) {
-    handles[i] = system.spawn<caf::detached>(llm_stage, std::move(stages[i]), next);
+    handles[i] = system.spawn<caf::detached>(llm_stage, std::move(stages[i]), next, std::move(shard_links[i]));
     next = handles[i];
   }
   return handles;
 }
-
 namespace {
 
 llm_stage_actor strong(const caf::weak_actor_ptr& stage) {

@@ -16,10 +16,14 @@ namespace banyan::actors {
 // a stage of tensor shards runs the others on threads of its own),
 // each passing its activations to the next; `stages` are consecutive layer ranges of one model,
 // the first first, and `after` what follows the last (a link to a stage in another process,
-// actors/node.hpp), if anything does.
+// actors/node.hpp), if anything does. `shard_links[i]`, when given, leads to stage i's tensor
+// shards in other processes (links to their nodes): the stage sends them every forward and
+// KV cache and answers once they have. A stage that holds shards of another process's stage
+// (PipelineStage::leads() false) answers its leader alone, with nothing.
 // Returns the handles, the first first.
 std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::vector<std::shared_ptr<PipelineStage>> stages,
-                                              llm_stage_actor after = {});
+                                              llm_stage_actor after = {},
+                                              std::vector<std::vector<llm_stage_actor>> shard_links = {});
 
 // The engine's LLM when it runs as stage actors: a forward pass is a StageForward to the first
 // stage, answered with the logits by the last. KV moves travel with the next forward, so every

@@ -70,6 +70,9 @@ struct StageForward {
   std::vector<float> activations;
   std::vector<KvMoves> kv_moves;
   BulkRef bulk;  // set between processes with data planes: the activations come that way
+  // Set by a stage whose tensor shards are spread over processes, for its shards elsewhere:
+  // the number its collectives tag this pass with (Collective::begin_round).
+  std::uint64_t round = 0;
 };
 
 // What the last stage answers: the logits of batch.logit_rows.

@@ -105,7 +105,7 @@ typename Inspector::result_type inspect(Inspector& f, BulkRef& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StageForward& x) {
-  return f(caf::meta::type_name("banyan.StageForward"), x.batch, x.activations, x.kv_moves, x.bulk);
+  return f(caf::meta::type_name("banyan.StageForward"), x.batch, x.activations, x.kv_moves, x.bulk, x.round);
 }
 
 template <class Inspector>

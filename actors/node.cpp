@@ -56,7 +56,7 @@ llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_sta
         self->request(stage, caf::infinite, std::move(f))
             .then(
                 [=](StageLogits& logits) mutable {
-                  if (ref.tag != 0) {
+                  if (ref.tag != 0 && !logits.logits.empty()) {  // empty: tensor shards answering their leader
                     try {
                       const int peer = bulk->peer(ref.reply_host, ref.reply_port, ref.reply_instance);
                       logits.bulk_tag = ref.tag | (std::uint64_t(1) << 63);
@@ -123,22 +123,30 @@ node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> 
 }  // namespace
 
 Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched,
-           std::shared_ptr<Bulk> bulk)
-    : system_(system) {
+           std::shared_ptr<Bulk> bulk, std::shared_ptr<ClusterHealth> health)
+    : system_(system), health_(health ? std::move(health) : std::make_shared<ClusterHealth>()) {
   std::map<std::int32_t, llm_stage_actor> by_layer;
   for (auto& run : runs) {
     llm_stage_actor after;
     if (run.next) {
       const std::string from = run.stages.empty() ? "the node " + name : layers_text(run.stages.back()->layers());
-      links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, from, health_, bulk));
+      links_.push_back(spawn_stage_link(system, run.next->node, run.next->first_layer, "the stage after " + from, health_, bulk));
       after = links_.back();
     }
+    std::vector<std::vector<llm_stage_actor>> shard_links(run.shard_nodes.size());
+    for (std::size_t s = 0; s < run.shard_nodes.size(); ++s)
+      for (const NodeAddress& to : run.shard_nodes[s]) {
+        const LayerRange layers = run.stages[s]->layers();
+        links_.push_back(spawn_stage_link(system, to, layers.first, "the tensor shard group of " + layers_text(layers), health_, bulk));
+        shard_links[s].push_back(links_.back());
+      }
+    const bool leads = run.stages.empty() || run.stages.front()->leads();
     const int first = run.stages.empty() ? run.next->first_layer : run.stages.front()->first_layer();
     std::vector<int> firsts;
     for (const auto& s : run.stages) firsts.push_back(s->first_layer());
-    auto handles = spawn_llm_stages(system, std::move(run.stages), after);
+    auto handles = spawn_llm_stages(system, std::move(run.stages), after, std::move(shard_links));
     for (std::size_t i = 0; i < handles.size(); ++i) by_layer.emplace(firsts[i], handles[i]);
-    runs_.emplace_back(first, handles.empty() ? after : handles.front());
+    if (leads) runs_.emplace_back(first, handles.empty() ? after : handles.front());  // the others only answer their leader
     stages_.insert(stages_.end(), handles.begin(), handles.end());
   }
   for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_));

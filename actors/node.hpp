@@ -27,14 +27,19 @@ struct RemoteStage {
 struct StageRun {
   std::vector<std::shared_ptr<PipelineStage>> stages;  // consecutive layer ranges, the first first; none: only a link
   std::optional<RemoteStage> next;                   // where the run's output goes; none: the model ends here
+  // Per stage (or none): the nodes holding the stage's other tensor shards, for a stage that
+  // leads shards spread over nodes. A run of one stage that does not lead (its shard 0 is
+  // elsewhere) only answers its leader, reached through this node's node actor.
+  std::vector<std::vector<NodeAddress>> shard_nodes;
 };
 
 class Node {
  public:
   // With `bulk` (this process's data plane), activations and logits to and from other nodes
-  // that have one travel over it rather than inside the messages.
+  // that have one travel over it rather than inside the messages. Its links record what they
+  // find wrong in `health` (none: a health of its own).
   Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched = {},
-       std::shared_ptr<Bulk> bulk = nullptr);
+       std::shared_ptr<Bulk> bulk = nullptr, std::shared_ptr<ClusterHealth> health = nullptr);
   ~Node();  // stops every actor it started
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -51,7 +56,7 @@ class Node {
 
  private:
   caf::actor_system& system_;
-  std::shared_ptr<ClusterHealth> health_ = std::make_shared<ClusterHealth>();
+  std::shared_ptr<ClusterHealth> health_;
   std::vector<std::pair<int, llm_stage_actor>> runs_;  // each run's first layer and first actor
   std::vector<llm_stage_actor> stages_;
   std::vector<node_link_actor> links_;

@@ -24,7 +24,7 @@ struct LinkState {
   LinkState() = default;  // user-declared: CAF 0.17 under C++20 (docs/dependencies.md)
   NodeAddress to;
   int first_layer = -1;  // the stage the link carries to; -1: a watch link
-  std::string from;      // whose output it carries
+  std::string what;      // what it leads to: "the stage after layers 0-2"
   std::shared_ptr<ClusterHealth> health;
   std::shared_ptr<Bulk> bulk;  // this process's data plane, if it has one
 
@@ -42,10 +42,9 @@ struct LinkState {
   std::uint64_t next_id = 0;
 
   bool watch() const { return first_layer < 0; }
-  std::string key() const { return watch() ? "node " + to.node : "stage link after " + from; }
+  std::string key() const { return watch() ? "node " + to.node : "link to " + what + " on " + to.describe(); }
   std::string unavailable() const {
-    return "the stage after " + from + " (layer " + std::to_string(first_layer) + " on " + to.describe() +
-           ") is unavailable: " + problem;
+    return what + " (layer " + std::to_string(first_layer) + " on " + to.describe() + ") is unavailable: " + problem;
   }
 };
 using LinkPointer = node_link_actor::stateful_pointer<LinkState>;
@@ -168,13 +167,13 @@ void heartbeat(LinkPointer self) {
           });
 }
 
-node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int first_layer, std::string from,
+node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int first_layer, std::string what,
                                          std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
   auto& init = self->state;
   init.bulk = std::move(bulk);
   init.to = std::move(to);
   init.first_layer = first_layer;
-  init.from = std::move(from);
+  init.what = std::move(what);
   init.health = std::move(health);
   record(self, waiting_text(init.to));
   self->set_down_handler([=](caf::down_msg& down) {
@@ -239,22 +238,22 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
 
 // Starts a link; its node counts as missing from now on, not from when the new actor first
 // runs (a scheduler thread does that later: a wait for the nodes to join could miss it).
-node_link_actor spawn_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
+node_link_actor spawn_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
                            std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
   LinkState expected;
   expected.to = to;
   expected.first_layer = first_layer;
-  expected.from = from;
+  expected.what = what;
   expected.health = health;
   record(expected, waiting_text(to));
-  return system.spawn(node_link, std::move(to), first_layer, std::move(from), std::move(health), std::move(bulk));
+  return system.spawn(node_link, std::move(to), first_layer, std::move(what), std::move(health), std::move(bulk));
 }
 
 }  // namespace
 
-node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
+node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
                                  std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
-  return spawn_link(system, std::move(to), first_layer, std::move(from), std::move(health), std::move(bulk));
+  return spawn_link(system, std::move(to), first_layer, std::move(what), std::move(health), std::move(bulk));
 }
 
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {

@@ -3,9 +3,10 @@
 // reconnects after the node went away (a restarted node rejoins), sends it a heartbeat every
 // second, and records in ClusterHealth what is wrong: refused, gone, or silent (a stopped process
 // or a dropped network link answers no heartbeat although its connection stays open).
-//  - A stage link passes a stage's output on to the node's stage that starts at `first_layer`,
-//    and fails what it carries the moment the node is found gone or silent, never waiting on a
-//    node that cannot answer. A new stage gets the KV cache the old one was asked to create.
+//  - A stage link passes a stage's output on to the node's stage that starts at `first_layer`
+//    (or a stage's input to its tensor shards there), and fails what it carries the moment the
+//    node is found gone or silent, never waiting on a node that cannot answer. A new stage gets
+//    the KV cache the old one was asked to create.
 //  - A watch link (the head's view of a node it may not talk to otherwise) carries nothing and
 //    copies what the node itself reports.
 #include <caf/all.hpp>
@@ -28,9 +29,9 @@ struct NodeAddress {
   }
 };
 
-// `from` says whose output the link carries ("layers 0-2"), for the errors. With `bulk` (this
+// `what` says what it leads to ("the stage after layers 0-2"), for the errors. With `bulk` (this
 // process's data plane) and one at the node, activations and logits travel over the data planes.
-node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string from,
+node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
                                  std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk = nullptr);
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health);
 

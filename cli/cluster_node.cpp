@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "actors/messages.hpp"
+#include "actors/transport/ring_all_reduce.hpp"
 #include "cli/stop_signal.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
@@ -14,15 +15,12 @@ namespace {
 
 actors::NodeAddress address_of(const config::NodeConfig& n) { return {n.name, n.host, n.port}; }
 
-}  // namespace
-
-std::vector<LayerRange> ClusterRole::local_layers() const {
-  std::vector<LayerRange> layers;
-  for (const auto& run : runs)
-    for (int s = run.first; s < run.end; ++s)
-      layers.push_back({placement[std::size_t(s)].first_layer, placement[std::size_t(s)].end_layer});
-  return layers;
+const config::NodeConfig& node_named(const ClusterRole& role, const std::string& name) {
+  const auto& nodes = role.cluster.nodes;
+  return *std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.name == name; });  // placed: it exists
 }
+
+}  // namespace
 
 ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node) {
   ClusterRole r;
@@ -40,24 +38,63 @@ ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node)
   r.placement = config::place_stages(
       r.cluster, {model.num_hidden_layers, model.num_attention_heads, model.num_key_value_heads, model.intermediate_size});
   r.runs = config::plan_runs(r.placement, node, r.head);
+  r.followed = config::followed_stages(r.placement, node);
   return r;
 }
 
+std::vector<StageLoad> stage_loads(const ClusterRole& role, const std::shared_ptr<actors::Bulk>& bulk,
+                                   const std::shared_ptr<actors::ClusterHealth>& health) {
+  std::vector<int> indices;
+  for (const auto& run : role.runs)
+    for (int s = run.first; s < run.end; ++s) indices.push_back(s);
+  indices.insert(indices.end(), role.followed.begin(), role.followed.end());
+  std::vector<StageLoad> loads;
+  for (const int s : indices) {
+    const config::StagePlacement& p = role.placement[std::size_t(s)];
+    StageLoad load{{p.first_layer, p.end_layer}};
+    if (p.holders().size() > 1) {
+      if (!bulk) throw Error("the tensor shards of stage " + std::to_string(s) + " are spread over nodes: node " +
+                             role.node.name + " needs a data plane");
+      load.first_rank = p.first_rank_on(role.node.name);
+      load.shards = p.shards_per_node();
+      auto plane = std::shared_ptr<transport::DataPlane>(bulk, &bulk->plane());
+      for (int rank = load.first_rank; rank < load.first_rank + load.shards; ++rank) {
+        transport::RingOptions ring{rank, p.tensor_shards, transport::kSpreadRingGroups | std::uint32_t(s)};
+        ring.abandon = [health] {
+          const auto problems = health->problems();
+          return problems.empty() ? std::string() : problems.front();
+        };
+        const config::NodeConfig& next = node_named(role, p.holders()[std::size_t((rank + 1) % p.tensor_shards / load.shards)]);
+        load.collectives.push_back(std::make_shared<transport::RingAllReduce>(plane, next.host, next.data_port, std::move(ring)));
+      }
+    }
+    loads.push_back(std::move(load));
+  }
+  return loads;
+}
+
 std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<std::shared_ptr<PipelineStage>> stages) {
+  // The other nodes of each stage's tensor shards, for the stages this node leads.
+  const auto shard_nodes = [&](int s) {
+    std::vector<actors::NodeAddress> out;
+    for (const auto& n : role.placement[std::size_t(s)].holders())
+      if (n != role.node.name) out.push_back(address_of(node_named(role, n)));
+    return out;
+  };
   std::vector<actors::StageRun> runs;
   auto next = stages.begin();
   for (const auto& plan : role.runs) {
     actors::StageRun run;
     run.stages.assign(std::make_move_iterator(next), std::make_move_iterator(next + (plan.end - plan.first)));
     next += plan.end - plan.first;
+    for (int s = plan.first; s < plan.end; ++s) run.shard_nodes.push_back(shard_nodes(s));
     if (plan.passes_on) {
       const auto& after = role.placement[std::size_t(plan.end)];
-      const auto node = std::find_if(role.cluster.nodes.begin(), role.cluster.nodes.end(),
-                                     [&](const auto& n) { return n.name == after.node; });
-      run.next = actors::RemoteStage{address_of(*node), after.first_layer};
+      run.next = actors::RemoteStage{address_of(node_named(role, after.node)), after.first_layer};
     }
     runs.push_back(std::move(run));
   }
+  for (std::size_t i = 0; i < role.followed.size(); ++i) runs.push_back({{std::move(*next++)}, {}, {}});
   return runs;
 }
 
@@ -70,15 +107,16 @@ std::vector<actors::NodeAddress> other_nodes(const ClusterRole& role) {
 
 NodeListen listen_of(const ClusterRole& role) {
   const auto& n = role.node;
-  return {n.host, n.bind.empty() ? n.host : n.bind, n.port, n.data_port};
+  return {n.host, n.bind.empty() ? n.host : n.bind, n.port, n.data_port, n.ucx_interface};
 }
 
 std::shared_ptr<actors::Bulk> make_data_plane(const NodeListen& listen) {
   if (listen.data_port < 0) return nullptr;
-  return std::make_shared<actors::Bulk>(listen.host, listen.bind, listen.data_port);
+  return std::make_shared<actors::Bulk>(listen.host, listen.bind, listen.data_port, listen.ucx_interface);
 }
 
-int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const NodeListen& listen) {
+int serve_stage_node(const std::string& name, const ModelChoice& choice, const RunsOf& runs, const NodeListen& listen,
+                     std::shared_ptr<actors::Bulk> bulk, std::shared_ptr<actors::ClusterHealth> health) {
   StopSignal stop;
   LoadedModels m = load_models(choice);
   std::string layers;
@@ -89,8 +127,7 @@ int serve_stage_node(const std::string& name, const ModelChoice& choice, const R
   config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(config);
   {
-    auto bulk = make_data_plane(listen);
-    actors::Node node(*system, name, runs(std::move(m.llm_stages)), {}, bulk);
+    actors::Node node(*system, name, runs(std::move(m.llm_stages)), {}, bulk, std::move(health));
     const int published = node.publish(listen.bind, listen.port);
     std::cout << "banyan " << name << ": layers " << layers << " of " << choice.llm.path.string() << " ready on "
               << listen.bind << ":" << published;

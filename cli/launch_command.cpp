@@ -37,7 +37,13 @@ void print_placement(const ClusterRole& role) {
   for (std::size_t s = 0; s < role.placement.size(); ++s) {
     const auto& p = role.placement[s];
     std::cout << "  stage " << s << ": layers " << p.first_layer << "-" << p.end_layer - 1 << " on " << p.node << ", "
-              << p.tensor_shards << " shard(s)\n";
+              << p.tensor_shards << " shard(s)";
+    const auto holders = p.holders();
+    for (std::size_t i = 0; i < holders.size() && holders.size() > 1; ++i) {
+      const int first = p.first_rank_on(holders[i]);
+      std::cout << (i ? ", " : " spread: ") << first + 1 << "-" << first + p.shards_per_node() << " on " << holders[i];
+    }
+    std::cout << "\n";
   }
   for (const auto& ssm : c.serve.ssms) std::cout << "SSM " << ssm.path << " on " << c.head << "\n";
 }

@@ -152,31 +152,41 @@ LoadedModels load_models(const ModelChoice& choice) {
   if (m.tokenizer->vocab_size() > c.vocab_size)
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
-  if (choice.pipeline_stages > 1 || choice.tensor_shards > 1 || choice.stage_layers) {
-    const auto ranges = choice.stage_layers ? *choice.stage_layers : split_layers(c.num_hidden_layers, choice.pipeline_stages);
+  if (choice.pipeline_stages > 1 || choice.tensor_shards > 1 || choice.stages) {
+    std::vector<StageLoad> stages;
+    if (choice.stages)
+      stages = *choice.stages;
+    else
+      for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages)) stages.push_back({r});
     ModelOptions stage = choice.llm.options;  // the stages share the budget
-    stage.memory_budget /= std::max<std::size_t>(1, ranges.size());
-    stage.offload_reserve /= std::max<std::size_t>(1, ranges.size());
-    const int shards = choice.tensor_shards;
-    if (shards > 1) {
+    stage.memory_budget /= std::max<std::size_t>(1, stages.size());
+    stage.offload_reserve /= std::max<std::size_t>(1, stages.size());
+    const int degree = choice.tensor_shards;
+    const auto held = [&](const StageLoad& s) { return s.shards > 0 ? s.shards : degree; };
+    int most_held = 1;
+    for (const auto& s : stages) most_held = std::max(most_held, held(s));
+    if (most_held > 1) {  // the shards of a stage held here compute side by side
       const int threads = choice.threads > 0 ? choice.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-      for (int r = 0; r < shards; ++r) m.shard_backends.push_back(make_backend(choice.device, std::max(1, threads / shards)));
+      for (int i = 0; i < most_held; ++i) m.shard_backends.push_back(make_backend(choice.device, std::max(1, threads / most_held)));
     }
-    // A stage's shards all run here: they sum their parts in shared memory.
-    for (const LayerRange& r : ranges)
-      m.llm_stages.push_back(sharded_stage(local_all_reduce(shards), [&](TensorShard shard) {
+    for (const StageLoad& s : stages) {
+      // All of a stage's shards here sum their parts in shared memory.
+      const auto collectives = s.shards > 0 ? s.collectives : local_all_reduce(degree);
+      m.llm_stages.push_back(sharded_stage(s.first_rank, degree, collectives, [&](TensorShard shard) {
         stage.shard = shard;
-        const std::string of = shards > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(shards) : "";
-        Backend& backend = shards > 1 ? *m.shard_backends[std::size_t(shard.rank)] : *m.backend;
-        return std::shared_ptr<LlamaModel>(load_one(*weights, backend, stage, "LLM stage (" + layers_text(r) + of + ")", r));
+        const std::string of = degree > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(degree) : "";
+        Backend& backend = most_held > 1 ? *m.shard_backends[std::size_t(shard.rank - s.first_rank)] : *m.backend;
+        return std::shared_ptr<LlamaModel>(load_one(*weights, backend, stage, "LLM stage (" + layers_text(s.layers) + of + ")", s.layers));
       }));
+    }
   } else {
     m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
   }
   for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "banyan: loaded " << m.llm_stages.size() * std::size_t(choice.tensor_shards) + (m.llm ? 1 : 0) + m.ssms.size() << " model(s) on " << m.backend->name() << " in "
-            << m.load_seconds << " s\n";
+  std::size_t models = (m.llm ? 1 : 0) + m.ssms.size();
+  for (const auto& s : m.llm_stages) models += std::size_t(s->tensor_shards());
+  std::cerr << "banyan: loaded " << models << " model(s) on " << m.backend->name() << " in " << m.load_seconds << " s\n";
   return m;
 }
 

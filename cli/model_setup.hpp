@@ -25,6 +25,16 @@ std::filesystem::path tokenizer_beside(const std::filesystem::path& model);
 // --tokenizer, or tokenizer.model beside the weights.
 std::filesystem::path tokenizer_path(const Options& options, const std::filesystem::path& model);
 
+// One pipeline stage of the LLM to load here: its layers and, when other processes hold some of
+// its tensor shards, which ones.
+struct StageLoad {
+  LayerRange layers;
+  int first_rank = 0;
+  int shards = 0;  // 0: all of ModelChoice::tensor_shards, summing in shared memory
+  // With `shards`: how each sums with the others (Collective), one per shard held here.
+  std::vector<std::shared_ptr<Collective>> collectives;
+};
+
 // What to load and where to run it, from the options or from a serving config.
 struct ModelChoice {
   struct Model {
@@ -38,9 +48,9 @@ struct ModelChoice {
   int threads = 0;
   int pipeline_stages = 1;  // more: the LLM is loaded as that many layer ranges (llm_stages)
   int tensor_shards = 1;    // more: each stage is split into that many tensor shards (llm_stages)
-  // Set: the LLM is loaded as exactly these layer ranges (llm_stages, maybe none): other
-  // processes hold the rest.
-  std::optional<std::vector<LayerRange>> stage_layers;
+  // Set: the LLM is loaded as exactly these stages (llm_stages, maybe none): other processes
+  // hold the rest.
+  std::optional<std::vector<StageLoad>> stages;
 };
 // The choice the options make; SSMs only when `with_ssms`.
 ModelChoice model_choice(const Options& options, bool with_ssms);

@@ -34,9 +34,11 @@ std::string read_web_page(const std::string& path) {
 int serve_worker(const ClusterRole& role) {
   ModelChoice choice = model_choice(role.cluster.serve);
   choice.ssms.clear();
-  choice.stage_layers = role.local_layers();
+  auto bulk = make_data_plane(listen_of(role));
+  auto health = std::make_shared<actors::ClusterHealth>();
+  choice.stages = stage_loads(role, bulk, health);
   const RunsOf runs = [&](std::vector<std::shared_ptr<PipelineStage>> stages) { return stage_runs(role, std::move(stages)); };
-  return serve_stage_node(role.node.name, choice, runs, listen_of(role));
+  return serve_stage_node(role.node.name, choice, runs, listen_of(role), bulk, health);
 }
 
 }  // namespace
@@ -79,14 +81,17 @@ int serve_command(int argc, char** argv) {
   auto system = std::make_unique<caf::actor_system>(actor_config);
   ModelChoice choice = model_choice(c);
   std::optional<actors::RemoteStage> remote;  // where the local stages pass their output, outside a cluster
+  std::shared_ptr<actors::Bulk> bulk = role ? make_data_plane(listen_of(*role)) : nullptr;
+  auto health = std::make_shared<actors::ClusterHealth>();
   if (role) {
-    choice.stage_layers = role->local_layers();
+    choice.stages = stage_loads(*role, bulk, health);
   } else if (o.has("--remote-stage")) {
     const auto [host, port] = host_and_port(o.text("--remote-stage"), "--remote-stage");
     const auto firsts = actors::node_stage_layers(*system, host, port);
     if (firsts.empty()) throw Error("the node at " + o.text("--remote-stage") + " holds no stages");
     remote = actors::RemoteStage{{"", host, port}, firsts.front()};
-    choice.stage_layers = split_layers(firsts.front(), choice.pipeline_stages);
+    choice.stages.emplace();
+    for (const LayerRange& r : split_layers(firsts.front(), choice.pipeline_stages)) choice.stages->push_back({r});
   }
   LoadedModels m = load_models(choice);
   EngineOptions e;
@@ -101,7 +106,6 @@ int serve_command(int argc, char** argv) {
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on
   // to other processes: then it serves once they are all there.
   std::unique_ptr<actors::Node> node;
-  std::shared_ptr<actors::Bulk> bulk = role ? make_data_plane(listen_of(*role)) : nullptr;
   std::unique_ptr<LlmRunner> llm;
   if (m.llm) {
     llm = std::make_unique<LocalLlm>(*m.llm);
@@ -109,7 +113,7 @@ int serve_command(int argc, char** argv) {
     auto runs = role ? stage_runs(*role, std::move(m.llm_stages))
                      : std::vector<actors::StageRun>{{std::move(m.llm_stages), remote}};
     node = std::make_unique<actors::Node>(*system, role ? role->node.name : "serve", std::move(runs),
-                                          role ? other_nodes(*role) : std::vector<actors::NodeAddress>{}, bulk);
+                                          role ? other_nodes(*role) : std::vector<actors::NodeAddress>{}, bulk, health);
     if (role) node->publish(listen_of(*role).bind, role->node.port);
     node->wait_until_joined(std::chrono::seconds(o.integer("--join-timeout")), [](const auto& problems) {
       for (const auto& p : problems) std::cerr << "banyan serve: waiting: " << p << "\n";

@@ -40,7 +40,7 @@ int stage_command(int argc, char** argv) {
   const LayerRange layers = layer_option(o.text("--layers"));
 
   ModelChoice choice = model_choice(o, false);
-  choice.stage_layers = std::vector<LayerRange>{layers};
+  choice.stages = std::vector<StageLoad>{{layers}};
   std::optional<actors::RemoteStage> next;
   if (o.has("--next")) {
     const auto [host, port] = host_and_port(o.text("--next"), "--next");
@@ -51,7 +51,7 @@ int stage_command(int argc, char** argv) {
   };
   NodeListen listen{o.text("--host"), o.text("--host"), o.integer("--port"), -1};
   if (o.has("--data-port")) listen.data_port = o.integer("--data-port");
-  return serve_stage_node("stage", choice, runs, listen);
+  return serve_stage_node("stage", choice, runs, listen, make_data_plane(listen));
 }
 
 }  // namespace banyan::cli

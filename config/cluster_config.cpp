@@ -1,5 +1,6 @@
 #include "config/cluster_config.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -69,9 +70,14 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& s
       fail_at(model["placement"], "model.placement", source,
               "names " + std::to_string(m.placement.size()) + " node(s) for " +
                   std::to_string(m.pipeline_parallelism_degree) + " pipeline stage(s): one per stage");
-    for (std::size_t i = 0; i < m.placement.size(); ++i)
-      if (!names.count(m.placement[i]))
-        fail_at(model["placement"][i], "model.placement", source, "no node is named '" + m.placement[i] + "'");
+    for (std::size_t i = 0; i < m.placement.size(); ++i) {
+      std::set<std::string> in_stage;
+      for (const std::string& n : m.placement[i]) {
+        if (!names.count(n)) fail_at(model["placement"][i], "model.placement", source, "no node is named '" + n + "'");
+        if (!in_stage.insert(n).second)
+          fail_at(model["placement"][i], "model.placement", source, "stage " + std::to_string(i) + " names node '" + n + "' twice");
+      }
+    }
   }
   top.finish();
   validate(c.serve);
@@ -104,11 +110,20 @@ std::vector<StagePlacement> place_stages(const ClusterConfig& c, const ModelShap
   std::map<std::string, int> shards_on;
   for (int s = 0; s < pp; ++s) {
     StagePlacement p;
-    p.node = m.placement.empty() ? c.nodes[std::size_t(s * int(c.nodes.size()) / pp)].name : m.placement[std::size_t(s)];
+    if (m.placement.empty()) {
+      p.node = c.nodes[std::size_t(s * int(c.nodes.size()) / pp)].name;
+    } else {
+      p.node = m.placement[std::size_t(s)].front();
+      if (m.placement[std::size_t(s)].size() > 1) p.shard_nodes = m.placement[std::size_t(s)];
+    }
     p.first_layer = model.layers * s / pp;  // consecutive ranges of (nearly) equal size, as split_layers cuts them
     p.end_layer = model.layers * (s + 1) / pp;
     p.tensor_shards = tp;
-    shards_on[p.node] += tp;
+    const int spread = int(p.holders().size());
+    if (tp % spread != 0)
+      fail("model.placement", "stage " + std::to_string(s) + "'s " + std::to_string(tp) + " tensor shard(s) do not split evenly over its " +
+                                  std::to_string(spread) + " nodes");
+    for (const auto& n : p.holders()) shards_on[n] += p.shards_per_node();
     stages.push_back(p);
   }
   const bool cuda = c.serve.compute.device == "cuda";
@@ -120,6 +135,19 @@ std::vector<StagePlacement> place_stages(const ClusterConfig& c, const ModelShap
                (cuda ? " GPU(s)" : " core(s)"));
   }
   return stages;
+}
+
+int StagePlacement::first_rank_on(const std::string& name) const {
+  const auto all = holders();
+  const auto it = std::find(all.begin(), all.end(), name);
+  return it == all.end() ? -1 : int(it - all.begin()) * shards_per_node();
+}
+
+std::vector<int> followed_stages(const std::vector<StagePlacement>& stages, const std::string& node) {
+  std::vector<int> out;
+  for (std::size_t s = 0; s < stages.size(); ++s)
+    if (stages[s].node != node && stages[s].first_rank_on(node) >= 0) out.push_back(int(s));
+  return out;
 }
 
 std::vector<StageRunPlan> plan_runs(const std::vector<StagePlacement>& stages, const std::string& node, bool head) {

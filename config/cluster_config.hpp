@@ -33,11 +33,19 @@ ClusterConfig load_cluster_config(const std::string& path);
 ClusterConfig parse_cluster_config(const std::string& yaml_text, const std::string& source);
 
 // Where each pipeline stage of the LLM runs: its node, its layers [first, end), and the tensor
-// shards (one per core or GPU of that node) its layers are split into.
+// shards (one per core or GPU) its layers are split into, on its node or spread over several.
 struct StagePlacement {
-  std::string node;
+  std::string node;  // leads the stage: holds shard 0, takes the input, passes the output on
   int first_layer = 0, end_layer = 0;
-  int tensor_shards = 1;
+  int tensor_shards = 1;  // of the whole stage
+  // The nodes its shards are spread over, `node` first, each holding an equal run of ranks in
+  // this order; empty: all on `node`.
+  std::vector<std::string> shard_nodes;
+
+  std::vector<std::string> holders() const { return shard_nodes.empty() ? std::vector<std::string>{node} : shard_nodes; }
+  int shards_per_node() const { return tensor_shards / int(holders().size()); }
+  // The first rank `name` holds; -1: it holds none.
+  int first_rank_on(const std::string& name) const;
 };
 
 // What the model must allow for a layout (from its config.json).
@@ -47,8 +55,9 @@ struct ModelShape {
 
 // Places the LLM's stages: the given placement, or automatically in order over the nodes (stage
 // i on node i * nodes / stages). Throws ConfigError naming the key when the degrees do not divide
-// the model's heads, there are more stages than layers, a node is unknown, or a node has fewer
-// cores (CPU) or GPUs (CUDA) than the shards placed on it.
+// the model's heads, there are more stages than layers, a node is unknown, a stage's shards do
+// not split evenly over its nodes, or a node has fewer cores (CPU) or GPUs (CUDA) than the
+// shards placed on it.
 std::vector<StagePlacement> place_stages(const ClusterConfig& cluster, const ModelShape& model);
 
 // What one node runs of the placed stages: runs of consecutive stages [first, end) (indices into
@@ -60,5 +69,8 @@ struct StageRunPlan {
   bool passes_on = false;
 };
 std::vector<StageRunPlan> plan_runs(const std::vector<StagePlacement>& stages, const std::string& node, bool head);
+// The stages (indices into the placement) whose shards `node` holds some of while another node
+// leads them: it computes its shards of each when the leader asks.
+std::vector<int> followed_stages(const std::vector<StagePlacement>& stages, const std::string& node);
 
 }  // namespace banyan::config

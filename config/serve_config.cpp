@@ -12,6 +12,27 @@ namespace banyan::config {
 
 namespace {
 
+// `placement: [a, [b, c]]`: stage 0 on a, stage 1's tensor shards spread over b and c.
+void read_placement(Section& s, std::vector<std::vector<std::string>>& out) {
+  const YAML::Node v = s.get("placement");
+  if (!v || v.IsNull()) return;
+  const auto fail = [&](const YAML::Node& at) {
+    fail_at(at, s.join("placement"), s.source(), "expected a list with a node name, or a list of node names, per stage");
+  };
+  if (!v.IsSequence()) fail(v);
+  for (const auto& stage : v) {
+    std::vector<std::string> nodes;
+    if (stage.IsScalar()) nodes.push_back(stage.Scalar());
+    if (stage.IsSequence())
+      for (const auto& n : stage) {
+        if (!n.IsScalar()) fail(n);
+        nodes.push_back(n.Scalar());
+      }
+    if (nodes.empty()) fail(stage);
+    out.push_back(std::move(nodes));
+  }
+}
+
 // `parallel`: the LLM of a cluster config, which also says how it is split over nodes.
 ModelConfig read_model(Section s, const std::filesystem::path& base, bool parallel = false) {
   ModelConfig m;
@@ -21,7 +42,7 @@ ModelConfig read_model(Section s, const std::filesystem::path& base, bool parall
   if (parallel) {
     s.read("tensor_parallelism_degree", m.tensor_parallelism_degree, "an integer");
     s.read("pipeline_parallelism_degree", m.pipeline_parallelism_degree, "an integer");
-    s.read_list("placement", m.placement);
+    read_placement(s, m.placement);
   }
   s.finish();
   if (m.path.empty()) s.fail(s.node(), "missing 'path'");

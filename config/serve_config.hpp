@@ -21,7 +21,9 @@ struct ModelConfig {
   // The LLM in a cluster config (config/cluster_config.hpp) only: how it is split over nodes.
   int tensor_parallelism_degree = 1;
   int pipeline_parallelism_degree = 1;
-  std::vector<std::string> placement;  // a node per pipeline stage; empty: automatic
+  // The node of each pipeline stage, or the nodes its tensor shards are spread over (the
+  // first leads); empty: automatic.
+  std::vector<std::vector<std::string>> placement;
 };
 
 struct SpeculationConfig {  // defaults: TreeShape's (a test holds them equal)

@@ -60,6 +60,7 @@ class Section {
     return node_ && node_.IsMap() ? node_[key] : YAML::Node();
   }
   const YAML::Node& node() const { return node_; }
+  const std::string& source() const { return source_; }
   std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
   // Unknown keys are mistakes (a typo silently ignored is a setting silently lost).

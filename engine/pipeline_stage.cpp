@@ -4,17 +4,24 @@
 
 namespace banyan {
 
-PipelineStage::PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards) : shards_(std::move(shards)) {
+PipelineStage::PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards,
+                             std::vector<std::shared_ptr<Collective>> collectives)
+    : shards_(std::move(shards)), collectives_(std::move(collectives)) {
   if (shards_.empty()) throw Error("a pipeline stage needs at least one model");
-  for (std::size_t r = 0; r < shards_.size(); ++r) {
-    const LlamaModel& s = *shards_[r];
-    if (s.shard().rank != int(r) || s.shard().degree != int(shards_.size()) || s.first_layer() != first_layer() ||
-        s.end_layer() != end_layer())
-      throw Error("pipeline stage: model " + std::to_string(r) + " is tensor shard " + std::to_string(s.shard().rank) +
+  const TensorShard first = shards_.front()->shard();
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    const LlamaModel& s = *shards_[i];
+    const int rank = first.rank + int(i);
+    if (s.shard().rank != rank || s.shard().degree != first.degree || rank >= first.degree ||
+        s.first_layer() != first_layer() || s.end_layer() != end_layer())
+      throw Error("pipeline stage: model " + std::to_string(i) + " is tensor shard " + std::to_string(s.shard().rank) +
                   " of " + std::to_string(s.shard().degree) + " (" + layers_text({s.first_layer(), s.end_layer()}) +
-                  "), not shard " + std::to_string(r) + " of " + std::to_string(shards_.size()) + " (" +
+                  "), not shard " + std::to_string(rank) + " of " + std::to_string(first.degree) + " (" +
                   layers_text(layers()) + ")");
   }
+  if (first.degree > 1 && collectives_.size() != shards_.size())
+    throw Error("pipeline stage: " + std::to_string(shards_.size()) + " tensor shards but " +
+                std::to_string(collectives_.size()) + " collectives");
   for (int r = 1; r < tensor_shards(); ++r) helpers_.threads.emplace_back([this, r] { helper_loop(r); });
 }
 
@@ -64,8 +71,10 @@ void PipelineStage::helper_loop(int rank) {
   }
 }
 
-void PipelineStage::forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output) {
+void PipelineStage::forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output,
+                            std::uint64_t round) {
   if (kv_.empty()) throw Error("forward before the KV cache was created");
+  for (const auto& c : collectives_) c->begin_round(round);  // the helpers wait for the wake below
   {
     std::lock_guard lock(helpers_.mutex);
     helpers_.batch = &batch;
@@ -89,13 +98,19 @@ void PipelineStage::forward(const ForwardBatch& batch, std::span<const float> in
 
 std::shared_ptr<PipelineStage> sharded_stage(const std::vector<std::shared_ptr<Collective>>& collectives,
                                              const ShardLoader& load) {
-  const int shards = std::max<int>(1, int(collectives.size()));
+  return sharded_stage(0, std::max<int>(1, int(collectives.size())), collectives, load);
+}
+
+std::shared_ptr<PipelineStage> sharded_stage(int first_rank, int degree,
+                                             const std::vector<std::shared_ptr<Collective>>& collectives,
+                                             const ShardLoader& load) {
   std::vector<std::shared_ptr<LlamaModel>> models;
-  for (int rank = 0; rank < shards; ++rank) {
-    models.push_back(load({rank, shards}));
-    if (shards > 1) models.back()->use_collective(collectives[std::size_t(rank)]);
+  const int held = std::max<int>(1, int(collectives.size()));
+  for (int i = 0; i < held; ++i) {
+    models.push_back(load({first_rank + i, degree}));
+    if (degree > 1) models.back()->use_collective(collectives[std::size_t(i)]);
   }
-  return std::make_shared<PipelineStage>(std::move(models));
+  return std::make_shared<PipelineStage>(std::move(models), degree > 1 ? collectives : std::vector<std::shared_ptr<Collective>>{});
 }
 
 StageLlm::StageLlm(std::shared_ptr<PipelineStage> stage) : stage_(std::move(stage)) {

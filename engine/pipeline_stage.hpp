@@ -1,8 +1,10 @@
 #pragma once
 // One pipeline stage's compute: a range of the LLM's layers, held whole by one model or split
 // over tensor shards (ModelOptions::shard) that run side by side, one thread each, summing their
-// partial results through their Collective. Shard 0 runs in the caller's thread and writes the
-// output. A stage actor (actors/llm_stage) or StageLlm drives it; no CAF here.
+// partial results through their Collectives. It may hold only some of the shards (consecutive
+// ranks), the others running in other processes: then the stage that holds shard 0 writes the
+// output, the others only take part in the sums. The first shard held runs in the caller's
+// thread. A stage actor (actors/llm_stage) or StageLlm drives it; no CAF here.
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -18,9 +20,11 @@ namespace banyan {
 
 class PipelineStage {
  public:
-  // The shards in rank order (one: the stage is not split); each must hold the same layers and
-  // each but a lone shard a collective.
-  explicit PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards);
+  // The shards in rank order (one: the stage is not split), consecutive ranks of one degree;
+  // each must hold the same layers and, unless it is the whole stage, sum through
+  // collectives[i] (which it was given with use_collective).
+  explicit PipelineStage(std::vector<std::shared_ptr<LlamaModel>> shards,
+                         std::vector<std::shared_ptr<Collective>> collectives = {});
   ~PipelineStage();
   PipelineStage(const PipelineStage&) = delete;
   PipelineStage& operator=(const PipelineStage&) = delete;
@@ -30,14 +34,19 @@ class PipelineStage {
   int end_layer() const { return shards_.front()->end_layer(); }
   LayerRange layers() const { return {first_layer(), end_layer()}; }
   bool is_last_stage() const { return shards_.front()->is_last_stage(); }
+  // The shards held here, the first first; all of the stage unless other processes hold some.
   int tensor_shards() const { return int(shards_.size()); }
-  const LlamaModel& shard(int rank) const { return *shards_[std::size_t(rank)]; }
+  // Whether it writes the stage's output (it holds shard 0).
+  bool leads() const { return shards_.front()->shard().rank == 0; }
+  const LlamaModel& shard(int i) const { return *shards_[std::size_t(i)]; }
 
   // Room for `slots` sequences of `capacity` rows in every shard; returns the bytes it takes.
   std::size_t create_kv_cache(int slots, int capacity);
   void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to);
-  // LlamaModel::forward_stage over the shards.
-  void forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output);
+  // LlamaModel::forward_stage over the shards; `round` goes to their collectives
+  // (Collective::begin_round): the stage's shards in other processes must get the same.
+  void forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output,
+               std::uint64_t round = 0);
 
  private:
   // The shards but the first, each on a thread of its own, woken for every forward.
@@ -55,6 +64,7 @@ class PipelineStage {
   void helper_loop(int rank);
 
   std::vector<std::shared_ptr<LlamaModel>> shards_;
+  std::vector<std::shared_ptr<Collective>> collectives_;
   std::vector<std::unique_ptr<KvCache>> kv_;
   Helpers helpers_;
 };
@@ -63,6 +73,10 @@ class PipelineStage {
 // sets the shard in the model's options); shard r sums through collectives[r].
 using ShardLoader = std::function<std::shared_ptr<LlamaModel>(TensorShard)>;
 std::shared_ptr<PipelineStage> sharded_stage(const std::vector<std::shared_ptr<Collective>>& collectives,
+                                             const ShardLoader& load);
+// Shards first_rank.. of a stage of `degree` shards, one per collective (the others run elsewhere).
+std::shared_ptr<PipelineStage> sharded_stage(int first_rank, int degree,
+                                             const std::vector<std::shared_ptr<Collective>>& collectives,
                                              const ShardLoader& load);
 
 // A whole LLM as one PipelineStage (its tensor shards, maybe), run in the calling thread.

@@ -27,6 +27,11 @@ class Collective {
   // holds the element-wise sum, the same bits on every shard. Throws Error when a shard does
   // not take part in time.
   virtual void all_reduce_sum(std::span<float> values) = 0;
+  // Called before each forward pass with a number that the stage's leading shard chose for it,
+  // the same on every shard wherever it runs. A collective between processes tags its messages
+  // with it, so a shard that restarted, or a pass that failed halfway, cannot mix with another
+  // pass; one in shared memory needs nothing of it.
+  virtual void begin_round(std::uint64_t round) { (void)round; }
   virtual CollectiveStats stats() const = 0;
 };
 

@@ -168,6 +168,27 @@ BOOST_AUTO_TEST_CASE(tensor_shards_stream_what_one_process_streams) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(tensor_shards_spread_over_processes_stream_what_one_process_streams) {
+  // tp=2 with shard 0 on the head and shard 1 on w1, summing over a ring between their data
+  // planes; then pp=2 x tp=2 with each stage spread over both (the head leads stage 0, w1 stage 1).
+  for (const std::vector<std::string>& placement :
+       {std::vector<std::string>{"[head, w1]"}, std::vector<std::string>{"[head, w1]", "[w1, head]"}}) {
+    Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, placement, "", 2);
+    BOOST_TEST(cluster.process->error_output().find("[w1] banyan: loading LLM stage (layers 0-") != std::string::npos);
+    for (const std::string mode : {"speculative", "incremental"})
+      BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode),
+                 "mode " << mode << ", " << placement.size() << " stage(s)");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_node_holding_shards_fails_the_stream_and_its_restart_rejoins) {
+  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, {"[head, w1]"}, "", 2);
+  const int killed = cluster.pid_of("w1");
+  fault_mid_stream(cluster, [&] { ::kill(killed, SIGKILL); }, "node w1");
+  BOOST_TEST(cluster.health_becomes("ok", 60s), cluster.health().dump());
+  BOOST_TEST(cluster.stream("speculative").text == test::generated_text(kPrompt, 40, "speculative"));
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_worker_fails_the_stream_and_its_restart_rejoins) {
   // w2 holds the last stage and is reached from w1: its death is seen by a worker's link.
   Launch cluster({{"head", kLoopback}, {"w1", kLoopback}, {"w2", kLoopback}}, {"head", "w1", "w2"});

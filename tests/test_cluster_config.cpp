@@ -99,6 +99,29 @@ BOOST_AUTO_TEST_CASE(each_node_runs_its_consecutive_stages_and_passes_on_to_the_
   BOOST_TEST((runs(plan_runs(placed({"h", "h"}), "h", true)) == Runs{{0, 2, false}}));
 }
 
+BOOST_AUTO_TEST_CASE(a_stages_tensor_shards_spread_over_nodes) {
+  // Stage 0's four shards over a and b (a leads: shards 0-1; b: 2-3); stage 1's four all on b.
+  const std::string yaml = replaced(replaced(replaced(kCluster, "tensor_parallelism_degree: 2", "tensor_parallelism_degree: 4"),
+                                             "  pipeline_parallelism_degree: 4\n",
+                                             "  pipeline_parallelism_degree: 2\n  placement: [[a, b], b]\n"),
+                                    "cores: 4}\nhead", "cores: 6}\nhead");
+  const ClusterConfig c = parse_cluster_config(yaml, "cluster.yaml");
+  BOOST_TEST_REQUIRE(c.serve.model.placement.size() == 2u);
+  BOOST_TEST((c.serve.model.placement[0] == std::vector<std::string>{"a", "b"}));
+  const auto stages = place_stages(c, kShape);
+  BOOST_TEST(stages[0].node == "a");
+  BOOST_TEST((stages[0].holders() == std::vector<std::string>{"a", "b"}));
+  BOOST_TEST(stages[0].shards_per_node() == 2);
+  BOOST_TEST((stages[0].first_rank_on("a") == 0 && stages[0].first_rank_on("b") == 2));
+  BOOST_TEST((stages[1].holders() == std::vector<std::string>{"b"} && stages[1].first_rank_on("a") == -1));
+  // a leads stage 0 and passes on to b; b runs stage 1 and follows a in stage 0.
+  BOOST_TEST(plan_runs(stages, "a", false).size() == 1u);
+  BOOST_TEST((followed_stages(stages, "b") == std::vector<int>{0}));
+  BOOST_TEST(followed_stages(stages, "a").empty());
+  // b holds 2 + 4 shards: one core fewer is too few.
+  expect(replaced(yaml, "cores: 6}\nhead", "cores: 5}\nhead"), "node 'b' would hold 6 tensor shards but has 5 core(s)");
+}
+
 BOOST_AUTO_TEST_CASE(the_remote_command_has_a_default_and_can_be_set) {
   BOOST_TEST(parse_cluster_config(kCluster, "c.yaml").remote_command ==
              "ssh {host} banyan serve --node {node} --config {config}");
@@ -128,6 +151,15 @@ BOOST_AUTO_TEST_CASE(mistakes_name_file_line_and_key) {
          "key 'model.placement': no node is named 'x'");
   expect(replaced(kCluster, "pipeline_parallelism_degree: 4\n", "pipeline_parallelism_degree: 2\n  placement: [a]\n"),
          "key 'model.placement': names 1 node(s) for 2 pipeline stage(s)");
+  expect(replaced(kCluster, "pipeline_parallelism_degree: 4\n", "pipeline_parallelism_degree: 1\n  placement: [[a, a]]\n"),
+         "key 'model.placement': stage 0 names node 'a' twice");
+  expect(replaced(kCluster, "pipeline_parallelism_degree: 4\n", "pipeline_parallelism_degree: 1\n  placement: [{a: 1}]\n"),
+         "key 'model.placement': expected a list with a node name, or a list of node names, per stage");
+  expect(replaced(kCluster, "pipeline_parallelism_degree: 4\n", "pipeline_parallelism_degree: 1\n  placement: [[a, b, x]]\n"),
+         "key 'model.placement': no node is named 'x'");
+  expect(replaced(replaced(kCluster, "pipeline_parallelism_degree: 4\n", "pipeline_parallelism_degree: 1\n  placement: [[a, b]]\n"),
+                  "tensor_parallelism_degree: 2", "tensor_parallelism_degree: 1"),
+         "key 'model.placement': stage 0's 1 tensor shard(s) do not split evenly over its 2 nodes");
   expect(replaced(kCluster, "name: b,", "name: a,"), "key 'nodes[1].name': two nodes are named 'a'");
   expect(replaced(kCluster, "host: 10.0.0.2, port: 7100, data_port: 7101", "host: 10.0.0.1"),
          "node 'b': 10.0.0.1:7000 is taken by another node");

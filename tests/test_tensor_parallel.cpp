@@ -1,5 +1,6 @@
 // Tensor parallelism: the all-reduces (a ring over the UCX data plane, shared memory within a
-// process) sum exactly, the same bits on every shard, and the ring fails in time;
+// process) sum exactly, the same bits on every shard; the ring fails in time, gives up when told
+// its peers are gone and sums again with a restarted peer;
 // a stage split into tensor shards (Megatron layout) computes the whole model's logits and, run
 // by the engine, generates the same greedy tokens incrementally and speculatively.
 #define BOOST_TEST_MODULE test_tensor_parallel
@@ -58,10 +59,10 @@ BOOST_AUTO_TEST_CASE(ring_over_separate_data_planes_sums_exactly) {
   std::vector<std::shared_ptr<DataPlane>> planes;
   for (int r = 0; r < 3; ++r) planes.push_back(std::make_shared<DataPlane>());
   std::vector<std::shared_ptr<Collective>> ranks;
-  for (int r = 0; r < 3; ++r) {
-    const int next = planes[std::size_t(r)]->connect("127.0.0.1", planes[std::size_t((r + 1) % 3)]->port());
-    ranks.push_back(std::make_shared<transport::RingAllReduce>(planes[std::size_t(r)], next, r, 3, 9));
-  }
+  for (int r = 0; r < 3; ++r)
+    ranks.push_back(std::make_shared<transport::RingAllReduce>(planes[std::size_t(r)], "127.0.0.1",
+                                                               planes[std::size_t((r + 1) % 3)]->port(),
+                                                               transport::RingOptions{r, 3, 9}));
   for (std::size_t n : {1u, 2u, 7u, 768u, 100'003u}) {  // fewer values than ranks, odd sizes, large
     const auto before = random_values(3, n, unsigned(n));
     check_sums(before, reduce_all(ranks, before));
@@ -89,8 +90,7 @@ BOOST_AUTO_TEST_CASE(shared_memory_all_reduce_sums_exactly) {
 
 BOOST_AUTO_TEST_CASE(a_rank_that_never_comes_fails_the_others_in_time) {
   auto plane = std::make_shared<DataPlane>();
-  const int self = plane->connect("127.0.0.1", plane->port());
-  transport::RingAllReduce rank0(plane, self, 0, 2, 5, std::chrono::milliseconds(300));
+  transport::RingAllReduce rank0(plane, "127.0.0.1", plane->port(), {0, 2, 5, std::chrono::milliseconds(300)});
   std::vector<float> v(64, 1.0f);
   const auto start = std::chrono::steady_clock::now();
   try {
@@ -100,6 +100,49 @@ BOOST_AUTO_TEST_CASE(a_rank_that_never_comes_fails_the_others_in_time) {
     BOOST_TEST(std::string(e.what()).find("heard nothing from shard 1") != std::string::npos, e.what());
   }
   BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(5)));
+}
+
+BOOST_AUTO_TEST_CASE(a_rank_told_its_peers_are_gone_gives_up_at_once) {
+  auto plane = std::make_shared<DataPlane>();
+  const auto start = std::chrono::steady_clock::now();
+  transport::RingOptions o{0, 2, 6};
+  o.abandon = [&] { return std::chrono::steady_clock::now() - start > std::chrono::milliseconds(200) ? "node w1 went away" : ""; };
+  transport::RingAllReduce rank0(plane, "127.0.0.1", plane->port(), o);
+  std::vector<float> v(64, 1.0f);
+  try {
+    rank0.all_reduce_sum(v);
+    BOOST_FAIL("an all-reduce without its other rank returned");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()).find("gave up (all-reduce step 0): node w1 went away") != std::string::npos, e.what());
+  }
+  BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(2)));  // not the 30 s timeout
+}
+
+BOOST_AUTO_TEST_CASE(a_ring_sums_again_with_a_rank_whose_process_restarted) {
+  // Rank 1's data plane goes away and a new one listens on its port, as a restarted node's does;
+  // its new rank counts from nothing, but the round both are given tags the pass alike.
+  auto plane0 = std::make_shared<DataPlane>();
+  auto plane1 = std::make_shared<DataPlane>();
+  const int port1 = plane1->port();
+  const auto ring = [&](std::shared_ptr<DataPlane> plane, int rank, int next_port) {
+    return std::make_shared<transport::RingAllReduce>(plane, "127.0.0.1", next_port, transport::RingOptions{rank, 2, 7});
+  };
+  auto rank0 = ring(plane0, 0, port1);
+  std::vector<std::shared_ptr<Collective>> ranks{rank0, ring(plane1, 1, plane0->port())};
+  for (std::uint64_t round : {40u, 41u}) {
+    for (auto& r : ranks) r->begin_round(round);
+    const auto before = random_values(2, 1000, unsigned(round));
+    check_sums(before, reduce_all(ranks, before));
+  }
+  ranks[1].reset();
+  plane1.reset();
+  // rank 0 learns that its connection broke when UCX sees the socket close.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  plane1 = std::make_shared<DataPlane>(transport::DataPlaneOptions{"127.0.0.1", port1});
+  ranks[1] = ring(plane1, 1, plane0->port());
+  for (auto& r : ranks) r->begin_round(42);
+  const auto before = random_values(2, 1000, 42);
+  check_sums(before, reduce_all(ranks, before));
 }
 
 namespace {
@@ -276,15 +319,48 @@ BOOST_AUTO_TEST_CASE(shard_layouts_the_model_cannot_take_are_refused) {
     o.shard = {r, 2};
     halves.push_back(std::make_shared<LlamaModel>(weights, *backend, o));
   }
-  BOOST_CHECK_THROW(PipelineStage({halves[1]}), Error);            // shard 1 of 2 alone is no stage
-  BOOST_CHECK_THROW(PipelineStage({halves[1], halves[0]}), Error);  // nor are the shards out of order
-  PipelineStage no_ring(halves);  // shards that cannot sum their parts say so rather than compute garbage
-  no_ring.create_kv_cache(1, 8);
-  std::vector<float> out;
-  try {
-    no_ring.forward(prompt_batch(2, 0), {}, out);
-    BOOST_FAIL("shards without a collective computed");
+  BOOST_CHECK_THROW(PipelineStage({halves[1], halves[0]}), Error);  // shards out of order
+  try {  // shards that cannot sum their parts say so rather than compute garbage
+    PipelineStage no_ring(halves);
+    BOOST_FAIL("shards without collectives made a stage");
   } catch (const Error& e) {
-    BOOST_TEST(std::string(e.what()).find("has no collective") != std::string::npos, e.what());
+    BOOST_TEST(std::string(e.what()) == "pipeline stage: 2 tensor shards but 0 collectives");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_stage_whose_shards_are_in_two_processes_computes_the_whole_models_logits) {
+  // Shard 0 and shard 1 as two stages of their own, each on its own data plane as two nodes
+  // would hold them, summing over the ring between the planes; each forward gets the same round.
+  const RandomWeights weights(tp_config(), 23);
+  Sharded whole(weights, 1);
+  std::vector<std::shared_ptr<DataPlane>> planes{std::make_shared<DataPlane>(), std::make_shared<DataPlane>()};
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::shared_ptr<PipelineStage>> halves;
+  for (int r = 0; r < 2; ++r) {
+    backends.push_back(cpu::make_cpu_backend({1}));
+    std::vector<std::shared_ptr<Collective>> ring{std::make_shared<transport::RingAllReduce>(
+        planes[std::size_t(r)], "127.0.0.1", planes[std::size_t(1 - r)]->port(), transport::RingOptions{r, 2, 3})};
+    halves.push_back(sharded_stage(r, 2, ring, [&](TensorShard shard) {
+      ModelOptions o;
+      o.shard = shard;
+      return std::make_shared<LlamaModel>(weights, *backends.back(), o);
+    }));
+  }
+  BOOST_TEST((halves[0]->leads() && !halves[1]->leads()));
+  whole.stage->create_kv_cache(2, 64);
+  for (auto& h : halves) h->create_kv_cache(2, 64);
+  std::uint64_t round = 1000;
+  for (ForwardBatch b : {prompt_batch(9, 0), prompt_batch(1, 1)}) {
+    std::vector<float> expected, got, unused;
+    whole.stage->forward(b, {}, expected);
+    ++round;
+    std::thread other([&] { halves[1]->forward(b, {}, unused, round); });
+    halves[0]->forward(b, {}, got, round);
+    other.join();
+    BOOST_TEST(unused.empty());  // shard 1 of the last stage writes no logits
+    BOOST_REQUIRE(got.size() == expected.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - expected[i])));
+    BOOST_TEST(worst < 1e-4, "largest difference " << worst);
   }
 }

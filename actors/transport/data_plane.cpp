@@ -1,12 +1,15 @@
 #include "actors/transport/data_plane.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <set>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <thread>
@@ -72,6 +75,7 @@ struct DataPlane::Worker {
   std::mutex m;
   std::deque<std::function<void()>> commands;  // run on the worker thread
   bool stop = false;
+  std::set<int> failed_peers;  // handles whose connection failed
 
   // Worker thread only:
   std::vector<ucp_ep_h> peers;          // by handle
@@ -93,11 +97,14 @@ struct DataPlane::Worker {
   // Everything but the thread; on failure, what was made is left for release().
   void start(const DataPlaneOptions& o) {
     const sockaddr_in address = socket_address(o.host, o.port);
+    if (!o.interface.empty() && ::if_nametoindex(o.interface.c_str()) == 0)  // UCX would only warn
+      throw Error("data plane: this machine has no network interface '" + o.interface + "'");
     ucp_config_t* config = nullptr;
     check(ucp_config_read(nullptr, nullptr, &config), "reading the UCX configuration");
-    // Loopback data planes (tests, one node) stay on `lo`: UCX would otherwise try every device.
-    if (o.host.rfind("127.", 0) == 0 && std::getenv("UCX_NET_DEVICES") == nullptr)
-      ucp_config_modify(config, "NET_DEVICES", "lo");
+    // The interface asked for; loopback data planes (tests, one node) stay on `lo`: UCX would
+    // otherwise try every device. UCX_NET_DEVICES in the environment wins over both.
+    const std::string device = !o.interface.empty() ? o.interface : o.host.rfind("127.", 0) == 0 ? "lo" : "";
+    if (!device.empty() && std::getenv("UCX_NET_DEVICES") == nullptr) ucp_config_modify(config, "NET_DEVICES", device.c_str());
     // A restarted process listens on its port again although connections of the one before
     // linger there (TIME_WAIT).
     ucp_config_modify(config, "CM_REUSEADDR", "y");
@@ -176,7 +183,12 @@ struct DataPlane::Worker {
   }
 
   static void failed(void* self, ucp_ep_h ep, ucs_status_t status) {
-    static_cast<Worker*>(self)->dead[ep] = ucs_status_string(status);
+    Worker& w = *static_cast<Worker*>(self);
+    w.dead[ep] = ucs_status_string(status);
+    const auto handle = std::find(w.peers.begin(), w.peers.end(), ep);
+    if (handle == w.peers.end()) return;
+    std::lock_guard lock(w.m);
+    w.failed_peers.insert(int(handle - w.peers.begin()));
   }
 
   int connect(const std::string& host, int peer_port) {
@@ -334,6 +346,11 @@ DataPlane::~DataPlane() = default;
 int DataPlane::port() const { return worker_->port; }
 
 int DataPlane::connect(const std::string& host, int port) { return worker_->connect(host, port); }
+
+bool DataPlane::failed(int peer) const {
+  std::lock_guard lock(worker_->m);
+  return worker_->failed_peers.count(peer) > 0;
+}
 
 std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::span<const std::byte> bytes,
                                   std::shared_ptr<const void> owner) {

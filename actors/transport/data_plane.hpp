@@ -19,6 +19,7 @@ namespace banyan::transport {
 struct DataPlaneOptions {
   std::string host = "127.0.0.1";  // the listener's address; loopback keeps UCX on `lo`
   int port = 0;                    // 0: any free port
+  std::string interface;           // the network interface UCX uses (eth1); empty: UCX chooses
 };
 
 class DataPlane {
@@ -32,6 +33,8 @@ class DataPlane {
   // A peer's data plane, by its listener; returns its handle for send(). A dead or unreachable
   // peer fails the sends to it (with an Error) instead of hanging them.
   int connect(const std::string& host, int port);
+  // Whether the connection `peer` failed (its process went away): connect again to reach it.
+  bool failed(int peer) const;
   // Sends `bytes` with `tag`, without copying them: `owner` keeps them alive until they are
   // delivered to the peer's worker, when the future is ready.
   std::future<void> send(int peer, std::uint64_t tag, std::span<const std::byte> bytes, std::shared_ptr<const void> owner);

@@ -5,8 +5,9 @@
 // One request at a time runs through one stage at a time, so a split adds only communication:
 // its share of a step is 1 - (pp=1 time) / (split time). Tensor parallelism (tp=2: two shards in
 // this process, each with half the threads, summing in shared memory or over a UCX ring; and
-// pp=2 x tp=2)
-// splits the compute too: its communication share is the time shard 0 spends in its all-reduces
+// pp=2 x tp=2; tp=2 with shard 1 in another process, `banyan serve --node`, summing over a UCX
+// ring between the processes) splits the compute too: its communication share is the time shard 0
+// spends in its all-reduces
 // (waiting for the other shard included) over the run's. Greedy outputs of the pipeline rows must
 // match pp=1's exactly (a stage computes what the whole model computes); tensor shards sum each
 // layer's halves in another order, so on random weights (flat logits, near ties) their greedy
@@ -16,6 +17,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <unistd.h>
 
@@ -34,6 +36,7 @@
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
 #include "testkit/child_process.hpp"
+#include "testkit/free_ports.hpp"
 
 namespace banyan::bench {
 
@@ -120,6 +123,43 @@ std::shared_ptr<PipelineStage> stage(const WeightSource& w, const std::vector<st
   return sharded_stage(collectives, load);
 }
 
+// A worker process holding tensor shard 1 of the whole model (`banyan serve --node w1` of a
+// two-node cluster config whose other node, "bench", is this process: it leads the stage and
+// sums with the worker over a ring between their data planes).
+struct ShardWorker {
+  std::shared_ptr<actors::Bulk> bulk = std::make_shared<actors::Bulk>("127.0.0.1", "127.0.0.1", 0);
+  actors::NodeAddress address;
+  int data_port = 0;  // the worker's
+  std::unique_ptr<testkit::ChildProcess> process;
+
+  ShardWorker(const std::filesystem::path& model, const std::filesystem::path& dir, const std::string& threads) {
+    const auto ports = testkit::free_ports(3);
+    address = {"w1", "127.0.0.1", ports[0]};
+    data_port = ports[1];
+    std::ofstream(dir / "cluster.yaml") << "model:\n  path: " << model.string()
+                                        << "\n  tensor_parallelism_degree: 2\n  placement: [[bench, w1]]\nnodes:\n"
+                                        << "  - {name: bench, host: 127.0.0.1, port: " << ports[2]
+                                        << ", data_port: " << bulk->port() << "}\n"
+                                        << "  - {name: w1, host: 127.0.0.1, port: " << ports[0] << ", data_port: " << ports[1]
+                                        << "}\nhead: bench\n";
+    process = std::make_unique<testkit::ChildProcess>(std::vector<std::string>{
+        BANYAN_BINARY, "serve", "--node", "w1", "--config", (dir / "cluster.yaml").string(), "--threads", threads});
+    process->wait_for_output(std::regex("ready on 127\\.0\\.0\\.1"), std::chrono::seconds(120));
+  }
+  ~ShardWorker() { process->stop(SIGTERM, std::chrono::seconds(30)); }
+  // Shard 0 here, summing with the worker's shard 1.
+  std::shared_ptr<PipelineStage> leader(const WeightSource& w, Backend& backend) {
+    transport::RingOptions ring{0, 2, transport::kSpreadRingGroups};
+    std::vector<std::shared_ptr<Collective>> collectives{std::make_shared<transport::RingAllReduce>(
+        std::shared_ptr<transport::DataPlane>(bulk, &bulk->plane()), "127.0.0.1", data_port, ring)};
+    return sharded_stage(0, 2, collectives, [&](TensorShard shard) {
+      ModelOptions o;
+      o.shard = shard;
+      return std::make_shared<LlamaModel>(w, backend, o);
+    });
+  }
+};
+
 double all_reduce_seconds(const std::vector<std::shared_ptr<PipelineStage>>& stages) {
   double s = 0;
   for (const auto& stage : stages) s += stage->shard(0).collective_stats().seconds;
@@ -134,7 +174,8 @@ int parallel_benchmark(int argc, char** argv) {
                  "the second stage in another process (over CAF on loopback), with the share of each step spent\n"
                  "passing activations. Random weights in the llama-160m shape (12 layers, hidden 768); greedy\n"
                  "outputs of the pipelines are checked identical. Tensor parallelism: tp=2 (two shards in this process,\n"
-                 "half the threads each, summing in shared memory or over a UCX ring) and pp=2 x tp=2.");
+                 "half the threads each, summing in shared memory or over a UCX ring), tp=2 with the second shard in\n"
+                 "another process (a UCX ring between them) and pp=2 x tp=2.");
   o.add("--dtype", "TYPE", "weights: f32, f16, int8, int4", "int8");
   o.add("--batches", "LIST", "requests decoded at once", "1,8");
   o.add("--prompt-tokens", "N", "tokens per prompt", "128");
@@ -164,6 +205,7 @@ int parallel_benchmark(int argc, char** argv) {
                                 std::to_string(half) + "-" + std::to_string(shape.num_hidden_layers - 1), "--threads",
                                 o.text("--threads"), "--data-port", "0"});
   const int port = std::stoi(remote.wait_for_output(std::regex("on 127\\.0\\.0\\.1:(\\d+)"), std::chrono::seconds(120))[1]);
+  ShardWorker worker(file, dir, std::to_string(std::max(1, threads / 2)));
 
   nlohmann::json rows = nlohmann::json::array();
   std::printf("\n%-28s %5s %14s %14s %11s %12s %10s\n", "layout", "batch", "prefill tok/s", "decode tok/s", "ms/step",
@@ -205,6 +247,15 @@ int parallel_benchmark(int argc, char** argv) {
       results.push_back(run(llm, prompts, tokens));
       results.back().layout = sum == Sum::ucx_ring ? "tp=2, UCX ring" : "tp=2, shared memory";
       results.back().all_reduce_seconds = all_reduce_seconds({sharded});
+    }
+    {
+      auto leader = worker.leader(*weights, *halves.front());
+      actors::Node node(system, "bench", {{{leader}, {}, {{worker.address}}}}, {}, worker.bulk);
+      node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
+      actors::StagedLlm llm(system, node.run_at(0), shape);
+      results.push_back(run(llm, prompts, tokens));
+      results.back().layout = "tp=2, two processes, UCX";
+      results.back().all_reduce_seconds = all_reduce_seconds({leader});
     }
     {
       std::vector<std::shared_ptr<PipelineStage>> stages{stage(*weights, halves, 0, half),

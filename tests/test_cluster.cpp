@@ -4,9 +4,6 @@
 // or cut off mid-stream is an error frame within 5 s, /health says degraded, new requests get a
 // fast 503, and once the worker is back the head serves again without a restart.
 #define BOOST_TEST_MODULE test_cluster
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -17,34 +14,18 @@
 
 #include "support/test_support.hpp"
 #include "testkit/child_process.hpp"
+#include "testkit/free_ports.hpp"
 #include "testkit/http_client.hpp"
 #include "testkit/token_stream.hpp"
 
 using namespace banyan;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using testkit::free_ports;
 
 namespace {
 
 const std::string kPrompt = "Once upon a time";
-
-// Ports nobody listens on now (bound to 0 and released).
-std::vector<int> free_ports(int count) {
-  std::vector<int> fds, ports;
-  for (int i = 0; i < count; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof a;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), size);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size);
-    fds.push_back(fd);
-    ports.push_back(ntohs(a.sin_port));
-  }
-  for (int fd : fds) ::close(fd);
-  return ports;
-}
 
 struct NodeSpec {
   std::string name, host;

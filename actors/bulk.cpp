@@ -33,8 +33,8 @@ int Bulk::peer(const std::string& host, int port, std::uint64_t instance) {
 }
 
 namespace {
-constexpr std::size_t kSpareBuffers = 4;
-constexpr std::size_t kSpareBytes = std::size_t(256) << 20;
+constexpr std::size_t kSpareBuffers = 8;
+constexpr std::size_t kSpareBytes = std::size_t(512) << 20;
 }  // namespace
 
 std::vector<float> Bulk::take_spare(std::size_t floats) {
@@ -50,6 +50,12 @@ std::vector<float> Bulk::take_spare(std::size_t floats) {
   return out;
 }
 
+std::vector<float> Bulk::buffer(std::size_t floats) {
+  std::vector<float> out = take_spare(floats);
+  out.resize(floats);
+  return out;
+}
+
 void Bulk::give_back(std::vector<float> buffer) {
   std::lock_guard lock(spare_mutex_);
   std::size_t bytes = buffer.capacity() * sizeof(float);
@@ -57,14 +63,14 @@ void Bulk::give_back(std::vector<float> buffer) {
   if (spare_.size() < kSpareBuffers && bytes <= kSpareBytes) spare_.push_back(std::move(buffer));
 }
 
-void Bulk::send(int peer, std::uint64_t tag, std::vector<float> floats) {
+std::future<void> Bulk::send(int peer, std::uint64_t tag, std::vector<float> floats) {
   sent_bytes_ += floats.size() * sizeof(float);
   auto owned = std::shared_ptr<const std::vector<float>>(new std::vector<float>(std::move(floats)),
                                                          [this](const std::vector<float>* sent) {
                                                            give_back(std::move(*const_cast<std::vector<float>*>(sent)));
                                                            delete sent;
                                                          });
-  plane_.send(peer, tag, std::as_bytes(std::span(*owned)), owned);  // a failed send shows as the receiver's timeout
+  return plane_.send(peer, tag, std::as_bytes(std::span(*owned)), owned);
 }
 
 std::vector<float> Bulk::receive(std::uint64_t tag, std::chrono::milliseconds timeout) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,10 +37,16 @@ class Bulk {
   // The connection to a data plane instance, made once (the doors' replies).
   int peer(const std::string& host, int port, std::uint64_t instance);
 
-  // Sends the floats without copying them (the data plane keeps them until delivered).
-  void send(int peer, std::uint64_t tag, std::vector<float> floats);
+  // Sends the floats without copying them (the data plane keeps them until delivered, then
+  // keeps their memory for what comes in); the future is ready once they are delivered. A send
+  // that fails shows as the receiver's timeout, and in the future.
+  std::future<void> send(int peer, std::uint64_t tag, std::vector<float> floats);
   // The floats sent here with `tag`; throws Error when they do not come within `timeout`.
   std::vector<float> receive(std::uint64_t tag, std::chrono::milliseconds timeout);
+  // `floats` floats to fill and send, in memory sent or given back before when there is some.
+  std::vector<float> buffer(std::size_t floats);
+  // Floats received and done with: their memory serves what comes in next.
+  void recycle(std::vector<float> floats) { give_back(std::move(floats)); }
   // The data plane itself, for what shares it (the ring of tensor shards spread over nodes).
   transport::DataPlane& plane() { return plane_; }
   // What went out and came in so far.

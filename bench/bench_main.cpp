@@ -3,6 +3,7 @@
 
 #include "bench/benchmarks.hpp"
 #include "cli/options.hpp"
+#include "cli/process_memory.hpp"
 #include "cpu/blas_setup.hpp"
 
 #ifndef BENCH_FUNCTION
@@ -11,6 +12,7 @@
 
 int main(int argc, char** argv) {
   banyan::cpu::restart_with_fast_blas(argv);
+  banyan::cli::keep_freed_memory();
   try {
     return banyan::bench::BENCH_FUNCTION(argc - 1, argv + 1);
   } catch (const banyan::cli::UsageError& e) {

@@ -59,7 +59,7 @@ int run_transport_peer(int driver_ucx_port, int driver_bulk_port) {
         plane.receive_into(tags::raw_there, into_buffer).get();
         plane.send(to_driver, tags::raw_back, buffer, nullptr).get();  // sent before the buffer is used again
       } else if (phase == "bulk_bw") {
-        bulk.receive(tags::bulk_one_way, timeout);
+        bulk.recycle(bulk.receive(tags::bulk_one_way, timeout));  // as a stage passes them on
       } else if (phase == "bulk_rtt") {
         bulk.send(bulk_to_driver, tags::bulk_back, bulk.receive(tags::bulk_there, timeout));
       } else if (phase == "tcp_bw") {

@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "cli/process_memory.hpp"
 #include "cpu/blas_setup.hpp"
 #include "model/error.hpp"
 
@@ -30,6 +31,7 @@ constexpr const char* kUsage =
 
 int main(int argc, char** argv) {
   banyan::cpu::restart_with_fast_blas(argv);
+  banyan::cli::keep_freed_memory();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
       std::strcmp(argv[1], "help") == 0) {
     std::cout << kUsage;

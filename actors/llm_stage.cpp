@@ -91,16 +91,16 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Pipe
         auto promise = self->make_response_promise<StageLogits>();
         shards->then = [=, f = std::move(f)](caf::error shard_failure) mutable {
           // A lost shard is the cause; this stage's own failure (a sum that gave up) follows from it.
-          auto& st = self->state;
+          auto& state = self->state;
           if (shard_failure) {
             promise.deliver(std::move(shard_failure));
           } else if (!failure.empty()) {
             promise.deliver(caf::make_error(caf::sec::runtime_error, failure));
-          } else if (!st.next) {
-            promise.deliver(StageLogits{std::move(st.output)});
+          } else if (!state.next) {
+            promise.deliver(StageLogits{std::move(state.output)});
           } else {
-            f.activations.swap(st.output);
-            promise.delegate(st.next, std::move(f));
+            f.activations.swap(state.output);
+            promise.delegate(state.next, std::move(f));
           }
         };
         return promise;

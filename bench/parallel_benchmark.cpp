@@ -149,7 +149,7 @@ struct ShardWorker {
   ~ShardWorker() { process->stop(SIGTERM, std::chrono::seconds(30)); }
   // Shard 0 here, summing with the worker's shard 1.
   std::shared_ptr<PipelineStage> leader(const WeightSource& w, Backend& backend) {
-    transport::RingOptions ring{0, 2, transport::kSpreadRingGroups};
+    const transport::RingOptions ring{.rank = 0, .size = 2, .group = transport::kSpreadRingGroups};
     std::vector<std::shared_ptr<Collective>> collectives{std::make_shared<transport::RingAllReduce>(
         std::shared_ptr<transport::DataPlane>(bulk, &bulk->plane()), "127.0.0.1", data_port, ring)};
     return sharded_stage(0, 2, collectives, [&](TensorShard shard) {
@@ -191,7 +191,7 @@ int parallel_benchmark(int argc, char** argv) {
   const std::filesystem::path file = dir / "llama-160m.banyan";
   std::printf("writing %s (random llama-160m shape, %s) ...\n", file.c_str(), o.text("--dtype").c_str());
   std::fflush(stdout);
-  write_converted(EncodedWeights(RandomWeights(shape, 1), {cli::format_option(o, "--dtype"), DType::f32}), file);
+  write_converted(EncodedWeights(RandomWeights(shape, 1), {.linear = cli::format_option(o, "--dtype"), .kv_cache = DType::f32}), file);
   // `banyan stage` loads a tokenizer beside the model, though a stage never uses it.
   std::filesystem::copy_file(BANYAN_MODELS_DIR "/demo-llm/tokenizer.model", dir / "tokenizer.model");
 
@@ -226,7 +226,7 @@ int parallel_benchmark(int argc, char** argv) {
       results.back().layout = "pp=1";
     }
     {
-      actors::Node node(system, "bench", {{{stage(*weights, backend, 0, half), stage(*weights, backend, half, shape.num_hidden_layers)}, {}}});
+      actors::Node node(system, "bench", {{.stages = {stage(*weights, backend, 0, half), stage(*weights, backend, half, shape.num_hidden_layers)}}});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
       results.back().layout = "pp=2, one process";
@@ -234,7 +234,7 @@ int parallel_benchmark(int argc, char** argv) {
     for (const bool data_plane : {false, true}) {
       actors::RemoteStage next{{"", "127.0.0.1", port}, half};
       auto bulk = data_plane ? std::make_shared<actors::Bulk>("127.0.0.1", "127.0.0.1", 0) : nullptr;
-      actors::Node node(system, "bench", {{{stage(*weights, backend, 0, half)}, next}}, {}, bulk);
+      actors::Node node(system, "bench", {{.stages = {stage(*weights, backend, 0, half)}, .next = next}}, {}, bulk);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
@@ -250,7 +250,7 @@ int parallel_benchmark(int argc, char** argv) {
     }
     {
       auto leader = worker.leader(*weights, *halves.front());
-      actors::Node node(system, "bench", {{{leader}, {}, {{worker.address}}}}, {}, worker.bulk);
+      actors::Node node(system, "bench", {{.stages = {leader}, .shard_nodes = {{worker.address}}}}, {}, worker.bulk);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
@@ -260,7 +260,7 @@ int parallel_benchmark(int argc, char** argv) {
     {
       std::vector<std::shared_ptr<PipelineStage>> stages{stage(*weights, halves, 0, half),
                                                          stage(*weights, halves, half, shape.num_hidden_layers)};
-      actors::Node node(system, "bench", {{stages, {}}});
+      actors::Node node(system, "bench", {{.stages = stages}});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));
       results.back().layout = "pp=2 x tp=2, shared memory";

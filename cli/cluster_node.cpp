@@ -51,7 +51,7 @@ std::vector<StageLoad> stage_loads(const ClusterRole& role, const std::shared_pt
   std::vector<StageLoad> loads;
   for (const int s : indices) {
     const config::StagePlacement& p = role.placement[std::size_t(s)];
-    StageLoad load{{p.first_layer, p.end_layer}};
+    StageLoad load{.layers = {p.first_layer, p.end_layer}};
     if (p.holders().size() > 1) {
       if (!bulk) throw Error("the tensor shards of stage " + std::to_string(s) + " are spread over nodes: node " +
                              role.node.name + " needs a data plane");
@@ -59,7 +59,7 @@ std::vector<StageLoad> stage_loads(const ClusterRole& role, const std::shared_pt
       load.shards = p.shards_per_node();
       auto plane = std::shared_ptr<transport::DataPlane>(bulk, &bulk->plane());
       for (int rank = load.first_rank; rank < load.first_rank + load.shards; ++rank) {
-        transport::RingOptions ring{rank, p.tensor_shards, transport::kSpreadRingGroups | std::uint32_t(s)};
+        transport::RingOptions ring{.rank = rank, .size = p.tensor_shards, .group = transport::kSpreadRingGroups | std::uint32_t(s)};
         ring.abandon = [health] {
           const auto problems = health->problems();
           return problems.empty() ? std::string() : problems.front();

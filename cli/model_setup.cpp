@@ -157,7 +157,7 @@ LoadedModels load_models(const ModelChoice& choice) {
     if (choice.stages)
       stages = *choice.stages;
     else
-      for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages)) stages.push_back({r});
+      for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages)) stages.push_back({.layers = r});
     ModelOptions stage = choice.llm.options;  // the stages share the budget
     stage.memory_budget /= std::max<std::size_t>(1, stages.size());
     stage.offload_reserve /= std::max<std::size_t>(1, stages.size());

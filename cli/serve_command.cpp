@@ -55,6 +55,9 @@ int serve_command(int argc, char** argv) {
   add_serve_options(o);
   o.add("--remote-stage", "HOST:PORT",
         "the LLM's later layers run in a `banyan stage` process there; this one keeps the layers before them");
+  o.add("--data-port", "N",
+        "with --remote-stage: pass activations and logits over a data plane (UCX) on --host:N (0: a free port) "
+        "rather than inside messages; the stage needs one too (banyan stage --data-port)");
   o.add("--node", "NAME", "run this node of the cluster config given with --config");
   o.add("--join-timeout", "SECONDS", "how long the head waits for the other nodes to join", "300");
   o.add("--web-page", "FILE", "the HTML page served at / ('' for none)", std::string(BANYAN_WEB_PAGE));
@@ -64,12 +67,14 @@ int serve_command(int argc, char** argv) {
   std::optional<ClusterRole> role;
   if (o.has("--node")) {
     if (!o.has("--config")) throw UsageError("--node needs --config CLUSTER.yaml");
-    if (o.has("--remote-stage") || o.has("--pipeline-stages"))
-      throw UsageError("a cluster node's stages come from its config, not from --remote-stage or --pipeline-stages");
+    if (o.has("--remote-stage") || o.has("--pipeline-stages") || o.has("--data-port"))
+      throw UsageError("a cluster node's stages and data plane come from its config, not from --remote-stage, "
+                       "--pipeline-stages or --data-port");
     role = cluster_role(config::load_cluster_config(o.text("--config")), o.text("--node"));
     role->cluster.serve = serve_config(o, &role->cluster.serve);
     if (!role->head) return serve_worker(*role);
   }
+  if (o.has("--data-port") && !o.has("--remote-stage")) throw UsageError("--data-port goes with --remote-stage");
   const config::ServeConfig c = role ? role->cluster.serve : serve_config(o);
   const std::string web_page = read_web_page(o.text("--web-page"));
   // Bind before loading: a taken port fails in a moment, not after the weights are read.
@@ -81,7 +86,11 @@ int serve_command(int argc, char** argv) {
   auto system = std::make_unique<caf::actor_system>(actor_config);
   ModelChoice choice = model_choice(c);
   std::optional<actors::RemoteStage> remote;  // where the local stages pass their output, outside a cluster
-  std::shared_ptr<actors::Bulk> bulk = role ? make_data_plane(listen_of(*role)) : nullptr;
+  std::shared_ptr<actors::Bulk> bulk =
+      role ? make_data_plane(listen_of(*role))
+           : make_data_plane({.host = c.server.host,
+                              .bind = c.server.host,
+                              .data_port = o.has("--data-port") ? o.integer("--data-port") : -1});
   auto health = std::make_shared<actors::ClusterHealth>();
   if (role) {
     choice.stages = stage_loads(*role, bulk, health);
@@ -91,7 +100,7 @@ int serve_command(int argc, char** argv) {
     if (firsts.empty()) throw Error("the node at " + o.text("--remote-stage") + " holds no stages");
     remote = actors::RemoteStage{{"", host, port}, firsts.front()};
     choice.stages.emplace();
-    for (const LayerRange& r : split_layers(firsts.front(), choice.pipeline_stages)) choice.stages->push_back({r});
+    for (const LayerRange& r : split_layers(firsts.front(), choice.pipeline_stages)) choice.stages->push_back({.layers = r});
   }
   LoadedModels m = load_models(choice);
   EngineOptions e;
@@ -111,7 +120,7 @@ int serve_command(int argc, char** argv) {
     llm = std::make_unique<LocalLlm>(*m.llm);
   } else {
     auto runs = role ? stage_runs(*role, std::move(m.llm_stages))
-                     : std::vector<actors::StageRun>{{std::move(m.llm_stages), remote}};
+                     : std::vector<actors::StageRun>{{.stages = std::move(m.llm_stages), .next = remote}};
     node = std::make_unique<actors::Node>(*system, role ? role->node.name : "serve", std::move(runs),
                                           role ? other_nodes(*role) : std::vector<actors::NodeAddress>{}, bulk, health);
     if (role) node->publish(listen_of(*role).bind, role->node.port);

@@ -40,7 +40,7 @@ int stage_command(int argc, char** argv) {
   const LayerRange layers = layer_option(o.text("--layers"));
 
   ModelChoice choice = model_choice(o, false);
-  choice.stages = std::vector<StageLoad>{{layers}};
+  choice.stages = std::vector<StageLoad>{{.layers = layers}};
   std::optional<actors::RemoteStage> next;
   if (o.has("--next")) {
     const auto [host, port] = host_and_port(o.text("--next"), "--next");

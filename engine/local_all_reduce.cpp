@@ -11,7 +11,7 @@ namespace banyan {
 namespace {
 
 struct Group {
-  explicit Group(int size) : size(size), parts(std::size_t(size)), sums(std::size_t(size)), sync(size) {}
+  explicit Group(int ranks) : size(ranks), parts(std::size_t(ranks)), sums(std::size_t(ranks)), sync(ranks) {}
   const int size;
   std::vector<std::span<float>> parts;  // each rank's values, this call
   std::vector<std::vector<float>> sums;  // each rank's chunk of the sum, this call

@@ -80,7 +80,7 @@ BOOST_AUTO_TEST_CASE(explicit_placement_and_the_head_defaults_to_the_first_node)
 BOOST_AUTO_TEST_CASE(each_node_runs_its_consecutive_stages_and_passes_on_to_the_next_node) {
   auto placed = [](std::vector<std::string> nodes) {
     std::vector<StagePlacement> stages;
-    for (std::size_t i = 0; i < nodes.size(); ++i) stages.push_back({nodes[i], int(i), int(i) + 1, 1});
+    for (std::size_t i = 0; i < nodes.size(); ++i) stages.push_back({.node = nodes[i], .first_layer = int(i), .end_layer = int(i) + 1});
     return stages;
   };
   auto runs = [](const std::vector<StageRunPlan>& plans) {

@@ -338,6 +338,21 @@ BOOST_AUTO_TEST_CASE(a_stage_in_another_process_streams_the_same_text_and_rejoin
   BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }
 
+BOOST_AUTO_TEST_CASE(a_stage_in_another_process_takes_its_activations_over_the_data_plane) {
+  testkit::ChildProcess stage({test::banyan_binary().string(), "stage", "--model",
+                               (test::source_dir() / "models/demo-llm").string(), "--layers", "3-5", "--data-port", "0"});
+  const auto ready = stage.wait_for_output(std::regex("on 127\\.0\\.0\\.1:(\\d+) \\(data plane"), std::chrono::seconds(60));
+  ServerProcess server(test::banyan_binary(), {"--remote-stage", "127.0.0.1:" + std::string(ready[1]), "--data-port", "0"});
+  for (const std::string mode : {"speculative", "incremental"})
+    BOOST_TEST(testkit::stream_generation(kHost, server.port(), kPrompt, 40, mode).text ==
+                   test::generated_text(kPrompt, 40, mode),
+               "mode " << mode);
+  const std::string metrics = testkit::http_request(kHost, server.port(), "GET", "/metrics").body;
+  std::smatch sent;
+  BOOST_TEST_REQUIRE(std::regex_search(metrics, sent, std::regex("banyan_data_plane_bytes_total\\{direction=\"sent\"\\} (\\S+)")));
+  BOOST_TEST(std::stod(sent[1]) > 100000.0, sent[1]);
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_config_fails_before_binding_naming_file_line_and_key) {
   test::TempDir dir;
   std::ofstream(dir / "serve.yaml") << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()

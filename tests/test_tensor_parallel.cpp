@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(ring_over_separate_data_planes_sums_exactly) {
   for (int r = 0; r < 3; ++r)
     ranks.push_back(std::make_shared<transport::RingAllReduce>(planes[std::size_t(r)], "127.0.0.1",
                                                                planes[std::size_t((r + 1) % 3)]->port(),
-                                                               transport::RingOptions{r, 3, 9}));
+                                                               transport::RingOptions{.rank = r, .size = 3, .group = 9}));
   for (std::size_t n : {1u, 2u, 7u, 768u, 100'003u}) {  // fewer values than ranks, odd sizes, large
     const auto before = random_values(3, n, unsigned(n));
     check_sums(before, reduce_all(ranks, before));
@@ -90,7 +90,7 @@ BOOST_AUTO_TEST_CASE(shared_memory_all_reduce_sums_exactly) {
 
 BOOST_AUTO_TEST_CASE(a_rank_that_never_comes_fails_the_others_in_time) {
   auto plane = std::make_shared<DataPlane>();
-  transport::RingAllReduce rank0(plane, "127.0.0.1", plane->port(), {0, 2, 5, std::chrono::milliseconds(300)});
+  transport::RingAllReduce rank0(plane, "127.0.0.1", plane->port(), {.rank = 0, .size = 2, .group = 5, .timeout = std::chrono::milliseconds(300)});
   std::vector<float> v(64, 1.0f);
   const auto start = std::chrono::steady_clock::now();
   try {
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(a_rank_that_never_comes_fails_the_others_in_time) {
 BOOST_AUTO_TEST_CASE(a_rank_told_its_peers_are_gone_gives_up_at_once) {
   auto plane = std::make_shared<DataPlane>();
   const auto start = std::chrono::steady_clock::now();
-  transport::RingOptions o{0, 2, 6};
+  transport::RingOptions o{.rank = 0, .size = 2, .group = 6};
   o.abandon = [&] { return std::chrono::steady_clock::now() - start > std::chrono::milliseconds(200) ? "node w1 went away" : ""; };
   transport::RingAllReduce rank0(plane, "127.0.0.1", plane->port(), o);
   std::vector<float> v(64, 1.0f);
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(a_ring_sums_again_with_a_rank_whose_process_restarted) {
   auto plane1 = std::make_shared<DataPlane>();
   const int port1 = plane1->port();
   const auto ring = [&](std::shared_ptr<DataPlane> plane, int rank, int next_port) {
-    return std::make_shared<transport::RingAllReduce>(plane, "127.0.0.1", next_port, transport::RingOptions{rank, 2, 7});
+    return std::make_shared<transport::RingAllReduce>(plane, "127.0.0.1", next_port, transport::RingOptions{.rank = rank, .size = 2, .group = 7});
   };
   auto rank0 = ring(plane0, 0, port1);
   std::vector<std::shared_ptr<Collective>> ranks{rank0, ring(plane1, 1, plane0->port())};
@@ -138,7 +138,7 @@ BOOST_AUTO_TEST_CASE(a_ring_sums_again_with_a_rank_whose_process_restarted) {
   plane1.reset();
   // rank 0 learns that its connection broke when UCX sees the socket close.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  plane1 = std::make_shared<DataPlane>(transport::DataPlaneOptions{"127.0.0.1", port1});
+  plane1 = std::make_shared<DataPlane>(transport::DataPlaneOptions{.host = "127.0.0.1", .port = port1});
   ranks[1] = ring(plane1, 1, plane0->port());
   for (auto& r : ranks) r->begin_round(42);
   const auto before = random_values(2, 1000, 42);
@@ -339,7 +339,7 @@ BOOST_AUTO_TEST_CASE(a_stage_whose_shards_are_in_two_processes_computes_the_whol
   for (int r = 0; r < 2; ++r) {
     backends.push_back(cpu::make_cpu_backend({1}));
     std::vector<std::shared_ptr<Collective>> ring{std::make_shared<transport::RingAllReduce>(
-        planes[std::size_t(r)], "127.0.0.1", planes[std::size_t(1 - r)]->port(), transport::RingOptions{r, 2, 3})};
+        planes[std::size_t(r)], "127.0.0.1", planes[std::size_t(1 - r)]->port(), transport::RingOptions{.rank = r, .size = 2, .group = 3})};
     halves.push_back(sharded_stage(r, 2, ring, [&](TensorShard shard) {
       ModelOptions o;
       o.shard = shard;

@@ -122,13 +122,13 @@ BOOST_AUTO_TEST_CASE(a_peer_that_goes_away_fails_the_sends_to_it) {
 BOOST_AUTO_TEST_CASE(the_network_interface_can_be_chosen) {
   // The node's ucx_interface: `lo` carries loopback; an interface this machine lacks is an error
   // at start, not a data plane that never connects.
-  DataPlane a(DataPlaneOptions{"127.0.0.1", 0, "lo"}), b(DataPlaneOptions{"127.0.0.1", 0, "lo"});
+  DataPlane a(DataPlaneOptions{.host = "127.0.0.1", .interface = "lo"}), b(DataPlaneOptions{.host = "127.0.0.1", .interface = "lo"});
   auto arriving = b.receive(3);
   auto sent = a.send(a.connect("127.0.0.1", b.port()), 3, pattern(100, 2));
   ready(sent);
   BOOST_TEST((ready(arriving) == pattern(100, 2)));
   try {
-    DataPlane c(DataPlaneOptions{"127.0.0.1", 0, "nosuch0"});
+    DataPlane c(DataPlaneOptions{.host = "127.0.0.1", .interface = "nosuch0"});
     BOOST_FAIL("a data plane started on an interface that does not exist");
   } catch (const Error& e) {
     BOOST_TEST(std::string(e.what()).find("nosuch0") != std::string::npos, e.what());
@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(the_network_interface_can_be_chosen) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_addresses_are_clear_errors) {
-  BOOST_CHECK_EXCEPTION(DataPlane(DataPlaneOptions{"not-an-address", 0}), Error, [](const Error& e) {
+  BOOST_CHECK_EXCEPTION(DataPlane(DataPlaneOptions{.host = "not-an-address"}), Error, [](const Error& e) {
     return std::string(e.what()).find("'not-an-address' is not an IPv4 address") != std::string::npos;
   });
   DataPlane a;

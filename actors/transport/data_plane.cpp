@@ -157,10 +157,10 @@ struct DataPlane::Worker {
   }
 
   void post(std::function<void()> command) {
-    {
-      std::lock_guard lock(m);
-      commands.push_back(std::move(command));
-    }
+    // The wake-up is written under the lock: once the thread has the command it may be the last
+    // (stop) and close wake_fd.
+    std::lock_guard lock(m);
+    commands.push_back(std::move(command));
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
   }

@@ -121,7 +121,7 @@ std::vector<std::shared_ptr<Collective>> local_ring(std::shared_ptr<DataPlane> p
   const std::uint32_t group = random() % kSpreadRingGroups;
   std::vector<std::shared_ptr<Collective>> ranks;
   for (int r = 0; r < size; ++r)
-    ranks.push_back(std::make_shared<RingAllReduce>(plane, "127.0.0.1", plane->port(), RingOptions{r, size, group}));
+    ranks.push_back(std::make_shared<RingAllReduce>(plane, "127.0.0.1", plane->port(), RingOptions{.rank = r, .size = size, .group = group}));
   return ranks;
 }
 

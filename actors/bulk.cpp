@@ -16,7 +16,7 @@ Bulk::Bulk(const std::string& host, const std::string& bind, int port, const std
 std::uint64_t Bulk::new_tag() {
   std::lock_guard lock(mutex_);
   // Unique across processes too (a node may take forwards from two others): this instance's
-  // high bits and a count. Replies are tagged with the top bit set (actors/node.cpp), so
+  // high bits and a count. Logits are tagged with the top bit set (actors/node_link.cpp), so
   // requests keep it clear; bit 62 is always set, which the rings sharing the data plane
   // (actors/transport/ring_all_reduce.hpp) keep clear.
   return (std::uint64_t(1) << 62) | (instance_ & 0x3fff'ffff'0000'0000) | (next_tag_++ & 0xffff'ffff);

@@ -54,13 +54,16 @@ struct KvMoves {
 };
 
 // Bulk floats that travel over the data plane (actors/transport) instead of inside a message
-// between two processes: the tag they were sent with, and where the answer's bulk goes back to.
+// between two processes: the tag the activations were sent with, and where the logits go. The
+// first link with a data plane sets the reply to its own process, the one that waits for the
+// logits; links after it keep it, so the last stage's process sends them there directly rather
+// than back along the chain of processes.
 struct BulkRef {
-  std::uint64_t tag = 0;      // 0: none, everything is in the messages
-  bool activations = false;   // the activations came with `tag` (a first stage gets none)
-  std::string reply_host;     // the sender's data plane, where the answer's floats go
+  std::uint64_t tag = 0;  // the activations came with it; 0: inside the message, or none (a first stage)
+  std::string reply_host;  // the data plane that waits for the logits
   std::int32_t reply_port = 0;
   std::uint64_t reply_instance = 0;  // which data plane there (actors/bulk.hpp)
+  std::uint64_t reply_tag = 0;       // what to tag the logits with; 0: answer them inside the message
 };
 
 // One forward pass on its way down the LLM's pipeline: the batch, the activations the previous
@@ -78,7 +81,7 @@ struct StageForward {
 // What the last stage answers: the logits of batch.logit_rows.
 struct StageLogits {
   std::vector<float> logits;
-  std::uint64_t bulk_tag = 0;  // not 0: the logits come over the data plane with this tag
+  std::uint64_t bulk_tag = 0;  // not 0: the logits went over the data plane with this tag (BulkRef::reply_tag)
 };
 
 // The end of a request: why it ended and what it cost.

@@ -100,7 +100,8 @@ typename Inspector::result_type inspect(Inspector& f, KvMoves& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, BulkRef& x) {
-  return f(caf::meta::type_name("banyan.BulkRef"), x.tag, x.activations, x.reply_host, x.reply_port, x.reply_instance);
+  return f(caf::meta::type_name("banyan.BulkRef"), x.tag, x.reply_host, x.reply_port, x.reply_instance,
+           x.reply_tag);
 }
 
 template <class Inspector>

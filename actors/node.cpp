@@ -33,33 +33,35 @@ auto fail_with(Promise promise) {
 // answers for it. A detached stage must never be the sender of what goes to another node: a
 // message held in the network layer when that node goes away keeps its sender alive, and a
 // detached actor kept alive keeps the actor system from ever shutting down.
-// With a data plane, it also takes the activations that came over it and sends the logits
-// back that way when the sender asks so (BulkRef).
+// With a data plane, it also takes the activations that came over it, and sends the logits
+// the stage answers to the process that waits for them (BulkRef) when the sender asks so.
 llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_stage_actor stage,
                                           std::shared_ptr<Bulk> bulk) {
   return {
       [=](StageForward& f) {
         auto promise = self->make_response_promise<StageLogits>();
         const BulkRef ref = f.bulk;
-        if (ref.tag != 0 && !bulk) {
-          promise.deliver(caf::make_error(caf::sec::runtime_error, "this node has no data plane"));
-          return promise;
-        }
-        if (ref.activations) {
+        if (ref.tag != 0) {
+          if (!bulk) {
+            promise.deliver(caf::make_error(caf::sec::runtime_error, "this node has no data plane"));
+            return promise;
+          }
           try {
             f.activations = bulk->receive(ref.tag, kBulkTimeout);
           } catch (const std::exception& e) {
             promise.deliver(caf::make_error(caf::sec::runtime_error, std::string("the activations: ") + e.what()));
             return promise;
           }
+          f.bulk.tag = 0;  // taken; the reply stays for the stages after
         }
         self->request(stage, caf::infinite, std::move(f))
             .then(
                 [=](StageLogits& logits) mutable {
-                  if (ref.tag != 0 && !logits.logits.empty()) {  // empty: tensor shards answering their leader
+                  // Empty: a later process sent them already, or tensor shards answering their leader.
+                  if (ref.reply_tag != 0 && bulk && !logits.logits.empty()) {
                     try {
                       const int peer = bulk->peer(ref.reply_host, ref.reply_port, ref.reply_instance);
-                      logits.bulk_tag = ref.tag | (std::uint64_t(1) << 63);
+                      logits.bulk_tag = ref.reply_tag;
                       bulk->send(peer, logits.bulk_tag, std::exchange(logits.logits, {}));
                     } catch (const std::exception& e) {
                       promise.deliver(caf::make_error(caf::sec::runtime_error,

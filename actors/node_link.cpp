@@ -204,14 +204,26 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
           it->second.deliver(std::move(result));
           self->state.waiting.erase(it);
         };
+        f.bulk.tag = 0;  // the activations go inside the message unless the data plane takes them
+        std::uint64_t expected = 0;  // the logits' tag when they come to this process's data plane
         if (st.bulk_peer >= 0) {
-          f.bulk = {st.bulk->new_tag(), !f.activations.empty(), st.bulk->host(), st.bulk->port(), st.bulk->instance()};
-          if (f.bulk.activations) st.bulk->send(st.bulk_peer, f.bulk.tag, std::exchange(f.activations, {}));
+          if (f.bulk.reply_tag == 0) {  // the first link with a data plane: the logits come here
+            expected = st.bulk->new_tag() | (std::uint64_t(1) << 63);
+            f.bulk.reply_host = st.bulk->host();
+            f.bulk.reply_port = st.bulk->port();
+            f.bulk.reply_instance = st.bulk->instance();
+            f.bulk.reply_tag = expected;
+          }
+          if (!f.activations.empty()) {
+            f.bulk.tag = st.bulk->new_tag();
+            st.bulk->send(st.bulk_peer, f.bulk.tag, std::exchange(f.activations, {}));
+          }
         }
         self->request(st.stage, caf::infinite, std::move(f))
             .then(
                 [=](StageLogits& logits) {
-                  if (logits.bulk_tag == 0) return answer(std::move(logits));
+                  // Logits for a process before this one pass on untouched.
+                  if (logits.bulk_tag == 0 || logits.bulk_tag != expected) return answer(std::move(logits));
                   try {
                     logits.logits = self->state.bulk->receive(logits.bulk_tag, kBulkTimeout);
                   } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -123,13 +124,19 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
   for (const std::string mode : {"speculative", "incremental"})
     BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
   BOOST_TEST(cluster.health()["status"] == "ok");
-  // The activations went to w2 and the logits came back over the data planes, not inside messages.
+  // The activations went to w2 and the logits came back over the data planes, not inside
+  // messages; w2 sent the logits straight to the head, not back through it to w1 and on to the
+  // head again: the head sends only its activations (288 floats a token) and receives w1's and
+  // the logits (4096 floats a token).
   const std::string metrics = testkit::http_request("127.0.0.1", cluster.http_port, "GET", "/metrics").body;
+  std::map<std::string, double> bytes;
   for (const std::string direction : {"sent", "received"}) {
     std::smatch m;
     BOOST_TEST_REQUIRE(std::regex_search(metrics, m, std::regex("banyan_data_plane_bytes_total\\{direction=\"" + direction + "\"\\} (\\S+)")));
-    BOOST_TEST(std::stod(m[1]) > 100000.0, direction << ": " << m[1]);
+    bytes[direction] = std::stod(m[1]);
+    BOOST_TEST(bytes[direction] > 100000.0, direction << ": " << m[1]);
   }
+  BOOST_TEST(bytes["sent"] < 0.25 * bytes["received"], "sent " << bytes["sent"] << ", received " << bytes["received"]);
   const int code = cluster.process->stop(SIGINT, 60s);
   BOOST_TEST(code == 0);
   const std::string log = cluster.process->error_output();

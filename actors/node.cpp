@@ -1,5 +1,6 @@
 #include "actors/node.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include <caf/io/all.hpp>
@@ -150,6 +151,11 @@ Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> ru
     for (std::size_t i = 0; i < handles.size(); ++i) by_layer.emplace(firsts[i], handles[i]);
     if (leads) runs_.emplace_back(first, handles.empty() ? after : handles.front());  // the others only answer their leader
     stages_.insert(stages_.end(), handles.begin(), handles.end());
+  }
+  for (const auto& run : runs) {
+    const auto same = [&](const NodeAddress& w) { return w.host == run.leader->host && w.port == run.leader->port; };
+    if (run.leader && std::none_of(watched.begin(), watched.end(), same))
+      links_.push_back(spawn_node_heartbeat(system, *run.leader, health_));
   }
   for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_));
   node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_, std::move(bulk));

@@ -31,6 +31,9 @@ struct StageRun {
   // leads shards spread over nodes. A run of one stage that does not lead (its shard 0 is
   // elsewhere) only answers its leader, reached through this node's node actor.
   std::vector<std::vector<NodeAddress>> shard_nodes;
+  // For such a run: the leader's node, which this node heartbeats (spawn_node_heartbeat) so that
+  // its shards give up a pass the leader can no longer finish.
+  std::optional<NodeAddress> leader;
 };
 
 class Node {

@@ -27,6 +27,7 @@ struct LinkState {
   std::string what;      // what it leads to: "the stage after layers 0-2"
   std::shared_ptr<ClusterHealth> health;
   std::shared_ptr<Bulk> bulk;  // this process's data plane, if it has one
+  bool copies_reports = true;  // a watch link: records what the node reports, or only whether it answers
 
   node_actor node;        // while connected
   int bulk_peer = -1;     // while connected, to a node with a data plane
@@ -157,6 +158,7 @@ void heartbeat(LinkPointer self) {
           [=](std::vector<std::string>& problems) {
             auto& st = self->state;
             if (st.epoch != epoch || !st.watch()) return;
+            if (!st.copies_reports) return record(self, "");
             std::string report;
             for (const auto& p : problems) report += (report.empty() ? st.to.describe() + " reports: " : "; ") + p;
             record(self, report);
@@ -168,9 +170,11 @@ void heartbeat(LinkPointer self) {
 }
 
 node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int first_layer, std::string what,
-                                         std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
+                                         std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk,
+                                         bool copies_reports) {
   auto& init = self->state;
   init.bulk = std::move(bulk);
+  init.copies_reports = copies_reports;
   init.to = std::move(to);
   init.first_layer = first_layer;
   init.what = std::move(what);
@@ -251,14 +255,15 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
 // Starts a link; its node counts as missing from now on, not from when the new actor first
 // runs (a scheduler thread does that later: a wait for the nodes to join could miss it).
 node_link_actor spawn_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
-                           std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
+                           std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk, bool copies_reports = true) {
   LinkState expected;
   expected.to = to;
   expected.first_layer = first_layer;
   expected.what = what;
   expected.health = health;
   record(expected, waiting_text(to));
-  return system.spawn(node_link, std::move(to), first_layer, std::move(what), std::move(health), std::move(bulk));
+  return system.spawn(node_link, std::move(to), first_layer, std::move(what), std::move(health), std::move(bulk),
+                      copies_reports);
 }
 
 }  // namespace
@@ -270,6 +275,10 @@ node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int 
 
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
   return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr);
+}
+
+node_link_actor spawn_node_heartbeat(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
+  return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr, false);
 }
 
 }  // namespace banyan::actors

@@ -34,5 +34,9 @@ struct NodeAddress {
 node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
                                  std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk = nullptr);
 node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health);
+// A watch link that records only whether the node answers, not what it reports: a node holding
+// tensor shards watches the node that leads their stage so (two nodes watching each other's
+// reports would copy them back and forth).
+node_link_actor spawn_node_heartbeat(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health);
 
 }  // namespace banyan::actors

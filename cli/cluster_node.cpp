@@ -94,7 +94,9 @@ std::vector<actors::StageRun> stage_runs(const ClusterRole& role, std::vector<st
     }
     runs.push_back(std::move(run));
   }
-  for (std::size_t i = 0; i < role.followed.size(); ++i) runs.push_back({{std::move(*next++)}, {}, {}});
+  for (const int s : role.followed)
+    runs.push_back({.stages = {std::move(*next++)},
+                    .leader = address_of(node_named(role, role.placement[std::size_t(s)].node))});
   return runs;
 }
 

@@ -68,12 +68,13 @@ int specinfer_benchmark(int argc, char** argv) {
                  "Speculative vs incremental decoding of the same LLM, same prompts, greedy: tokens/s, accepted\n"
                  "tokens per LLM step and the speedup, at each batch size.\n"
                  "Pairs: 'demo' (models/demo-llm + models/demo-ssm), 'random-160m' (a random llama-160m-shape LLM\n"
-                 "with its own quantized copy as SSM), or --llm/--ssm for any two model folders.");
+                 "with its own int4 copy as SSM), 'random-1.1b' (a random TinyLlama-1.1B-shape LLM, memory-bound, with\n"
+                 "its own int8 copy; not run by default: 5.5 GB and minutes), or --llm/--ssm for any two model folders.");
   o.add("--pairs", "LIST", "built-in pairs to run", "demo,random-160m");
   o.add("--llm", "PATH", "an LLM folder or file (with --ssm: replaces --pairs)");
   o.add("--ssm", "PATH", "its SSM");
   o.add("--dtype", "FORMAT", "LLM weight format", "f32");
-  o.add("--ssm-dtype", "FORMAT", "SSM weight format (default: f32; int4 for the random-160m pair's copy)");
+  o.add("--ssm-dtype", "FORMAT", "SSM weight format (default: f32; int4 for the random-160m pair's copy, int8 for random-1.1b's)");
   o.add("--batches", "LIST", "batch sizes", "1,8");
   o.add("--max-new-tokens", "N", "tokens per request", "128");
   o.add("--tree-width", "W", "beams per step", std::to_string(TreeShape{}.width));
@@ -120,8 +121,17 @@ int specinfer_benchmark(int argc, char** argv) {
                std::make_unique<RandomWeights>(llama_160m_shape(), 1), llm_options, copy, {}};
         p.prompts = random_prompts(8, 16, llama_160m_shape().vocab_size, 11);
         pairs.push_back(std::move(p));
+      } else if (name == "random-1.1b") {
+        // Memory-bound: 4.4 GB of f32 weights stream through the cores for every LLM pass, so
+        // verifying a few tokens costs about what one costs; the int8 copy reads a quarter of that.
+        const ModelOptions copy = ssm_options(WeightFormat::q8);
+        Pair p{"random-1.1b + " + std::string(format_name(copy.linear)) + " copy",
+               std::make_unique<RandomWeights>(tinyllama_1b_shape(), 1), std::make_unique<RandomWeights>(tinyllama_1b_shape(), 1),
+               llm_options, copy, {}};
+        p.prompts = random_prompts(2, 16, tinyllama_1b_shape().vocab_size, 11);
+        pairs.push_back(std::move(p));
       } else {
-        throw cli::UsageError("unknown pair '" + name + "' (demo, random-160m)");
+        throw cli::UsageError("unknown pair '" + name + "' (demo, random-160m, random-1.1b)");
       }
     }
   }

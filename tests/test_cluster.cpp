@@ -1,8 +1,9 @@
 // A cluster as its users meet it: `banyan launch cluster.yaml` starting the head and its workers
 // as processes on loopback (and, where `ip netns` works, a worker behind a veth link in a network
-// namespace); the pipeline over them streams what one process streams; a worker killed, stopped
-// or cut off mid-stream is an error frame within 5 s, /health says degraded, new requests get a
-// fast 503, and once the worker is back the head serves again without a restart.
+// namespace); pipeline stages and tensor shards over them (together on a node or spread over
+// nodes) stream what one process streams; a worker killed, stopped or cut off mid-stream is an
+// error frame within 5 s, /health says degraded, new requests get a fast 503, and once the worker
+// is back the head serves again without a restart.
 #define BOOST_TEST_MODULE test_cluster
 #include <unistd.h>
 
@@ -145,27 +146,22 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
 }
 
 BOOST_AUTO_TEST_CASE(tensor_shards_stream_what_one_process_streams) {
-  // tp=2: a worker holds the whole model as two shards summing over UCX; then pp=2 x tp=2: the
-  // head and the worker each hold a stage of two shards.
-  for (const std::vector<std::string>& placement : {std::vector<std::string>{"w1"}, std::vector<std::string>{"head", "w1"}}) {
-    Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, placement, "", 2);
-    BOOST_TEST(cluster.process->error_output().find("shard 2/2") != std::string::npos);
+  // Shards together: tp=2 on a worker (summing in shared memory), and pp=2 x tp=2 with the head
+  // and the worker each holding a stage of two shards. Shards spread: tp=2 with shard 0 on the
+  // head and shard 1 on w1 (a ring between their data planes), and pp=2 x tp=2 with each stage
+  // spread over both (the head leads stage 0, w1 stage 1).
+  struct Layout {
+    std::vector<std::string> placement;
+    std::string shown;  // in launch's output when the layout is loaded so
+  };
+  for (const Layout& layout : {Layout{{"w1"}, "shard 2/2"}, Layout{{"head", "w1"}, "shard 2/2"},
+                               Layout{{"[head, w1]"}, "[w1] banyan: loading LLM stage (layers 0-5, shard 2/2)"},
+                               Layout{{"[head, w1]", "[w1, head]"}, "[head] banyan: loading LLM stage (layers 3-5, shard 2/2)"}}) {
+    Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, layout.placement, "", 2);
+    BOOST_TEST(cluster.process->error_output().find(layout.shown) != std::string::npos, layout.shown);
     for (const std::string mode : {"speculative", "incremental"})
       BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode),
-                 "mode " << mode << ", " << placement.size() << " stage(s)");
-  }
-}
-
-BOOST_AUTO_TEST_CASE(tensor_shards_spread_over_processes_stream_what_one_process_streams) {
-  // tp=2 with shard 0 on the head and shard 1 on w1, summing over a ring between their data
-  // planes; then pp=2 x tp=2 with each stage spread over both (the head leads stage 0, w1 stage 1).
-  for (const std::vector<std::string>& placement :
-       {std::vector<std::string>{"[head, w1]"}, std::vector<std::string>{"[head, w1]", "[w1, head]"}}) {
-    Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, placement, "", 2);
-    BOOST_TEST(cluster.process->error_output().find("[w1] banyan: loading LLM stage (layers 0-") != std::string::npos);
-    for (const std::string mode : {"speculative", "incremental"})
-      BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode),
-                 "mode " << mode << ", " << placement.size() << " stage(s)");
+                 "mode " << mode << ", placement " << layout.placement.front() << "...");
   }
 }
 

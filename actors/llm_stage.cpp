@@ -60,15 +60,6 @@ std::string compute(StageState& st, const StageForward& f) {
   return {};
 }
 
-// What the stage answers once it computed: the logits, or its output passed on.
-caf::result<StageLogits> pass_on(StagePointer self, StageForward& f) {
-  auto& st = self->state;
-  if (!st.stage->leads()) return StageLogits{};  // shards elsewhere: the leading stage answers for them
-  if (!st.next) return StageLogits{std::move(st.output)};
-  f.activations.swap(st.output);
-  return self->delegate(st.next, std::move(f));  // the last stage answers the first's sender
-}
-
 llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<PipelineStage> stage, llm_stage_actor next,
                                          std::vector<llm_stage_actor> shard_links) {
   self->state.stage = std::move(stage);
@@ -79,42 +70,42 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Pipe
       [=](StageForward& f) -> caf::result<StageLogits> {
         auto& st = self->state;
         if (!st.has_kv) return caf::make_error(caf::sec::runtime_error, "forward before the KV cache was created");
-        if (st.shard_links.empty()) {
-          if (const std::string failure = compute(st, f); !failure.empty())
-            return caf::make_error(caf::sec::runtime_error, failure);
-          return pass_on(self, f);
+        std::shared_ptr<ShardAnswers> shards;
+        if (!st.shard_links.empty()) {  // the shards elsewhere compute the same pass, summing with these: they get it first
+          f.round = ++st.round;
+          shards = st.ask_shards<StageLogits>(self, StageForward{f.batch, f.activations, f.kv_moves, {}, f.round});
         }
-        // The shards elsewhere compute the same pass, summing with these: they get it first.
-        f.round = ++st.round;
-        auto shards = st.ask_shards<StageLogits>(self, StageForward{f.batch, f.activations, f.kv_moves, {}, f.round});
         const std::string failure = compute(st, f);
         auto promise = self->make_response_promise<StageLogits>();
-        shards->then = [=, f = std::move(f)](caf::error shard_failure) mutable {
+        // Once the shards elsewhere answered, if any: the logits, or the output passed on.
+        auto finish = [=, f = std::move(f)](caf::error shard_failure) mutable {
           // A lost shard is the cause; this stage's own failure (a sum that gave up) follows from it.
           auto& state = self->state;
           if (shard_failure) {
             promise.deliver(std::move(shard_failure));
           } else if (!failure.empty()) {
             promise.deliver(caf::make_error(caf::sec::runtime_error, failure));
+          } else if (!state.stage->leads()) {
+            promise.deliver(StageLogits{});  // shards of a stage elsewhere: its leader answers for them
           } else if (!state.next) {
             promise.deliver(StageLogits{std::move(state.output)});
           } else {
             f.activations.swap(state.output);
-            promise.delegate(state.next, std::move(f));
+            promise.delegate(state.next, std::move(f));  // the last stage answers the first's sender
           }
         };
+        if (shards)
+          shards->then = std::move(finish);
+        else
+          finish({});
         return promise;
       },
       [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
         auto& st = self->state;
         const std::uint64_t bytes = st.stage->create_kv_cache(slots, capacity);
         st.has_kv = true;
-        if (st.shard_links.empty()) {
-          if (st.next) return self->delegate(st.next, a, slots, capacity);
-          return bytes;
-        }
         auto promise = self->make_response_promise<std::uint64_t>();
-        st.ask_shards<std::uint64_t>(self, a, slots, capacity)->then = [=](caf::error failure) mutable {
+        auto finish = [=](caf::error failure) mutable {
           if (failure)
             promise.deliver(std::move(failure));
           else if (self->state.next)
@@ -122,6 +113,10 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Pipe
           else
             promise.deliver(bytes);
         };
+        if (st.shard_links.empty())
+          finish({});
+        else
+          st.ask_shards<std::uint64_t>(self, a, slots, capacity)->then = std::move(finish);
         return promise;
       },
       [=](layers_atom) {
@@ -146,6 +141,7 @@ std::vector<llm_stage_actor> spawn_llm_stages(caf::actor_system& system, std::ve
   }
   return handles;
 }
+
 namespace {
 
 llm_stage_actor strong(const caf::weak_actor_ptr& stage) {

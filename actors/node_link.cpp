@@ -227,7 +227,7 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
             .then(
                 [=](StageLogits& logits) {
                   // Logits for a process before this one pass on untouched.
-                  if (logits.bulk_tag == 0 || logits.bulk_tag != expected) return answer(std::move(logits));
+                  if (expected == 0 || logits.bulk_tag != expected) return answer(std::move(logits));
                   try {
                     logits.logits = self->state.bulk->receive(logits.bulk_tag, kBulkTimeout);
                   } catch (const std::exception& e) {

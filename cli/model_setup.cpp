@@ -170,7 +170,8 @@ LoadedModels load_models(const ModelChoice& choice) {
       for (int i = 0; i < most_held; ++i) m.shard_backends.push_back(make_backend(choice.device, std::max(1, threads / most_held)));
     }
     for (const StageLoad& s : stages) {
-      // All of a stage's shards here sum their parts in shared memory.
+      // A stage held whole here sums its shards in shared memory; one spread over nodes brings
+      // its own collectives (cli/cluster_node: stage_loads).
       const auto collectives = s.shards > 0 ? s.collectives : local_all_reduce(degree);
       m.llm_stages.push_back(sharded_stage(s.first_rank, degree, collectives, [&](TensorShard shard) {
         stage.shard = shard;

@@ -1,6 +1,7 @@
-// The data plane (actors/transport): bytes between two UCX workers over loopback arrive whole
-// and by tag, in both directions, many at once; a peer that goes away fails the sends to it
-// instead of hanging them; a bad address is a clear error.
+// The data plane (actors/transport): bytes between two UCX workers arrive whole and by tag, in
+// both directions, many at once, through shared memory and over loopback tcp; peers on one
+// machine share memory unless told not to; a peer that goes away fails the sends to it instead
+// of hanging them; a bad address is a clear error.
 #define BOOST_TEST_MODULE test_transport
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "actors/transport/data_plane.hpp"
+#include "actors/transport/same_host.hpp"
 #include "model/error.hpp"
 
 using namespace banyan;
@@ -28,10 +30,22 @@ T ready(std::future<T>& f) {
   return f.get();
 }
 
-}  // namespace
+// Both ways a peer on this machine is reached: shared memory (the default) and the network.
+const DataPlaneOptions kModes[] = {{.shared_memory = true}, {.shared_memory = false}};
 
-BOOST_AUTO_TEST_CASE(bytes_arrive_whole_and_by_tag) {
-  DataPlane a, b;
+bool shares_memory(const std::vector<std::string>& transports) {
+  return std::find(transports.begin(), transports.end(), "sysv") != transports.end() ||
+         std::find(transports.begin(), transports.end(), "posix") != transports.end();
+}
+
+std::string listed(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += n + " ";
+  return out;
+}
+
+void exchange_every_size(const DataPlaneOptions& mode) {
+  DataPlane a(mode), b(mode);
   BOOST_TEST(a.port() > 0);
   const int to_b = a.connect("127.0.0.1", b.port());
   const int to_a = b.connect("127.0.0.1", a.port());
@@ -60,6 +74,51 @@ BOOST_AUTO_TEST_CASE(bytes_arrive_whole_and_by_tag) {
   sent.push_back(b.send(to_a, 1, {}));
   BOOST_TEST(ready(empty).empty());
   for (auto& s : sent) ready(s);
+  BOOST_TEST_MESSAGE("shared_memory=" << mode.shared_memory << ": " << listed(a.transports(to_b)));
+  BOOST_TEST(shares_memory(a.transports(to_b)) == mode.shared_memory, listed(a.transports(to_b)));
+  BOOST_TEST(shares_memory(b.transports(to_a)) == mode.shared_memory, listed(b.transports(to_a)));
+}
+
+void fail_sends_to_a_peer_that_went_away(const DataPlaneOptions& mode) {
+  DataPlane a(mode);
+  auto b = std::make_unique<DataPlane>(mode);
+  const int to_b = a.connect("127.0.0.1", b->port());
+  auto first = a.send(to_b, 1, pattern(1000, 1));
+  auto arrived = b->receive(1);
+  BOOST_TEST((ready(arrived) == pattern(1000, 1)));
+  ready(first);
+  b.reset();
+  // A rendezvous-sized send nobody will receive: an error, in bounded time, not a hang.
+  bool failed = false;
+  for (int i = 0; i < 20 && !failed; ++i) {
+    auto lost = a.send(to_b, 2, pattern(4 << 20, 2));
+    BOOST_TEST_REQUIRE((lost.wait_for(30s) == std::future_status::ready), "a send to a dead peer hung");
+    try {
+      lost.get();
+    } catch (const Error& e) {
+      failed = true;
+      BOOST_TEST_MESSAGE(e.what());
+      BOOST_TEST(std::string(e.what()).find("data plane: send failed") != std::string::npos, e.what());
+    }
+  }
+  BOOST_TEST(failed);
+  BOOST_TEST(a.failed(to_b));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(bytes_arrive_whole_and_by_tag) {
+  for (const auto& mode : kModes) exchange_every_size(mode);
+}
+
+BOOST_AUTO_TEST_CASE(peers_on_this_machine_share_memory_and_others_do_not) {
+  BOOST_TEST(is_local_address("127.0.0.1"));
+  BOOST_TEST(is_local_address("127.0.0.2"));
+  BOOST_TEST(!is_local_address("192.0.2.1"));  // TEST-NET-1: never a real host's
+  BOOST_TEST(!is_local_address("not-an-address"));
+  const std::string me = memory_identity();
+  BOOST_TEST(!me.empty());
+  BOOST_TEST(me.find("ipc:[") != std::string::npos, me);  // the namespaces count, not only the kernel
 }
 
 BOOST_AUTO_TEST_CASE(sends_without_copies_and_receives_into_the_callers_memory) {
@@ -95,28 +154,7 @@ BOOST_AUTO_TEST_CASE(sends_without_copies_and_receives_into_the_callers_memory) 
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_that_goes_away_fails_the_sends_to_it) {
-  DataPlane a;
-  auto b = std::make_unique<DataPlane>();
-  const int to_b = a.connect("127.0.0.1", b->port());
-  auto first = a.send(to_b, 1, pattern(1000, 1));
-  auto arrived = b->receive(1);
-  BOOST_TEST((ready(arrived) == pattern(1000, 1)));
-  ready(first);
-  b.reset();
-  // A rendezvous-sized send nobody will receive: an error, in bounded time, not a hang.
-  bool failed = false;
-  for (int i = 0; i < 20 && !failed; ++i) {
-    auto lost = a.send(to_b, 2, pattern(4 << 20, 2));
-    BOOST_TEST_REQUIRE((lost.wait_for(30s) == std::future_status::ready), "a send to a dead peer hung");
-    try {
-      lost.get();
-    } catch (const Error& e) {
-      failed = true;
-      BOOST_TEST_MESSAGE(e.what());
-      BOOST_TEST(std::string(e.what()).find("data plane: send failed") != std::string::npos, e.what());
-    }
-  }
-  BOOST_TEST(failed);
+  for (const auto& mode : kModes) fail_sends_to_a_peer_that_went_away(mode);
 }
 
 BOOST_AUTO_TEST_CASE(the_network_interface_can_be_chosen) {

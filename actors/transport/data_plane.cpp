@@ -2,13 +2,18 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <mutex>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <regex>
 #include <set>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -16,6 +21,7 @@
 #include <ucp/api/ucp.h>
 #include <unistd.h>
 
+#include "actors/transport/same_host.hpp"
 #include "model/error.hpp"
 
 namespace banyan::transport {
@@ -33,6 +39,17 @@ sockaddr_in socket_address(const std::string& host, int port) {
   if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) throw Error("data plane: '" + host + "' is not an IPv4 address");
   return a;
 }
+
+// What a listener sends each peer that connects, on the connection's byte stream: who it is
+// (memory_identity) and its worker's address, through which a peer with the same identity
+// connects again over shared memory.
+struct WelcomeHeader {
+  std::uint32_t identity_size = 0;
+  std::uint32_t address_size = 0;
+};
+constexpr std::uint32_t kMaxWelcome = 1u << 20;
+// A listener answers at once; past this the peer is reached over the network only.
+constexpr auto kWelcomeWait = std::chrono::seconds(2);
 
 // Sends and receives move plain bytes.
 ucp_request_param_t bytes_param() {
@@ -53,6 +70,24 @@ struct DataPlane::Worker {
     std::span<const std::byte> bytes;
     std::shared_ptr<const void> owner;  // keeps `bytes` until delivered
     std::promise<void> done;
+  };
+  // A peer: the connection to its listener, and beside it, once the listener has welcomed us
+  // and shares our memory, the endpoint that carries the messages.
+  struct Peer {
+    ucp_ep_h control = nullptr;
+    ucp_ep_h shared = nullptr;
+    ucp_ep_h carrier() const { return shared ? shared : control; }
+  };
+  // connect() waiting for the listener's welcome (two stream receives: header, then body).
+  struct Greeting {
+    int peer = 0;
+    WelcomeHeader header;
+    std::vector<std::byte> body;
+    void* request = nullptr;  // the receive under way
+    bool body_asked = false;
+    std::chrono::steady_clock::time_point deadline;
+    std::promise<int> connected;
+    bool answered = false;  // connect() has its handle; the greeting only waits for UCX to let go
   };
   struct Receive {
     std::uint64_t tag;
@@ -78,10 +113,17 @@ struct DataPlane::Worker {
   std::set<int> failed_peers;  // handles whose connection failed
 
   // Worker thread only:
-  std::vector<ucp_ep_h> peers;          // by handle
-  std::map<ucp_ep_h, std::string> dead;  // peers whose link failed, and why
-  std::vector<ucp_ep_h> accepted;       // endpoints of peers that connected to us
+  bool shared_memory = false;
+  std::string identity;                  // memory_identity()
+  std::vector<std::byte> welcome;        // header, identity, worker address
+  std::vector<Peer> peers;               // by handle
+  std::map<ucp_ep_h, std::string> dead;  // endpoints whose link failed, and why
+  std::vector<ucp_ep_h> accepted;        // endpoints of peers that connected to us
+  std::vector<ucp_ep_h> to_welcome;      // accepted, not yet sent the welcome
+  std::vector<void*> welcomes;           // welcome sends under way
+  std::list<Greeting> greetings;
   std::deque<std::shared_ptr<Send>> sends;  // shared: the commands that queue them are copyable
+  std::deque<std::shared_ptr<Send>> abandoned;  // failed to the caller, still held by UCX
   std::deque<std::shared_ptr<Receive>> receives;
 
   explicit Worker(const DataPlaneOptions& o) {
@@ -108,9 +150,17 @@ struct DataPlane::Worker {
     // A restarted process listens on its port again although connections of the one before
     // linger there (TIME_WAIT).
     ucp_config_modify(config, "CM_REUSEADDR", "y");
+    const char* sharing = std::getenv("BANYAN_SHARED_MEMORY");  // "0": the network only, for comparison
+    shared_memory = o.shared_memory && !(sharing && std::string(sharing) == "0");
+    // Shared memory under the PEER error mode every endpoint has: UCX leaves its mm transports
+    // out unless told they may be used so, and their FIFO elements must hold UCX's own wire-up
+    // messages (4 KiB; at the default 128 bytes UCX 1.13 loops on "Invalid am_short length").
+    for (const auto& [key, value] : {std::pair{"MM_ERROR_HANDLING", "y"}, {"MM_FIFO_ELEM_SIZE", "8320"}})
+      if (shared_memory && std::getenv(("UCX_" + std::string(key)).c_str()) == nullptr)
+        ucp_config_modify(config, key, value);
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
-    params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+    params.features = UCP_FEATURE_TAG | UCP_FEATURE_STREAM | UCP_FEATURE_WAKEUP;
     const ucs_status_t s = ucp_init(&params, config, &context);
     ucp_config_release(config);
     check(s, "starting UCX");
@@ -118,6 +168,8 @@ struct DataPlane::Worker {
     wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
     wp.thread_mode = UCS_THREAD_MODE_SINGLE;
     check(ucp_worker_create(context, &wp, &worker), "creating the UCX worker");
+    identity = shared_memory ? memory_identity() : "";
+    prepare_welcome();
 
     ucp_listener_params_t lp{};
     lp.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
@@ -141,6 +193,18 @@ struct DataPlane::Worker {
       e.data.fd = fd;
       ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &e);
     }
+  }
+
+  void prepare_welcome() {
+    ucp_address_t* address = nullptr;
+    std::size_t address_size = 0;
+    check(ucp_worker_get_address(worker, &address, &address_size), "reading the worker's address");
+    const WelcomeHeader header{std::uint32_t(identity.size()), std::uint32_t(address_size)};
+    welcome.resize(sizeof header + identity.size() + address_size);
+    std::memcpy(welcome.data(), &header, sizeof header);
+    std::memcpy(welcome.data() + sizeof header, identity.data(), identity.size());
+    std::memcpy(welcome.data() + sizeof header + identity.size(), address, address_size);
+    ucp_worker_release_address(worker, address);
   }
 
   void release() {
@@ -179,20 +243,96 @@ struct DataPlane::Worker {
     ucp_ep_params_t ep = endpoint_params(UCP_EP_PARAM_FIELD_CONN_REQUEST);
     ep.conn_request = request;
     ucp_ep_h h = nullptr;
-    if (ucp_ep_create(worker, &ep, &h) == UCS_OK) accepted.push_back(h);
+    if (ucp_ep_create(worker, &ep, &h) != UCS_OK) return;
+    accepted.push_back(h);
+    to_welcome.push_back(h);  // sent after this progress call returns
   }
 
+  // Either endpoint of a peer failing fails the peer: a shared-memory endpoint hears of a dead
+  // process only from UCX's keepalive, its network connection at once.
   static void failed(void* self, ucp_ep_h ep, ucs_status_t status) {
     Worker& w = *static_cast<Worker*>(self);
-    w.dead[ep] = ucs_status_string(status);
-    const auto handle = std::find(w.peers.begin(), w.peers.end(), ep);
-    if (handle == w.peers.end()) return;
-    std::lock_guard lock(w.m);
-    w.failed_peers.insert(int(handle - w.peers.begin()));
+    const std::string why = ucs_status_string(status);
+    w.dead[ep] = why;
+    for (std::size_t i = 0; i < w.peers.size(); ++i) {
+      Peer& p = w.peers[i];
+      if (p.control != ep && p.shared != ep) continue;
+      w.dead[p.control] = why;
+      if (p.shared) w.dead[p.shared] = why;
+      std::lock_guard lock(w.m);
+      w.failed_peers.insert(int(i));
+    }
+  }
+
+  void send_welcomes() {
+    const ucp_request_param_t p = bytes_param();
+    for (ucp_ep_h ep : to_welcome) {
+      void* r = ucp_stream_send_nbx(ep, welcome.data(), welcome.size(), &p);
+      if (UCS_PTR_IS_PTR(r)) welcomes.push_back(r);
+    }
+    to_welcome.clear();
+    std::erase_if(welcomes, [](void* r) {
+      if (ucp_request_check_status(r) == UCS_INPROGRESS) return false;
+      ucp_request_free(r);
+      return true;
+    });
+  }
+
+  // A greeting's next stream receive (WAITALL: the whole `size` bytes); false when it failed.
+  bool receive_welcome(Greeting& g, void* into, std::size_t size) {
+    ucp_request_param_t p = bytes_param();
+    p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
+    p.flags = UCP_STREAM_RECV_FLAG_WAITALL;
+    std::size_t length = 0;
+    void* r = ucp_stream_recv_nbx(peers[std::size_t(g.peer)].control, into, size, &length, &p);
+    if (UCS_PTR_IS_ERR(r)) return false;
+    g.request = r;  // null: received at once
+    return true;
+  }
+
+  // Moves each greeting on; connect() gets its handle once the welcome is read (and the shared
+  // endpoint made), or the connection failed, or the welcome is late.
+  void greet() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = greetings.begin(); it != greetings.end();) {
+      Greeting& g = *it;
+      ucs_status_t status = g.request ? ucp_request_check_status(g.request) : UCS_OK;
+      if (status != UCS_INPROGRESS && g.request) ucp_request_free(g.request), g.request = nullptr;
+      if (!g.answered) {
+        bool over = status != UCS_OK && status != UCS_INPROGRESS;
+        if (status == UCS_OK && !g.body_asked) {
+          g.body_asked = true;
+          const std::size_t size = std::size_t(g.header.identity_size) + g.header.address_size;
+          over = size > kMaxWelcome;
+          if (!over) {
+            g.body.resize(size);
+            over = !receive_welcome(g, g.body.data(), size);
+            status = g.request ? UCS_INPROGRESS : UCS_OK;
+          }
+        }
+        if (status == UCS_OK && g.body_asked && !over) share_memory(g);
+        if (status == UCS_OK || over || dead.count(peers[std::size_t(g.peer)].control) || now > g.deadline) {
+          g.answered = true;
+          g.connected.set_value(g.peer);
+        }
+      }
+      if (g.answered && !g.request) it = greetings.erase(it);
+      else ++it;
+    }
+  }
+
+  void share_memory(const Greeting& g) {
+    const std::string theirs(reinterpret_cast<const char*>(g.body.data()), g.header.identity_size);
+    if (theirs != identity) return;
+    ucp_ep_params_t ep = endpoint_params(UCP_EP_PARAM_FIELD_REMOTE_ADDRESS);
+    ep.address = reinterpret_cast<const ucp_address_t*>(g.body.data() + g.header.identity_size);
+    ucp_ep_h h = nullptr;
+    if (ucp_ep_create(worker, &ep, &h) == UCS_OK) peers[std::size_t(g.peer)].shared = h;
   }
 
   int connect(const std::string& host, int peer_port) {
     const sockaddr_in address = socket_address(host, peer_port);
+    const bool greet = shared_memory && !identity.empty() && is_local_address(host);
     std::promise<int> handle;
     auto result = handle.get_future();
     post([&] {
@@ -207,8 +347,17 @@ struct DataPlane::Worker {
             Error("data plane: cannot connect to " + host + ":" + std::to_string(peer_port) + ": " + ucs_status_string(s))));
         return;
       }
-      peers.push_back(h);
-      handle.set_value(int(peers.size()) - 1);
+      peers.push_back({h});
+      const int peer = int(peers.size()) - 1;
+      if (!greet) return handle.set_value(peer);
+      Greeting& g = greetings.emplace_back();
+      g.peer = peer;
+      g.deadline = std::chrono::steady_clock::now() + kWelcomeWait;
+      g.connected = std::move(handle);
+      if (!receive_welcome(g, &g.header, sizeof g.header)) {
+        g.answered = true;
+        g.connected.set_value(peer);
+      }
     });
     return result.get();
   }
@@ -218,7 +367,14 @@ struct DataPlane::Worker {
   bool advance() {
     while (ucp_worker_progress(worker) != 0) {
     }
-    bool busy = !sends.empty();
+    send_welcomes();
+    greet();
+    bool busy = !sends.empty() || !greetings.empty() || !welcomes.empty();
+    std::erase_if(abandoned, [](const std::shared_ptr<Send>& s) {
+      if (ucp_request_check_status(s->request) == UCS_INPROGRESS) return false;
+      ucp_request_free(s->request);
+      return true;
+    });
     for (auto it = sends.begin(); it != sends.end();) {
       Send& s = **it;
       const ucs_status_t status = s.request ? ucp_request_check_status(s.request) : UCS_OK;
@@ -227,13 +383,17 @@ struct DataPlane::Worker {
         ++it;
         continue;
       }
+      // The bytes go back before the caller hears: a caller waiting to reuse them (Bulk's spare
+      // buffers) finds them free.
+      if (status != UCS_INPROGRESS) s.owner.reset();
       if (status == UCS_OK) {
         s.done.set_value();
       } else {
         s.done.set_exception(std::make_exception_ptr(Error(
             "data plane: send failed: " + std::string(dead_peer != dead.end() ? dead_peer->second : ucs_status_string(status)))));
       }
-      if (s.request) ucp_request_free(s.request);
+      if (status == UCS_INPROGRESS) abandoned.push_back(*it);  // its bytes stay until UCX lets go
+      else if (s.request) ucp_request_free(s.request);
       it = sends.erase(it);
     }
     for (auto it = receives.begin(); it != receives.end();) {
@@ -312,29 +472,44 @@ struct DataPlane::Worker {
 
   void shutdown() {
     const auto gone = std::make_exception_ptr(Error("data plane: closed"));
+    // Callers hear at once; UCX lets go of the requests once the endpoints are closed.
+    std::vector<void*> requests(welcomes);
     for (auto& s : sends) {
       s->done.set_exception(gone);
-      if (s->request) ucp_request_cancel(worker, s->request), ucp_request_free(s->request);
+      abandoned.push_back(s);
     }
+    for (auto& s : abandoned) requests.push_back(s->request);
     for (auto& r : receives) {
       r->complete(0, gone);
-      if (r->request) ucp_request_cancel(worker, r->request), ucp_request_free(r->request);
+      if (r->request) ucp_request_cancel(worker, r->request), requests.push_back(r->request);
     }
-    sends.clear();
-    receives.clear();
+    for (auto& g : greetings) {
+      if (!g.answered) g.connected.set_value(g.peer);
+      if (g.request) ucp_request_cancel(worker, g.request), requests.push_back(g.request);
+    }
+    std::vector<ucp_ep_h> endpoints(accepted);
+    for (const Peer& peer : peers) {
+      endpoints.push_back(peer.control);
+      if (peer.shared) endpoints.push_back(peer.shared);
+    }
     std::vector<void*> closing;
     ucp_request_param_t p{};
     p.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     p.flags = UCP_EP_CLOSE_FLAG_FORCE;
-    for (auto* list : {&peers, &accepted})
-      for (ucp_ep_h ep : *list) {
-        void* r = ucp_ep_close_nbx(ep, &p);
-        if (UCS_PTR_IS_PTR(r)) closing.push_back(r);
-      }
+    for (ucp_ep_h ep : endpoints) {
+      void* r = ucp_ep_close_nbx(ep, &p);
+      if (UCS_PTR_IS_PTR(r)) closing.push_back(r);
+    }
     for (void* r : closing) {
       while (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_worker_progress(worker);
       ucp_request_free(r);
     }
+    for (void* r : requests)
+      if (r) ucp_request_free(r);
+    sends.clear();
+    abandoned.clear();
+    receives.clear();
+    greetings.clear();
     release();
   }
 };
@@ -352,6 +527,29 @@ bool DataPlane::failed(int peer) const {
   return worker_->failed_peers.count(peer) > 0;
 }
 
+std::vector<std::string> DataPlane::transports(int peer) {
+  std::promise<std::vector<std::string>> named;
+  auto result = named.get_future();
+  Worker* w = worker_.get();
+  w->post([w, peer, &named] {
+    if (peer < 0 || std::size_t(peer) >= w->peers.size()) return named.set_value({});
+    // UCX says only in its printout: "lane[1]:  2:sysv/memory.0 md[2] -> ..."
+    char* text = nullptr;
+    std::size_t size = 0;
+    FILE* out = ::open_memstream(&text, &size);
+    ucp_ep_print_info(w->peers[std::size_t(peer)].carrier(), out);
+    std::fclose(out);
+    std::vector<std::string> names;
+    static const std::regex lane(R"(lane\[\d+\]:\s+\d+:(\w+)/)");
+    const std::string printed(text, size);
+    std::free(text);
+    for (std::sregex_iterator it(printed.begin(), printed.end(), lane), end; it != end; ++it)
+      if (std::find(names.begin(), names.end(), (*it)[1].str()) == names.end()) names.push_back((*it)[1]);
+    named.set_value(names);
+  });
+  return result.get();
+}
+
 std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::span<const std::byte> bytes,
                                   std::shared_ptr<const void> owner) {
   auto s = std::make_shared<Worker::Send>();
@@ -364,7 +562,7 @@ std::future<void> DataPlane::send(int peer, std::uint64_t tag, std::span<const s
       s->done.set_exception(std::make_exception_ptr(Error("data plane: no peer " + std::to_string(peer))));
       return;
     }
-    s->ep = w->peers[std::size_t(peer)];
+    s->ep = w->peers[std::size_t(peer)].carrier();
     const ucp_request_param_t p = bytes_param();
     void* request = ucp_tag_send_nbx(s->ep, s->bytes.data(), s->bytes.size(), tag, &p);
     if (UCS_PTR_IS_ERR(request)) {

@@ -4,7 +4,9 @@
 // One UCP context and worker per process, driven by one thread of its own: callers hand it sends
 // and receives and get futures back. Peers connect to its listener (host:port) and are
 // addressed by the handle connect() returns; a message is a tag and its bytes, received by tag
-// from any peer. No CAF here: the actors that use it pass its handles and tags in their messages.
+// from any peer. A peer on the same machine is reached through shared memory once its listener
+// has said who it is; the network connection stays open beside it, and its failure is the
+// peer's failure (UCX alone notices a dead shared-memory peer only after seconds). No CAF here: the actors that use it pass its handles and tags in their messages.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -20,6 +22,9 @@ struct DataPlaneOptions {
   std::string host = "127.0.0.1";  // the listener's address; loopback keeps UCX on `lo`
   int port = 0;                    // 0: any free port
   std::string interface;           // the network interface UCX uses (eth1); empty: UCX chooses
+  // Peers on this machine (same kernel and namespaces) send through shared memory; false keeps
+  // every peer on the network (loopback tcp for local ones), as BANYAN_SHARED_MEMORY=0 does.
+  bool shared_memory = true;
 };
 
 class DataPlane {
@@ -35,6 +40,9 @@ class DataPlane {
   int connect(const std::string& host, int port);
   // Whether the connection `peer` failed (its process went away): connect again to reach it.
   bool failed(int peer) const;
+  // The UCX transports that carry messages to `peer` (sysv, posix, cma: shared memory; tcp;
+  // self), once it has carried one.
+  std::vector<std::string> transports(int peer);
   // Sends `bytes` with `tag`, without copying them: `owner` keeps them alive until they are
   // delivered to the peer's worker, when the future is ready.
   std::future<void> send(int peer, std::uint64_t tag, std::span<const std::byte> bytes, std::shared_ptr<const void> owner);

@@ -56,6 +56,12 @@ std::vector<float> Bulk::buffer(std::size_t floats) {
   return out;
 }
 
+void Bulk::reserve(std::size_t floats, std::size_t count) {
+  std::vector<std::vector<float>> made;
+  for (std::size_t i = 0; i < count; ++i) made.push_back(buffer(floats));
+  for (auto& b : made) give_back(std::move(b));
+}
+
 void Bulk::give_back(std::vector<float> buffer) {
   std::lock_guard lock(spare_mutex_);
   std::size_t bytes = buffer.capacity() * sizeof(float);

@@ -47,6 +47,9 @@ class Bulk {
   std::vector<float> buffer(std::size_t floats);
   // Floats received and done with: their memory serves what comes in next.
   void recycle(std::vector<float> floats) { give_back(std::move(floats)); }
+  // Makes `count` buffers of `floats` floats ready now, as a stage's first steps would (their
+  // pages are faulted in here rather than during a transfer).
+  void reserve(std::size_t floats, std::size_t count);
   // The data plane itself, for what shares it (the ring of tensor shards spread over nodes).
   transport::DataPlane& plane() { return plane_; }
   // What went out and came in so far.

@@ -48,6 +48,7 @@ int run_transport_peer(int driver_ucx_port, int driver_bulk_port) {
     command >> phase >> bytes >> count;
     if (phase == "quit") return 0;
     std::vector<std::byte> buffer(bytes);
+    if (phase.rfind("bulk", 0) == 0) bulk.reserve(bytes / sizeof(float), 2);  // one coming in, one going back
     const auto into_buffer = [&](std::size_t size) {
       if (size != bytes) throw Error(phase + ": a message of " + std::to_string(size) + " bytes, expected " + std::to_string(bytes));
       return buffer.data();

@@ -129,13 +129,15 @@ std::shared_ptr<PipelineStage> stage(const WeightSource& w, const std::vector<st
 struct ShardWorker {
   std::shared_ptr<actors::Bulk> bulk = std::make_shared<actors::Bulk>("127.0.0.1", "127.0.0.1", 0);
   actors::NodeAddress address;
-  int data_port = 0;  // the worker's
+  int data_port = 0;    // the worker's
+  int leader_port = 0;  // where this process publishes its node: the worker heartbeats its leader
   std::unique_ptr<testkit::ChildProcess> process;
 
   ShardWorker(const std::filesystem::path& model, const std::filesystem::path& dir, const std::string& threads) {
     const auto ports = testkit::free_ports(3);
     address = {"w1", "127.0.0.1", ports[0]};
     data_port = ports[1];
+    leader_port = ports[2];
     std::ofstream(dir / "cluster.yaml") << "model:\n  path: " << model.string()
                                         << "\n  tensor_parallelism_degree: 2\n  placement: [[bench, w1]]\nnodes:\n"
                                         << "  - {name: bench, host: 127.0.0.1, port: " << ports[2]
@@ -251,6 +253,7 @@ int parallel_benchmark(int argc, char** argv) {
     {
       auto leader = worker.leader(*weights, *halves.front());
       actors::Node node(system, "bench", {{.stages = {leader}, .shard_nodes = {{worker.address}}}}, {}, worker.bulk);
+      node.publish("127.0.0.1", worker.leader_port);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
       results.push_back(run(llm, prompts, tokens));

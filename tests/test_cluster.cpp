@@ -101,7 +101,8 @@ void fault_mid_stream(const Launch& cluster, const std::function<void()>& fault,
                       const std::string& expected) {
   testkit::WebSocket ws("127.0.0.1", cluster.http_port);
   ws.send(json{{"request_id", "long"}, {"prompt", kPrompt}, {"max_new_tokens", 400}, {"mode", "incremental"}}.dump());
-  BOOST_TEST(json::parse(ws.receive())["type"] == "token");
+  const json first = json::parse(ws.receive());
+  BOOST_TEST_REQUIRE(first["type"] == "token", first.dump());  // else there is nothing to cut
   fault();
   const auto at = std::chrono::steady_clock::now();
   const testkit::Streamed cut = testkit::read_stream(ws, "long");

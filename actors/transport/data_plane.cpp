@@ -152,12 +152,6 @@ struct DataPlane::Worker {
     ucp_config_modify(config, "CM_REUSEADDR", "y");
     const char* sharing = std::getenv("BANYAN_SHARED_MEMORY");  // "0": the network only, for comparison
     shared_memory = o.shared_memory && !(sharing && std::string(sharing) == "0");
-    // Shared memory under the PEER error mode every endpoint has: UCX leaves its mm transports
-    // out unless told they may be used so, and their FIFO elements must hold UCX's own wire-up
-    // messages (4 KiB; at the default 128 bytes UCX 1.13 loops on "Invalid am_short length").
-    for (const auto& [key, value] : {std::pair{"MM_ERROR_HANDLING", "y"}, {"MM_FIFO_ELEM_SIZE", "8320"}})
-      if (shared_memory && std::getenv(("UCX_" + std::string(key)).c_str()) == nullptr)
-        ucp_config_modify(config, key, value);
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
     params.features = UCP_FEATURE_TAG | UCP_FEATURE_STREAM | UCP_FEATURE_WAKEUP;
@@ -229,8 +223,11 @@ struct DataPlane::Worker {
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
   }
 
-  // Endpoint parameters every peer gets: a failed link is reported (to failed()) rather than left
-  // to hang the operations on it.
+  // Endpoint parameters of the network connections: a failed link is reported (to failed())
+  // rather than left to hang the operations on it. Under this PEER error mode UCX 1.13 leaves
+  // out its shared-memory transports (they cannot report a dead peer), so these stay on the
+  // network, also between network namespaces of one machine, where shared memory would lose
+  // its wake-ups (abstract Unix sockets).
   ucp_ep_params_t endpoint_params(std::uint64_t fields) {
     ucp_ep_params_t ep{};
     ep.field_mask = fields | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
@@ -248,15 +245,15 @@ struct DataPlane::Worker {
     to_welcome.push_back(h);  // sent after this progress call returns
   }
 
-  // Either endpoint of a peer failing fails the peer: a shared-memory endpoint hears of a dead
-  // process only from UCX's keepalive, its network connection at once.
+  // The network connection failing fails the peer, and its shared-memory endpoint with it (which
+  // has no error mode of its own: UCX would let sends to a dead peer wait forever).
   static void failed(void* self, ucp_ep_h ep, ucs_status_t status) {
     Worker& w = *static_cast<Worker*>(self);
     const std::string why = ucs_status_string(status);
     w.dead[ep] = why;
     for (std::size_t i = 0; i < w.peers.size(); ++i) {
       Peer& p = w.peers[i];
-      if (p.control != ep && p.shared != ep) continue;
+      if (p.control != ep) continue;
       w.dead[p.control] = why;
       if (p.shared) w.dead[p.shared] = why;
       std::lock_guard lock(w.m);
@@ -321,10 +318,14 @@ struct DataPlane::Worker {
     }
   }
 
+  // The second endpoint, by the peer's worker address: UCX carries it over sysv shared memory
+  // (and cma). Without an error mode, which would leave shared memory out (see endpoint_params):
+  // its network connection answers for it.
   void share_memory(const Greeting& g) {
     const std::string theirs(reinterpret_cast<const char*>(g.body.data()), g.header.identity_size);
     if (theirs != identity) return;
-    ucp_ep_params_t ep = endpoint_params(UCP_EP_PARAM_FIELD_REMOTE_ADDRESS);
+    ucp_ep_params_t ep{};
+    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
     ep.address = reinterpret_cast<const ucp_address_t*>(g.body.data() + g.header.identity_size);
     ucp_ep_h h = nullptr;
     if (ucp_ep_create(worker, &ep, &h) == UCS_OK) peers[std::size_t(g.peer)].shared = h;

@@ -13,7 +13,7 @@ std::string memory_identity() {
   std::getline(std::ifstream("/proc/sys/kernel/random/boot_id"), boot);
   if (boot.empty()) return {};
   std::string id = boot;
-  for (const char* ns : {"/proc/self/ns/ipc", "/proc/self/ns/pid"}) {
+  for (const char* ns : {"/proc/self/ns/ipc", "/proc/self/ns/pid", "/proc/self/ns/net"}) {
     char target[128] = {};
     if (::readlink(ns, target, sizeof target - 1) <= 0) return {};
     id += std::string("|") + target;

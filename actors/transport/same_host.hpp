@@ -5,8 +5,10 @@
 
 namespace banyan::transport {
 
-// Says which kernel and which IPC and PID namespaces this process lives in: two processes with
-// the same identity can map each other's memory. Empty when the machine does not say.
+// Says which kernel and which IPC, PID and network namespaces this process lives in: two
+// processes with the same identity can map each other's memory (IPC), read it (PID: UCX's cma)
+// and wake each other (UCX signals shared-memory arrivals over abstract Unix sockets, which
+// belong to a network namespace). Empty when the machine does not say.
 std::string memory_identity();
 
 // Whether `host` (an IPv4 address) is this machine: loopback, or one of its interfaces' addresses.

@@ -238,6 +238,8 @@ BOOST_AUTO_TEST_CASE(a_worker_behind_a_dropped_link_is_an_error_and_serves_again
     return;
   }
   Launch cluster({{"head", ns.net + "1"}, {"w1", ns.net + "2"}}, {"head", "w1"}, ns.remote_command());
+  for (const std::string mode : {"speculative", "incremental"})
+    BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
   ns.drop_and_mend(cluster);
 }
 
@@ -247,6 +249,12 @@ BOOST_AUTO_TEST_CASE(tensor_shards_across_a_veth_link_stream_what_one_process_st
   if (!ns.works) {
     BOOST_TEST_MESSAGE("skipped: ip netns does not work here");
     return;
+  }
+  {
+    // pp=2 x tp=2, each stage spread over both sides of the link.
+    Launch cluster({{"head", ns.net + "1"}, {"w1", ns.net + "2"}}, {"[head, w1]", "[w1, head]"}, ns.remote_command(), 2);
+    for (const std::string mode : {"speculative", "incremental"})
+      BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode), "pp=2 x tp=2, mode " << mode);
   }
   Launch cluster({{"head", ns.net + "1"}, {"w1", ns.net + "2"}}, {"[head, w1]"}, ns.remote_command(), 2);
   for (const std::string mode : {"speculative", "incremental"})

@@ -196,7 +196,7 @@ int transport_benchmark(int argc, char** argv) {
                  "Between this process and a peer process over loopback, per message size: one-way throughput and\n"
                  "round-trip time of raw UCX (the data plane), of the pipeline's activation path (Bulk: floats in,\n"
                  "floats out) and of a plain TCP socket (the baseline). Says whether the activation path stays within\n"
-                 "1.5x of raw UCX. The two processes share memory (UCX's sysv/posix transports); set\n"
+                 "1.5x of raw UCX. The two processes share memory (UCX's sysv and cma transports); set\n"
                  "BANYAN_SHARED_MEMORY=0 to measure loopback tcp instead, UCX_TLS to pick UCX's transports.");
   o.add("--sizes", "LIST", "message sizes in KiB", "4,64,1024,16384,65536");
   o.add("--megabytes", "N", "MB sent one way per size and path (at least 8 messages, at most 10000)", "512");

@@ -1,12 +1,17 @@
 // The data plane (actors/transport): bytes between two UCX workers arrive whole and by tag, in
 // both directions, many at once, through shared memory and over loopback tcp; peers on one
-// machine share memory unless told not to; a peer that goes away fails the sends to it instead
-// of hanging them; a bad address is a clear error.
+// machine share memory unless told not to, and a listener that never says who it is holds a
+// connect only a bounded time; a peer that goes away fails the sends to it instead of hanging
+// them; a bad address is a clear error.
 #define BOOST_TEST_MODULE test_transport
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <numeric>
+#include <atomic>
 #include <thread>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <ucp/api/ucp.h>
 
 #include "actors/transport/data_plane.hpp"
 #include "actors/transport/same_host.hpp"
@@ -105,6 +110,70 @@ void fail_sends_to_a_peer_that_went_away(const DataPlaneOptions& mode) {
   BOOST_TEST(a.failed(to_b));
 }
 
+// A UCX listener that accepts connections and never says who it is (not a data plane).
+struct MuteListener {
+  ucp_context_h context = nullptr;
+  ucp_worker_h worker = nullptr;
+  ucp_listener_h listener = nullptr;
+  std::vector<ucp_ep_h> accepted;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  int port = 0;
+
+  MuteListener() {
+    ucp_params_t params{};
+    params.field_mask = UCP_PARAM_FIELD_FEATURES;
+    params.features = UCP_FEATURE_TAG | UCP_FEATURE_STREAM;
+    BOOST_TEST_REQUIRE(ucp_init(&params, nullptr, &context) == UCS_OK);
+    ucp_worker_params_t wp{};
+    BOOST_TEST_REQUIRE(ucp_worker_create(context, &wp, &worker) == UCS_OK);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ucp_listener_params_t lp{};
+    lp.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
+    lp.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
+    lp.sockaddr.addrlen = sizeof address;
+    lp.conn_handler = {[](ucp_conn_request_h request, void* self) {
+                         auto& me = *static_cast<MuteListener*>(self);
+                         ucp_ep_params_t ep{};
+                         ep.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                                         UCP_EP_PARAM_FIELD_ERR_HANDLER;
+                         ep.conn_request = request;
+                         ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+                         ep.err_handler = {[](void*, ucp_ep_h, ucs_status_t) {}, nullptr};  // the peer leaving is expected
+                         ucp_ep_h h = nullptr;
+                         if (ucp_ep_create(me.worker, &ep, &h) == UCS_OK) me.accepted.push_back(h);
+                       },
+                       this};
+    BOOST_TEST_REQUIRE(ucp_listener_create(worker, &lp, &listener) == UCS_OK);
+    ucp_listener_attr_t attr{};
+    attr.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR;
+    BOOST_TEST_REQUIRE(ucp_listener_query(listener, &attr) == UCS_OK);
+    port = ntohs(reinterpret_cast<const sockaddr_in*>(&attr.sockaddr)->sin_port);
+    thread = std::thread([this] {
+      while (!stop) ucp_worker_progress(worker);
+    });
+  }
+  ~MuteListener() {
+    stop = true;
+    thread.join();
+    ucp_listener_destroy(listener);
+    ucp_request_param_t p{};
+    p.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    p.flags = UCP_EP_CLOSE_FLAG_FORCE;
+    for (ucp_ep_h ep : accepted) {
+      void* r = ucp_ep_close_nbx(ep, &p);
+      if (UCS_PTR_IS_PTR(r)) {
+        while (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_worker_progress(worker);
+        ucp_request_free(r);
+      }
+    }
+    ucp_worker_destroy(worker);
+    ucp_cleanup(context);
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(bytes_arrive_whole_and_by_tag) {
@@ -119,6 +188,20 @@ BOOST_AUTO_TEST_CASE(peers_on_this_machine_share_memory_and_others_do_not) {
   const std::string me = memory_identity();
   BOOST_TEST(!me.empty());
   BOOST_TEST(me.find("ipc:[") != std::string::npos, me);  // the namespaces count, not only the kernel
+  BOOST_TEST(me.find("net:[") != std::string::npos, me);
+
+  // A listener that never says who it is: connect() waits for it a bounded time, then the peer
+  // is reached over the network.
+  MuteListener mute;
+  DataPlane a;
+  const auto start = std::chrono::steady_clock::now();
+  const int to_mute = a.connect("127.0.0.1", mute.port);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  BOOST_TEST(waited < 5.0);
+  BOOST_TEST(!a.failed(to_mute));
+  auto sent = a.send(to_mute, 1, pattern(100, 1));
+  ready(sent);
+  BOOST_TEST(!shares_memory(a.transports(to_mute)), listed(a.transports(to_mute)));
 }
 
 BOOST_AUTO_TEST_CASE(sends_without_copies_and_receives_into_the_callers_memory) {

@@ -6,7 +6,8 @@
 // addressed by the handle connect() returns; a message is a tag and its bytes, received by tag
 // from any peer. A peer on the same machine is reached through shared memory once its listener
 // has said who it is; the network connection stays open beside it, and its failure is the
-// peer's failure (a shared-memory connection cannot tell a dead peer). No CAF here: the actors that use it pass its handles and tags in their messages.
+// peer's failure (a shared-memory connection cannot tell a dead peer). No CAF here: the actors
+// that use it pass its handles and tags in their messages.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -112,9 +112,10 @@ struct DataPlane::Worker {
   bool stop = false;
   std::set<int> failed_peers;  // handles whose connection failed
 
+  // Set at start, read-only after: memory_identity(), or empty when this plane shares no memory.
+  std::string identity;
+
   // Worker thread only:
-  bool shared_memory = false;
-  std::string identity;                  // memory_identity()
   std::vector<std::byte> welcome;        // header, identity, worker address
   std::vector<Peer> peers;               // by handle
   std::map<ucp_ep_h, std::string> dead;  // endpoints whose link failed, and why
@@ -150,8 +151,6 @@ struct DataPlane::Worker {
     // A restarted process listens on its port again although connections of the one before
     // linger there (TIME_WAIT).
     ucp_config_modify(config, "CM_REUSEADDR", "y");
-    const char* sharing = std::getenv("BANYAN_SHARED_MEMORY");  // "0": the network only, for comparison
-    shared_memory = o.shared_memory && !(sharing && std::string(sharing) == "0");
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
     params.features = UCP_FEATURE_TAG | UCP_FEATURE_STREAM | UCP_FEATURE_WAKEUP;
@@ -162,7 +161,8 @@ struct DataPlane::Worker {
     wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
     wp.thread_mode = UCS_THREAD_MODE_SINGLE;
     check(ucp_worker_create(context, &wp, &worker), "creating the UCX worker");
-    identity = shared_memory ? memory_identity() : "";
+    const char* sharing = std::getenv("BANYAN_SHARED_MEMORY");  // "0": the network only, for comparison
+    identity = o.shared_memory && !(sharing && std::string(sharing) == "0") ? memory_identity() : "";
     prepare_welcome();
 
     ucp_listener_params_t lp{};
@@ -333,7 +333,7 @@ struct DataPlane::Worker {
 
   int connect(const std::string& host, int peer_port) {
     const sockaddr_in address = socket_address(host, peer_port);
-    const bool greet = shared_memory && !identity.empty() && is_local_address(host);
+    const bool greet = !identity.empty() && is_local_address(host);
     std::promise<int> handle;
     auto result = handle.get_future();
     post([&] {

@@ -152,10 +152,14 @@ Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> ru
     if (leads) runs_.emplace_back(first, handles.empty() ? after : handles.front());  // the others only answer their leader
     stages_.insert(stages_.end(), handles.begin(), handles.end());
   }
+  // One link a node: a leader already watched, or leading two of the runs here, is heartbeaten once.
+  std::vector<NodeAddress> heard = watched;
   for (const auto& run : runs) {
+    if (!run.leader) continue;
     const auto same = [&](const NodeAddress& w) { return w.host == run.leader->host && w.port == run.leader->port; };
-    if (run.leader && std::none_of(watched.begin(), watched.end(), same))
-      links_.push_back(spawn_node_heartbeat(system, *run.leader, health_));
+    if (std::any_of(heard.begin(), heard.end(), same)) continue;
+    heard.push_back(*run.leader);
+    links_.push_back(spawn_node_heartbeat(system, *run.leader, health_));
   }
   for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_));
   node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_, std::move(bulk));

@@ -1,7 +1,7 @@
-// bench decode: prompt and decode speed of the CPU backend for the llama-68m, llama-160m and
-// TinyLlama-1.1B shapes (random weights) in every weight format, against the machine's own
-// memory read bandwidth (decode streams every weight once per step) and OpenBLAS sgemm speed
-// (prefill is matrix-matrix work), both measured in the same run.
+// bench decode: prompt and decode speed of the CPU (or CUDA) backend for the llama-68m,
+// llama-160m and TinyLlama-1.1B shapes (random weights) in every weight format, against the
+// machine's own memory read bandwidth (decode streams every weight once per step; on CUDA the
+// device's) and OpenBLAS sgemm speed (prefill is matrix-matrix work), measured in the same run.
 #include <cstdio>
 #include <iostream>
 
@@ -9,6 +9,7 @@
 #include "bench/benchmarks.hpp"
 #include "cli/option_types.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "engine/device_backend.hpp"
 #include "model/llama_model.hpp"
 #include "model/random_weights.hpp"
 #include "model/sampler.hpp"
@@ -90,11 +91,13 @@ double prefill_flops(const LlamaConfig& c, int tokens) {
 
 int decode_benchmark(int argc, char** argv) {
   cli::Options o("bench decode", "[options]",
-                 "Measures prompt and decode tokens/s of the CPU backend on random-weight models, with the\n"
-                 "weight-streaming GB/s of each decode row as a fraction of the machine's measured read bandwidth.");
+                 "Measures prompt and decode tokens/s of the CPU or CUDA backend on random-weight models, with\n"
+                 "the weight-streaming GB/s of each decode row as a fraction of the measured read bandwidth\n"
+                 "(the machine's, or with --device cuda the GPU's).");
+  o.add("--device", "cpu|cuda", "the backend measured", "cpu");
   o.add("--models", "LIST", "model shapes: llama-68m, llama-160m, tinyllama-1.1b", "llama-68m,llama-160m,tinyllama-1.1b");
   o.add("--dtypes", "LIST", "weight formats", "f32,f16,int8,int4");
-  o.add("--threads", "LIST", "thread counts", "1,2");
+  o.add("--threads", "LIST", "thread counts (CPU)", "1,2");
   o.add("--prompt-tokens", "N", "tokens in the prefill pass", "512");
   o.add("--decode-tokens", "N", "decoding steps", "128");
   o.add("--batch", "N", "sequences in the batched decode rows", "8");
@@ -104,11 +107,23 @@ int decode_benchmark(int argc, char** argv) {
   if (!o.parse(argc, argv)) return 0;
   const int prompt = o.integer("--prompt-tokens"), steps = o.integer("--decode-tokens"), batch = o.integer("--batch");
   if (prompt < 1 || steps < 1 || batch < 1) throw cli::UsageError("token counts and --batch must be positive");
+  const std::string device = o.text("--device");
+  if (device != "cpu" && device != "cuda") throw cli::UsageError("--device must be cpu or cuda, got '" + device + "'");
+  const bool cuda = device == "cuda";
 
   nlohmann::json result;
   result["machine"] = machine_description();
+  result["device"] = cuda ? cuda_description() : "cpu";
   double stream = 0, sgemm = 0;
-  if (!o.has("--no-baselines")) {
+  if (cuda) {
+    make_backend("cuda", 0);  // says clearly when there is no device, before anything is measured
+    std::printf("device: %s\n", cuda_description().c_str());
+    if (!o.has("--no-baselines")) {
+      stream = cuda_read_gb_per_s();
+      std::printf("baseline: device memory read %.0f GB/s\n", stream);
+      result["stream_read_gb_per_s"] = stream;
+    }
+  } else if (!o.has("--no-baselines")) {
     stream = stream_read_gb_per_s(2);
     sgemm = sgemm_gflops(2, 512, 2048, 2048);
     std::printf("baselines: memory read %.1f GB/s (2 threads), OpenBLAS sgemm %.0f GFLOP/s (2 threads, 512x2048x2048)\n",
@@ -125,9 +140,9 @@ int decode_benchmark(int argc, char** argv) {
     for (const auto& dtype_name : o.list("--dtypes")) {
       const ModelOptions options{cli::parse_format_value("--dtypes", dtype_name), DType::f32};
       const EncodedWeights weights(random, options);  // encoded once, shared by every thread count
-      for (const auto& threads_text : o.list("--threads")) {
+      for (const auto& threads_text : cuda ? std::vector<std::string>{"0"} : o.list("--threads")) {
         const int threads = std::stoi(threads_text);
-        auto backend = cpu::make_cpu_backend({threads, o.integer("--spin-us")});
+        auto backend = cuda ? make_backend("cuda", 0) : cpu::make_cpu_backend({threads, o.integer("--spin-us")});
         LlamaModel model(weights, *backend, options);
         const Measured m = measure(model, prompt, steps, batch);
         const double bytes = double(model.decode_bytes());

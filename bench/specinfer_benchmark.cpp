@@ -8,7 +8,7 @@
 #include "bench/benchmarks.hpp"
 #include "bench/story_text.hpp"
 #include "cli/option_types.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "engine/device_backend.hpp"
 #include "engine/engine.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
@@ -80,6 +80,7 @@ int specinfer_benchmark(int argc, char** argv) {
   o.add("--tree-width", "W", "beams per step", std::to_string(TreeShape{}.width));
   o.add("--tree-depth", "D", "speculated tokens per beam", std::to_string(TreeShape{}.depth));
   o.add("--threads", "N", "CPU threads", "2");
+  o.add("--device", "cpu|cuda", "the backend the models run on", "cpu");
   o.add("--out", "FILE", "JSON result file", "bench-specinfer.json");
   if (!o.parse(argc, argv)) return 0;
 
@@ -138,7 +139,10 @@ int specinfer_benchmark(int argc, char** argv) {
 
   const TreeShape tree{o.integer("--tree-width"), o.integer("--tree-depth")};
   const int max_new = o.integer("--max-new-tokens");
-  auto backend = cpu::make_cpu_backend({o.integer("--threads")});
+  const std::string device = o.text("--device");
+  if (device != "cpu" && device != "cuda") throw cli::UsageError("--device must be cpu or cuda, got '" + device + "'");
+  auto backend = make_backend(device, o.integer("--threads"));
+  std::printf("backend: %s\n", backend->name().c_str());
   nlohmann::json rows = nlohmann::json::array();
   std::printf("%-26s %5s | %14s | %14s %10s %9s | %7s\n", "pair", "batch", "incremental t/s", "speculative t/s",
               "tok/step", "SSM time", "speedup");
@@ -168,7 +172,7 @@ int specinfer_benchmark(int argc, char** argv) {
                       {"speedup", speedup}});
     }
   }
-  write_json(o.text("--out"), {{"machine", machine_description()}, {"threads", o.integer("--threads")}, {"rows", rows}});
+  write_json(o.text("--out"), {{"machine", machine_description()}, {"backend", backend->name()}, {"threads", o.integer("--threads")}, {"rows", rows}});
   return 0;
 }
 

@@ -1,13 +1,12 @@
 #include "cli/model_setup.hpp"
 
 #include <chrono>
-#include <dlfcn.h>
 #include <iostream>
 #include <thread>
 #include <unistd.h>
 
 #include "cli/option_types.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "engine/device_backend.hpp"
 #include "engine/local_all_reduce.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
@@ -53,32 +52,6 @@ std::filesystem::path tokenizer_beside(const std::filesystem::path& model) {
 
 std::filesystem::path tokenizer_path(const Options& o, const std::filesystem::path& model) {
   return o.has("--tokenizer") ? std::filesystem::path(o.text("--tokenizer")) : tokenizer_beside(model);
-}
-
-namespace {
-
-// The CUDA backend is a plugin beside this binary (gpu/CMakeLists.txt says why), loaded once
-// and kept loaded: the backend's code lives in it.
-std::unique_ptr<Backend> load_cuda_backend() {
-#ifdef BANYAN_WITH_CUDA
-  const auto path = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "libbanyan_cuda.so";
-  void* plugin = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!plugin) throw Error("--device cuda: cannot load the CUDA backend: " + std::string(::dlerror()));
-  auto make = reinterpret_cast<Backend* (*)()>(::dlsym(plugin, "banyan_make_cuda_backend"));
-  if (!make) throw Error("--device cuda: " + path.string() + " is not Banyan's CUDA backend");
-  return std::unique_ptr<Backend>(make());
-#else
-  throw Error("--device cuda: this build of banyan has no CUDA backend (configure with -DBANYAN_CUDA=ON)");
-#endif
-}
-
-}  // namespace
-
-std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
-  if (threads < 0) throw UsageError("--threads must be 0 or more");
-  if (device == "cpu") return cpu::make_cpu_backend({threads});
-  if (device == "cuda") return load_cuda_backend();
-  throw UsageError("--device must be 'cpu' or 'cuda', got '" + device + "'");
 }
 
 namespace {
@@ -138,6 +111,8 @@ ModelChoice model_choice(const Options& o, bool with_ssms) {
   c.tokenizer = tokenizer_path(o, c.llm.path);
   c.device = o.text("--device");
   c.threads = o.integer("--threads");
+  if (c.device != "cpu" && c.device != "cuda") throw UsageError("--device must be 'cpu' or 'cuda', got '" + c.device + "'");
+  if (c.threads < 0) throw UsageError("--threads must be 0 or more");
   return c;
 }
 

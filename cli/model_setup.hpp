@@ -55,8 +55,6 @@ struct ModelChoice {
 // The choice the options make; SSMs only when `with_ssms`.
 ModelChoice model_choice(const Options& options, bool with_ssms);
 
-std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
-
 struct LoadedModels {
   std::unique_ptr<Backend> backend;
   // Tensor shards compute side by side, each on a backend of its own with its share of the threads.

@@ -1,13 +1,311 @@
 #include "gpu/cuda_backend.hpp"
 
+#include <cmath>
+#include <cstring>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "gpu/cuda_check.hpp"
+#include "gpu/device_memory.hpp"
+#include "gpu/host_staging.hpp"
+#include "gpu/kernels.hpp"
 #include "model/error.hpp"
 
 namespace banyan::gpu {
 
+namespace {
+
+float* f32(Tensor t) { return static_cast<float*>(t.data); }
+
+void check_blas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string("cuda: ") + what + ": cuBLAS " + cublasGetStatusName(status) + " (" +
+                cublasGetStatusString(status) + ")");
+}
+
+struct CudaWeight : DeviceWeight {
+  DeviceMemory memory;
+  WeightView view;
+};
+
+const WeightView& view_of(const DeviceWeight& w) { return static_cast<const CudaWeight&>(w).view; }
+
+class CudaBuffer : public Buffer {
+ public:
+  explicit CudaBuffer(std::int64_t elements) : memory_(std::size_t(elements) * sizeof(float)), elements_(elements) {}
+  Tensor view(std::int64_t rows, std::int64_t cols) override {
+    if (rows * cols > elements_) throw Error("cuda: buffer view larger than the buffer");
+    return {memory_.data(), rows, cols};
+  }
+
+ private:
+  DeviceMemory memory_;
+  std::int64_t elements_;
+};
+
+class CudaKvCache : public KvCache {
+ public:
+  explicit CudaKvCache(const KvCacheSpec& spec) : spec_(spec) {
+    if (spec.dtype == DType::bf16) throw Error("cuda: the KV cache holds f32 or f16, not bf16");
+    if (spec.head_dim > kMaxHeadDim)
+      throw Error("cuda: attention takes heads of at most " + std::to_string(kMaxHeadDim) + " dimensions; this model's have " +
+                  std::to_string(spec.head_dim));
+    const std::size_t bytes = std::size_t(spec.layers) * spec.slots * spec.capacity * spec.kv_heads * spec.head_dim *
+                              dtype_size(spec.dtype);
+    keys_ = DeviceMemory(bytes);
+    values_ = DeviceMemory(bytes);
+    view_ = {keys_.data(), values_.data(), spec.layers, spec.slots, spec.capacity, spec.kv_heads, spec.head_dim,
+             spec.dtype == DType::f16};
+  }
+  const KvCacheSpec& spec() const override { return spec_; }
+  std::size_t bytes() const override { return keys_.bytes() + values_.bytes(); }
+  const KvView& view() const { return view_; }
+
+ private:
+  KvCacheSpec spec_;
+  DeviceMemory keys_, values_;
+  KvView view_;
+};
+
+// Device scratch that only grows. Growing waits for the stream: queued kernels may still use
+// the old block.
+class Scratch {
+ public:
+  void* at_least(std::size_t bytes, cudaStream_t stream) {
+    if (bytes > memory_.bytes()) {
+      check(cudaStreamSynchronize(stream), "growing scratch memory");
+      memory_ = DeviceMemory();
+      memory_ = DeviceMemory(bytes);
+    }
+    return memory_.data();
+  }
+
+ private:
+  DeviceMemory memory_;
+};
+
+// All work goes to one stream in the order it is asked for, under one lock: several threads
+// (SSM runners, pipeline stages) may share the backend, and a kernel never needs a result that
+// another thread's call has yet to enqueue. Only read() waits for the device.
+class CudaBackend : public Backend {
+ public:
+  CudaBackend() {
+    check(cudaSetDevice(device_), "selecting device 0");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a stream");
+    check_blas(cublasCreate(&blas_), "creating a cuBLAS handle");
+    check_blas(cublasSetStream(blas_, stream_), "cublasSetStream");
+    cudaDeviceProp p{};
+    check(cudaGetDeviceProperties(&p, device_), "reading the device's properties");
+    name_ = std::string("cuda (") + p.name + ", " + std::to_string(p.multiProcessorCount) + " SMs)";
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    cublasDestroy(blas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return name_; }
+
+  std::unique_ptr<DeviceWeight> upload(WeightData data) override {
+    auto lock = enter();
+    auto w = std::make_unique<CudaWeight>();
+    w->rows = data.rows;
+    w->cols = data.cols;
+    w->format = data.format;
+    w->memory = DeviceMemory(data.bytes.size());
+    w->bytes = data.bytes.size();
+    check(cudaMemcpy(w->memory.data(), data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice), "uploading a weight");
+    w->view = {w->memory.data(), data.format, data.rows, data.cols, data.format == WeightFormat::f32 || data.format == WeightFormat::f16 ? 0 : data.quant_bytes()};
+    return w;
+  }
+
+  std::unique_ptr<Buffer> allocate(std::int64_t elements) override {
+    auto lock = enter();
+    return std::make_unique<CudaBuffer>(elements);
+  }
+
+  std::unique_ptr<KvCache> create_kv_cache(const KvCacheSpec& spec) override {
+    auto lock = enter();
+    auto kv = std::make_unique<CudaKvCache>(spec);
+    check(cudaMemsetAsync(kv->view().keys, 0, kv->bytes() / 2, stream_), "clearing the KV cache");
+    check(cudaMemsetAsync(kv->view().values, 0, kv->bytes() / 2, stream_), "clearing the KV cache");
+    return kv;
+  }
+
+  void embed(const DeviceWeight& table, const ForwardBatch& batch, Tensor out) override {
+    auto lock = enter();
+    gpu::embed(view_of(table), device_batch(batch), f32(out), stream_);
+  }
+
+  void rms_norm(Tensor x, const DeviceWeight& gamma, float eps, Tensor out) override {
+    auto lock = enter();
+    gpu::rms_norm(f32(x), static_cast<const float*>(view_of(gamma).data), eps, int(x.rows), int(x.cols), f32(out), stream_);
+  }
+
+  void matmul(Tensor x, const DeviceWeight& w, Tensor out) override {
+    auto lock = enter();
+    const WeightView& v = view_of(w);
+    const bool stored_groups = v.format != WeightFormat::f32 && v.cols % kQuantGroup == 0;
+    if (stored_groups && x.rows <= kGemvMaxTokens) return small_batch_gemv(v, f32(x), int(x.rows), f32(out), stream_);
+    switch (v.format) {
+      case WeightFormat::f32: return gemm_f32(v, x, out);
+      case WeightFormat::f16: return gemm_f16(v.data, v, x, out);
+      case WeightFormat::q8:
+      case WeightFormat::q4: {
+        auto* expanded = static_cast<std::uint16_t*>(expanded_weight_.at_least(std::size_t(v.rows * v.cols) * 2, stream_));
+        dequantize(v, expanded, stream_);
+        return gemm_f16(expanded, v, x, out);
+      }
+    }
+  }
+
+  void rope(Tensor q, Tensor k, const ForwardBatch& batch, int head_dim, float theta) override {
+    if (head_dim % 2 != 0 || head_dim > kMaxHeadDim)
+      throw Error("cuda: rotary embedding takes an even head size of at most " + std::to_string(kMaxHeadDim) + ", not " +
+                  std::to_string(head_dim));
+    auto lock = enter();
+    gpu::rope(f32(q), int(q.cols), f32(k), int(k.cols), device_batch(batch), head_dim, inverse_frequencies(head_dim, theta),
+              stream_);
+  }
+
+  void attention(int layer, Tensor q, Tensor k, Tensor v, const ForwardBatch& batch, KvCache& kv_base,
+                 Tensor out) override {
+    auto lock = enter();
+    const KvView& kv = static_cast<CudaKvCache&>(kv_base).view();
+    const BatchView& b = device_batch(batch);
+    store_kv(f32(k), f32(v), b, kv, layer, stream_);
+    gpu::attention(f32(q), int(q.cols / kv.head_dim), b, kv, layer, f32(out), stream_);
+  }
+
+  void copy_kv_rows(KvCache& kv_base, int slot, std::span<const std::pair<int, int>> from_to) override {
+    auto lock = enter();
+    const auto& kv = static_cast<CudaKvCache&>(kv_base);
+    std::vector<std::int32_t> moves;
+    for (const auto& [from, to] : from_to) {
+      if (from < 0 || to < 0 || from >= kv.spec().capacity || to >= kv.spec().capacity)
+        throw Error("cuda: KV row move " + std::to_string(from) + " -> " + std::to_string(to) + " out of range");
+      moves.push_back(from);
+      moves.push_back(to);
+    }
+    gpu::copy_kv_rows(kv.view(), slot, upload_indices(moves), int(from_to.size()), stream_);
+  }
+
+  void silu_mul(Tensor gate, Tensor up) override {
+    auto lock = enter();
+    gpu::silu_mul(f32(gate), f32(up), gate.rows * gate.cols, stream_);
+  }
+
+  void add(Tensor x, Tensor y) override {
+    auto lock = enter();
+    gpu::add(f32(x), f32(y), x.rows * x.cols, stream_);
+  }
+
+  void gather_rows(Tensor x, std::span<const std::int32_t> rows, Tensor out) override {
+    auto lock = enter();
+    gpu::gather_rows(f32(x), x.cols, upload_indices({rows.begin(), rows.end()}), int(rows.size()), f32(out), stream_);
+  }
+
+  void read(Tensor x, std::span<float> out) override {
+    auto lock = enter();
+    check(cudaMemcpyAsync(out.data(), x.data, out.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_), "read");
+    check(cudaStreamSynchronize(stream_), "running the queued kernels");
+  }
+
+  void write(std::span<const float> in, Tensor x) override {
+    auto lock = enter();
+    check(cudaMemcpyAsync(x.data, in.data(), in.size() * sizeof(float), cudaMemcpyHostToDevice, stream_), "write");
+    check(cudaStreamSynchronize(stream_), "write");  // `in` may go once this returns
+  }
+
+ private:
+  // Takes the lock; the calling thread may not have chosen the device yet.
+  std::unique_lock<std::mutex> enter() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    check(cudaSetDevice(device_), "selecting the device");
+    return lock;
+  }
+
+  // out = x · wᵀ in f32 (row-major x [n, in], w [out, in] are column-major [in, n], [in, out]).
+  void gemm_f32(const WeightView& w, Tensor x, Tensor out) {
+    const float one = 1.0f, zero = 0.0f;
+    check_blas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(x.rows), int(w.cols), &one,
+                           static_cast<const float*>(w.data), int(w.cols), f32(x), int(w.cols), &zero, f32(out), int(w.rows)),
+               "f32 matmul");
+  }
+
+  // The same with f16 weights and inputs on tensor cores, f32 accumulation and output.
+  void gemm_f16(const void* weight, const WeightView& w, Tensor x, Tensor out) {
+    const std::int64_t n = x.rows * x.cols;
+    auto* x16 = static_cast<std::uint16_t*>(half_input_.at_least(std::size_t(n) * 2, stream_));
+    to_half(f32(x), n, x16, stream_);
+    const float one = 1.0f, zero = 0.0f;
+    check_blas(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(x.rows), int(w.cols), &one, weight,
+                            CUDA_R_16F, int(w.cols), x16, CUDA_R_16F, int(w.cols), &zero, f32(out), CUDA_R_32F,
+                            int(w.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "f16 matmul");
+  }
+
+  // The layer stack hands every call of one pass the same batch: it goes to the device once.
+  const BatchView& device_batch(const ForwardBatch& b) {
+    if (b.tokens != batch_.tokens || b.positions != batch_.positions || b.slots != batch_.slots ||
+        b.cache_rows != batch_.cache_rows || b.visible != batch_.visible || b.tree_masks != batch_.tree_masks) {
+      batch_ = b;
+      const std::size_t n = b.size();
+      // Masks first (8-byte aligned), then the five int32 fields.
+      std::byte* host = staging_.take(n * (8 + 5 * 4));
+      std::memcpy(host, b.tree_masks.data(), n * 8);
+      const std::vector<std::int32_t>* fields[] = {&b.tokens, &b.positions, &b.slots, &b.cache_rows, &b.visible};
+      for (int f = 0; f < 5; ++f) std::memcpy(host + n * 8 + std::size_t(f) * n * 4, fields[f]->data(), n * 4);
+      auto* device = static_cast<std::byte*>(batch_memory_.at_least(n * (8 + 5 * 4), stream_));
+      staging_.send(device, n * (8 + 5 * 4), stream_);
+      auto field = [&](int f) { return reinterpret_cast<const std::int32_t*>(device + n * 8 + std::size_t(f) * n * 4); };
+      batch_view_ = {field(0), field(1), field(2), field(3), field(4), reinterpret_cast<const std::uint64_t*>(device), int(n)};
+    }
+    return batch_view_;
+  }
+
+  // Row indices or KV moves for the next kernel.
+  const std::int32_t* upload_indices(const std::vector<std::int32_t>& values) {
+    const std::size_t bytes = values.size() * sizeof(std::int32_t);
+    std::memcpy(staging_.take(bytes), values.data(), bytes);
+    void* device = index_memory_.at_least(bytes, stream_);
+    staging_.send(device, bytes, stream_);
+    return static_cast<const std::int32_t*>(device);
+  }
+
+  // RoPE's 1 / theta^(2j / head_dim), formed as the CPU backend forms it, kept per shape.
+  const float* inverse_frequencies(int head_dim, float theta) {
+    auto [it, fresh] = inv_freq_.try_emplace({head_dim, theta});
+    if (fresh) {
+      std::vector<float> f(std::size_t(head_dim / 2));
+      for (int j = 0; j < head_dim / 2; ++j) f[std::size_t(j)] = 1.0f / std::pow(theta, float(2 * j) / float(head_dim));
+      it->second = DeviceMemory(f.size() * sizeof(float));
+      check(cudaMemcpy(it->second.data(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "RoPE frequencies");
+    }
+    return it->second.as<const float>();
+  }
+
+  int device_ = 0;
+  std::mutex mutex_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  std::string name_;
+  Scratch half_input_, expanded_weight_, batch_memory_, index_memory_;
+  HostStaging staging_;
+  ForwardBatch batch_;  // what batch_view_ describes
+  BatchView batch_view_;
+  std::map<std::pair<int, float>, DeviceMemory> inv_freq_;
+};
+
+}  // namespace
+
 std::unique_ptr<Backend> make_cuda_backend() {
   std::string why;
   if (cuda_device_count(&why) == 0) throw Error("--device cuda: no CUDA device is available (" + why + ")");
-  throw Error("--device cuda: the CUDA backend's kernels are not implemented yet; use --device cpu");
+  return std::make_unique<CudaBackend>();
 }
 
 }  // namespace banyan::gpu

@@ -1,6 +1,7 @@
 #pragma once
-// The CUDA backend. Its kernels are issue 8's work; today it finds the device, and says
-// clearly when there is none, so that `--device cuda` never crashes.
+// The CUDA backend: weights on the device as stored (f32, f16, int8, int4), activations in f32,
+// products by cuBLAS (f16 on tensor cores) or, for a few tokens, by kernels that read the stored
+// weights directly; attention over a device KV cache with the token-tree mask (gpu/kernels.hpp).
 #include <memory>
 
 #include "gpu/cuda_device.hpp"

@@ -29,4 +29,12 @@ std::string cuda_library_versions() {
          std::to_string(nccl);
 }
 
+std::string cuda_device_description() {
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return "no CUDA device";
+  return std::string(p.name) + ", " + std::to_string(p.multiProcessorCount) + " SMs, " +
+         std::to_string(p.totalGlobalMem >> 30) + " GiB, compute capability " + std::to_string(p.major) + "." +
+         std::to_string(p.minor);
+}
+
 }  // namespace banyan::gpu

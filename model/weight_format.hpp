@@ -18,11 +18,9 @@
 
 #include "model/dtype.hpp"
 #include "model/host_tensor.hpp"
+#include "model/weight_layout.hpp"
 
 namespace banyan {
-
-enum class WeightFormat : std::uint8_t { f32, f16, q8, q4 };
-inline constexpr int kQuantGroup = 32;
 
 std::string_view format_name(WeightFormat f);
 // Parses "f32", "f16", "int8"/"q8", "int4"/"q4".

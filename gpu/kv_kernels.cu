@@ -1,0 +1,150 @@
+// The KV cache's kernels: storing a batch's keys and values, attention over a slot's rows with
+// the token-tree mask, and compacting accepted tree rows into place.
+#include <cmath>
+
+#include "gpu/cuda_check.hpp"
+#include "gpu/device_math.cuh"
+#include "gpu/kernels.hpp"
+
+namespace banyan::gpu {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kAttentionWarps = 4;
+constexpr int kLaneValues = kMaxHeadDim / 32;
+
+__device__ __forceinline__ float load(const float* p) { return *p; }
+__device__ __forceinline__ float load(const std::uint16_t* p) { return half_to_float(*p); }
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(std::uint16_t* p, float v) { *p = float_to_half(v); }
+
+__device__ __forceinline__ std::int64_t row_offset(const KvView& kv, int layer, int slot, int row) {
+  return ((std::int64_t(layer) * kv.slots + slot) * kv.capacity + row) * kv.row();
+}
+
+template <typename T>
+__global__ void store_kv_kernel(const float* k, const float* v, const std::int32_t* slots, const std::int32_t* rows,
+                                KvView kv, int layer) {
+  const std::int64_t i = blockIdx.x, width = kv.row(), at = row_offset(kv, layer, slots[i], rows[i]);
+  for (std::int64_t e = threadIdx.x; e < width; e += blockDim.x) {
+    store(static_cast<T*>(kv.keys) + at + e, k[i * width + e]);
+    store(static_cast<T*>(kv.values) + at + e, v[i * width + e]);
+  }
+}
+
+// Row of the k-th set bit of `mask`.
+__device__ __forceinline__ int nth_set_bit(std::uint64_t mask, int k) {
+  for (int c = 0; c < k; ++c) mask &= mask - 1;
+  return __ffsll(static_cast<long long>(mask)) - 1;
+}
+
+// One block per (head, query token). Each warp takes every kAttentionWarps-th row the token may
+// see — the visible prefix, then its ancestors by the tree mask — keeping an online softmax
+// (running max, sum and weighted values; lane l holds dimensions l, l + 32, ...); the warps'
+// states are merged at the end.
+template <typename T>
+__global__ void attention_kernel(const float* q, BatchView batch, KvView kv, int layer, int heads, float scale,
+                                 float* out) {
+  const int head = blockIdx.x, i = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = heads / kv.kv_heads, visible = batch.visible[i];
+  const std::uint64_t mask = batch.tree_masks[i];
+  const int rows = visible + __popcll(static_cast<unsigned long long>(mask));
+  const std::int64_t q_cols = std::int64_t(heads) * kv.head_dim;
+  const std::int64_t base = row_offset(kv, layer, batch.slots[i], 0) + std::int64_t(head / group) * kv.head_dim;
+  const T* keys = static_cast<const T*>(kv.keys) + base;
+  const T* values = static_cast<const T*>(kv.values) + base;
+
+  float qv[kLaneValues], acc[kLaneValues];
+#pragma unroll
+  for (int j = 0; j < kLaneValues; ++j) {
+    qv[j] = lane + 32 * j < kv.head_dim ? q[i * q_cols + std::int64_t(head) * kv.head_dim + lane + 32 * j] : 0.0f;
+    acc[j] = 0.0f;
+  }
+  float max = -INFINITY, sum = 0.0f;
+  for (int t = warp; t < rows; t += kAttentionWarps) {
+    const int r = t < visible ? t : visible + nth_set_bit(mask, t - visible);
+    const std::int64_t at = std::int64_t(r) * kv.row() + lane;
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kLaneValues; ++j)
+      if (lane + 32 * j < kv.head_dim) s += qv[j] * load(keys + at + 32 * j);
+    s = warp_sum(s) * scale;
+    const float new_max = fmaxf(max, s), shrink = expf(max - new_max), p = expf(s - new_max);
+    sum = sum * shrink + p;
+#pragma unroll
+    for (int j = 0; j < kLaneValues; ++j)
+      if (lane + 32 * j < kv.head_dim) acc[j] = acc[j] * shrink + p * load(values + at + 32 * j);
+    max = new_max;
+  }
+
+  __shared__ float warp_max[kAttentionWarps], warp_sum_of[kAttentionWarps], warp_acc[kAttentionWarps][kMaxHeadDim];
+  if (lane == 0) {
+    warp_max[warp] = max;
+    warp_sum_of[warp] = sum;
+  }
+#pragma unroll
+  for (int j = 0; j < kLaneValues; ++j)
+    if (lane + 32 * j < kv.head_dim) warp_acc[warp][lane + 32 * j] = acc[j];
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < kAttentionWarps; ++w) m = fmaxf(m, warp_max[w]);
+  for (int d = threadIdx.x; d < kv.head_dim; d += blockDim.x) {
+    float total = 0.0f, value = 0.0f;
+    for (int w = 0; w < kAttentionWarps; ++w) {
+      if (warp_sum_of[w] == 0.0f) continue;  // a warp that saw no row
+      const float c = expf(warp_max[w] - m);
+      total += warp_sum_of[w] * c;
+      value += warp_acc[w][d] * c;
+    }
+    out[i * q_cols + std::int64_t(head) * kv.head_dim + d] = total > 0.0f ? value / total : 0.0f;
+  }
+}
+
+// Each thread owns one element column of a row, for every move in order, so moves that read a
+// row an earlier move wrote see it written (the CPU backend's order).
+template <typename T>
+__global__ void copy_kv_rows_kernel(KvView kv, int slot, const std::int32_t* from_to, int moves) {
+  const int layer = blockIdx.y;
+  T* data = static_cast<T*>(blockIdx.z == 0 ? kv.keys : kv.values);
+  const std::int64_t width = kv.row();
+  for (std::int64_t e = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; e < width; e += std::int64_t(gridDim.x) * blockDim.x)
+    for (int m = 0; m < moves; ++m)
+      data[row_offset(kv, layer, slot, from_to[2 * m + 1]) + e] = data[row_offset(kv, layer, slot, from_to[2 * m]) + e];
+}
+
+}  // namespace
+
+void store_kv(const float* k, const float* v, const BatchView& batch, const KvView& kv, int layer, cudaStream_t stream) {
+  if (batch.size == 0) return;
+  if (kv.half)
+    store_kv_kernel<std::uint16_t><<<batch.size, kThreads, 0, stream>>>(k, v, batch.slots, batch.cache_rows, kv, layer);
+  else
+    store_kv_kernel<float><<<batch.size, kThreads, 0, stream>>>(k, v, batch.slots, batch.cache_rows, kv, layer);
+  check_launch("store_kv");
+}
+
+void attention(const float* q, int heads, const BatchView& batch, const KvView& kv, int layer, float* out,
+               cudaStream_t stream) {
+  if (batch.size == 0) return;
+  const dim3 grid(unsigned(heads), unsigned(batch.size));
+  const float scale = 1.0f / std::sqrt(float(kv.head_dim));
+  if (kv.half)
+    attention_kernel<std::uint16_t><<<grid, 32 * kAttentionWarps, 0, stream>>>(q, batch, kv, layer, heads, scale, out);
+  else
+    attention_kernel<float><<<grid, 32 * kAttentionWarps, 0, stream>>>(q, batch, kv, layer, heads, scale, out);
+  check_launch("attention");
+}
+
+void copy_kv_rows(const KvView& kv, int slot, const std::int32_t* from_to, int moves, cudaStream_t stream) {
+  if (moves == 0) return;
+  const dim3 grid(blocks_for(kv.row(), kThreads), unsigned(kv.layers), 2);
+  if (kv.half)
+    copy_kv_rows_kernel<std::uint16_t><<<grid, kThreads, 0, stream>>>(kv, slot, from_to, moves);
+  else
+    copy_kv_rows_kernel<float><<<grid, kThreads, 0, stream>>>(kv, slot, from_to, moves);
+  check_launch("copy_kv_rows");
+}
+
+}  // namespace banyan::gpu

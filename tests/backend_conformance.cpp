@@ -1,0 +1,433 @@
+// The backend conformance suite: the same cases for every backend, each operation against a
+// plain double-precision reference (weights decoded by weight_format.hpp's decode_row), and
+// whole models against the CPU backend. Built once per device (BANYAN_TEST_DEVICE): test_backend_cpu
+// always, test_backend_cuda with the CUDA build, which reports "skipped: no CUDA device" where
+// there is none.
+#define BOOST_TEST_MODULE backend_conformance
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+
+#include "engine/device_backend.hpp"
+#include "engine/engine.hpp"
+#include "model/error.hpp"
+#include "model/llama_model.hpp"
+#include "model/random_weights.hpp"
+#include "tests/support/test_support.hpp"
+
+using namespace banyan;
+namespace utf = boost::unit_test;
+
+namespace {
+
+const std::string kDevice = BANYAN_TEST_DEVICE;
+
+Backend& backend() {
+  static const std::unique_ptr<Backend> b = make_backend(kDevice, 2);
+  return *b;
+}
+
+struct RequireDevice {
+  RequireDevice() {
+    try {
+      BOOST_TEST_MESSAGE("backend: " << backend().name());
+    } catch (const Error& e) {
+      if (kDevice == "cuda" && std::string(e.what()).find("no CUDA device") != std::string::npos)
+        test::skip_program("no CUDA device (" + std::string(e.what()) + ")");
+      throw;
+    }
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(RequireDevice);
+
+// Cases that compare against the CPU backend mean nothing on it.
+boost::test_tools::assertion_result not_the_cpu(utf::test_unit_id) {
+  boost::test_tools::assertion_result r(kDevice != "cpu");
+  r.message() << "the CPU backend is the reference of this case";
+  return r;
+}
+
+std::vector<float> random_values(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// An activation matrix on the backend holding `values`.
+struct Matrix {
+  std::unique_ptr<Buffer> buffer;
+  Tensor t;
+  Matrix(std::int64_t rows, std::int64_t cols, const std::vector<float>& values = {})
+      : buffer(backend().allocate(std::max<std::int64_t>(1, rows * cols))), t(buffer->view(rows, cols)) {
+    backend().write(values.empty() ? std::vector<float>(std::size_t(rows * cols)) : values, t);
+  }
+  std::vector<float> read() const {
+    std::vector<float> out(std::size_t(t.rows * t.cols));
+    backend().read(t, out);
+    return out;
+  }
+};
+
+struct Weight {
+  WeightData data;  // kept for the reference
+  std::unique_ptr<DeviceWeight> device;
+  Weight(std::int64_t rows, std::int64_t cols, WeightFormat f, std::mt19937& rng, float scale = 0.5f)
+      : data(encode(HostTensor{{rows, cols}, random_values(std::size_t(rows * cols), rng, scale)}, f)),
+        device(backend().upload(data)) {}
+  std::vector<float> row(std::int64_t r) const {
+    std::vector<float> out(std::size_t(data.cols));
+    decode_row(data, r, out.data());
+    return out;
+  }
+};
+
+// How far a product may be from the exact one, as a share of sum |w * x|: the CPU backend
+// multiplies int8/int4 weights with activations rounded to int8; cuBLAS's f16 path rounds them
+// to f16.
+double product_tolerance(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::f32: return 3e-5;
+    case WeightFormat::f16: return 2e-3;
+    default: return 1e-2;
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_cuda_plugin_names_the_device_and_libraries, *utf::precondition(not_the_cpu)) {
+  const std::string d = cuda_description();
+  BOOST_TEST_MESSAGE(d);
+  BOOST_TEST(d.find("cuBLAS") != std::string::npos);
+  BOOST_TEST(d.find("NCCL 2") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(matmul_matches_the_decoded_weights_in_every_format) {
+  std::mt19937 rng(1);
+  struct Shape {
+    std::int64_t rows, cols;
+  };
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4})
+    for (Shape s : {Shape{37, 64}, Shape{5, 256}, Shape{64, 96}, Shape{33, 50}}) {
+      if (!format_fits(f, s.cols)) continue;
+      const Weight w(s.rows, s.cols, f, rng);
+      for (std::int64_t tokens : {1, 2, 5, 8, 9, 33}) {
+        BOOST_TEST_CONTEXT(format_name(f) << " [" << s.rows << ", " << s.cols << "], " << tokens << " tokens") {
+          const auto xv = random_values(std::size_t(tokens * s.cols), rng);
+          const Matrix x(tokens, s.cols, xv), out(tokens, s.rows);
+          backend().matmul(x.t, *w.device, out.t);
+          const auto got = out.read();
+          for (std::int64_t r = 0; r < s.rows; ++r) {
+            const auto wr = w.row(r);
+            for (std::int64_t t = 0; t < tokens; ++t) {
+              double exact = 0, magnitude = 0;
+              for (std::int64_t c = 0; c < s.cols; ++c) {
+                exact += double(wr[std::size_t(c)]) * xv[std::size_t(t * s.cols + c)];
+                magnitude += std::abs(double(wr[std::size_t(c)]) * xv[std::size_t(t * s.cols + c)]);
+              }
+              BOOST_TEST_REQUIRE(std::abs(got[std::size_t(t * s.rows + r)] - exact) <= product_tolerance(f) * magnitude + 1e-6,
+                                 "row " << r << ", token " << t << ": " << got[std::size_t(t * s.rows + r)] << " vs " << exact);
+            }
+          }
+        }
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(embedding_rows_are_the_stored_rows) {
+  std::mt19937 rng(2);
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+    const Weight table(50, 64, f, rng);
+    ForwardBatch batch;
+    for (int token : {0, 49, 7, 7, 23}) batch.add_causal(token, 0, int(batch.size()), false);
+    const Matrix out(std::int64_t(batch.size()), 64);
+    backend().embed(*table.device, batch, out.t);
+    const auto got = out.read();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto expected = table.row(batch.tokens[i]);
+      BOOST_TEST(std::vector<float>(got.begin() + std::int64_t(i) * 64, got.begin() + std::int64_t(i + 1) * 64) == expected,
+                 boost::test_tools::per_element());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rms_norm_matches_the_formula) {
+  std::mt19937 rng(3);
+  const std::int64_t rows = 3, cols = 100;
+  const auto xv = random_values(std::size_t(rows * cols), rng, 3.0f);
+  const auto gamma = random_values(std::size_t(cols), rng);
+  const auto g = backend().upload(encode(HostTensor{{cols}, gamma}, WeightFormat::f32));
+  const Matrix x(rows, cols, xv), out(rows, cols);
+  backend().rms_norm(x.t, *g, 1e-5f, out.t);
+  const auto got = out.read();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (std::int64_t c = 0; c < cols; ++c) ss += double(xv[std::size_t(r * cols + c)]) * xv[std::size_t(r * cols + c)];
+    const double scale = 1.0 / std::sqrt(ss / double(cols) + 1e-5);
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const double expected = xv[std::size_t(r * cols + c)] * scale * gamma[std::size_t(c)];
+      BOOST_TEST(got[std::size_t(r * cols + c)] == expected, boost::test_tools::tolerance(1e-5));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rope_rotates_halves_at_each_position) {
+  std::mt19937 rng(4);
+  for (int head_dim : {8, 64, 128})
+    for (float theta : {10000.0f, 500000.0f}) {
+      BOOST_TEST_CONTEXT("head_dim " << head_dim << ", theta " << theta) {
+        const int q_heads = 4, k_heads = 2;
+        ForwardBatch batch;
+        for (int pos : {0, 1, 7, 300, 2047}) batch.add_causal(1, 0, pos, false);
+        const std::int64_t n = std::int64_t(batch.size()), qc = q_heads * head_dim, kc = k_heads * head_dim;
+        const auto qv = random_values(std::size_t(n * qc), rng), kv = random_values(std::size_t(n * kc), rng);
+        const Matrix q(n, qc, qv), k(n, kc, kv);
+        backend().rope(q.t, k.t, batch, head_dim, theta);
+        const std::vector<float> gq = q.read(), gk = k.read();
+        const int half = head_dim / 2;
+        auto check = [&](const std::vector<float>& before, const std::vector<float>& after, std::int64_t cols) {
+          for (std::int64_t i = 0; i < n; ++i)
+            for (std::int64_t h = 0; h < cols / head_dim; ++h)
+              for (int j = 0; j < half; ++j) {
+                // Hugging Face forms the angle in f32: pos * (1 / theta^(2j / d)).
+                const float angle = float(batch.positions[std::size_t(i)]) * (1.0f / std::pow(theta, float(2 * j) / float(head_dim)));
+                const std::size_t a = std::size_t(i * cols + h * head_dim + j), b = a + std::size_t(half);
+                const double c = std::cos(double(angle)), s = std::sin(double(angle));
+                BOOST_TEST_REQUIRE(std::abs(after[a] - (before[a] * c - before[b] * s)) < 1e-5);
+                BOOST_TEST_REQUIRE(std::abs(after[b] - (before[b] * c + before[a] * s)) < 1e-5);
+              }
+        };
+        check(qv, gq, qc);
+        check(kv, gk, kc);
+      }
+    }
+}
+
+namespace {
+
+// A KV cache on the backend and its host mirror; attention's reference reads the mirror.
+class KvCheck {
+ public:
+  KvCheck(int head_dim, DType dtype)
+      : spec_{2, 3, 64, 2, head_dim, dtype}, kv_(backend().create_kv_cache(spec_)),
+        mirror_(std::size_t(spec_.layers * spec_.slots * spec_.capacity * 2),
+                std::vector<float>(std::size_t(row()))) {}
+
+  int row() const { return spec_.kv_heads * spec_.head_dim; }
+  KvCache& kv() { return *kv_; }
+
+  // Runs attention for `batch` on `layer` with random q/k/v; checks every output.
+  void attend(int layer, const ForwardBatch& batch, std::mt19937& rng) {
+    const int heads = 4, head_dim = spec_.head_dim;
+    const std::int64_t n = std::int64_t(batch.size()), qc = heads * head_dim;
+    const auto qv = random_values(std::size_t(n * qc), rng), kv = random_values(std::size_t(n * row()), rng),
+               vv = random_values(std::size_t(n * row()), rng);
+    const Matrix q(n, qc, qv), k(n, row(), kv), v(n, row(), vv), out(n, qc);
+    backend().attention(layer, q.t, k.t, v.t, batch, *kv_, out.t);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (int e = 0; e < row(); ++e) {
+        key(layer, batch.slots[std::size_t(i)], batch.cache_rows[std::size_t(i)])[std::size_t(e)] = stored(kv[std::size_t(i * row() + e)]);
+        value(layer, batch.slots[std::size_t(i)], batch.cache_rows[std::size_t(i)])[std::size_t(e)] = stored(vv[std::size_t(i * row() + e)]);
+      }
+    const auto got = out.read();
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::vector<int> rows;
+      for (int r = 0; r < batch.visible[std::size_t(i)]; ++r) rows.push_back(r);
+      for (int j = 0; j < 64; ++j)
+        if (batch.tree_masks[std::size_t(i)] >> j & 1) rows.push_back(batch.visible[std::size_t(i)] + j);
+      for (int h = 0; h < heads; ++h) {
+        const int kvh = h / (heads / spec_.kv_heads);
+        std::vector<double> scores;
+        double max = -1e300;
+        for (int r : rows) {
+          double s = 0;
+          for (int d = 0; d < head_dim; ++d)
+            s += double(qv[std::size_t(i * qc + h * head_dim + d)]) * key(layer, batch.slots[std::size_t(i)], r)[std::size_t(kvh * head_dim + d)];
+          scores.push_back(s / std::sqrt(double(head_dim)));
+          max = std::max(max, scores.back());
+        }
+        double total = 0;
+        for (auto& s : scores) total += (s = std::exp(s - max));
+        for (int d = 0; d < head_dim; ++d) {
+          double expected = 0;
+          for (std::size_t j = 0; j < rows.size(); ++j)
+            expected += scores[j] / total * value(layer, batch.slots[std::size_t(i)], rows[j])[std::size_t(kvh * head_dim + d)];
+          BOOST_TEST_REQUIRE(std::abs(got[std::size_t(i * qc + h * head_dim + d)] - expected) < 2e-5,
+                             "token " << i << ", head " << h << ", dim " << d << ": " << got[std::size_t(i * qc + h * head_dim + d)]
+                                      << " vs " << expected);
+        }
+      }
+    }
+  }
+
+  void move_rows(int slot, const std::vector<std::pair<int, int>>& moves) {
+    backend().copy_kv_rows(*kv_, slot, moves);
+    for (int layer = 0; layer < spec_.layers; ++layer)
+      for (const auto& [from, to] : moves) {
+        key(layer, slot, to) = key(layer, slot, from);
+        value(layer, slot, to) = value(layer, slot, from);
+      }
+  }
+
+ private:
+  float stored(float x) const { return spec_.dtype == DType::f16 ? f16_to_f32(f32_to_f16(x)) : x; }
+  std::vector<float>& key(int layer, int slot, int r) { return mirror_[index(layer, slot, r) * 2]; }
+  std::vector<float>& value(int layer, int slot, int r) { return mirror_[index(layer, slot, r) * 2 + 1]; }
+  std::size_t index(int layer, int slot, int r) const {
+    return std::size_t((layer * spec_.slots + slot) * spec_.capacity + r);
+  }
+
+  KvCacheSpec spec_;
+  std::unique_ptr<KvCache> kv_;
+  std::vector<std::vector<float>> mirror_;  // [layer][slot][row][key, value]
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(attention_honours_causal_and_tree_masks_and_row_moves) {
+  std::mt19937 rng(5);
+  for (DType dtype : {DType::f32, DType::f16})
+    for (int head_dim : {8, 64, 128}) {
+      BOOST_TEST_CONTEXT("KV " << dtype_name(dtype) << ", head_dim " << head_dim) {
+        KvCheck c(head_dim, dtype);
+        // Prefill: 10 prompt tokens of slot 1 and 3 of slot 2 in one batch, both layers.
+        ForwardBatch prefill;
+        for (int p = 0; p < 10; ++p) prefill.add_causal(1, 1, p, false);
+        for (int p = 0; p < 3; ++p) prefill.add_causal(1, 2, p, false);
+        for (int layer : {0, 1}) c.attend(layer, prefill, rng);
+        // A token tree after slot 1's prefix (rows 10..14: 10 <- 11, 10 <- 12 <- 13, 12 <- 14),
+        // beside a decoding token of slot 2 and a tree on slot 0's empty prefix.
+        ForwardBatch tree;
+        auto add_tree = [&](int slot, int row, int visible, std::uint64_t mask) {
+          tree.tokens.push_back(1);
+          tree.positions.push_back(row);
+          tree.slots.push_back(slot);
+          tree.cache_rows.push_back(row);
+          tree.visible.push_back(visible);
+          tree.tree_masks.push_back(mask);
+        };
+        add_tree(1, 10, 10, 0b00001);
+        add_tree(1, 11, 10, 0b00011);
+        add_tree(1, 12, 10, 0b00101);
+        add_tree(1, 13, 10, 0b01101);
+        add_tree(1, 14, 10, 0b10101);
+        tree.add_causal(1, 2, 3, false);
+        add_tree(0, 0, 0, 0b1);
+        add_tree(0, 1, 0, 0b11);
+        for (int layer : {0, 1}) c.attend(layer, tree, rng);
+        // Accept 10 -> 12 -> 13: rows 12, 13 move to 11, 12 — in order, 13 after 12 was read.
+        c.move_rows(1, {{12, 11}, {13, 12}});
+        ForwardBatch next;
+        next.add_causal(1, 1, 13, false);
+        for (int layer : {0, 1}) c.attend(layer, next, rng);
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(row_operations_and_transfers) {
+  std::mt19937 rng(6);
+  const std::int64_t rows = 5, cols = 70;
+  const auto a = random_values(std::size_t(rows * cols), rng, 4.0f), b = random_values(std::size_t(rows * cols), rng);
+  {
+    const Matrix x(rows, cols, a);
+    BOOST_TEST(x.read() == a, boost::test_tools::per_element());  // write, then read, exactly
+    const Matrix y(rows, cols, b);
+    backend().add(x.t, y.t);
+    const auto got = x.read();
+    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST_REQUIRE(got[i] == a[i] + b[i]);
+  }
+  {
+    const Matrix gate(rows, cols, a), up(rows, cols, b);
+    backend().silu_mul(gate.t, up.t);
+    const auto got = gate.read();
+    for (std::size_t i = 0; i < a.size(); ++i)
+      BOOST_TEST_REQUIRE(std::abs(got[i] - a[i] / (1.0 + std::exp(-double(a[i]))) * b[i]) <= 1e-5 * (1 + std::abs(got[i])));
+  }
+  {
+    const Matrix x(rows, cols, a), out(3, cols);
+    const std::vector<std::int32_t> pick = {4, 0, 4};
+    backend().gather_rows(x.t, pick, out.t);
+    const auto got = out.read();
+    for (std::size_t j = 0; j < pick.size(); ++j)
+      for (std::int64_t c = 0; c < cols; ++c)
+        BOOST_TEST_REQUIRE(got[j * std::size_t(cols) + std::size_t(c)] == a[std::size_t(pick[j] * cols + c)]);
+  }
+}
+
+namespace {
+
+LlamaConfig conformance_config() {
+  LlamaConfig c;
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.num_hidden_layers = 2;
+  c.vocab_size = 256;
+  c.max_position_embeddings = 256;
+  return c;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(model_logits_match_the_cpu_backend, *utf::precondition(not_the_cpu)) {
+  const RandomWeights weights(conformance_config(), 11);
+  const auto cpu = make_backend("cpu", 2);
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+    BOOST_TEST_CONTEXT(format_name(f)) {
+      ModelOptions o;
+      o.linear = f;
+      LlamaModel here(weights, backend(), o), there(weights, *cpu, o);
+      auto kv_here = here.create_kv_cache(1, 64), kv_there = there.create_kv_cache(1, 64);
+      ForwardBatch batch;
+      for (int p = 0; p < 12; ++p) batch.add_causal(3 + p * 7, 0, p, true);
+      const double tolerance = f == WeightFormat::f32 ? 1e-4 : 3e-2;
+      for (int step = 0; step < 6; ++step) {
+        std::vector<float> a, b;
+        here.forward(batch, *kv_here, a);
+        there.forward(batch, *kv_there, b);
+        BOOST_TEST_REQUIRE(a.size() == b.size());
+        double largest = 0, worst = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          largest = std::max(largest, std::abs(double(b[i])));
+          worst = std::max(worst, std::abs(double(a[i]) - b[i]));
+        }
+        BOOST_TEST_REQUIRE(worst <= tolerance * largest, "step " << step << ": logits differ by " << worst << " of " << largest);
+        // The next token is the CPU's greedy choice, so both decode the same sequence.
+        auto last_argmax = [](const std::vector<float>& logits) {
+          const auto row = logits.end() - conformance_config().vocab_size;
+          return int(std::max_element(row, logits.end()) - row);
+        };
+        const int next = last_argmax(b);
+        if (f == WeightFormat::f32) BOOST_TEST(last_argmax(a) == next);
+        const int position = batch.positions.back() + 1;
+        batch = ForwardBatch();
+        batch.add_causal(next, 0, position, true);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(greedy_speculative_output_equals_incremental) {
+  const RandomWeights llm_weights(conformance_config(), 21);
+  LlamaConfig small = conformance_config();
+  small.num_hidden_layers = 1;
+  const RandomWeights ssm_weights(small, 22);
+  LlamaModel llm(llm_weights, backend()), ssm(ssm_weights, backend());
+  std::vector<std::vector<std::int32_t>> prompts = {{1, 5, 9}, {1, 200}, {1, 17, 4, 99, 31}};
+  auto run = [&](std::vector<LlamaModel*> ssms) {
+    EngineOptions o;
+    o.limits.max_requests_per_batch = 3;
+    o.tree = {2, 4};
+    Engine engine(llm, std::move(ssms), o);
+    std::vector<RequestId> ids;
+    for (const auto& p : prompts) ids.push_back(engine.submit(p, GenerationConfig{24, {}}));
+    engine.run([](RequestId, std::span<const std::int32_t>) {});
+    std::vector<std::vector<std::int32_t>> out;
+    for (auto id : ids) out.push_back(engine.requests().request(id).tokens);
+    return out;
+  };
+  const auto incremental = run({});
+  BOOST_TEST((run({&ssm}) == incremental));
+  BOOST_TEST((run({&llm}) == incremental));  // every token accepted
+}

@@ -1,13 +1,15 @@
 #pragma once
 // Multi-row dot kernels (KernelSet::dot_*) made from one-row kernels, for the sets without
-// their own: each activation row is a separate pass over the weight row, which stays in L1.
+// their own: each (weight row, activation row) pair is a separate pass; the weight row stays in L1.
 #include <cstdint>
 
 namespace banyan::cpu {
 
 template <auto Dot, typename W>
-void dot_each_row(const W* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out) {
-  for (int t = 0; t < m; ++t) out[t] = Dot(w, x + t * stride, k);
+void dot_each_row(const W* w, std::int64_t w_stride, int n, const float* x, std::int64_t stride, std::int64_t k, int m,
+                  float* out) {
+  for (int r = 0; r < n; ++r)
+    for (int t = 0; t < m; ++t) out[r * m + t] = Dot(w + r * w_stride, x + t * stride, k);
 }
 
 template <auto Dot, typename W>

@@ -24,58 +24,56 @@ inline void prefetch_ahead(const void* p) {
   _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
 }
 
-// Every dot kernel takes M activation rows (compile-time, 1..kMaxDotRows) and reads the weight
-// row once for all of them: out[t] = w . x_t.
-template <int M>
-void dot_f32(const float* w, const float* x, std::int64_t stride, std::int64_t k, float* out) {
-  __m512 a[M][4];
-  for (auto& row : a) row[0] = row[1] = row[2] = row[3] = _mm512_setzero_ps();
-  std::int64_t i = 0;
-  for (; i + 64 <= k; i += 64) {
-    __m512 wv[4];
-    for (int j = 0; j < 4; ++j) {
-      prefetch_ahead(w + i + 16 * j);
-      wv[j] = _mm512_loadu_ps(w + i + 16 * j);
-    }
-    for (int t = 0; t < M; ++t)
-      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * stride + i + 16 * j), a[t][j]);
-  }
-  for (; i + 16 <= k; i += 16) {
-    const __m512 wv = _mm512_loadu_ps(w + i);
-    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * stride + i), a[t][0]);
-  }
-  if (i < k) {
-    const __mmask16 m = __mmask16((1u << (k - i)) - 1);
-    const __m512 wv = _mm512_maskz_loadu_ps(m, w + i);
-    for (int t = 0; t < M; ++t) a[t][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * stride + i), a[t][1]);
-  }
-  for (int t = 0; t < M; ++t)
-    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
+// Sixteen weights as f32, from f32 or f16 storage; the masked forms read only the first lanes.
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const std::uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
+inline __m512 load16(const float* p, __mmask16 lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
+inline __m512 load16(const std::uint16_t* p, __mmask16 lanes) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, p)); }
 
-template <int M>
-void dot_f16(const std::uint16_t* w, const float* x, std::int64_t stride, std::int64_t k, float* out) {
-  __m512 a[M][4];
-  for (auto& row : a) row[0] = row[1] = row[2] = row[3] = _mm512_setzero_ps();
-  auto half = [&](std::int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))); };
+// R weight rows against M activation rows: every activation vector loaded meets R weight
+// vectors and every weight vector M activations. One row at a time loaded an activation vector
+// per multiply-add, which bounded several tokens (a verified tree, a batch) well below the
+// memory bandwidth (measured, one thread, weights from DRAM, 4 tokens: 17 -> 36 GB/s). U
+// accumulators per pair keep at least four multiply-add chains going when R * M is small.
+template <int R, int M, typename W>
+void dot_rows(const W* w, std::int64_t w_stride, const float* x, std::int64_t stride, std::int64_t k, float* out) {
+  constexpr int U = R * M >= 4 ? 1 : 4 / (R * M);
+  __m512 a[R][M][U];
+  for (auto& row : a)
+    for (auto& pair : row)
+      for (auto& v : pair) v = _mm512_setzero_ps();
+  auto step = [&](std::int64_t i, int u) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) {
+      if (sizeof(W) == 4 || i % 32 == 0) prefetch_ahead(w + r * w_stride + i);  // once per cache line
+      wv[r] = load16(w + r * w_stride + i);
+    }
+    for (int t = 0; t < M; ++t) {
+      const __m512 xv = _mm512_loadu_ps(x + t * stride + i);
+      for (int r = 0; r < R; ++r) a[r][t][u] = _mm512_fmadd_ps(wv[r], xv, a[r][t][u]);
+    }
+  };
   std::int64_t i = 0;
-  for (; i + 64 <= k; i += 64) {
-    prefetch_ahead(w + i);
-    prefetch_ahead(w + i + 32);
-    __m512 wv[4];
-    for (int j = 0; j < 4; ++j) wv[j] = half(i + 16 * j);
-    for (int t = 0; t < M; ++t)
-      for (int j = 0; j < 4; ++j) a[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * stride + i + 16 * j), a[t][j]);
+  for (; i + 16 * U <= k; i += 16 * U)
+    for (int u = 0; u < U; ++u) step(i + 16 * u, u);
+  for (; i + 16 <= k; i += 16) step(i, 0);
+  if (i < k) {
+    const __mmask16 lanes = __mmask16((1u << (k - i)) - 1);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load16(w + r * w_stride + i, lanes);
+    for (int t = 0; t < M; ++t) {
+      const __m512 xv = _mm512_maskz_loadu_ps(lanes, x + t * stride + i);
+      for (int r = 0; r < R; ++r) a[r][t][0] = _mm512_fmadd_ps(wv[r], xv, a[r][t][0]);
+    }
   }
-  for (; i + 16 <= k; i += 16) {
-    const __m512 wv = half(i);
-    for (int t = 0; t < M; ++t) a[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * stride + i), a[t][0]);
-  }
-  for (int t = 0; t < M; ++t) {
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
-    for (std::int64_t j = i; j < k; ++j) s += f16(w[j]) * x[t * stride + j];
-    out[t] = s;
-  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < M; ++t) {
+      __m512 sum = a[r][t][0];
+      for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, a[r][t][u]);
+      out[r * M + t] = _mm512_reduce_add_ps(sum);
+    }
 }
 
 // The lane patterns that spread the scales of 16 groups over the int32 lanes of a dpbusd
@@ -222,11 +220,23 @@ void with_rows(int m, F&& f) {
 }
 static_assert(kMaxDotRows == 4);
 
-void dots_f32(const float* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out) {
-  with_rows(m, [&](auto rows) { dot_f32<rows>(w, x, stride, k, out); });
-}
-void dots_f16(const std::uint16_t* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out) {
-  with_rows(m, [&](auto rows) { dot_f16<rows>(w, x, stride, k, out); });
+// dot_rows for run-time counts: n weight rows (1..4), m activation rows (1..6).
+template <typename W>
+void float_dots(const W* w, std::int64_t w_stride, int n, const float* x, std::int64_t stride, std::int64_t k, int m,
+                float* out) {
+  static_assert(kDotWeightRows == 4 && kMaxFloatDotRows == 6);
+  auto with_m = [&](auto weight_rows) {
+    constexpr int R = decltype(weight_rows)::value;
+    switch (m) {
+      case 1: return dot_rows<R, 1>(w, w_stride, x, stride, k, out);
+      case 2: return dot_rows<R, 2>(w, w_stride, x, stride, k, out);
+      case 3: return dot_rows<R, 3>(w, w_stride, x, stride, k, out);
+      case 4: return dot_rows<R, 4>(w, w_stride, x, stride, k, out);
+      case 5: return dot_rows<R, 5>(w, w_stride, x, stride, k, out);
+      default: return dot_rows<R, 6>(w, w_stride, x, stride, k, out);
+    }
+  };
+  with_rows(n, with_m);
 }
 void dots_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k, int m, float* out) {
@@ -353,7 +363,7 @@ void attend(const float* q, const void* k, const void* v, std::int64_t stride, s
 }  // namespace
 
 const KernelSet* avx512_kernels() {
-  static const KernelSet set{"avx512", dots_f32,  dots_f16,  dots_q8,  dots_q4,
+  static const KernelSet set{"avx512", float_dots<float>, float_dots<std::uint16_t>, dots_q8, dots_q4,
                              quantize_row, expand_f16, expand_q8, expand_q4, attend};
   return &set;
 }

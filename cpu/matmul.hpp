@@ -1,7 +1,8 @@
 #pragma once
 // out = x · wᵀ for every weight format, spread over the pool by rows of w.
-//   few tokens (decode, small trees): one dot product per (row, token), with the row still in L1
-//     for the next token; quantized formats multiply int8 activations with the int weights.
+//   few tokens (decode, small trees): dot products of a few weight rows with a few tokens at a
+//     time (float formats), or of one row with each token while the row is still in L1
+//     (quantized formats, which multiply int8 activations with the int weights).
 //   many tokens (prefill, large trees): OpenBLAS sgemm, on chunks of rows expanded to f32 when
 //     the weights are compressed.
 #include <cstdint>
@@ -26,6 +27,8 @@ class Matmul {
 
  private:
   void dots(const WeightData& w, const float* x, std::int64_t m, float* out);
+  void float_dots(const WeightData& w, const float* x, std::int64_t m, float* out);
+  void quantized_dots(const WeightData& w, const float* x, std::int64_t m, float* out);
   void blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out);
 
   const KernelSet& k_;

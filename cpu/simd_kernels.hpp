@@ -12,8 +12,11 @@
 
 namespace banyan::cpu {
 
-// Activation rows one dot kernel call handles.
+// Activation rows one dot kernel call handles: quantized kernels up to kMaxDotRows, float ones
+// (which also read several weight rows at once, kDotWeightRows) up to kMaxFloatDotRows.
 constexpr int kMaxDotRows = 4;
+constexpr int kMaxFloatDotRows = 6;
+constexpr int kDotWeightRows = 4;
 
 // A softmax accumulated over blocks of rows (online softmax): after every block,
 // o / l = softmax(scores so far) · values so far.
@@ -25,11 +28,15 @@ struct AttentionState {
 
 struct KernelSet {
   const char* name;
+  // Dot products of n weight rows (1 <= n <= kDotWeightRows, row r at w + r * w_stride) with m
+  // activation rows (1 <= m <= kMaxFloatDotRows, row t at x + t * stride), reading each weight
+  // once: out[r * m + t] = w_r . x_t.
+  void (*dot_f32)(const float* w, std::int64_t w_stride, int n, const float* x, std::int64_t stride, std::int64_t k,
+                  int m, float* out);
+  void (*dot_f16)(const std::uint16_t* w, std::int64_t w_stride, int n, const float* x, std::int64_t stride,
+                  std::int64_t k, int m, float* out);
   // Dot products of one weight row with m activation rows (1 <= m <= kMaxDotRows), reading the
-  // weights once: out[t] = w . x_t. Float row t lies at x + t * stride; quantized row t at
-  // qa + t * k, and sa, ca + t * k / 32.
-  void (*dot_f32)(const float* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out);
-  void (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t stride, std::int64_t k, int m, float* out);
+  // weights once: out[t] = w . x_t. Activation row t lies at qa + t * k, and sa, ca + t * k / 32.
   void (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
                  const float* ca, std::int64_t k, int m, float* out);
   void (*dot_q4)(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,

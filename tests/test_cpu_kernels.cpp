@@ -38,32 +38,38 @@ HostTensor random_matrix(std::int64_t rows, std::int64_t cols, std::mt19937& rng
 
 }  // namespace
 
-// Every dot kernel is called with 1..kMaxDotRows activation rows; row t must come out as if alone.
+// Float dot kernels take 1..kDotWeightRows weight rows and 1..kMaxFloatDotRows activation rows;
+// every pair must come out as if alone.
 BOOST_AUTO_TEST_CASE(float_dots_match_double_precision) {
   std::mt19937 rng(1);
   for (const KernelSet* ks : kernel_sets())
     for (std::int64_t k : {1, 7, 15, 16, 17, 31, 33, 64, 100, 257, 1000}) {
-      const auto w = random_vector(std::size_t(k), rng), x = random_vector(std::size_t(k * kMaxDotRows), rng);
+      const std::int64_t w_stride = k + 3;  // rows apart by more than their length, as column slices are
+      const auto w = random_vector(std::size_t(w_stride * kDotWeightRows), rng),
+                 x = random_vector(std::size_t(k * kMaxFloatDotRows), rng);
       std::vector<std::uint16_t> h(w.size());
       for (std::size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16(w[i]);
-      for (int m = 1; m <= kMaxDotRows; ++m) {
-        float got32[kMaxDotRows], got16[kMaxDotRows];
-        ks->dot_f32(w.data(), x.data(), k, k, m, got32);
-        ks->dot_f16(h.data(), x.data(), k, k, m, got16);
-        for (int t = 0; t < m; ++t) {
-          double ref32 = 0, ref16 = 0, mag = 0;
-          for (std::int64_t i = 0; i < k; ++i) {
-            const double xi = x[std::size_t(t * k + i)];
-            ref32 += double(w[std::size_t(i)]) * xi;
-            ref16 += double(f16_to_f32(h[std::size_t(i)])) * xi;
-            mag += std::abs(double(w[std::size_t(i)]) * xi);
-          }
-          BOOST_TEST_CONTEXT(ks->name << " k=" << k << " m=" << m << " row " << t) {
-            BOOST_TEST(std::abs(got32[t] - ref32) <= 1e-5 * mag + 1e-6);
-            BOOST_TEST(std::abs(got16[t] - ref16) <= 1e-5 * mag + 1e-6);
-          }
+      for (int n = 1; n <= kDotWeightRows; ++n)
+        for (int m = 1; m <= kMaxFloatDotRows; ++m) {
+          float got32[kDotWeightRows * kMaxFloatDotRows], got16[kDotWeightRows * kMaxFloatDotRows];
+          ks->dot_f32(w.data(), w_stride, n, x.data(), k, k, m, got32);
+          ks->dot_f16(h.data(), w_stride, n, x.data(), k, k, m, got16);
+          for (int r = 0; r < n; ++r)
+            for (int t = 0; t < m; ++t) {
+              double ref32 = 0, ref16 = 0, mag = 0;
+              for (std::int64_t i = 0; i < k; ++i) {
+                const double xi = x[std::size_t(t * k + i)];
+                const std::size_t wi = std::size_t(r * w_stride + i);
+                ref32 += double(w[wi]) * xi;
+                ref16 += double(f16_to_f32(h[wi])) * xi;
+                mag += std::abs(double(w[wi]) * xi);
+              }
+              BOOST_TEST_CONTEXT(ks->name << " k=" << k << " n=" << n << " m=" << m << " weight row " << r << " row " << t) {
+                BOOST_TEST(std::abs(got32[r * m + t] - ref32) <= 1e-5 * mag + 1e-6);
+                BOOST_TEST(std::abs(got16[r * m + t] - ref16) <= 1e-5 * mag + 1e-6);
+              }
+            }
         }
-      }
       std::vector<float> out(static_cast<std::size_t>(k));
       ks->expand_f16(h.data(), k, out.data());
       for (std::int64_t i = 0; i < k; ++i) BOOST_TEST_REQUIRE(out[std::size_t(i)] == f16_to_f32(h[std::size_t(i)]));

@@ -70,26 +70,42 @@ Engine::Runtime& Engine::runtime(RequestId id) { return *runtimes_.at(id); }
 
 bool Engine::step(const TokenSink& sink) {
   retire_done();
-  const StepPlan plan = manager_.schedule(speculative());
+  const int decoding = manager_.decoding_count();
+  // With nothing decoding (prompts only) the policy has nothing to decide.
+  const bool speculate =
+      speculative() && (!options_.adaptive_speculation || decoding == 0 || policy_.speculate(decoding));
+  const StepPlan plan = manager_.schedule(speculate);
   if (plan.empty()) return false;
   ++stats_.steps;
-  const std::vector<TokenTree> trees = propose(plan);
+  stats_.speculative_steps += speculate;
+  const auto start = std::chrono::steady_clock::now();
+  const long long committed_before = stats_.committed_tokens;
+  const std::vector<TokenTree> trees = propose(plan, speculate);
   run_llm(plan, trees);
   // The logits come back in batch order: every tree's nodes, then the completed prompts.
   std::size_t row = 0;
   for (std::size_t i = 0; i < plan.decode.size(); ++i) {
-    commit_decode(plan, i, trees[i], row, sink);
+    commit_decode(plan, i, trees[i], row, speculate, sink);
     row += std::size_t(trees[i].size());
   }
   for (const auto& c : plan.prefill)
     if (c.completes_prompt) commit_first_token(c, row++, sink);
+  if (speculative() && plan.prefill.empty() && !plan.decode.empty())
+    policy_.record(decoding, speculate, stats_.committed_tokens - committed_before,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return true;
 }
 
-std::vector<TokenTree> Engine::propose(const StepPlan& plan) {
+std::vector<TokenTree> Engine::propose(const StepPlan& plan, bool speculate) {
   std::vector<TokenTree> merged;
-  if (!speculative()) {
+  if (!speculate) {
     for (const auto& d : plan.decode) merged.emplace_back(d.root_token);
+    // The SSMs catch up on what they did not see (prompts included) when they next grow a tree
+    // for it; a new prompt's slot only has them forget what they held for the slot's last request.
+    SsmWork forget;
+    for (const auto& c : plan.prefill)
+      if (c.begin == 0) forget.prefill.push_back({c.slot, 0, {}});
+    if (!forget.prefill.empty()) ssms_.run(std::vector<SsmWork>(std::size_t(ssms_.size()), forget));
     return merged;
   }
   const SsmWork common = ssm_work(plan);
@@ -153,7 +169,7 @@ void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) 
 }
 
 void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row,
-                           const TokenSink& sink) {
+                           bool speculated, const TokenSink& sink) {
   const DecodeEntry& d = plan.decode[entry];
   const std::size_t vocab = std::size_t(llm_.config().vocab_size);
   const NodeLogits node_logits = [&](int n) {
@@ -177,7 +193,7 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenT
   for (std::size_t j = 0; j < v.path.size(); ++j)
     if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
   if (!moves.empty()) llm_.move_kv_rows(d.slot, moves);
-  if (speculative()) ssm_commits_.push_back({d.slot, d.root_row, v.tokens});
+  if (speculated) ssm_commits_.push_back({d.slot, d.root_row, v.tokens});  // for the trees the SSMs grew
 }
 
 void Engine::commit_first_token(const PrefillChunk& c, std::size_t row, const TokenSink& sink) {

@@ -12,6 +12,7 @@
 #include "engine/llm_runner.hpp"
 #include "engine/ssm_group.hpp"
 #include "model/llama_model.hpp"
+#include "engine/speculation_policy.hpp"
 #include "scheduler/request_manager.hpp"
 #include "scheduler/tree_expansion.hpp"
 
@@ -20,6 +21,9 @@ namespace banyan {
 struct EngineOptions {
   SchedulerLimits limits;
   TreeShape tree;  // per SSM
+  // With SSMs: speculate only in the steps where it measured faster (SpeculationPolicy); off,
+  // every step speculates.
+  bool adaptive_speculation = true;
 };
 
 struct EngineStats {
@@ -28,6 +32,7 @@ struct EngineStats {
   double ssm_seconds = 0;  // waiting for the SSMs' trees
   long long llm_tokens = 0;        // tokens sent through the LLM (prefill + roots + trees)
   long long committed_tokens = 0;  // generated tokens kept
+  int speculative_steps = 0;       // steps that ran the SSMs' trees
 };
 
 class Engine {
@@ -50,6 +55,7 @@ class Engine {
 
   RequestManager& requests() { return manager_; }
   const EngineStats& stats() const { return stats_; }
+  SpeculationPolicy& speculation_policy() { return policy_; }
   bool speculative() const { return ssms_.size() > 0; }
 
  private:
@@ -59,12 +65,13 @@ class Engine {
          EngineOptions options);
   Runtime& runtime(RequestId id);
   // Every SSM expands each decode entry's tree (and takes in the prompt chunks); returns the
-  // merged tree per entry, or the bare root when not speculating.
-  std::vector<TokenTree> propose(const StepPlan& plan);
+  // merged tree per entry, or the bare root when this step does not speculate.
+  std::vector<TokenTree> propose(const StepPlan& plan, bool speculate);
   SsmWork ssm_work(const StepPlan& plan);
   void run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
   // Verifies one entry's tree against the LLM logits from `row` on; commits and compacts.
-  void commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row, const TokenSink& sink);
+  void commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row, bool speculated,
+                     const TokenSink& sink);
   // The first generated token of a prompt whose prefill ended, from the logits at `row`.
   void commit_first_token(const PrefillChunk& chunk, std::size_t row, const TokenSink& sink);
   void retire_done();
@@ -79,6 +86,7 @@ class Engine {
   std::map<RequestId, std::unique_ptr<Runtime>> runtimes_;
   std::vector<float> logits_;
   EngineStats stats_;
+  SpeculationPolicy policy_;
 };
 
 }  // namespace banyan

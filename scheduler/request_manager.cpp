@@ -175,6 +175,12 @@ bool RequestManager::has_work() const { return !queue_.empty() || !active_.empty
 
 int RequestManager::active_count() const { return int(active_.size()); }
 
+int RequestManager::decoding_count() const {
+  int n = 0;
+  for (RequestId id : active_) n += request(id).state == RequestState::decoding;
+  return n;
+}
+
 std::vector<RequestId> RequestManager::take_done() { return std::exchange(done_, {}); }
 
 void RequestManager::erase(RequestId id) {

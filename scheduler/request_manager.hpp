@@ -71,6 +71,7 @@ class RequestManager {
   Request& request(RequestId id);
   bool has_work() const;
   int active_count() const;
+  int decoding_count() const;  // active requests past their prompt
   int queued_count() const { return int(queue_.size()); }
   const SchedulerLimits& limits() const { return limits_; }
   // Requests done (finished, failed, cancelled) since the last call, in the order they ended.

@@ -71,6 +71,7 @@ RunResult run(LlamaModel& llm, std::vector<LlamaModel*> ssms, const std::vector<
   o.limits.max_requests_per_batch = batch;
   o.limits.max_tokens_per_batch = 1024;
   o.tree = shape;
+  o.adaptive_speculation = false;  // every step speculates: the acceptance checks below count on it
   Engine engine(llm, std::move(ssms), o);
   std::vector<RequestId> ids;
   for (std::size_t i = 0; i < prompts.size(); ++i) ids.push_back(engine.submit(prompts[i], configs[i]));
@@ -203,6 +204,67 @@ std::pair<double, double> chi_square(const std::map<Outcome, double>& exact, con
 }
 
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(the_speculation_policy_picks_the_faster_mode_per_batch_size) {
+  SpeculationPolicy p;
+  // One step: the policy decides, the step commits `tokens` (by mode) in a second.
+  auto step = [&](int decoding, double speculative_tokens, double incremental_tokens) {
+    const bool s = p.speculate(decoding);
+    p.record(decoding, s, (long long)(s ? speculative_tokens : incremental_tokens), 1.0);
+    return s;
+  };
+  // Speculation a little faster at batch 1: after measuring both modes it stays, trying
+  // incremental decoding again only for a few steps now and then.
+  int speculated = 0;
+  for (int i = 0; i < 256; ++i) speculated += step(1, 10, 9);
+  BOOST_TEST(speculated >= 256 - 20);
+  BOOST_TEST(speculated < 256);
+  // Incremental clearly faster at batch 8 (or 9, the same bucket): chosen after the warm-up,
+  // with speculation tried again now and then.
+  speculated = 0;
+  for (int i = 0; i < 256; ++i) speculated += step(8 + i % 2, 10, 30);
+  BOOST_TEST(speculated > 0);
+  BOOST_TEST(speculated <= 20);
+  // Batch 1 kept its own measurements.
+  speculated = 0;
+  for (int i = 0; i < 40; ++i) speculated += step(1, 10, 9);
+  BOOST_TEST(speculated >= 30);
+}
+
+BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_output) {
+  Models m;
+  LlamaModel& llm = m.load(test::fixtures_dir() / "tiny-llama");
+  LlamaModel& near = m.load(write_perturbed(test::fixtures_dir() / "tiny-llama", m.dir / "near", 0.1f));
+  std::mt19937 rng(7);
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<GenerationConfig> configs;
+  for (int i = 0; i < 8; ++i) {
+    std::vector<std::int32_t> p = {1};
+    for (int k = int(rng() % 8); k > 0; --k) p.push_back(3 + std::int32_t(rng() % 125));
+    prompts.push_back(p);
+    configs.push_back(GenerationConfig{10 + 6 * i, {}});  // requests end one by one: the batch shrinks
+  }
+  auto generate = [&](bool with_ssm, bool preload) {
+    EngineOptions o;
+    o.limits.max_requests_per_batch = 8;
+    Engine engine(llm, with_ssm ? std::vector<LlamaModel*>{&near} : std::vector<LlamaModel*>{}, o);
+    // Incremental steps "measured" far faster at 4-7 decoding requests: those steps decode one
+    // token each (speculating every 32nd), the others speculate while the measurements allow.
+    if (preload)
+      for (int i = 0; i < 2; ++i) engine.speculation_policy().record(5, false, 1'000'000'000, 1.0);
+    std::vector<RequestId> ids;
+    for (std::size_t i = 0; i < prompts.size(); ++i) ids.push_back(engine.submit(prompts[i], configs[i]));
+    engine.run([](RequestId, std::span<const std::int32_t>) {});
+    std::vector<std::vector<std::int32_t>> out;
+    for (auto id : ids) out.push_back(engine.requests().request(id).tokens);
+    return std::pair{out, engine.stats()};
+  };
+  const auto [expected, plain] = generate(false, false);
+  const auto [got, stats] = generate(true, true);
+  BOOST_TEST((got == expected));
+  BOOST_TEST(stats.speculative_steps > 0);
+  BOOST_TEST(stats.speculative_steps < stats.steps);
+}
 
 BOOST_AUTO_TEST_CASE(speculative_sampling_keeps_the_llm_distribution) {
   Models m;

@@ -1,0 +1,40 @@
+#pragma once
+// Whether a step speculates. Speculation wins while the LLM's pass is memory-bound, where
+// verifying a tree costs about what one token costs, and loses once many requests decode
+// together and the pass is compute-bound (on 2 CPU cores from 2-4 requests on: bench specinfer
+// measured 0.45-0.6x at batch 4 and 8). Where that point lies depends on the device, the models
+// and how often the SSMs guess right, so it is measured: for each number of decoding requests
+// (in buckets 1, 2-3, 4-7, ...) the policy keeps decayed sums of the tokens committed and the
+// seconds taken by steps of each mode that only decoded, prefers speculating unless the
+// incremental steps were clearly faster, and now and then tries the other mode for a few steps
+// so that a change is seen. A step that switched modes is not measured: after incremental steps the SSMs catch up
+// on the tokens they missed, a cost of switching rather than of speculating.
+// Both modes give the same output (greedy) or the same distribution (sampling).
+#include <map>
+
+namespace banyan {
+
+class SpeculationPolicy {
+ public:
+  // Whether the next step, with `decoding` requests decoding, speculates.
+  bool speculate(int decoding);
+  // What the step last decided on did, if it only decoded: `committed` tokens in `seconds`.
+  void record(int decoding, bool speculated, long long committed, double seconds);
+
+ private:
+  struct Rate {
+    double tokens = 0, seconds = 0;  // decayed sums over the measured steps
+    int samples = 0;
+    double tokens_per_s() const { return seconds > 0 ? tokens / seconds : 0; }
+  };
+  struct Bucket {
+    Rate modes[2];  // [incremental, speculative]
+    long long steps = 0;
+  };
+  static int bucket(int decoding);
+  bool decide(int decoding);
+  std::map<int, Bucket> buckets_;
+  bool last_ = true, before_ = true;  // the modes of the last two steps decided
+};
+
+}  // namespace banyan

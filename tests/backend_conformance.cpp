@@ -47,13 +47,6 @@ boost::test_tools::assertion_result not_the_cpu(utf::test_unit_id) {
   return r;
 }
 
-std::vector<float> random_values(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
 // An activation matrix on the backend holding `values`.
 struct Matrix {
   std::unique_ptr<Buffer> buffer;
@@ -73,7 +66,7 @@ struct Weight {
   WeightData data;  // kept for the reference
   std::unique_ptr<DeviceWeight> device;
   Weight(std::int64_t rows, std::int64_t cols, WeightFormat f, std::mt19937& rng, float scale = 0.5f)
-      : data(encode(HostTensor{{rows, cols}, random_values(std::size_t(rows * cols), rng, scale)}, f)),
+      : data(encode(HostTensor{{rows, cols}, test::random_normals(std::size_t(rows * cols), rng, scale)}, f)),
         device(backend().upload(data)) {}
   std::vector<float> row(std::int64_t r) const {
     std::vector<float> out(std::size_t(data.cols));
@@ -113,7 +106,7 @@ BOOST_AUTO_TEST_CASE(matmul_matches_the_decoded_weights_in_every_format) {
       const Weight w(s.rows, s.cols, f, rng);
       for (std::int64_t tokens : {1, 2, 5, 8, 9, 33}) {
         BOOST_TEST_CONTEXT(format_name(f) << " [" << s.rows << ", " << s.cols << "], " << tokens << " tokens") {
-          const auto xv = random_values(std::size_t(tokens * s.cols), rng);
+          const auto xv = test::random_normals(std::size_t(tokens * s.cols), rng);
           const Matrix x(tokens, s.cols, xv), out(tokens, s.rows);
           backend().matmul(x.t, *w.device, out.t);
           const auto got = out.read();
@@ -154,8 +147,8 @@ BOOST_AUTO_TEST_CASE(embedding_rows_are_the_stored_rows) {
 BOOST_AUTO_TEST_CASE(rms_norm_matches_the_formula) {
   std::mt19937 rng(3);
   const std::int64_t rows = 3, cols = 100;
-  const auto xv = random_values(std::size_t(rows * cols), rng, 3.0f);
-  const auto gamma = random_values(std::size_t(cols), rng);
+  const auto xv = test::random_normals(std::size_t(rows * cols), rng, 3.0f);
+  const auto gamma = test::random_normals(std::size_t(cols), rng);
   const auto g = backend().upload(encode(HostTensor{{cols}, gamma}, WeightFormat::f32));
   const Matrix x(rows, cols, xv), out(rows, cols);
   backend().rms_norm(x.t, *g, 1e-5f, out.t);
@@ -180,7 +173,7 @@ BOOST_AUTO_TEST_CASE(rope_rotates_halves_at_each_position) {
         ForwardBatch batch;
         for (int pos : {0, 1, 7, 300, 2047}) batch.add_causal(1, 0, pos, false);
         const std::int64_t n = std::int64_t(batch.size()), qc = q_heads * head_dim, kc = k_heads * head_dim;
-        const auto qv = random_values(std::size_t(n * qc), rng), kv = random_values(std::size_t(n * kc), rng);
+        const auto qv = test::random_normals(std::size_t(n * qc), rng), kv = test::random_normals(std::size_t(n * kc), rng);
         const Matrix q(n, qc, qv), k(n, kc, kv);
         backend().rope(q.t, k.t, batch, head_dim, theta);
         const std::vector<float> gq = q.read(), gk = k.read();
@@ -220,8 +213,8 @@ class KvCheck {
   void attend(int layer, const ForwardBatch& batch, std::mt19937& rng) {
     const int heads = 4, head_dim = spec_.head_dim;
     const std::int64_t n = std::int64_t(batch.size()), qc = heads * head_dim;
-    const auto qv = random_values(std::size_t(n * qc), rng), kv = random_values(std::size_t(n * row()), rng),
-               vv = random_values(std::size_t(n * row()), rng);
+    const auto qv = test::random_normals(std::size_t(n * qc), rng), kv = test::random_normals(std::size_t(n * row()), rng),
+               vv = test::random_normals(std::size_t(n * row()), rng);
     const Matrix q(n, qc, qv), k(n, row(), kv), v(n, row(), vv), out(n, qc);
     backend().attention(layer, q.t, k.t, v.t, batch, *kv_, out.t);
     for (std::int64_t i = 0; i < n; ++i)
@@ -327,7 +320,7 @@ BOOST_AUTO_TEST_CASE(attention_honours_causal_and_tree_masks_and_row_moves) {
 BOOST_AUTO_TEST_CASE(row_operations_and_transfers) {
   std::mt19937 rng(6);
   const std::int64_t rows = 5, cols = 70;
-  const auto a = random_values(std::size_t(rows * cols), rng, 4.0f), b = random_values(std::size_t(rows * cols), rng);
+  const auto a = test::random_normals(std::size_t(rows * cols), rng, 4.0f), b = test::random_normals(std::size_t(rows * cols), rng);
   {
     const Matrix x(rows, cols, a);
     BOOST_TEST(x.read() == a, boost::test_tools::per_element());  // write, then read, exactly
@@ -356,15 +349,12 @@ BOOST_AUTO_TEST_CASE(row_operations_and_transfers) {
 
 namespace {
 
+// tiny-llama's layout (4 heads, 2 of keys and values, 2 layers) with heads of 32.
 LlamaConfig conformance_config() {
-  LlamaConfig c;
+  LlamaConfig c = test::tiny_llama_config();
   c.hidden_size = 128;
   c.intermediate_size = 256;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.num_hidden_layers = 2;
   c.vocab_size = 256;
-  c.max_position_embeddings = 256;
   return c;
 }
 

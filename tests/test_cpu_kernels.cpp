@@ -10,6 +10,7 @@
 #include "cpu/simd_kernels.hpp"
 #include "cpu/thread_pool.hpp"
 #include "model/weight_format.hpp"
+#include "tests/support/test_support.hpp"
 
 using namespace banyan;
 using namespace banyan::cpu;
@@ -25,15 +26,8 @@ std::vector<const KernelSet*> kernel_sets() {
   return sets;
 }
 
-std::vector<float> random_vector(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
 HostTensor random_matrix(std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
-  return {{rows, cols}, random_vector(std::size_t(rows * cols), rng)};
+  return {{rows, cols}, test::random_normals(std::size_t(rows * cols), rng)};
 }
 
 }  // namespace
@@ -45,8 +39,8 @@ BOOST_AUTO_TEST_CASE(float_dots_match_double_precision) {
   for (const KernelSet* ks : kernel_sets())
     for (std::int64_t k : {1, 7, 15, 16, 17, 31, 33, 64, 100, 257, 1000}) {
       const std::int64_t w_stride = k + 3;  // rows apart by more than their length, as column slices are
-      const auto w = random_vector(std::size_t(w_stride * kDotWeightRows), rng),
-                 x = random_vector(std::size_t(k * kMaxFloatDotRows), rng);
+      const auto w = test::random_normals(std::size_t(w_stride * kDotWeightRows), rng),
+                 x = test::random_normals(std::size_t(k * kMaxFloatDotRows), rng);
       std::vector<std::uint16_t> h(w.size());
       for (std::size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16(w[i]);
       for (int n = 1; n <= kDotWeightRows; ++n)
@@ -82,7 +76,7 @@ BOOST_AUTO_TEST_CASE(quantized_kernels_agree_with_the_portable_reference) {
   for (const KernelSet* ks : kernel_sets())
     for (std::int64_t k : {32, 64, 96, 160, 224, 544, 768, 800, 2048, 5632}) {
       const std::int64_t g = k / 32;
-      const auto x = random_vector(std::size_t(k * kMaxDotRows), rng, 3.0f);
+      const auto x = test::random_normals(std::size_t(k * kMaxDotRows), rng, 3.0f);
       auto bytes = [](std::int64_t n) { return std::vector<std::int8_t>(static_cast<std::size_t>(n)); };
       auto floats = [](std::int64_t n) { return std::vector<float>(static_cast<std::size_t>(n)); };
       auto qa = bytes(k * kMaxDotRows), qa_ref = bytes(k * kMaxDotRows), qa4 = bytes(k * kMaxDotRows);
@@ -135,8 +129,8 @@ BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
       for (std::int64_t count : {1, 7, 16, 33, 300})
         for (bool half : {false, true}) {
           const std::int64_t stride = head_dim * 3;  // rows of three heads; use the middle one
-          const auto q = random_vector(std::size_t(head_dim), rng);
-          auto k = random_vector(std::size_t(count * stride), rng, 2.0f), v = random_vector(std::size_t(count * stride), rng);
+          const auto q = test::random_normals(std::size_t(head_dim), rng);
+          auto k = test::random_normals(std::size_t(count * stride), rng, 2.0f), v = test::random_normals(std::size_t(count * stride), rng);
           std::vector<std::uint16_t> k16(k.size()), v16(v.size());
           for (std::size_t i = 0; i < k.size(); ++i) {
             k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
@@ -212,7 +206,7 @@ BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
           for (std::int64_t m : {1, 2, 3, 5, 16, 33}) {
             const std::int64_t k = 160;
             const WeightData w = encode(random_matrix(n, k, rng), f);
-            const auto x = random_vector(std::size_t(m * k), rng);
+            const auto x = test::random_normals(std::size_t(m * k), rng);
             std::vector<float> out(std::size_t(m * n), NAN), row(static_cast<std::size_t>(k));
             mm.run(w, x.data(), m, out.data());
             // Reference: the decoded weights times x in double. The int kernels also quantize x,

@@ -70,6 +70,13 @@ CommandResult run_command(const std::string& command_line) {
   return r;
 }
 
+std::vector<float> random_normals(std::size_t n, std::mt19937& rng, float scale) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
 LlamaConfig tiny_llama_config() {
   LlamaConfig c;
   c.hidden_size = 32;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ std::string shell_quote(const std::string& s);
 std::string generated_text(const std::string& prompt, int tokens, const std::string& mode);
 
 using TensorMap = std::map<std::string, HostTensor>;
+
+// n values drawn from N(0, scale²).
+std::vector<float> random_normals(std::size_t n, std::mt19937& rng, float scale = 1.0f);
 
 // The shape of the tiny-llama fixture: 2 layers, hidden 32, 4 heads (2 kv), vocab 128, context 256.
 LlamaConfig tiny_llama_config();

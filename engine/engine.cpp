@@ -101,11 +101,15 @@ std::vector<TokenTree> Engine::propose(const StepPlan& plan, bool speculate) {
   if (!speculate) {
     for (const auto& d : plan.decode) merged.emplace_back(d.root_token);
     // The SSMs catch up on what they did not see (prompts included) when they next grow a tree
-    // for it; a new prompt's slot only has them forget what they held for the slot's last request.
+    // for it; a new prompt's slot only has them forget what they held for the slot's last
+    // request, after the commits still owed to it (which would otherwise land on the new one).
     SsmWork forget;
     for (const auto& c : plan.prefill)
       if (c.begin == 0) forget.prefill.push_back({c.slot, 0, {}});
-    if (!forget.prefill.empty()) ssms_.run(std::vector<SsmWork>(std::size_t(ssms_.size()), forget));
+    if (!forget.prefill.empty()) {
+      forget.commits.swap(ssm_commits_);
+      ssms_.run(std::vector<SsmWork>(std::size_t(ssms_.size()), forget));
+    }
     return merged;
   }
   const SsmWork common = ssm_work(plan);
@@ -132,9 +136,11 @@ SsmWork Engine::ssm_work(const StepPlan& plan) {
   SsmWork w;
   w.commits.swap(ssm_commits_);
   for (const auto& c : plan.prefill) {
+    // Chunks of the prompt that went by in steps without speculation go along with this one.
     const auto& tokens = manager_.request(c.id).tokens;
-    w.prefill.push_back({c.slot, c.begin, {tokens.begin() + c.begin, tokens.begin() + c.end}});
-    runtime(c.id).ssm_from = c.end;
+    int& from = runtime(c.id).ssm_from;
+    w.prefill.push_back({c.slot, from, {tokens.begin() + from, tokens.begin() + c.end}});
+    from = c.end;
   }
   const int n = ssms_.size();
   for (const auto& d : plan.decode) {

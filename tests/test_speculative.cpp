@@ -266,6 +266,39 @@ BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_ou
   BOOST_TEST(stats.speculative_steps < stats.steps);
 }
 
+BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_and_reused_slots) {
+  Models m;
+  LlamaModel& llm = m.load(test::fixtures_dir() / "tiny-llama");
+  EngineOptions o;
+  o.limits.max_requests_per_batch = 1;  // every request in slot 0, one after another
+  o.tree = {1, 4};
+  Engine engine(llm, {&llm}, o);
+  // Incremental steps "measured" far faster: after speculation's warm-up, requests decode one
+  // token a step and speculate only in the policy's tries, after slots were reused and the
+  // SSM skipped many steps. The SSM is the LLM: whenever it drafts, every token must be accepted.
+  for (int i = 0; i < 4; ++i) engine.speculation_policy().record(1, false, 1'000'000'000, 1.0);
+  std::mt19937 rng(3);
+  std::vector<RequestId> ids;
+  for (int i = 0; i < 16; ++i) {
+    std::vector<std::int32_t> p = {1};
+    for (int k = 1 + int(rng() % 6); k > 0; --k) p.push_back(3 + std::int32_t(rng() % 125));
+    ids.push_back(engine.submit(p, GenerationConfig{24, {}}));
+  }
+  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  int later_trees = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const Request& r = engine.requests().request(ids[i]);
+    const auto& accepted = r.stats.accepted_per_step;
+    const auto& depth = r.stats.tree_depth_per_step;
+    for (std::size_t s = 0; s + 1 < accepted.size(); ++s) {  // the last step may be cut short
+      BOOST_TEST_REQUIRE(accepted[s] == depth[s] + 1, "request " << i << ", step " << s);
+      if (i > 0 && depth[s] > 0) ++later_trees;
+    }
+  }
+  BOOST_TEST(later_trees > 0);
+  BOOST_TEST(engine.stats().speculative_steps < engine.stats().steps);
+}
+
 BOOST_AUTO_TEST_CASE(speculative_sampling_keeps_the_llm_distribution) {
   Models m;
   test::write_random_model(m.dir / "llm", small_config(6, 16, 2), 101);

@@ -90,9 +90,12 @@ bool Engine::step(const TokenSink& sink) {
   }
   for (const auto& c : plan.prefill)
     if (c.completes_prompt) commit_first_token(c, row++, sink);
-  if (speculative() && plan.prefill.empty() && !plan.decode.empty())
+  // A step that switched modes is not measured: after incremental steps the SSMs catch up on
+  // the tokens they missed, a cost of switching rather than of speculating.
+  if (speculative() && plan.prefill.empty() && !plan.decode.empty() && speculate == last_step_speculated_)
     policy_.record(decoding, speculate, stats_.committed_tokens - committed_before,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!plan.decode.empty()) last_step_speculated_ = speculate;
   return true;
 }
 

@@ -87,6 +87,7 @@ class Engine {
   std::vector<float> logits_;
   EngineStats stats_;
   SpeculationPolicy policy_;
+  bool last_step_speculated_ = true;  // of the last step that decoded
 };
 
 }  // namespace banyan

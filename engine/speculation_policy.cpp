@@ -15,11 +15,6 @@ constexpr double kKeep = 0.875;              // of the past in the decayed sums,
 int SpeculationPolicy::bucket(int decoding) { return int(std::bit_width(unsigned(decoding > 0 ? decoding : 1))); }
 
 bool SpeculationPolicy::speculate(int decoding) {
-  before_ = last_;
-  return last_ = decide(decoding);
-}
-
-bool SpeculationPolicy::decide(int decoding) {
   Bucket& b = buckets_[bucket(decoding)];
   ++b.steps;
   const Rate &incremental = b.modes[0], &speculative = b.modes[1];
@@ -30,7 +25,7 @@ bool SpeculationPolicy::decide(int decoding) {
 }
 
 void SpeculationPolicy::record(int decoding, bool speculated, long long committed, double seconds) {
-  if (seconds <= 0 || speculated != before_) return;
+  if (seconds <= 0) return;
   Rate& r = buckets_[bucket(decoding)].modes[speculated ? 1 : 0];
   // Sums, not an average of per-step rates: a step's tokens vary from 1 to the tree's depth + 1.
   r.tokens = kKeep * r.tokens + double(committed);

@@ -7,8 +7,8 @@
 // (in buckets 1, 2-3, 4-7, ...) the policy keeps decayed sums of the tokens committed and the
 // seconds taken by steps of each mode that only decoded, prefers speculating unless the
 // incremental steps were clearly faster, and now and then tries the other mode for a few steps
-// so that a change is seen. A step that switched modes is not measured: after incremental steps the SSMs catch up
-// on the tokens they missed, a cost of switching rather than of speculating.
+// so that a change is seen. The engine does not report steps that switched modes (their cost
+// is the SSMs catching up, not speculation's).
 // Both modes give the same output (greedy) or the same distribution (sampling).
 #include <map>
 
@@ -18,7 +18,8 @@ class SpeculationPolicy {
  public:
   // Whether the next step, with `decoding` requests decoding, speculates.
   bool speculate(int decoding);
-  // What the step last decided on did, if it only decoded: `committed` tokens in `seconds`.
+  // What a step that only decoded, in the same mode as the step before it, did: `committed`
+  // tokens in `seconds`.
   void record(int decoding, bool speculated, long long committed, double seconds);
 
  private:
@@ -32,9 +33,7 @@ class SpeculationPolicy {
     long long steps = 0;
   };
   static int bucket(int decoding);
-  bool decide(int decoding);
   std::map<int, Bucket> buckets_;
-  bool last_ = true, before_ = true;  // the modes of the last two steps decided
 };
 
 }  // namespace banyan

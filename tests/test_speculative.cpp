@@ -251,7 +251,7 @@ BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_ou
     // Incremental steps "measured" far faster at 4-7 decoding requests: those steps decode one
     // token each (speculating every 32nd), the others speculate while the measurements allow.
     if (preload)
-      for (int i = 0; i < 2; ++i) engine.speculation_policy().record(5, false, 1'000'000'000, 1.0);
+      for (int i = 0; i < 4; ++i) engine.speculation_policy().record(5, false, 1'000'000'000, 1.0);
     std::vector<RequestId> ids;
     for (std::size_t i = 0; i < prompts.size(); ++i) ids.push_back(engine.submit(prompts[i], configs[i]));
     engine.run([](RequestId, std::span<const std::int32_t>) {});
@@ -273,10 +273,10 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
   o.limits.max_requests_per_batch = 1;  // every request in slot 0, one after another
   o.tree = {1, 4};
   Engine engine(llm, {&llm}, o);
-  // Incremental steps "measured" far faster: after speculation's warm-up, requests decode one
-  // token a step and speculate only in the policy's tries, after slots were reused and the
-  // SSM skipped many steps. The SSM is the LLM: whenever it drafts, every token must be accepted.
-  for (int i = 0; i < 4; ++i) engine.speculation_policy().record(1, false, 1'000'000'000, 1.0);
+  // Incremental steps "measured" far faster after every step: past speculation's warm-up,
+  // requests decode one token a step and speculate only in the policy's tries (5 steps in 128),
+  // so slots are reused while the SSM owes commits and has skipped many steps. The SSM is the
+  // LLM: whenever it drafts, every drafted token must be accepted.
   std::mt19937 rng(3);
   std::vector<RequestId> ids;
   for (int i = 0; i < 16; ++i) {
@@ -284,7 +284,8 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
     for (int k = 1 + int(rng() % 6); k > 0; --k) p.push_back(3 + std::int32_t(rng() % 125));
     ids.push_back(engine.submit(p, GenerationConfig{24, {}}));
   }
-  engine.run([](RequestId, std::span<const std::int32_t>) {});
+  while (engine.step([](RequestId, std::span<const std::int32_t>) {}))
+    engine.speculation_policy().record(1, false, 1'000'000'000, 1.0);
   int later_trees = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const Request& r = engine.requests().request(ids[i]);

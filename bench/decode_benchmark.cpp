@@ -107,9 +107,7 @@ int decode_benchmark(int argc, char** argv) {
   if (!o.parse(argc, argv)) return 0;
   const int prompt = o.integer("--prompt-tokens"), steps = o.integer("--decode-tokens"), batch = o.integer("--batch");
   if (prompt < 1 || steps < 1 || batch < 1) throw cli::UsageError("token counts and --batch must be positive");
-  const std::string device = o.text("--device");
-  if (device != "cpu" && device != "cuda") throw cli::UsageError("--device must be cpu or cuda, got '" + device + "'");
-  const bool cuda = device == "cuda";
+  const bool cuda = cli::device_option(o) == "cuda";
 
   nlohmann::json result;
   result["machine"] = machine_description();

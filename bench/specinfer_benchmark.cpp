@@ -142,9 +142,7 @@ int specinfer_benchmark(int argc, char** argv) {
 
   const TreeShape tree{o.integer("--tree-width"), o.integer("--tree-depth")};
   const int max_new = o.integer("--max-new-tokens");
-  const std::string device = o.text("--device");
-  if (device != "cpu" && device != "cuda") throw cli::UsageError("--device must be cpu or cuda, got '" + device + "'");
-  auto backend = make_backend(device, o.integer("--threads"));
+  auto backend = make_backend(cli::device_option(o), o.integer("--threads"));
   std::printf("backend: %s\n", backend->name().c_str());
   nlohmann::json rows = nlohmann::json::array();
   // "every step" speculates in every step; the engine's default speculates in the steps where

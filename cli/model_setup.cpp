@@ -109,9 +109,8 @@ ModelChoice model_choice(const Options& o, bool with_ssms) {
   if (with_ssms)
     for (const auto& p : ssm_paths(o)) c.ssms.push_back({p, model_options(o, true)});
   c.tokenizer = tokenizer_path(o, c.llm.path);
-  c.device = o.text("--device");
+  c.device = device_option(o);
   c.threads = o.integer("--threads");
-  if (c.device != "cpu" && c.device != "cuda") throw UsageError("--device must be 'cpu' or 'cuda', got '" + c.device + "'");
   if (c.threads < 0) throw UsageError("--threads must be 0 or more");
   return c;
 }

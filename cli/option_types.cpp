@@ -2,6 +2,12 @@
 
 namespace banyan::cli {
 
+std::string device_option(const Options& o) {
+  const std::string device = o.text("--device");
+  if (device != "cpu" && device != "cuda") throw UsageError("--device must be 'cpu' or 'cuda', got '" + device + "'");
+  return device;
+}
+
 WeightFormat parse_format_value(const std::string& option, const std::string& value) {
   const auto f = parse_format(value);
   if (!f) throw UsageError(option + " must be f32, f16, int8 or int4, got '" + value + "'");

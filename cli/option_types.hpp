@@ -12,6 +12,8 @@ namespace banyan::cli {
 // A weight format option: f32, f16, int8 (q8) or int4 (q4).
 WeightFormat format_option(const Options& o, const std::string& name);
 WeightFormat parse_format_value(const std::string& option, const std::string& value);
+// --device: "cpu" or "cuda".
+std::string device_option(const Options& o);
 // "HOST:PORT" of `option`; throws UsageError naming it otherwise.
 std::pair<std::string, int> host_and_port(const std::string& value, const std::string& option);
 

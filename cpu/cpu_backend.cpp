@@ -157,29 +157,34 @@ class CpuBackend : public Backend {
     const bool half = kv.spec().dtype == DType::f16;
     const std::size_t elem = half ? 2 : 4;
     const float scale = 1.0f / std::sqrt(float(head_dim));
-    pool_.parallel_for(n * heads, 1, [&](std::int64_t begin, std::int64_t end) {
+    // One task per token and key/value head: the heads of a group share its rows' reads.
+    const int kv_heads = kv.spec().kv_heads;
+    pool_.parallel_for(n * kv_heads, 1, [&](std::int64_t begin, std::int64_t end) {
       thread_local std::vector<float> scores;
+      thread_local std::vector<AttentionState> states;
+      states.resize(std::size_t(group));
       for (std::int64_t task = begin; task < end; ++task) {
-        const std::int64_t i = task / heads;
-        const int h = int(task % heads);
-        const int slot = batch.slots[std::size_t(i)], visible = batch.visible[std::size_t(i)];
-        const std::size_t offset = std::size_t(h / group) * std::size_t(head_dim) * elem;  // this kv head's columns
-        const float* qh = f32(q) + i * q.cols + std::int64_t(h) * head_dim;
-        float* oh = f32(out) + i * out.cols + std::int64_t(h) * head_dim;
-        std::fill(oh, oh + head_dim, 0.0f);
-        AttentionState state{-INFINITY, 0.0f, oh};
+        const std::int64_t i = task / kv_heads;
+        const int kvh = int(task % kv_heads), slot = batch.slots[std::size_t(i)], visible = batch.visible[std::size_t(i)];
+        const std::size_t offset = std::size_t(kvh) * std::size_t(head_dim) * elem;  // this kv head's columns
+        const float* qg = f32(q) + i * q.cols + std::int64_t(kvh) * group * head_dim;
+        float* og = f32(out) + i * out.cols + std::int64_t(kvh) * group * head_dim;
+        std::fill(og, og + group * head_dim, 0.0f);
+        for (int h = 0; h < group; ++h) states[std::size_t(h)] = {-INFINITY, 0.0f, og + h * head_dim};
         // The visible prefix in one run of rows, then each ancestor the tree mask adds.
-        scores.resize(std::max<std::size_t>(scores.size(), std::size_t(visible) + 1));
+        scores.resize(std::max<std::size_t>(scores.size(), std::size_t(group) * (std::size_t(visible) + 1)));
         if (visible > 0)
-          kernels_.attend(qh, kv.key(layer, slot, 0) + offset, kv.value(layer, slot, 0) + offset, row, visible,
-                          head_dim, scale, half, scores.data(), state);
+          kernels_.attend(qg, group, kv.key(layer, slot, 0) + offset, kv.value(layer, slot, 0) + offset, row, visible,
+                          head_dim, scale, half, scores.data(), states.data());
         for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1) {
           const int r = visible + __builtin_ctzll(m);
-          kernels_.attend(qh, kv.key(layer, slot, r) + offset, kv.value(layer, slot, r) + offset, row, 1, head_dim,
-                          scale, half, scores.data(), state);
+          kernels_.attend(qg, group, kv.key(layer, slot, r) + offset, kv.value(layer, slot, r) + offset, row, 1,
+                          head_dim, scale, half, scores.data(), states.data());
         }
-        const float inv = 1.0f / state.l;
-        for (int d = 0; d < head_dim; ++d) oh[d] *= inv;
+        for (int h = 0; h < group; ++h) {
+          const float inv = 1.0f / states[std::size_t(h)].l;
+          for (int d = 0; d < head_dim; ++d) og[h * head_dim + d] *= inv;
+        }
       }
     });
   }

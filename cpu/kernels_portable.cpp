@@ -86,8 +86,8 @@ float element(const void* rows, bool half, std::int64_t i) {
   return half ? f16_to_f32(static_cast<const std::uint16_t*>(rows)[i]) : static_cast<const float*>(rows)[i];
 }
 
-void attend(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
-            float scale, bool half, float* scores, AttentionState& st) {
+void attend_one(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
+                float scale, bool half, float* scores, AttentionState& st) {
   float block_max = -INFINITY;
   for (std::int64_t r = 0; r < count; ++r) {
     double s = 0;
@@ -105,6 +105,12 @@ void attend(const float* q, const void* k, const void* v, std::int64_t stride, s
     for (int d = 0; d < head_dim; ++d) st.o[d] += p * element(v, half, r * stride + d);
   }
   st.m = m;
+}
+
+void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
+            int head_dim, float scale, bool half, float* scores, AttentionState* states) {
+  for (int h = 0; h < heads; ++h)
+    attend_one(q + h * head_dim, k, v, stride, count, head_dim, scale, half, scores + h * count, states[h]);
 }
 
 }  // namespace

@@ -47,10 +47,12 @@ struct KernelSet {
   void (*expand_f16)(const std::uint16_t* w, std::int64_t k, float* out);
   void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   void (*expand_q4)(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
-  // One query head over `count` key and value rows that lie `stride` elements apart (f16 when
-  // `half`, else f32), folded into `state`. `scores` has room for `count` floats.
-  void (*attend)(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
-                 float scale, bool half, float* scores, AttentionState& state);
+  // `heads` query heads (head h at q + h * head_dim) that share one key/value head, over `count`
+  // key and value rows that lie `stride` elements apart (f16 when `half`, else f32), folded into
+  // states[h]. `scores` has room for heads * count floats. Taking a grouped-query group at once
+  // lets its heads share each key and value row read.
+  void (*attend)(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
+                 int head_dim, float scale, bool half, float* scores, AttentionState* states);
 };
 
 const KernelSet& portable_kernels();

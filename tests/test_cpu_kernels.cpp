@@ -125,47 +125,56 @@ BOOST_AUTO_TEST_CASE(quantized_kernels_agree_with_the_portable_reference) {
 BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
   std::mt19937 rng(5);
   for (const KernelSet* ks : kernel_sets())
-    for (int head_dim : {16, 20, 48, 64, 128})
+    for (int head_dim : {16, 20, 48, 64, 128, 256})
       for (std::int64_t count : {1, 7, 16, 33, 300})
-        for (bool half : {false, true}) {
-          const std::int64_t stride = head_dim * 3;  // rows of three heads; use the middle one
-          const auto q = test::random_normals(std::size_t(head_dim), rng);
-          auto k = test::random_normals(std::size_t(count * stride), rng, 2.0f), v = test::random_normals(std::size_t(count * stride), rng);
-          std::vector<std::uint16_t> k16(k.size()), v16(v.size());
-          for (std::size_t i = 0; i < k.size(); ++i) {
-            k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
-            if (half) k[i] = f16_to_f32(k16[i]), v[i] = f16_to_f32(v16[i]);
+        for (int heads : {1, 3, 8})  // query heads sharing the key/value head
+          for (bool half : {false, true}) {
+            const std::int64_t stride = head_dim * 3;  // rows of three key/value heads; use the middle one
+            const auto q = test::random_normals(std::size_t(heads * head_dim), rng);
+            auto k = test::random_normals(std::size_t(count * stride), rng, 2.0f), v = test::random_normals(std::size_t(count * stride), rng);
+            std::vector<std::uint16_t> k16(k.size()), v16(v.size());
+            for (std::size_t i = 0; i < k.size(); ++i) {
+              k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
+              if (half) k[i] = f16_to_f32(k16[i]), v[i] = f16_to_f32(v16[i]);
+            }
+            const float scale = 1.0f / std::sqrt(float(head_dim));
+            // Kernel: the rows in two blocks (as a prefix and a tree ancestor would come).
+            std::vector<float> o(std::size_t(heads * head_dim), 0.0f), scores(std::size_t(heads * count));
+            std::vector<AttentionState> st;
+            for (int h = 0; h < heads; ++h) st.push_back({-INFINITY, 0.0f, o.data() + h * head_dim});
+            const std::int64_t first = (count + 1) / 2;
+            const std::size_t elem = half ? 2 : 4;
+            const auto* kb = half ? static_cast<const void*>(k16.data()) : static_cast<const void*>(k.data());
+            const auto* vb = half ? static_cast<const void*>(v16.data()) : static_cast<const void*>(v.data());
+            auto at = [&](const void* base, std::int64_t row) {
+              return static_cast<const std::byte*>(base) + std::size_t(row * stride + head_dim) * elem;
+            };
+            ks->attend(q.data(), heads, at(kb, 0), at(vb, 0), stride, first, head_dim, scale, half, scores.data(), st.data());
+            if (count > first)
+              ks->attend(q.data(), heads, at(kb, first), at(vb, first), stride, count - first, head_dim, scale, half,
+                         scores.data(), st.data());
+            for (int h = 0; h < heads; ++h) {
+              // Reference: one softmax over all rows.
+              const float* qh = q.data() + h * head_dim;
+              std::vector<double> p(static_cast<std::size_t>(count)), want(static_cast<std::size_t>(head_dim), 0.0);
+              double mx = -1e30, total = 0;
+              for (std::int64_t r = 0; r < count; ++r) {
+                double s = 0;
+                for (int d = 0; d < head_dim; ++d) s += double(qh[d]) * k[std::size_t(r * stride + head_dim + d)];
+                p[std::size_t(r)] = s * scale;
+                mx = std::max(mx, p[std::size_t(r)]);
+              }
+              for (auto& x : p) total += (x = std::exp(x - mx));
+              for (std::int64_t r = 0; r < count; ++r)
+                for (int d = 0; d < head_dim; ++d)
+                  want[std::size_t(d)] += p[std::size_t(r)] / total * v[std::size_t(r * stride + head_dim + d)];
+              BOOST_TEST_CONTEXT(ks->name << " head_dim=" << head_dim << " rows=" << count << " head " << h << " of "
+                                          << heads << (half ? " f16" : " f32")) {
+                for (int d = 0; d < head_dim; ++d)
+                  BOOST_TEST_REQUIRE(std::abs(o[std::size_t(h * head_dim + d)] / st[std::size_t(h)].l - want[std::size_t(d)]) <= 1e-5);
+              }
+            }
           }
-          const float scale = 1.0f / std::sqrt(float(head_dim));
-          // Reference: one softmax over all rows.
-          std::vector<double> p(static_cast<std::size_t>(count)), want(static_cast<std::size_t>(head_dim), 0.0);
-          double mx = -1e30, total = 0;
-          for (std::int64_t r = 0; r < count; ++r) {
-            double s = 0;
-            for (int d = 0; d < head_dim; ++d) s += double(q[std::size_t(d)]) * k[std::size_t(r * stride + head_dim + d)];
-            p[std::size_t(r)] = s * scale;
-            mx = std::max(mx, p[std::size_t(r)]);
-          }
-          for (auto& x : p) total += (x = std::exp(x - mx));
-          for (std::int64_t r = 0; r < count; ++r)
-            for (int d = 0; d < head_dim; ++d) want[std::size_t(d)] += p[std::size_t(r)] / total * v[std::size_t(r * stride + head_dim + d)];
-          // Kernel: the rows in two blocks (as a prefix and a tree ancestor would come).
-          std::vector<float> o(static_cast<std::size_t>(head_dim), 0.0f), scores(static_cast<std::size_t>(count));
-          AttentionState st{-INFINITY, 0.0f, o.data()};
-          const std::int64_t first = (count + 1) / 2;
-          const std::size_t elem = half ? 2 : 4;
-          const auto* kb = half ? static_cast<const void*>(k16.data()) : static_cast<const void*>(k.data());
-          const auto* vb = half ? static_cast<const void*>(v16.data()) : static_cast<const void*>(v.data());
-          auto at = [&](const void* base, std::int64_t row) {
-            return static_cast<const std::byte*>(base) + std::size_t(row * stride + head_dim) * elem;
-          };
-          ks->attend(q.data(), at(kb, 0), at(vb, 0), stride, first, head_dim, scale, half, scores.data(), st);
-          if (count > first)
-            ks->attend(q.data(), at(kb, first), at(vb, first), stride, count - first, head_dim, scale, half, scores.data(), st);
-          BOOST_TEST_CONTEXT(ks->name << " head_dim=" << head_dim << " rows=" << count << (half ? " f16" : " f32")) {
-            for (int d = 0; d < head_dim; ++d) BOOST_TEST_REQUIRE(std::abs(o[std::size_t(d)] / st.l - want[std::size_t(d)]) <= 1e-5);
-          }
-        }
 }
 
 BOOST_AUTO_TEST_CASE(quantization_error_is_within_half_a_step) {

@@ -7,7 +7,8 @@
 // (in buckets 1, 2-3, 4-7, ...) the policy keeps decayed sums of the tokens committed and the
 // seconds taken by steps of each mode that only decoded, prefers speculating unless the
 // incremental steps were clearly faster, and now and then tries the other mode for a few steps
-// so that a change is seen. The engine does not report steps that switched modes (their cost
+// so that a change is seen (less and less often while the tries keep the choice). A bucket
+// not measured yet follows a measured one near it, if any, until its tries have measured it. The engine does not report steps that switched modes (their cost
 // is the SSMs catching up, not speculation's).
 // Both modes give the same output (greedy) or the same distribution (sampling).
 #include <map>
@@ -31,8 +32,14 @@ class SpeculationPolicy {
   struct Bucket {
     Rate modes[2];  // [incremental, speculative]
     long long steps = 0;
+    bool choice = true;      // the mode last chosen (true: speculative)
+    long long interval = 0;  // steps from one try of the other mode to the next
+    long long try_at = 0;    // the step the next try begins
   };
   static int bucket(int decoding);
+  static bool measured(const Bucket& b);             // both modes measured enough to compare
+  static bool prefers_speculation(const Bucket& b);  // from its measurements
+  const Bucket* nearest_measured(int bucket) const;  // within a few buckets; nullptr if none
   std::map<int, Bucket> buckets_;
 };
 

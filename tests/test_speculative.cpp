@@ -229,6 +229,22 @@ BOOST_AUTO_TEST_CASE(the_speculation_policy_picks_the_faster_mode_per_batch_size
   speculated = 0;
   for (int i = 0; i < 40; ++i) speculated += step(1, 10, 9);
   BOOST_TEST(speculated >= 30);
+  // Batch 5 has not been measured: it follows batch 8's choice (no warm-up of its own, whose
+  // return to speculation would make the SSMs catch up) until its first try.
+  speculated = 0;
+  for (int i = 0; i < 100; ++i) speculated += step(5, 10, 30);
+  BOOST_TEST(speculated == 0);
+  // While the tries keep confirming the choice they come less and less often: 4096 more steps
+  // at batch 8 try speculation 6 times (after 128, 256, 512, 1024, 1024, 1024 steps), where
+  // a try every 128 steps would have been 32 tries.
+  speculated = 0;
+  for (int i = 0; i < 4096; ++i) speculated += step(8, 10, 30);
+  BOOST_TEST(speculated >= 5 * 5);
+  BOOST_TEST(speculated <= 7 * 5);
+  // A try that finds the other mode faster switches, within the longest interval.
+  int last_speculated = 0;
+  for (int i = 0; i < 1200; ++i) last_speculated = step(8, 90, 30) ? last_speculated + 1 : 0;
+  BOOST_TEST(last_speculated >= 100);
 }
 
 BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_output) {
@@ -249,7 +265,7 @@ BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_ou
     o.limits.max_requests_per_batch = 8;
     Engine engine(llm, with_ssm ? std::vector<LlamaModel*>{&near} : std::vector<LlamaModel*>{}, o);
     // Incremental steps "measured" far faster at 4-7 decoding requests: those steps decode one
-    // token each (speculating every 32nd), the others speculate while the measurements allow.
+    // token each (trying speculation now and then), the others speculate while the measurements allow.
     if (preload)
       for (int i = 0; i < 4; ++i) engine.speculation_policy().record(5, false, 1'000'000'000, 1.0);
     std::vector<RequestId> ids;
@@ -274,7 +290,7 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
   o.tree = {1, 4};
   Engine engine(llm, {&llm}, o);
   // Incremental steps "measured" far faster after every step: past speculation's warm-up,
-  // requests decode one token a step and speculate only in the policy's tries (5 steps in 128),
+  // requests decode one token a step and speculate only in the policy's tries (5 steps after 128, then after 256),
   // so slots are reused while the SSM owes commits and has skipped many steps. The SSM is the
   // LLM: whenever it drafts, every drafted token must be accepted.
   std::mt19937 rng(3);

@@ -31,7 +31,7 @@ class LocalLlm final : public LlmRunner {
   void create_kv_cache(int slots, int capacity) override { kv_ = model_.create_kv_cache(slots, capacity); }
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override { model_.forward(batch, *kv_, logits); }
   void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) override {
-    model_.backend().copy_kv_rows(*kv_, slot, from_to);
+    model_.move_kv_rows(*kv_, slot, from_to);
   }
 
  private:

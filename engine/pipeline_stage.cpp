@@ -45,7 +45,7 @@ std::size_t PipelineStage::create_kv_cache(int slots, int capacity) {
 }
 
 void PipelineStage::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) {
-  for (std::size_t r = 0; r < shards_.size(); ++r) shards_[r]->backend().copy_kv_rows(*kv_[r], slot, from_to);
+  for (std::size_t r = 0; r < shards_.size(); ++r) shards_[r]->move_kv_rows(*kv_[r], slot, from_to);
 }
 
 void PipelineStage::helper_loop(int rank) {

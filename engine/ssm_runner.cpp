@@ -79,7 +79,7 @@ void SsmRunner::commit(const SsmCommit& c) {
     if (node < 0 || own.node(node).depth >= own.depth()) break;
     moves.emplace_back(c.root_row + node, c.root_row + 1 + int(j));
   }
-  if (!moves.empty()) model_.backend().copy_kv_rows(*kv_, c.slot, moves);
+  if (!moves.empty()) model_.move_kv_rows(*kv_, c.slot, moves);
   fed_[std::size_t(c.slot)] = c.root_row + 1 + int(moves.size());
 }
 

@@ -79,7 +79,8 @@ class Backend {
   virtual void attention(int layer, Tensor q, Tensor k, Tensor v, const ForwardBatch& batch, KvCache& kv,
                          Tensor out) = 0;
   // Copies key/value rows within one slot, every layer, in the order given: how the accepted
-  // tokens of a token tree are compacted into place after verification.
+  // tokens of a token tree are compacted into place after verification. The slot and rows are
+  // in range (LlamaModel::move_kv_rows checks them for every backend).
   virtual void copy_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to) = 0;
   // gate = silu(gate) * up
   virtual void silu_mul(Tensor gate, Tensor up) = 0;

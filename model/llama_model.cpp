@@ -316,6 +316,17 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
 
 }  // namespace
 
+void LlamaModel::move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to) {
+  const KvCacheSpec& spec = kv.spec();
+  if (slot < 0 || slot >= spec.slots)
+    throw Error("KV row move: slot " + std::to_string(slot) + " out of range (" + std::to_string(spec.slots) + " slots)");
+  for (const auto& [from, to] : from_to)
+    if (from < 0 || to < 0 || from >= spec.capacity || to >= spec.capacity)
+      throw Error("KV row move " + std::to_string(from) + " -> " + std::to_string(to) + " beyond the KV capacity of " +
+                  std::to_string(spec.capacity));
+  backend_.copy_kv_rows(kv, slot, from_to);
+}
+
 void LlamaModel::forward(const ForwardBatch& batch, KvCache& kv, std::vector<float>& logits) {
   if (!is_first_stage() || !is_last_stage()) throw Error("forward: this model holds one pipeline stage only");
   forward_stage(batch, kv, {}, logits);

@@ -111,6 +111,10 @@ class LlamaModel {
   const PagedWeights* paged() const { return paged_.get(); }
   // A KV cache for the layers this model holds.
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
+  // Copies key/value rows within one slot of `kv`, every layer, in the order given (how the
+  // accepted tokens of a verified tree are compacted into place). Throws, before any copy,
+  // if the slot or a row is out of the cache's range.
+  void move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to);
 
   int first_layer() const { return first_layer_; }
   int end_layer() const { return first_layer_ + int(layers_.size()); }

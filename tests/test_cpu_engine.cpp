@@ -273,6 +273,12 @@ BOOST_AUTO_TEST_CASE(bad_batches_are_rejected) {
   bad_slot.add_causal(5, 1, 0, true);
   BOOST_CHECK_THROW(e.model->forward(bad_slot, *kv, out), Error);
   BOOST_CHECK_THROW(e.model->forward(ForwardBatch{}, *kv, out), Error);
+  // KV row moves out of the cache's range.
+  const std::pair<int, int> past_end[] = {{0, 1}, {2, 8}}, negative[] = {{-1, 0}}, fine[] = {{1, 0}};
+  BOOST_CHECK_THROW(e.model->move_kv_rows(*kv, 0, past_end), Error);
+  BOOST_CHECK_THROW(e.model->move_kv_rows(*kv, 0, negative), Error);
+  BOOST_CHECK_THROW(e.model->move_kv_rows(*kv, 1, fine), Error);
+  BOOST_CHECK_NO_THROW(e.model->move_kv_rows(*kv, 0, fine));
 }
 
 BOOST_AUTO_TEST_CASE(kernels_match_their_formulas) {

@@ -48,7 +48,7 @@ bool SpeculationPolicy::speculate(int decoding) {
   } else {
     return b.modes[1].samples < kWarmSamples;  // warm-up: speculation first, then incremental
   }
-  if (b.interval == 0 || choice != b.choice) {  // a new choice (the first, or a try that won): tries come often again
+  if (b.interval == 0 || choice != b.choice) {  // a first choice, or a try that won: tries come often again
     b.choice = choice;
     b.interval = kFirstInterval;
     b.try_at = step + kFirstInterval;

@@ -8,8 +8,9 @@
 // seconds taken by steps of each mode that only decoded, prefers speculating unless the
 // incremental steps were clearly faster, and now and then tries the other mode for a few steps
 // so that a change is seen (less and less often while the tries keep the choice). A bucket
-// not measured yet follows a measured one near it, if any, until its tries have measured it. The engine does not report steps that switched modes (their cost
-// is the SSMs catching up, not speculation's).
+// not measured yet follows a measured one near it, if any, until its tries have measured it.
+// The engine does not report steps that switched modes (their cost is the SSMs catching up,
+// not speculation's).
 // Both modes give the same output (greedy) or the same distribution (sampling).
 #include <map>
 

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "engine/llm_runner.hpp"
+#include "engine/speculation_policy.hpp"
 #include "engine/ssm_group.hpp"
 #include "model/llama_model.hpp"
-#include "engine/speculation_policy.hpp"
 #include "scheduler/request_manager.hpp"
 #include "scheduler/tree_expansion.hpp"
 

@@ -264,8 +264,9 @@ BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_ou
     EngineOptions o;
     o.limits.max_requests_per_batch = 8;
     Engine engine(llm, with_ssm ? std::vector<LlamaModel*>{&near} : std::vector<LlamaModel*>{}, o);
-    // Incremental steps "measured" far faster at 4-7 decoding requests: those steps decode one
-    // token each (trying speculation now and then), the others speculate while the measurements allow.
+    // Incremental steps "measured" far faster at 4-7 decoding requests, so the policy switches:
+    // the batch starts at 8 (warm-up, then its own measurements), shrinks through 4-7 (its
+    // warm-up with its preloaded measurements, or batch 8's choice once that one is measured).
     if (preload)
       for (int i = 0; i < 4; ++i) engine.speculation_policy().record(5, false, 1'000'000'000, 1.0);
     std::vector<RequestId> ids;
@@ -290,9 +291,9 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
   o.tree = {1, 4};
   Engine engine(llm, {&llm}, o);
   // Incremental steps "measured" far faster after every step: past speculation's warm-up,
-  // requests decode one token a step and speculate only in the policy's tries (5 steps after 128, then after 256),
-  // so slots are reused while the SSM owes commits and has skipped many steps. The SSM is the
-  // LLM: whenever it drafts, every drafted token must be accepted.
+  // requests decode one token a step and speculate only in the policy's tries (5 steps after
+  // 128, then after 256), so slots are reused while the SSM owes commits and has skipped many
+  // steps. The SSM is the LLM: whenever it drafts, every drafted token must be accepted.
   std::mt19937 rng(3);
   std::vector<RequestId> ids;
   for (int i = 0; i < 16; ++i) {

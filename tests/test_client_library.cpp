@@ -1,6 +1,7 @@
 // The client library (banyan/client.hpp) against a real `banyan serve --actor-port 0`: from
 // separate processes (`banyan client`, examples/client_library) and from this one; the text
-// equals `banyan generate`'s, cancel and timeout work, a client that dies frees its request.
+// equals `banyan generate`'s, cancel and timeout work, a client that dies frees its request, a
+// server that dies ends its requests with an error.
 #define BOOST_TEST_MODULE test_client_library
 #include <banyan/client.hpp>
 #include <boost/test/unit_test.hpp>
@@ -110,6 +111,32 @@ BOOST_AUTO_TEST_CASE(a_client_that_dies_frees_its_request) {
   BOOST_TEST(client.generate(kPrompt, p, {}, std::chrono::seconds(60)).finish_reason == "length");
   const auto waited = std::chrono::steady_clock::now() - start;
   BOOST_TEST(std::chrono::duration<double>(waited).count() < 30.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_dies_mid_request_ends_it_with_an_error) {
+  ActorServer server;
+  Client client("127.0.0.1", server.actor_port);
+  GenerationParams long_run;
+  long_run.max_new_tokens = 500;
+  std::promise<void> first_text;
+  std::promise<GenerationResult> done;
+  bool told = false;
+  client.submit(kPrompt, long_run, [&](const std::string&) {
+    if (!told) first_text.set_value(), told = true;
+  }, [&](const GenerationResult& r) { done.set_value(r); });
+  BOOST_TEST_REQUIRE((first_text.get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready));
+  server.process.stop(SIGKILL, std::chrono::seconds(10));
+
+  auto ended = done.get_future();
+  BOOST_TEST_REQUIRE((ended.wait_for(std::chrono::seconds(30)) == std::future_status::ready));
+  const GenerationResult r = ended.get();
+  BOOST_TEST(r.finish_reason == "error");
+  BOOST_TEST(r.error.find("lost the server") != std::string::npos, r.error);
+  BOOST_TEST(!r.text.empty());  // what came before the end is kept
+  // Later requests fail at once too.
+  const GenerationResult next = client.generate(kPrompt, long_run, {}, std::chrono::seconds(30));
+  BOOST_TEST(next.finish_reason == "error");
+  BOOST_TEST(!next.error.empty());
 }
 
 BOOST_AUTO_TEST_CASE(nothing_listening_is_a_clear_error) {

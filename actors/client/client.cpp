@@ -29,10 +29,22 @@ caf::behavior generation(caf::stateful_actor<GenerationState>* self, text_servic
     on_done(r);
     self->quit();
   };
+  // A server (or its request actor) that goes away ends the generation with an error: without
+  // this a killed server left the caller waiting for text that never comes. A normal exit is
+  // not one: the request actor quits as it finishes, and its end reaches us on another path.
+  self->monitor(service);
+  self->set_down_handler([=](caf::down_msg& d) {
+    if (!d.reason) return;
+    auto& r = self->state.result;
+    r.finish_reason = "error";
+    r.error = "lost the server mid-request: " + self->system().render(d.reason);
+    finish(r);
+  });
   self->request(service, caf::infinite, std::move(request), caf::actor_cast<caf::actor>(self))
       .then(
           [=](request_actor& r) {
             self->state.request = r;
+            self->monitor(r);
             if (self->state.cancel_wanted) caf::anon_send(r, cancel_atom::value);
           },
           [=](caf::error& e) {

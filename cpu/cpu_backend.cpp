@@ -128,6 +128,13 @@ class CpuBackend : public Backend {
     matmul_.run(cpu_weight(w).data, f32(x), x.rows, f32(out));
   }
 
+  void matmuls(Tensor x, std::span<const DeviceWeight* const> w, std::span<const Tensor> out) override {
+    std::vector<Matmul::Product> products;
+    products.reserve(w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) products.push_back({&cpu_weight(*w[i]).data, f32(out[i])});
+    matmul_.run(products, f32(x), x.rows);
+  }
+
   void rope(Tensor q, Tensor k, const ForwardBatch& batch, int head_dim, float theta) override {
     const int half = head_dim / 2;
     pool_.parallel_for(q.rows, 4, [&](std::int64_t begin, std::int64_t end) {

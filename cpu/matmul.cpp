@@ -12,24 +12,60 @@ constexpr std::int64_t kL1ActivationBytes = 16 << 10;  // half of L1d: the weigh
 constexpr std::int64_t kRowBlock = 16;                 // weight rows per pass over the slices
 }  // namespace
 
-void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
-  std::lock_guard lock(scratch_mutex_);
-  if (m >= sgemm_threshold(w.format)) {
-    blocked_sgemm(w, x, m, out);
-  } else {
-    dots(w, x, m, out);
+namespace {
+
+bool is_float(WeightFormat f) { return f == WeightFormat::f32 || f == WeightFormat::f16; }
+
+// Calls fn(product, begin, end) with the rows of each product that [begin, end) covers, the
+// products' rows counted one after another.
+template <typename F>
+void for_each_part(std::span<const Matmul::Product> products, std::int64_t begin, std::int64_t end, F&& fn) {
+  std::int64_t first = 0;
+  for (const auto& p : products) {
+    const std::int64_t b = std::max(begin, first), e = std::min(end, first + p.w->rows);
+    if (b < e) fn(p, b - first, e - first);
+    first += p.w->rows;
   }
 }
 
-void Matmul::dots(const WeightData& w, const float* x, std::int64_t m, float* out) {
-  if (w.format == WeightFormat::f32 || w.format == WeightFormat::f16)
-    float_dots(w, x, m, out);
-  else
-    quantized_dots(w, x, m, out);
+std::int64_t total_rows(std::span<const Matmul::Product> products) {
+  std::int64_t n = 0;
+  for (const auto& p : products) n += p.w->rows;
+  return n;
 }
 
-void Matmul::float_dots(const WeightData& w, const float* x, std::int64_t m, float* out) {
-  const std::int64_t n = w.rows, k = w.cols;
+}  // namespace
+
+void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
+  const Product p{&w, out};
+  run(std::span(&p, 1), x, m);
+}
+
+void Matmul::run(std::span<const Product> products, const float* x, std::int64_t m) {
+  std::lock_guard lock(scratch_mutex_);
+  const WeightFormat format = products.front().w->format;
+  const bool one_format = std::all_of(products.begin(), products.end(), [&](const Product& p) {
+    return p.w->format == format;
+  });
+  if (m >= sgemm_threshold(format) || !one_format) {
+    for (const auto& p : products) {
+      const Product one[] = {p};
+      if (m >= sgemm_threshold(p.w->format))
+        blocked_sgemm(*p.w, x, m, p.out);
+      else if (is_float(p.w->format))
+        float_dots(one, x, m);
+      else
+        quantized_dots(one, x, m);
+    }
+  } else if (is_float(format)) {
+    float_dots(products, x, m);
+  } else {
+    quantized_dots(products, x, m);
+  }
+}
+
+void Matmul::float_dots(std::span<const Product> products, const float* x, std::int64_t m) {
+  const std::int64_t k = products.front().w->cols;
   // Float activations of a few tokens outgrow L1 at large k (4 x 3072 floats = 48 KiB), and
   // fetching them from L2 again for every weight row makes the dots load-bound. Then the weights
   // go in column slices whose activations fit L1, slice by slice over a block of rows
@@ -40,55 +76,64 @@ void Matmul::float_dots(const WeightData& w, const float* x, std::int64_t m, flo
   // One token reads one weight row at a time: four rows' streams at once were no faster for f32
   // and 0.8x for f16 (2 threads, llama-160m shape); from two tokens on, four rows are 1.3-1.5x.
   const int weight_rows = m == 1 ? 1 : kDotWeightRows;
-  pool_.parallel_for(n, kRowBlock, [&](std::int64_t begin, std::int64_t end) {
+  pool_.parallel_for(total_rows(products), kRowBlock, [&](std::int64_t begin, std::int64_t end) {
     float dots[kDotWeightRows * kMaxFloatDotRows];
-    for (std::int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
-      const std::int64_t block_end = std::min(end, r0 + kRowBlock);
-      for (std::int64_t c = 0; c < k; c += slice) {
-        const std::int64_t len = std::min(slice, k - c);
-        for (std::int64_t r = r0; r < block_end; r += weight_rows) {
-          const int rows = int(std::min<std::int64_t>(weight_rows, block_end - r));
-          for (std::int64_t t = 0; t < m; t += kMaxFloatDotRows) {
-            const int tokens = int(std::min<std::int64_t>(kMaxFloatDotRows, m - t));
-            if (w.format == WeightFormat::f32)
-              k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + r * k + c, k, rows, x + t * k + c, k, len,
-                         tokens, dots);
-            else
-              k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k + c, k, rows, x + t * k + c, k,
-                         len, tokens, dots);
-            for (int i = 0; i < rows; ++i)
-              for (int j = 0; j < tokens; ++j) {
-                float& o = out[(t + j) * n + r + i];
-                o = c == 0 ? dots[i * tokens + j] : o + dots[i * tokens + j];
-              }
+    for_each_part(products, begin, end, [&](const Product& p, std::int64_t from, std::int64_t to) {
+      const WeightData& w = *p.w;
+      const std::int64_t n = w.rows;
+      for (std::int64_t r0 = from; r0 < to; r0 += kRowBlock) {
+        const std::int64_t block_end = std::min(to, r0 + kRowBlock);
+        for (std::int64_t c = 0; c < k; c += slice) {
+          const std::int64_t len = std::min(slice, k - c);
+          for (std::int64_t r = r0; r < block_end; r += weight_rows) {
+            const int rows = int(std::min<std::int64_t>(weight_rows, block_end - r));
+            for (std::int64_t t = 0; t < m; t += kMaxFloatDotRows) {
+              const int tokens = int(std::min<std::int64_t>(kMaxFloatDotRows, m - t));
+              if (w.format == WeightFormat::f32)
+                k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + r * k + c, k, rows, x + t * k + c, k, len,
+                           tokens, dots);
+              else
+                k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k + c, k, rows, x + t * k + c,
+                           k, len, tokens, dots);
+              for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < tokens; ++j) {
+                  float& o = p.out[(t + j) * n + r + i];
+                  o = c == 0 ? dots[i * tokens + j] : o + dots[i * tokens + j];
+                }
+            }
           }
         }
       }
-    }
+    });
   });
 }
 
-void Matmul::quantized_dots(const WeightData& w, const float* x, std::int64_t m, float* out) {
-  const std::int64_t n = w.rows, k = w.cols, groups = k / kQuantGroup;
-  const bool q4 = w.format == WeightFormat::q4;
+void Matmul::quantized_dots(std::span<const Product> products, const float* x, std::int64_t m) {
+  const std::int64_t k = products.front().w->cols, groups = k / kQuantGroup;
+  const bool q4 = products.front().w->format == WeightFormat::q4;
   qa_.resize(std::size_t(m * k));
   sa_.resize(std::size_t(m * groups));
   ca_.resize(sa_.size());
   for (std::int64_t t = 0; t < m; ++t)
     k_.quantize_row(x + t * k, k, qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, q4);
-  pool_.parallel_for(n, kRowBlock, [&](std::int64_t begin, std::int64_t end) {
+  pool_.parallel_for(total_rows(products), kRowBlock, [&](std::int64_t begin, std::int64_t end) {
     float dots[kMaxDotRows];
-    for (std::int64_t r = begin; r < end; ++r)
-      for (std::int64_t t = 0; t < m; t += kMaxDotRows) {
-        const int rows = int(std::min<std::int64_t>(kMaxDotRows, m - t));
-        if (q4)
-          k_.dot_q4(reinterpret_cast<const std::uint8_t*>(w.quants()) + r * k / 2, w.scales() + r * groups,
-                    qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k, rows, dots);
-        else
-          k_.dot_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups,
-                    qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, k, rows, dots);
-        for (int j = 0; j < rows; ++j) out[(t + j) * n + r] = dots[j];
-      }
+    for_each_part(products, begin, end, [&](const Product& p, std::int64_t from, std::int64_t to) {
+      const std::int64_t n = p.w->rows;
+      const auto* quants = p.w->quants();
+      const std::uint16_t* scales = p.w->scales();
+      for (std::int64_t r = from; r < to; ++r)
+        for (std::int64_t t = 0; t < m; t += kMaxDotRows) {
+          const int rows = int(std::min<std::int64_t>(kMaxDotRows, m - t));
+          if (q4)
+            k_.dot_q4(reinterpret_cast<const std::uint8_t*>(quants) + r * k / 2, scales + r * groups, qa_.data() + t * k,
+                      sa_.data() + t * groups, ca_.data() + t * groups, k, rows, dots);
+          else
+            k_.dot_q8(reinterpret_cast<const std::int8_t*>(quants) + r * k, scales + r * groups, qa_.data() + t * k,
+                      sa_.data() + t * groups, ca_.data() + t * groups, k, rows, dots);
+          for (int j = 0; j < rows; ++j) p.out[(t + j) * n + r] = dots[j];
+        }
+    });
   });
 }
 

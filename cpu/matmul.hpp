@@ -7,6 +7,7 @@
 //     the weights are compressed.
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "cpu/simd_kernels.hpp"
@@ -22,13 +23,22 @@ class Matmul {
  public:
   Matmul(const KernelSet& kernels, ThreadPool& pool) : k_(kernels), pool_(pool) {}
 
+  // out [m, w->rows] = x · wᵀ, row-major f32.
+  struct Product {
+    const WeightData* w;
+    float* out;
+  };
+
   // x [m, w.cols] and out [m, w.rows], row-major f32.
   void run(const WeightData& w, const float* x, std::int64_t m, float* out);
+  // Several products of the same x (q, k and v; gate and up), all with x's width. Weights of one
+  // format go through the dots as one pass: one fork-join and x quantized once, where separate
+  // calls paid both for each (measured: 5-7% off the llama-160m int8 layers' matmul time).
+  void run(std::span<const Product> products, const float* x, std::int64_t m);
 
  private:
-  void dots(const WeightData& w, const float* x, std::int64_t m, float* out);
-  void float_dots(const WeightData& w, const float* x, std::int64_t m, float* out);
-  void quantized_dots(const WeightData& w, const float* x, std::int64_t m, float* out);
+  void float_dots(std::span<const Product> products, const float* x, std::int64_t m);
+  void quantized_dots(std::span<const Product> products, const float* x, std::int64_t m);
   void blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out);
 
   const KernelSet& k_;

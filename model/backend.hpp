@@ -72,6 +72,11 @@ class Backend {
   virtual void rms_norm(Tensor x, const DeviceWeight& gamma, float eps, Tensor out) = 0;
   // out = x · wᵀ  (x [n, in], w [out, in], out [n, out])
   virtual void matmul(Tensor x, const DeviceWeight& w, Tensor out) = 0;
+  // out[i] = x · w[i]ᵀ for weights that read the same x (q, k and v; gate and up), so that a
+  // backend can run them as one pass (the CPU: one fork-join, x quantized once).
+  virtual void matmuls(Tensor x, std::span<const DeviceWeight* const> w, std::span<const Tensor> out) {
+    for (std::size_t i = 0; i < w.size(); ++i) matmul(x, *w[i], out[i]);
+  }
   // Rotary embedding in Hugging Face's rotate-half layout, in place, at batch.positions.
   virtual void rope(Tensor q, Tensor k, const ForwardBatch& batch, int head_dim, float theta) = 0;
   // Stores k and v at batch.cache_rows of `layer`, then attends each query to the rows

@@ -260,9 +260,9 @@ void LlamaModel::run_layer(int index, const ForwardBatch& batch, KvCache& kv, Te
          v = ws_.v->view(n, kv_width_), attn = ws_.attn->view(n, q_width_);
 
   backend_.rms_norm(x, *layer.input_layernorm, config_.rms_norm_eps, h);
-  backend_.matmul(h, *layer.self_attn.q_proj, q);
-  backend_.matmul(h, *layer.self_attn.k_proj, k);
-  backend_.matmul(h, *layer.self_attn.v_proj, v);
+  const DeviceWeight* qkv[] = {layer.self_attn.q_proj.get(), layer.self_attn.k_proj.get(), layer.self_attn.v_proj.get()};
+  const Tensor qkv_out[] = {q, k, v};
+  backend_.matmuls(h, qkv, qkv_out);
   backend_.rope(q, k, batch, config_.head_dim(), config_.rope_theta);
   backend_.attention(index, q, k, v, batch, kv, attn);
   backend_.matmul(attn, *layer.self_attn.o_proj, h);
@@ -271,8 +271,9 @@ void LlamaModel::run_layer(int index, const ForwardBatch& batch, KvCache& kv, Te
 
   Tensor gate = ws_.gate->view(n, mlp_width_), up = ws_.up->view(n, mlp_width_);
   backend_.rms_norm(x, *layer.post_attention_layernorm, config_.rms_norm_eps, h);
-  backend_.matmul(h, *layer.mlp.gate_proj, gate);
-  backend_.matmul(h, *layer.mlp.up_proj, up);
+  const DeviceWeight* gate_up[] = {layer.mlp.gate_proj.get(), layer.mlp.up_proj.get()};
+  const Tensor gate_up_out[] = {gate, up};
+  backend_.matmuls(h, gate_up, gate_up_out);
   backend_.silu_mul(gate, up);
   backend_.matmul(gate, *layer.mlp.down_proj, h);
   sum_over_shards(h);

@@ -238,3 +238,34 @@ BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
     }
   }
 }
+
+// q, k and v (or gate and up) in one call give what three calls give, whatever the pool's
+// chunks cover: parts of one product, or the end of one and the start of the next.
+BOOST_AUTO_TEST_CASE(grouped_products_match_separate_ones) {
+  std::mt19937 rng(5);
+  ThreadPool pool(3);
+  Matmul mm(best_kernels(), pool);
+  const std::int64_t k = 96;
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4})
+    for (std::int64_t m : {1, 3, 7, 20}) {
+      std::vector<WeightData> ws;
+      for (std::int64_t n : {40, 13, 13}) ws.push_back(encode(random_matrix(n, k, rng), f));
+      ws.push_back(encode(random_matrix(21, k, rng), f == WeightFormat::q8 ? WeightFormat::q4 : WeightFormat::q8));
+      const auto x = test::random_normals(std::size_t(m * k), rng);
+      for (std::size_t count : {std::size_t(3), std::size_t(4)}) {  // one format; then a mixed group
+        std::vector<std::vector<float>> grouped(count), separate(count);
+        std::vector<Matmul::Product> products;
+        for (std::size_t i = 0; i < count; ++i) {
+          grouped[i].assign(std::size_t(m * ws[i].rows), NAN);
+          separate[i].assign(grouped[i].size(), NAN);
+          products.push_back({&ws[i], grouped[i].data()});
+          mm.run(ws[i], x.data(), m, separate[i].data());
+        }
+        mm.run(products, x.data(), m);
+        for (std::size_t i = 0; i < count; ++i)
+          for (std::size_t j = 0; j < grouped[i].size(); ++j)
+            BOOST_TEST_REQUIRE(std::abs(grouped[i][j] - separate[i][j]) <= 1e-5f * (1 + std::abs(separate[i][j])),
+                               format_name(f) << " m=" << m << " product " << i << " of " << count << " at " << j);
+      }
+    }
+}

@@ -49,7 +49,15 @@ void dot_rows(const W* w, std::int64_t w_stride, const float* x, std::int64_t st
   auto step = [&](std::int64_t i, int u) {
     __m512 wv[R];
     for (int r = 0; r < R; ++r) {
-      if (sizeof(W) == 4 || i % 32 == 0) prefetch_ahead(w + r * w_stride + i);  // once per cache line
+      if (sizeof(W) == 4 || i % 32 == 0) {  // once per cache line
+        // Several rows are read together, so 4 KiB ahead would mostly land in rows of this
+        // group; the same columns of the next group are what comes next (measured at 2
+        // threads, llama-160m shape, f32: 8 tokens 1.72x -> 1.40x the time of one).
+        if constexpr (R == 1)
+          prefetch_ahead(w + i);
+        else
+          _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * w_stride + i), _MM_HINT_T0);
+      }
       wv[r] = load16(w + r * w_stride + i);
     }
     for (int t = 0; t < M; ++t) {

@@ -93,7 +93,8 @@ int decode_benchmark(int argc, char** argv) {
   cli::Options o("bench decode", "[options]",
                  "Measures prompt and decode tokens/s of the CPU or CUDA backend on random-weight models, with\n"
                  "the weight-streaming GB/s of each decode row as a fraction of the measured read bandwidth\n"
-                 "(the machine's, or with --device cuda the GPU's).");
+                 "(the machine's, read right before and after each row as well as once at the start, or with\n"
+                 "--device cuda the GPU's).");
   o.add("--device", "cpu|cuda", "the backend measured", "cpu");
   o.add("--models", "LIST", "model shapes: llama-68m, llama-160m, tinyllama-1.1b", "llama-68m,llama-160m,tinyllama-1.1b");
   o.add("--dtypes", "LIST", "weight formats", "f32,f16,int8,int4");
@@ -129,8 +130,9 @@ int decode_benchmark(int argc, char** argv) {
     result["stream_read_gb_per_s"] = stream;
     result["sgemm_gflops"] = sgemm;
   }
-  std::printf("%-15s %-5s %3s %5s | %11s %8s | %11s %9s %8s\n", "model", "dtype", "thr", "batch", "prompt tok/s",
-              "%sgemm", "decode tok/s", "weight GB/s", "%BW");
+  // %BW: of the reads measured around the row (row read GB/s); %first: of the first baseline.
+  std::printf("%-15s %-5s %3s %5s | %11s %8s | %11s %9s %9s %8s %8s\n", "model", "dtype", "thr", "batch", "prompt tok/s",
+              "%sgemm", "decode tok/s", "weight GB/s", "row read", "%BW", "%first");
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& model_name : o.list("--models")) {
     const LlamaConfig shape = shape_named(model_name);
@@ -142,15 +144,19 @@ int decode_benchmark(int argc, char** argv) {
         const int threads = std::stoi(threads_text);
         auto backend = cuda ? make_backend("cuda", 0) : cpu::make_cpu_backend({threads, o.integer("--spin-us")});
         LlamaModel model(weights, *backend, options);
+        // This host's read bandwidth drifts by a third within minutes, so each row is also set
+        // against reads measured right before and after it.
+        const double before = stream > 0 && !cuda ? stream_read_gb_per_s(2) : stream;
         const Measured m = measure(model, prompt, steps, batch);
+        const double row_stream = stream > 0 && !cuda ? (before + stream_read_gb_per_s(2)) / 2 : stream;
         const double bytes = double(model.decode_bytes());
         const double prompt_gflops = prefill_flops(shape, prompt) * m.prompt_tokens_per_s / prompt / 1e9;
         for (const auto& [b, tps] : {std::pair{1, m.decode_tokens_per_s}, std::pair{batch, m.batch_tokens_per_s}}) {
           const double gbps = bytes * tps / b / 1e9;
-          const double fraction = stream > 0 ? gbps / stream : 0;
-          std::printf("%-15s %-5s %3d %5d | %11.1f %7.0f%% | %11.1f %9.2f %7.0f%%\n", model_name.c_str(),
+          const double fraction = row_stream > 0 ? gbps / row_stream : 0;
+          std::printf("%-15s %-5s %3d %5d | %11.1f %7.0f%% | %11.1f %9.2f %9.1f %7.0f%% %7.0f%%\n", model_name.c_str(),
                       dtype_name.c_str(), threads, b, m.prompt_tokens_per_s, sgemm > 0 ? 100 * prompt_gflops / sgemm : 0.0,
-                      tps, gbps, 100 * fraction);
+                      tps, gbps, row_stream, 100 * fraction, stream > 0 ? 100 * gbps / stream : 0.0);
           rows.push_back({{"model", model_name},
                           {"dtype", dtype_name},
                           {"threads", threads},
@@ -162,7 +168,9 @@ int decode_benchmark(int argc, char** argv) {
                           {"model_weight_bytes", model.weight_bytes()},
                           {"kv_cache_bytes", m.kv_bytes},
                           {"weight_gb_per_s", gbps},
-                          {"bandwidth_fraction", fraction}});
+                          {"row_stream_read_gb_per_s", row_stream},
+                          {"bandwidth_fraction", fraction},
+                          {"first_baseline_fraction", stream > 0 ? gbps / stream : 0}});
         }
         std::fflush(stdout);
       }

@@ -40,6 +40,29 @@ struct ActorServer {
   }
 };
 
+// A long generation submitted from this process, with its first text and its end to wait for.
+// Both tests that use it wait for the end, so no callback outlives it.
+struct LongGeneration {
+  static constexpr int kTokens = 500;
+  std::promise<void> first_text;
+  std::promise<GenerationResult> done;
+  std::future<GenerationResult> ended = done.get_future();
+  bool told = false;
+  std::uint64_t id = 0;
+
+  explicit LongGeneration(Client& client) {
+    GenerationParams p;
+    p.max_new_tokens = kTokens;
+    id = client.submit(kPrompt, p, [this](const std::string&) {
+      if (!told) first_text.set_value(), told = true;
+    }, [this](const GenerationResult& r) { done.set_value(r); });
+  }
+  bool started_within(std::chrono::seconds limit) {
+    return first_text.get_future().wait_for(limit) == std::future_status::ready;
+  }
+  bool ended_within(std::chrono::seconds limit) { return ended.wait_for(limit) == std::future_status::ready; }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(banyan_client_prints_what_banyan_generate_prints) {
@@ -69,25 +92,17 @@ BOOST_AUTO_TEST_CASE(the_example_program_runs_against_the_server) {
 BOOST_AUTO_TEST_CASE(cancel_and_timeout_from_this_process) {
   ActorServer server;
   Client client("127.0.0.1", server.actor_port);
-  GenerationParams long_run;
-  long_run.max_new_tokens = 500;
-
-  std::promise<void> first_text;
-  std::promise<GenerationResult> done;
-  bool told = false;
-  std::uint64_t id = 0;
-  id = client.submit(kPrompt, long_run, [&](const std::string&) {
-    if (!told) first_text.set_value(), told = true;
-  }, [&](const GenerationResult& r) { done.set_value(r); });
-  BOOST_TEST_REQUIRE((first_text.get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready));
-  client.cancel(id);
-  auto ended = done.get_future();
-  BOOST_TEST_REQUIRE((ended.wait_for(std::chrono::seconds(60)) == std::future_status::ready));
-  const GenerationResult r = ended.get();
+  LongGeneration g(client);
+  BOOST_TEST_REQUIRE(g.started_within(std::chrono::seconds(60)));
+  client.cancel(g.id);
+  BOOST_TEST_REQUIRE(g.ended_within(std::chrono::seconds(60)));
+  const GenerationResult r = g.ended.get();
   BOOST_TEST(r.finish_reason == "cancelled");
-  BOOST_TEST(r.tokens.size() < 500u);
+  BOOST_TEST(r.tokens.size() < std::size_t(LongGeneration::kTokens));
   BOOST_TEST(!r.text.empty());
 
+  GenerationParams long_run;
+  long_run.max_new_tokens = LongGeneration::kTokens;
   BOOST_CHECK_THROW(client.generate(kPrompt, long_run, {}, std::chrono::milliseconds(1)), ClientError);
   // The client still works afterwards.
   GenerationParams short_run;
@@ -116,25 +131,19 @@ BOOST_AUTO_TEST_CASE(a_client_that_dies_frees_its_request) {
 BOOST_AUTO_TEST_CASE(a_server_that_dies_mid_request_ends_it_with_an_error) {
   ActorServer server;
   Client client("127.0.0.1", server.actor_port);
-  GenerationParams long_run;
-  long_run.max_new_tokens = 500;
-  std::promise<void> first_text;
-  std::promise<GenerationResult> done;
-  bool told = false;
-  client.submit(kPrompt, long_run, [&](const std::string&) {
-    if (!told) first_text.set_value(), told = true;
-  }, [&](const GenerationResult& r) { done.set_value(r); });
-  BOOST_TEST_REQUIRE((first_text.get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready));
+  LongGeneration g(client);
+  BOOST_TEST_REQUIRE(g.started_within(std::chrono::seconds(60)));
   server.process.stop(SIGKILL, std::chrono::seconds(10));
 
-  auto ended = done.get_future();
-  BOOST_TEST_REQUIRE((ended.wait_for(std::chrono::seconds(30)) == std::future_status::ready));
-  const GenerationResult r = ended.get();
+  BOOST_TEST_REQUIRE(g.ended_within(std::chrono::seconds(30)));
+  const GenerationResult r = g.ended.get();
   BOOST_TEST(r.finish_reason == "error");
   BOOST_TEST(r.error.find("lost the server") != std::string::npos, r.error);
   BOOST_TEST(!r.text.empty());  // what came before the end is kept
   // Later requests fail at once too.
-  const GenerationResult next = client.generate(kPrompt, long_run, {}, std::chrono::seconds(30));
+  GenerationParams p;
+  p.max_new_tokens = 8;
+  const GenerationResult next = client.generate(kPrompt, p, {}, std::chrono::seconds(30));
   BOOST_TEST(next.finish_reason == "error");
   BOOST_TEST(!next.error.empty());
 }

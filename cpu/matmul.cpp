@@ -10,9 +10,6 @@ int sgemm_threshold(WeightFormat) { return 16; }
 namespace {
 constexpr std::int64_t kL1ActivationBytes = 16 << 10;  // half of L1d: the weight slices stream through the rest
 constexpr std::int64_t kRowBlock = 16;                 // weight rows per pass over the slices
-}  // namespace
-
-namespace {
 
 bool is_float(WeightFormat f) { return f == WeightFormat::f32 || f == WeightFormat::f16; }
 
@@ -44,19 +41,17 @@ void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out
 void Matmul::run(std::span<const Product> products, const float* x, std::int64_t m) {
   std::lock_guard lock(scratch_mutex_);
   const WeightFormat format = products.front().w->format;
-  const bool one_format = std::all_of(products.begin(), products.end(), [&](const Product& p) {
-    return p.w->format == format;
-  });
-  if (m >= sgemm_threshold(format) || !one_format) {
-    for (const auto& p : products) {
-      const Product one[] = {p};
-      if (m >= sgemm_threshold(p.w->format))
-        blocked_sgemm(*p.w, x, m, p.out);
-      else if (is_float(p.w->format))
-        float_dots(one, x, m);
-      else
-        quantized_dots(one, x, m);
-    }
+  if (std::all_of(products.begin(), products.end(), [&](const Product& p) { return p.w->format == format; })) {
+    one_format(products, x, m);
+    return;
+  }
+  for (const auto& p : products) one_format(std::span(&p, 1), x, m);
+}
+
+void Matmul::one_format(std::span<const Product> products, const float* x, std::int64_t m) {
+  const WeightFormat format = products.front().w->format;
+  if (m >= sgemm_threshold(format)) {
+    for (const auto& p : products) blocked_sgemm(*p.w, x, m, p.out);
   } else if (is_float(format)) {
     float_dots(products, x, m);
   } else {

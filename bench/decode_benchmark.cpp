@@ -2,8 +2,11 @@
 // llama-160m and TinyLlama-1.1B shapes (random weights) in every weight format, against the
 // machine's own memory read bandwidth (decode streams every weight once per step; on CUDA the
 // device's) and OpenBLAS sgemm speed (prefill is matrix-matrix work), measured in the same run.
+#include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <thread>
+#include <vector>
 
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
@@ -24,6 +27,27 @@ LlamaConfig shape_named(const std::string& name) {
   if (name == "tinyllama-1.1b") return tinyllama_1b_shape();
   throw cli::UsageError("unknown model shape '" + name + "' (llama-68m, llama-160m, tinyllama-1.1b)");
 }
+
+// Threads that keep the cores busy while they live: what a server's other threads (network,
+// actors) do to the compute pool when they run at the same time.
+class BusyThreads {
+ public:
+  explicit BusyThreads(int n) {
+    for (int i = 0; i < n; ++i)
+      threads_.emplace_back([this] {
+        volatile std::uint64_t spins = 0;
+        while (!stop_.load(std::memory_order_relaxed)) spins = spins + 1;
+      });
+  }
+  ~BusyThreads() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
 
 struct Measured {
   double prompt_tokens_per_s = 0, decode_tokens_per_s = 0, batch_tokens_per_s = 0;
@@ -103,6 +127,7 @@ int decode_benchmark(int argc, char** argv) {
   o.add("--decode-tokens", "N", "decoding steps", "128");
   o.add("--batch", "N", "sequences in the batched decode rows", "8");
   o.add("--spin-us", "US", "thread pool spin before sleeping", "100");
+  o.add("--busy-threads", "N", "threads spinning beside the measured ones, as a server's other threads would", "0");
   o.add("--out", "FILE", "JSON result file", "bench-decode.json");
   o.flag("--no-baselines", "skip the bandwidth and sgemm baselines (keeps peak RSS to the models alone)");
   if (!o.parse(argc, argv)) return 0;
@@ -113,6 +138,7 @@ int decode_benchmark(int argc, char** argv) {
   nlohmann::json result;
   result["machine"] = machine_description();
   result["device"] = cuda ? cuda_description() : "cpu";
+  result["busy_threads"] = o.integer("--busy-threads");
   double stream = 0, sgemm = 0;
   if (cuda) {
     make_backend("cuda", 0);  // says clearly when there is no device, before anything is measured
@@ -147,7 +173,10 @@ int decode_benchmark(int argc, char** argv) {
         // This host's read bandwidth drifts by a third within minutes, so each row is also set
         // against reads measured right before and after it.
         const double before = stream > 0 && !cuda ? stream_read_gb_per_s(2) : stream;
-        const Measured m = measure(model, prompt, steps, batch);
+        const Measured m = [&] {
+          const BusyThreads busy(o.integer("--busy-threads"));
+          return measure(model, prompt, steps, batch);
+        }();
         const double row_stream = stream > 0 && !cuda ? (before + stream_read_gb_per_s(2)) / 2 : stream;
         const double bytes = double(model.decode_bytes());
         const double prompt_gflops = prefill_flops(shape, prompt) * m.prompt_tokens_per_s / prompt / 1e9;

@@ -16,6 +16,11 @@ inline void cpu_relax() {
   _mm_pause();
 #endif
 }
+
+// ThreadPool::claims_: job number, chunk count, next unclaimed chunk.
+std::uint64_t claim_word(std::uint32_t job, std::uint64_t chunks, std::uint64_t next) {
+  return std::uint64_t(job) << 32 | chunks << 16 | next;
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int threads, int spin_us) : spin_ns_(std::int64_t(std::max(spin_us, 0)) * 1000) {
@@ -52,11 +57,21 @@ bool ThreadPool::wait_for(const std::function<bool()>& ready, std::condition_var
   return true;
 }
 
-void ThreadPool::run_chunks() {
+void ThreadPool::run_chunks(std::uint32_t job) {
   inside_job = true;
-  for (std::int64_t c; (c = next_chunk_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
-    const std::int64_t begin = c * chunk_;
+  std::uint64_t c = claims_.load(std::memory_order_acquire);
+  for (;;) {
+    const std::uint64_t chunks = (c >> 16) & 0xffff, next = c & 0xffff;
+    if (std::uint32_t(c >> 32) != job || next >= chunks) break;
+    if (!claims_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // Claimed: the job cannot end before this chunk is done, so its fields hold still.
+    const std::int64_t begin = std::int64_t(next) * chunk_;
     (*fn_)(begin, std::min(n_, begin + chunk_));
+    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == std::int64_t(chunks)) {
+      std::lock_guard lock(m_);
+      done_.notify_one();
+    }
+    c = claims_.load(std::memory_order_acquire);
   }
   inside_job = false;
 }
@@ -67,11 +82,7 @@ void ThreadPool::worker_loop() {
     wait_for([&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; }, wake_);
     if (stop_) return;
     seen = generation_.load(std::memory_order_acquire);
-    run_chunks();
-    if (finished_workers_.fetch_add(1, std::memory_order_acq_rel) + 1 == int(workers_.size())) {
-      std::lock_guard lock(m_);
-      done_.notify_one();
-    }
+    run_chunks(std::uint32_t(seen));
   }
 }
 
@@ -85,21 +96,23 @@ void ThreadPool::parallel_for(std::int64_t n, std::int64_t grain,
     return;
   }
   std::lock_guard run(run_mutex_);
-  // A few chunks per thread balance uneven work without much contention.
-  const std::int64_t chunks = std::min<std::int64_t>(max_chunks, 4 * size());
+  // A few chunks per thread balance uneven work without much contention (and fit claims_).
+  const std::int64_t target = std::min<std::int64_t>({max_chunks, 4 * size(), 0xffff});
+  const std::int64_t chunk = (n + target - 1) / target, chunks = (n + chunk - 1) / chunk;
   fn_ = &fn;
   n_ = n;
-  chunk_ = (n + chunks - 1) / chunks;
-  chunks_ = (n + chunk_ - 1) / chunk_;
-  next_chunk_.store(0, std::memory_order_relaxed);
-  finished_workers_.store(0, std::memory_order_relaxed);
+  chunk_ = chunk;
+  chunks_done_.store(0, std::memory_order_relaxed);
+  std::uint32_t job = 0;
   {
     std::lock_guard lock(m_);
+    job = std::uint32_t(generation_.load(std::memory_order_relaxed) + 1);
+    claims_.store(claim_word(job, std::uint64_t(chunks), 0), std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  run_chunks();
-  wait_for([&] { return finished_workers_.load(std::memory_order_acquire) == int(workers_.size()); }, done_);
+  run_chunks(job);
+  wait_for([&] { return chunks_done_.load(std::memory_order_acquire) == chunks; }, done_);
   fn_ = nullptr;
 }
 

@@ -29,7 +29,7 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  void run_chunks();
+  void run_chunks(std::uint32_t job);
   bool wait_for(const std::function<bool()>& ready, std::condition_variable& cv);
 
   std::vector<std::thread> workers_;
@@ -39,12 +39,15 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> stop_{false};
-  std::atomic<int> finished_workers_{0};
 
-  // The current job.
+  // The current job. Its chunks are claimed from `claims_`: the job's number (32 bits), its
+  // chunk count (16) and the next unclaimed chunk (16), so that a worker waking late for a job
+  // that is over claims nothing of the next one. A job ends when its chunks are done, whoever
+  // did them: a worker the OS has not scheduled yet does not hold the caller up.
   const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
-  std::int64_t n_ = 0, chunk_ = 0, chunks_ = 0;
-  std::atomic<std::int64_t> next_chunk_{0};
+  std::int64_t n_ = 0, chunk_ = 0;
+  std::atomic<std::uint64_t> claims_{0};
+  std::atomic<std::int64_t> chunks_done_{0};
 };
 
 }  // namespace banyan::cpu

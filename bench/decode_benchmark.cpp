@@ -171,13 +171,14 @@ int decode_benchmark(int argc, char** argv) {
         auto backend = cuda ? make_backend("cuda", 0) : cpu::make_cpu_backend({threads, o.integer("--spin-us")});
         LlamaModel model(weights, *backend, options);
         // This host's read bandwidth drifts by a third within minutes, so each row is also set
-        // against reads measured right before and after it.
-        const double before = stream > 0 && !cuda ? stream_read_gb_per_s(2) : stream;
+        // against reads measured right before and after it (CUDA keeps its one baseline).
+        auto reads_now = [&] { return stream > 0 && !cuda ? stream_read_gb_per_s(2) : stream; };
+        const double before = reads_now();
         const Measured m = [&] {
           const BusyThreads busy(o.integer("--busy-threads"));
           return measure(model, prompt, steps, batch);
         }();
-        const double row_stream = stream > 0 && !cuda ? (before + stream_read_gb_per_s(2)) / 2 : stream;
+        const double row_stream = (before + reads_now()) / 2;
         const double bytes = double(model.decode_bytes());
         const double prompt_gflops = prefill_flops(shape, prompt) * m.prompt_tokens_per_s / prompt / 1e9;
         for (const auto& [b, tps] : {std::pair{1, m.decode_tokens_per_s}, std::pair{batch, m.batch_tokens_per_s}}) {

@@ -42,17 +42,25 @@ using node_link_actor = llm_stage_actor::extend<caf::reacts_to<tick_atom>>;
 // One per process of a cluster, published on its port (actors/node.hpp): hands out its stage
 // that starts at a layer (stage_atom, first layer), lists the first layers of its stages, says
 // where its data plane listens (host, port; port 0: it has none), and answers heartbeats with
-// what its links to other nodes find wrong (empty: nothing).
+// what its links to other nodes find wrong (empty: nothing), and what its memory holds (an empty
+// report: it has no memory actor).
 using node_actor = caf::typed_actor<caf::replies_to<stage_atom, std::int32_t>::with<llm_stage_actor>,
                                     caf::replies_to<layers_atom>::with<std::vector<std::int32_t>>,
                                     caf::replies_to<data_plane_atom>::with<std::string, std::int32_t>,
-                                    caf::replies_to<health_atom>::with<std::vector<std::string>>>;
+                                    caf::replies_to<health_atom>::with<std::vector<std::string>>,
+                                    caf::replies_to<memory_atom>::with<MemoryReport>>;
 
 // One small speculative model (ssm): owns the model and its KV cache. An SsmWork applies last
 // step's commits, takes in prompt chunks and is answered with one tree per job.
 // kv_cache_atom (slots, capacity) creates the cache.
 using ssm_actor = caf::typed_actor<caf::replies_to<SsmWork>::with<SsmTrees>,
                                    caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>>;
+
+// One per process that holds models (memory, actors/memory.hpp): owns the node's weights and
+// hands them to the actors of this process that compute with them (weights_atom); reports what
+// lies in each memory tier (memory_atom).
+using memory_actor = caf::typed_actor<caf::replies_to<weights_atom>::with<std::shared_ptr<NodeWeights>>,
+                                      caf::replies_to<memory_atom>::with<MemoryReport>>;
 
 // The scheduler's own thread for compute: runs one engine step per step_atom and answers what
 // it committed. Its handle never leaves the scheduler.

@@ -24,6 +24,7 @@ void configure_actor_system(caf::actor_system_config& config) {
   config.add_message_type<StageLogits>("banyan.StageLogits");
   config.add_message_type<SsmWork>("banyan.SsmWork");
   config.add_message_type<SsmTrees>("banyan.SsmTrees");
+  config.add_message_type<MemoryReport>("banyan.MemoryReport");
 }
 
 }  // namespace banyan::actors

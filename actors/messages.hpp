@@ -6,8 +6,11 @@
 
 #include "actors/message_types.hpp"
 #include "engine/ssm_work.hpp"
+#include "model/memory_report.hpp"
 
 namespace banyan {
+
+struct NodeWeights;  // engine/node_weights.hpp: handed out within a process only
 
 // ForwardBatch lives in model/ (no CAF there); its inspect sits here, found by ADL.
 template <class Inspector>
@@ -21,6 +24,18 @@ typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TreeShape& x) {
   return f(caf::meta::type_name("banyan.TreeShape"), x.width, x.depth);
+}
+
+// A node's memory report (model/memory_report.hpp) travels to the head's /metrics.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, OffloadStats& x) {
+  return f(caf::meta::type_name("banyan.OffloadStats"), x.resident_bytes, x.reserve_bytes, x.disk_bytes,
+           x.streamed_bytes, x.stall_seconds, x.units_streamed);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, MemoryReport& x) {
+  return f(caf::meta::type_name("banyan.MemoryReport"), x.weight_bytes, x.budget_bytes, x.paging);
 }
 
 template <class Inspector>
@@ -69,6 +84,9 @@ typename Inspector::result_type inspect(Inspector& f, SsmTrees& x) {
 }
 
 }  // namespace banyan
+
+// The memory actor hands its process's actors the weights themselves: never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<banyan::NodeWeights>)
 
 namespace banyan::actors {
 
@@ -133,6 +151,8 @@ using stage_atom = caf::atom_constant<caf::atom("stage")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using data_plane_atom = caf::atom_constant<caf::atom("dataplane")>;
+using weights_atom = caf::atom_constant<caf::atom("weights")>;
+using memory_atom = caf::atom_constant<caf::atom("memory")>;
 
 // What every Banyan actor system is configured with: every message type above announced, and
 // the sharing scheduler, whose idle workers wake as soon as a message arrives (work stealing's

@@ -92,7 +92,8 @@ llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_sta
 
 node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> self, std::string name,
                                         std::map<std::int32_t, llm_stage_actor> stages,
-                                        std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk) {
+                                        std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk,
+                                        memory_actor memory) {
   self->state.node = std::move(name);
   for (auto& [layer, stage] : stages)
     self->state.stages.emplace(layer, self->spawn<caf::linked>(stage_door, std::move(stage), bulk));
@@ -120,13 +121,17 @@ node_actor::behavior_type node_behavior(node_actor::stateful_pointer<NodeState> 
                      : std::make_tuple(std::string(), std::int32_t(0));
       },
       [=](health_atom) { return self->state.health->problems(); },
+      [=](memory_atom a) -> caf::result<MemoryReport> {
+        if (!memory) return MemoryReport{};
+        return self->delegate(memory, a);
+      },
   };
 }
 
 }  // namespace
 
 Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched,
-           std::shared_ptr<Bulk> bulk, std::shared_ptr<ClusterHealth> health)
+           std::shared_ptr<Bulk> bulk, std::shared_ptr<ClusterHealth> health, memory_actor memory)
     : system_(system), health_(health ? std::move(health) : std::make_shared<ClusterHealth>()) {
   std::map<std::int32_t, llm_stage_actor> by_layer;
   for (auto& run : runs) {
@@ -161,8 +166,8 @@ Node::Node(caf::actor_system& system, std::string name, std::vector<StageRun> ru
     heard.push_back(*run.leader);
     links_.push_back(spawn_node_heartbeat(system, *run.leader, health_));
   }
-  for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_));
-  node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_, std::move(bulk));
+  for (auto& w : watched) links_.push_back(spawn_node_watch(system, std::move(w), health_, watched_memory_));
+  node_ = system.spawn(node_behavior, std::move(name), std::move(by_layer), health_, std::move(bulk), std::move(memory));
 }
 
 Node::~Node() {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "actors/cluster_health.hpp"
+#include "actors/cluster_memory.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/node_link.hpp"
 #include "engine/pipeline_stage.hpp"
@@ -40,9 +41,10 @@ class Node {
  public:
   // With `bulk` (this process's data plane), activations and logits to and from other nodes
   // that have one travel over it rather than inside the messages. Its links record what they
-  // find wrong in `health` (none: a health of its own).
+  // find wrong in `health` (none: a health of its own). The node actor answers for `memory`,
+  // this process's memory actor (none: an empty report).
   Node(caf::actor_system& system, std::string name, std::vector<StageRun> runs, std::vector<NodeAddress> watched = {},
-       std::shared_ptr<Bulk> bulk = nullptr, std::shared_ptr<ClusterHealth> health = nullptr);
+       std::shared_ptr<Bulk> bulk = nullptr, std::shared_ptr<ClusterHealth> health = nullptr, memory_actor memory = {});
   ~Node();  // stops every actor it started
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -53,6 +55,8 @@ class Node {
   // Serves the node actor on host:port (0: a free one); returns the port.
   int publish(const std::string& host, int port);
   const std::shared_ptr<ClusterHealth>& health() const { return health_; }
+  // What the watched nodes last reported of their memory.
+  const std::shared_ptr<ClusterMemory>& watched_memory() const { return watched_memory_; }
   // Waits until no link has a problem; every 5 s tells `waiting` what it still waits for.
   // Throws Error listing the problems after `timeout`.
   void wait_until_joined(std::chrono::seconds timeout, const std::function<void(const std::vector<std::string>&)>& waiting);
@@ -60,6 +64,7 @@ class Node {
  private:
   caf::actor_system& system_;
   std::shared_ptr<ClusterHealth> health_;
+  std::shared_ptr<ClusterMemory> watched_memory_ = std::make_shared<ClusterMemory>();
   std::vector<std::pair<int, llm_stage_actor>> runs_;  // each run's first layer and first actor
   std::vector<llm_stage_actor> stages_;
   std::vector<node_link_actor> links_;

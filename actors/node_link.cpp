@@ -27,7 +27,9 @@ struct LinkState {
   std::string what;      // what it leads to: "the stage after layers 0-2"
   std::shared_ptr<ClusterHealth> health;
   std::shared_ptr<Bulk> bulk;  // this process's data plane, if it has one
-  bool copies_reports = true;  // a watch link: records what the node reports, or only whether it answers
+  // A watch link that copies what the node reports: its problems go to `health`, its memory
+  // here. None: it records only whether the node answers.
+  std::shared_ptr<ClusterMemory> memory;
 
   node_actor node;        // while connected
   int bulk_peer = -1;     // while connected, to a node with a data plane
@@ -69,6 +71,7 @@ void lose(LinkPointer self, std::string why) {
   st.bulk_peer = -1;
   st.connecting = false;
   record(self, st.to.describe() + " " + why);
+  if (st.memory) st.memory->forget(st.to.node);  // a lost node's memory is unknown
   for (auto& [id, promise] : st.waiting) promise.deliver(caf::make_error(caf::sec::runtime_error, st.unavailable()));
   st.waiting.clear();
 }
@@ -151,6 +154,16 @@ void connect(LinkPointer self) {
           });
 }
 
+void ask_memory(LinkPointer self) {
+  const std::uint64_t epoch = self->state.epoch;
+  self->request(self->state.node, kHeartbeatTimeout, memory_atom::value)
+      .then(
+          [=](MemoryReport& report) {
+            if (self->state.epoch == epoch) self->state.memory->set(self->state.to.node, report);
+          },
+          [](caf::error&) {});  // a node that stopped answering is the heartbeat's to find
+}
+
 void heartbeat(LinkPointer self) {
   const std::uint64_t epoch = self->state.epoch;
   self->request(self->state.node, kHeartbeatTimeout, health_atom::value)
@@ -158,10 +171,11 @@ void heartbeat(LinkPointer self) {
           [=](std::vector<std::string>& problems) {
             auto& st = self->state;
             if (st.epoch != epoch || !st.watch()) return;
-            if (!st.copies_reports) return record(self, "");
+            if (!st.memory) return record(self, "");
             std::string report;
             for (const auto& p : problems) report += (report.empty() ? st.to.describe() + " reports: " : "; ") + p;
             record(self, report);
+            ask_memory(self);
           },
           [=](caf::error& e) {
             if (self->state.epoch == epoch)
@@ -171,10 +185,10 @@ void heartbeat(LinkPointer self) {
 
 node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int first_layer, std::string what,
                                          std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk,
-                                         bool copies_reports) {
+                                         std::shared_ptr<ClusterMemory> memory) {
   auto& init = self->state;
   init.bulk = std::move(bulk);
-  init.copies_reports = copies_reports;
+  init.memory = std::move(memory);
   init.to = std::move(to);
   init.first_layer = first_layer;
   init.what = std::move(what);
@@ -255,7 +269,8 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
 // Starts a link; its node counts as missing from now on, not from when the new actor first
 // runs (a scheduler thread does that later: a wait for the nodes to join could miss it).
 node_link_actor spawn_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
-                           std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk, bool copies_reports = true) {
+                           std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk,
+                           std::shared_ptr<ClusterMemory> memory = nullptr) {
   LinkState expected;
   expected.to = to;
   expected.first_layer = first_layer;
@@ -263,7 +278,7 @@ node_link_actor spawn_link(caf::actor_system& system, NodeAddress to, int first_
   expected.health = health;
   record(expected, waiting_text(to));
   return system.spawn(node_link, std::move(to), first_layer, std::move(what), std::move(health), std::move(bulk),
-                      copies_reports);
+                      std::move(memory));
 }
 
 }  // namespace
@@ -273,12 +288,13 @@ node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int 
   return spawn_link(system, std::move(to), first_layer, std::move(what), std::move(health), std::move(bulk));
 }
 
-node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
-  return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr);
+node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health,
+                                 std::shared_ptr<ClusterMemory> memory) {
+  return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr, std::move(memory));
 }
 
 node_link_actor spawn_node_heartbeat(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health) {
-  return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr, false);
+  return spawn_link(system, std::move(to), -1, std::string(), std::move(health), nullptr);
 }
 
 }  // namespace banyan::actors

@@ -8,13 +8,14 @@
 //    node is found gone or silent, never waiting on a node that cannot answer. A new stage gets
 //    the KV cache the old one was asked to create.
 //  - A watch link (the head's view of a node it may not talk to otherwise) carries nothing and
-//    copies what the node itself reports.
+//    copies what the node itself reports: its problems, and what its memory holds.
 #include <caf/all.hpp>
 #include <memory>
 #include <string>
 
 #include "actors/bulk.hpp"
 #include "actors/cluster_health.hpp"
+#include "actors/cluster_memory.hpp"
 #include "actors/interfaces.hpp"
 
 namespace banyan::actors {
@@ -33,7 +34,8 @@ struct NodeAddress {
 // process's data plane) and one at the node, activations and logits travel over the data planes.
 node_link_actor spawn_stage_link(caf::actor_system& system, NodeAddress to, int first_layer, std::string what,
                                  std::shared_ptr<ClusterHealth> health, std::shared_ptr<Bulk> bulk = nullptr);
-node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health);
+node_link_actor spawn_node_watch(caf::actor_system& system, NodeAddress to, std::shared_ptr<ClusterHealth> health,
+                                 std::shared_ptr<ClusterMemory> memory);
 // A watch link that records only whether the node answers, not what it reports: a node holding
 // tensor shards watches the node that leads their stage so (two nodes watching each other's
 // reports would copy them back and forth).

@@ -51,10 +51,8 @@ void evict_file(const std::filesystem::path& file) {
 Row run(const Pair& pair, Backend& backend, LlamaModel* ssm, std::size_t budget, bool cold, int max_new) {
   if (cold) evict_file(pair.llm_file);
   auto source = open_converted(pair.llm_file);
-  ModelOptions o;
-  o.memory_budget = budget;
-  o.offload_evict = cold;
-  LlamaModel llm(*source, backend, o);
+  LlamaModel llm(*source, backend, {.offload = budget > 0});
+  if (budget > 0) page_models({&llm}, {.budget = budget, .evict = cold});
   EngineOptions e;
   e.limits.max_requests_per_batch = 1;
   Engine engine(llm, ssm ? std::vector<LlamaModel*>{ssm} : std::vector<LlamaModel*>{}, e);

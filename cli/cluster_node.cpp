@@ -3,6 +3,7 @@
 #include <caf/io/all.hpp>
 #include <iostream>
 
+#include "actors/memory.hpp"
 #include "actors/messages.hpp"
 #include "actors/transport/ring_all_reduce.hpp"
 #include "cli/stop_signal.hpp"
@@ -122,20 +123,28 @@ int serve_stage_node(const std::string& name, const ModelChoice& choice, const R
   StopSignal stop;
   LoadedModels m = load_models(choice);
   std::string layers;
-  for (const auto& s : m.llm_stages)
+  for (const auto& s : m.weights->llm_stages)
     layers += (layers.empty() ? "" : ", ") + std::to_string(s->first_layer()) + "-" + std::to_string(s->end_layer() - 1);
   caf::actor_system_config config;
   actors::configure_actor_system(config);
   config.load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(config);
+  std::shared_ptr<NodeWeights> weights;  // outlives the stage actors computing with it
   {
-    actors::Node node(*system, name, runs(std::move(m.llm_stages)), {}, bulk, std::move(health));
-    const int published = node.publish(listen.bind, listen.port);
-    std::cout << "banyan " << name << ": layers " << layers << " of " << choice.llm.path.string() << " ready on "
-              << listen.bind << ":" << published;
-    if (bulk) std::cout << " (data plane on port " << bulk->port() << ")";
-    std::cout << std::endl;
-    stop.wait();
+    // The memory actor owns the weights; the stage actors get them from it.
+    const actors::memory_actor memory = actors::spawn_memory(*system, std::move(m.weights));
+    weights = actors::weights_of(*system, memory);
+    {
+      actors::Node node(*system, name, runs(weights->llm_stages), {}, bulk, std::move(health), memory);
+      const int published = node.publish(listen.bind, listen.port);
+      std::cout << "banyan " << name << ": layers " << layers << " of " << choice.llm.path.string() << " ready on "
+                << listen.bind << ":" << published;
+      if (bulk) std::cout << " (data plane on port " << bulk->port() << ")";
+      std::cout << std::endl;
+      stop.wait();
+    }
+    // It answered the head's reports: the network layer holds it until it is told to stop.
+    caf::anon_send_exit(memory, caf::exit_reason::user_shutdown);
   }
   system.reset();
   std::cerr << "banyan " << name << ": stopped\n";

@@ -89,8 +89,8 @@ int generate_command(int argc, char** argv) {
 
   LoadedModels m = load_models(o, mode == "speculative");
   std::vector<LlamaModel*> ssms;
-  for (auto& s : m.ssms) ssms.push_back(s.get());
-  Engine engine(*m.llm, ssms, engine_options(o));
+  for (auto& s : m.weights->ssms) ssms.push_back(s.get());
+  Engine engine(*m.weights->llm, ssms, engine_options(o));
 
   std::vector<RequestId> ids;
   std::size_t prompt_tokens = 0;
@@ -161,7 +161,7 @@ int generate_command(int argc, char** argv) {
   }
   if (o.has("--stats")) {
     std::cerr << "banyan: peak RSS " << (peak_rss_bytes() >> 20) << " MiB\n";
-    if (const PagedWeights* paged = m.llm ? m.llm->paged() : nullptr) {
+    if (const PagedWeights* paged = m.weights->paging.get()) {
       const OffloadStats s = paged->stats();
       std::snprintf(line, sizeof line,
                     "banyan: offloaded LLM: %.1f MiB streamed per generated token, %.2f s of compute spent paging\n",

@@ -62,15 +62,16 @@ ModelOptions model_options(const Options& o, bool ssm) {
   const std::string kv = o.text("--kv-dtype");
   if (kv != "f32" && kv != "f16") throw UsageError("--kv-dtype must be f32 or f16, got '" + kv + "'");
   m.kv_cache = kv == "f16" ? DType::f16 : DType::f32;
-  if (!ssm) {  // SSMs are small: they stay resident
-    const int budget = o.has("--memory-budget") ? o.integer("--memory-budget") : 0;
-    const int reserve = o.has("--offload-reserve") ? o.integer("--offload-reserve") : 0;
-    if (budget < 0 || reserve < 0) throw UsageError("--memory-budget and --offload-reserve must not be negative");
-    if (reserve > 0 && budget == 0) throw UsageError("--offload-reserve needs --memory-budget");
-    m.memory_budget = std::size_t(budget) << 20;
-    m.offload_reserve = std::size_t(reserve) << 20;
-  }
   return m;
+}
+
+// The LLM's budget (SSMs are small: they stay resident).
+PagingBudget paging_option(const Options& o) {
+  const int budget = o.has("--memory-budget") ? o.integer("--memory-budget") : 0;
+  const int reserve = o.has("--offload-reserve") ? o.integer("--offload-reserve") : 0;
+  if (budget < 0 || reserve < 0) throw UsageError("--memory-budget and --offload-reserve must not be negative");
+  if (reserve > 0 && budget == 0) throw UsageError("--offload-reserve needs --memory-budget");
+  return {.budget = std::size_t(budget) << 20, .reserve = std::size_t(reserve) << 20};
 }
 
 std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backend, const ModelOptions& options,
@@ -92,13 +93,18 @@ std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backe
   const auto stored = weights.read_encoded(hf_names::layer(layers.first, "mlp.up_proj.weight"));
   std::cerr << "banyan: " << role << " weights: " << double(model->weight_bytes()) / (1 << 20) << " MiB ("
             << format_name(stored ? stored->format : options.linear) << " linear layers)\n";
-  if (const PagedWeights* paged = model->paged()) {
-    const OffloadStats s = paged->stats();
-    std::cerr << "banyan: " << role << " offloaded: " << (s.resident_bytes >> 20) << " MiB resident, "
-              << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from " << weights.origin().string()
-              << " through " << (s.reserve_bytes >> 20) << " MiB (budget " << (options.memory_budget >> 20) << " MiB)\n";
-  }
   return model;
+}
+
+// Pages what this process holds of the LLM (`models`, in layer order) under the one budget.
+void page_llm(NodeWeights& m, const std::vector<LlamaModel*>& models, const PagingBudget& budget,
+              const std::filesystem::path& origin) {
+  m.paging = page_models(models, budget);
+  m.budget = budget.budget;
+  const OffloadStats s = m.paging->stats();
+  std::cerr << "banyan: LLM offloaded: " << (s.resident_bytes >> 20) << " MiB resident, "
+            << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from " << origin.string() << " through "
+            << (s.reserve_bytes >> 20) << " MiB (budget " << (budget.budget >> 20) << " MiB)\n";
 }
 
 }  // namespace
@@ -106,6 +112,7 @@ std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backe
 ModelChoice model_choice(const Options& o, bool with_ssms) {
   ModelChoice c;
   c.llm = {model_path(o), model_options(o, false)};
+  c.paging = paging_option(o);
   if (with_ssms)
     for (const auto& p : ssm_paths(o)) c.ssms.push_back({p, model_options(o, true)});
   c.tokenizer = tokenizer_path(o, c.llm.path);
@@ -117,24 +124,26 @@ ModelChoice model_choice(const Options& o, bool with_ssms) {
 
 LoadedModels load_models(const ModelChoice& choice) {
   const auto start = std::chrono::steady_clock::now();
-  LoadedModels m;
+  LoadedModels loaded;
+  loaded.weights = std::make_shared<NodeWeights>();
+  NodeWeights& m = *loaded.weights;
   m.backend = make_backend(choice.device, choice.threads);
   auto weights = open_weights(choice.llm.path);
   const auto& c = weights->config();
-  m.llm_config = c;
-  m.tokenizer = std::make_unique<Tokenizer>(choice.tokenizer, c.bos_token_id, c.eos_token_id);
-  if (m.tokenizer->vocab_size() > c.vocab_size)
-    throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
+  loaded.llm_config = c;
+  loaded.tokenizer = std::make_unique<Tokenizer>(choice.tokenizer, c.bos_token_id, c.eos_token_id);
+  if (loaded.tokenizer->vocab_size() > c.vocab_size)
+    throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
+  std::vector<LlamaModel*> llm_models;  // what this process holds of the LLM, in layer order
   if (choice.pipeline_stages > 1 || choice.tensor_shards > 1 || choice.stages) {
     std::vector<StageLoad> stages;
     if (choice.stages)
       stages = *choice.stages;
     else
       for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages)) stages.push_back({.layers = r});
-    ModelOptions stage = choice.llm.options;  // the stages share the budget
-    stage.memory_budget /= std::max<std::size_t>(1, stages.size());
-    stage.offload_reserve /= std::max<std::size_t>(1, stages.size());
+    ModelOptions stage = choice.llm.options;
+    stage.offload = choice.paging.budget > 0;
     const int degree = choice.tensor_shards;
     const auto held = [&](const StageLoad& s) { return s.shards > 0 ? s.shards : degree; };
     int most_held = 1;
@@ -151,18 +160,23 @@ LoadedModels load_models(const ModelChoice& choice) {
         stage.shard = shard;
         const std::string of = degree > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(degree) : "";
         Backend& backend = most_held > 1 ? *m.shard_backends[std::size_t(shard.rank - s.first_rank)] : *m.backend;
-        return std::shared_ptr<LlamaModel>(load_one(*weights, backend, stage, "LLM stage (" + layers_text(s.layers) + of + ")", s.layers));
+        std::shared_ptr<LlamaModel> model = load_one(*weights, backend, stage, "LLM stage (" + layers_text(s.layers) + of + ")", s.layers);
+        llm_models.push_back(model.get());
+        return model;
       }));
     }
   } else {
-    m.llm = load_one(*weights, *m.backend, choice.llm.options, "LLM");
+    ModelOptions whole = choice.llm.options;
+    whole.offload = choice.paging.budget > 0;
+    m.llm = load_one(*weights, *m.backend, whole, "LLM");
+    llm_models.push_back(m.llm.get());
   }
+  if (choice.paging.budget > 0) page_llm(m, llm_models, choice.paging, weights->origin());
   for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
-  m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::size_t models = (m.llm ? 1 : 0) + m.ssms.size();
-  for (const auto& s : m.llm_stages) models += std::size_t(s->tensor_shards());
-  std::cerr << "banyan: loaded " << models << " model(s) on " << m.backend->name() << " in " << m.load_seconds << " s\n";
-  return m;
+  loaded.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::size_t models = m.llm_models().size() + m.ssms.size();
+  std::cerr << "banyan: loaded " << models << " model(s) on " << m.backend->name() << " in " << loaded.load_seconds << " s\n";
+  return loaded;
 }
 
 LoadedModels load_models(const Options& o, bool with_ssms) { return load_models(model_choice(o, with_ssms)); }

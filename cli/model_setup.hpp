@@ -7,8 +7,7 @@
 #include <vector>
 
 #include "cli/options.hpp"
-#include "engine/pipeline_stage.hpp"
-#include "model/llama_model.hpp"
+#include "engine/node_weights.hpp"
 #include "model/tokenizer.hpp"
 
 namespace banyan::cli {
@@ -42,6 +41,7 @@ struct ModelChoice {
     ModelOptions options;
   };
   Model llm;
+  PagingBudget paging;  // budget > 0: the LLM is offloaded (what this process holds of it, under one budget)
   std::vector<Model> ssms;
   std::filesystem::path tokenizer;
   std::string device = "cpu";
@@ -56,13 +56,8 @@ struct ModelChoice {
 ModelChoice model_choice(const Options& options, bool with_ssms);
 
 struct LoadedModels {
-  std::unique_ptr<Backend> backend;
-  // Tensor shards compute side by side, each on a backend of its own with its share of the threads.
-  std::vector<std::unique_ptr<Backend>> shard_backends;
+  std::shared_ptr<NodeWeights> weights;  // a server's memory actor owns them
   LlamaConfig llm_config;
-  std::unique_ptr<LlamaModel> llm;                        // the whole LLM, or
-  std::vector<std::shared_ptr<PipelineStage>> llm_stages;  // its pipeline stages, the first first
-  std::vector<std::shared_ptr<LlamaModel>> ssms;
   std::unique_ptr<Tokenizer> tokenizer;
   double load_seconds = 0;
 };

@@ -7,6 +7,7 @@
 
 #include "actors/actor_generations.hpp"
 #include "actors/llm_stage.hpp"
+#include "actors/memory.hpp"
 #include "actors/node.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/ssm.hpp"
@@ -103,26 +104,27 @@ int serve_command(int argc, char** argv) {
     for (const LayerRange& r : split_layers(firsts.front(), choice.pipeline_stages)) choice.stages->push_back({.layers = r});
   }
   LoadedModels m = load_models(choice);
+  // The memory actor owns the weights; the actors that compute with them get them from it.
+  actors::memory_actor memory = actors::spawn_memory(*system, std::move(m.weights));
+  const std::shared_ptr<NodeWeights> weights = actors::weights_of(*system, memory);
+  const std::string node_name = role ? role->node.name : "serve";
   EngineOptions e;
   e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
               c.limits.max_tree_tokens};
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
-  std::vector<const PagedWeights*> paged;  // the LLM's, or its stages'
-  if (m.llm && m.llm->paged()) paged.push_back(m.llm->paged());
-  for (const auto& stage : m.llm_stages)
-    if (stage->shard(0).paged()) paged.push_back(stage->shard(0).paged());  // offloading keeps a stage whole
 
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on
   // to other processes: then it serves once they are all there.
   std::unique_ptr<actors::Node> node;
   std::unique_ptr<LlmRunner> llm;
-  if (m.llm) {
-    llm = std::make_unique<LocalLlm>(*m.llm);
+  if (weights->llm) {
+    llm = std::make_unique<LocalLlm>(*weights->llm);
   } else {
-    auto runs = role ? stage_runs(*role, std::move(m.llm_stages))
-                     : std::vector<actors::StageRun>{{.stages = std::move(m.llm_stages), .next = remote}};
-    node = std::make_unique<actors::Node>(*system, role ? role->node.name : "serve", std::move(runs),
-                                          role ? other_nodes(*role) : std::vector<actors::NodeAddress>{}, bulk, health);
+    auto runs = role ? stage_runs(*role, weights->llm_stages)
+                     : std::vector<actors::StageRun>{{.stages = weights->llm_stages, .next = remote}};
+    node = std::make_unique<actors::Node>(*system, node_name, std::move(runs),
+                                          role ? other_nodes(*role) : std::vector<actors::NodeAddress>{}, bulk, health,
+                                          memory);
     if (role) node->publish(listen_of(*role).bind, role->node.port);
     node->wait_until_joined(std::chrono::seconds(o.integer("--join-timeout")), [](const auto& problems) {
       for (const auto& p : problems) std::cerr << "banyan serve: waiting: " << p << "\n";
@@ -131,8 +133,8 @@ int serve_command(int argc, char** argv) {
   }
   // Each SSM in its own actor: several expand their trees at the same time.
   std::vector<LlamaConfig> ssm_configs;
-  for (const auto& s : m.ssms) ssm_configs.push_back(s->config());
-  std::vector<actors::ssm_actor> ssm_handles = actors::spawn_ssms(*system, m.ssms);
+  for (const auto& s : weights->ssms) ssm_configs.push_back(s->config());
+  std::vector<actors::ssm_actor> ssm_handles = actors::spawn_ssms(*system, weights->ssms);
   actors::ActorSsms ssms(*system, ssm_handles, ssm_configs);
   Engine engine(*llm, ssms, e);
   actors::SchedulerGauges gauges;
@@ -156,7 +158,12 @@ int serve_command(int argc, char** argv) {
   g.limits.max_prompt_tokens = engine.requests().limits().max_sequence_length - 1;
   g.api_keys = c.server.api_keys;
   g.web_page = web_page;
-  if (!paged.empty()) g.offload_stats = [paged] { return sum_stats(paged); };
+  g.memory = [&system = *system, memory, node_name, watched = node ? node->watched_memory() : nullptr] {
+    std::vector<server::NodeMemory> out{{node_name, actors::report_of(system, memory)}};
+    if (watched)
+      for (auto& r : watched->reports()) out.push_back(std::move(r));
+    return out;
+  };
   if (node) g.problems = [health = node->health()] { return health->problems(); };
   if (bulk) g.data_plane_bytes = [bulk] { return server::DataPlaneBytes{bulk->sent_bytes(), bulk->received_bytes()}; };
   server::Gateway gateway(*generations, *m.tokenizer, gauges, g, http.poster());
@@ -181,6 +188,8 @@ int serve_command(int argc, char** argv) {
   for (auto& s : ssm_handles) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   ssm_handles.clear();
   node.reset();
+  caf::anon_send_exit(memory, caf::exit_reason::user_shutdown);
+  memory = nullptr;
   system.reset();
   std::cerr << "banyan serve: stopped\n";
   return 0;

@@ -92,8 +92,8 @@ ModelChoice model_choice(const config::ServeConfig& c) {
   ModelChoice choice;
   choice.llm = model(c.model, "model.dtype");
   if (c.compute.offload) {
-    choice.llm.options.memory_budget = std::size_t(c.compute.device_memory_budget) << 20;
-    choice.llm.options.offload_reserve = std::size_t(c.compute.offload_reserve_space_size) << 20;
+    choice.paging = {.budget = std::size_t(c.compute.device_memory_budget) << 20,
+                     .reserve = std::size_t(c.compute.offload_reserve_space_size) << 20};
   }
   for (const auto& s : c.ssms) choice.ssms.push_back(model(s, "ssms.dtype"));
   choice.tokenizer = c.model.tokenizer.empty() ? tokenizer_beside(c.model.path) : std::filesystem::path(c.model.tokenizer);

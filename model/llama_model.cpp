@@ -179,7 +179,7 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
                       (classifier && !c.tie_word_embeddings ? 1 : 0);
   WeightLoader loader(weights, backend, progress, tensors);
   const int layer_count = range.end - range.first;
-  const bool paging = options.memory_budget > 0;
+  const bool paging = options.offload;
   if (paging && !backend.computes_in_host_memory())
     throw Error("offloading on the " + backend.name() + " backend is not built yet");
   if (paging && shard.degree > 1) throw Error("offloading a tensor-parallel model is not built yet");
@@ -224,12 +224,25 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
     l.mlp.down_proj = matrix("mlp.down_proj.weight", {dim, inter}, Split::columns);
   }
   weight_bytes_ = loader.bytes();
-  if (paging) start_paging(std::move(units));
+  if (paging) units_ = std::move(units);
 }
 
-void LlamaModel::start_paging(std::vector<PagedUnit> units) {
-  OffloadPlan plan = plan_offload(units, options_.memory_budget, options_.offload_reserve);
-  paged_ = std::make_unique<PagedWeights>(std::move(units), std::move(plan), options_.offload_evict);
+std::shared_ptr<PagedWeights> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget) {
+  std::vector<PagedUnit> units;
+  for (const LlamaModel* m : models) {
+    if (!m->options().offload || m->paged_) throw Error("page_models: a model loaded without offloading, or paged already");
+    units.insert(units.end(), m->units_.begin(), m->units_.end());
+  }
+  OffloadPlan plan = plan_offload(units, budget.budget, budget.reserve);
+  auto paged = std::make_shared<PagedWeights>(std::move(units), std::move(plan), budget.evict);
+  int first = 0;
+  for (LlamaModel* m : models) {
+    m->paged_ = paged;
+    m->first_unit_ = first;
+    first += int(m->units_.size());
+    m->units_.clear();
+  }
+  return paged;
 }
 
 std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {

@@ -47,11 +47,9 @@ struct ModelOptions {
   // layers are compressed; an untied classifier keeps at least int8 (int4 costs it accuracy).
   WeightFormat linear = WeightFormat::f32;
   DType kv_cache = DType::f32;  // f32 or f16
-  // Offloading: at most this many weight bytes mapped in at once, the rest streaming from the
-  // `banyan convert` file they are read from (model/paged_weights.hpp). 0: every weight resident.
-  std::size_t memory_budget = 0;
-  std::size_t offload_reserve = 0;  // of the budget, for streamed units in flight; 0: chosen from it
-  bool offload_evict = false;       // streamed weights leave the page cache after use (PagedWeights)
+  // Offloading: the decoder layers and the classifier may stream from the `banyan convert` file
+  // they are read from, paged under a memory budget once page_models() is given the model.
+  bool offload = false;
   // Tensor parallelism: the shard of every layer this model holds (its heads of q/k/v, their
   // columns of o_proj, its rows of gate/up and columns of down_proj). Shard 0 alone holds the
   // classifier of the last stage; every shard of the first stage holds the embedding.
@@ -82,6 +80,22 @@ class EncodedWeights : public WeightSource {
   mutable std::map<std::string, WeightData> cache_;
 };
 
+class LlamaModel;
+
+// A memory budget for offloaded weights (model/paged_weights.hpp).
+struct PagingBudget {
+  std::size_t budget = 0;   // at most this many weight bytes mapped in at once
+  std::size_t reserve = 0;  // of the budget, for streamed units in flight; 0: chosen from it
+  bool evict = false;       // streamed weights leave the page cache after use (PagedWeights)
+};
+
+// Pages the weights of `models` (each loaded with ModelOptions::offload) under one budget: one
+// plan over all their units in the order given, so that what stays resident and what streams
+// is chosen for the models together, and one thread streaming them in that order (a node's
+// pipeline stages: the next stage's first layer comes in while this one's last computes).
+// Returns the paging the models now share. Throws Error when the budget cannot stream them.
+std::shared_ptr<PagedWeights> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget);
+
 class LlamaModel {
  public:
   // Called after each tensor is uploaded: (tensors done, tensors in all).
@@ -107,7 +121,8 @@ class LlamaModel {
   // (unless the table is also the classifier).
   std::size_t decode_bytes() const;
   Backend& backend() const { return backend_; }
-  // The paging of an offloaded model's weights; null when every weight is resident.
+  // The paging of an offloaded model's weights (shared with the models paged with it); null
+  // when every weight is resident.
   const PagedWeights* paged() const { return paged_.get(); }
   // A KV cache for the layers this model holds.
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
@@ -136,11 +151,10 @@ class LlamaModel {
     std::unique_ptr<Buffer> x, h, q, k, v, attn, gate, up, logits;
   };
 
+  friend std::shared_ptr<PagedWeights> page_models(const std::vector<LlamaModel*>&, const PagingBudget&);
   void reserve(std::int64_t tokens);
-  // Plans and starts paging (options_.memory_budget) over the units the loader collected.
-  void start_paging(std::vector<PagedUnit> units);
-  void acquire(int unit) { if (paged_) paged_->acquire(unit); }
-  void release(int unit) { if (paged_) paged_->release(unit); }
+  void acquire(int unit) { if (paged_) paged_->acquire(first_unit_ + unit); }
+  void release(int unit) { if (paged_) paged_->release(first_unit_ + unit); }
   void run_layer(int index, const ForwardBatch& batch, KvCache& kv, Tensor x);  // index within this stage
   // A shard's partial o_proj / down_proj output, summed over the shards in place.
   void sum_over_shards(Tensor partial);
@@ -160,7 +174,9 @@ class LlamaModel {
   // Paging units: the layers in order, then the classifier (last stage), then the embedding
   // (first stage, when it is not also the classifier).
   int classifier_unit_ = -1, embedding_unit_ = -1;
-  std::unique_ptr<PagedWeights> paged_;
+  std::vector<PagedUnit> units_;  // collected while loading (ModelOptions::offload), until paged
+  std::shared_ptr<PagedWeights> paged_;
+  int first_unit_ = 0;  // where this model's units start among the paging's
   Workspace ws_;
 };
 

@@ -178,20 +178,6 @@ void PagedWeights::drop_locked(int unit) {
   state_[std::size_t(unit)] = State::out;
 }
 
-OffloadStats sum_stats(const std::vector<const PagedWeights*>& paged) {
-  OffloadStats sum;
-  for (const PagedWeights* p : paged) {
-    const OffloadStats s = p->stats();
-    sum.resident_bytes += s.resident_bytes;
-    sum.reserve_bytes += s.reserve_bytes;
-    sum.disk_bytes += s.disk_bytes;
-    sum.streamed_bytes += s.streamed_bytes;
-    sum.stall_seconds += s.stall_seconds;
-    sum.units_streamed += s.units_streamed;
-  }
-  return sum;
-}
-
 OffloadStats PagedWeights::stats() const {
   std::lock_guard lock(m_);
   return stats_;

@@ -44,10 +44,6 @@ struct OffloadStats {
   long long units_streamed = 0;
 };
 
-class PagedWeights;
-// The sum over several models' (or pipeline stages') paging.
-OffloadStats sum_stats(const std::vector<const PagedWeights*>& paged);
-
 class PagedWeights {
  public:
   // `evict`: dropped units leave the page cache too, so the next stream reads the disk (what a

@@ -188,11 +188,11 @@ void Gateway::handle(const HttpRequest& request, const std::shared_ptr<Exchange>
     }
     if (path == "/metrics") {
       if (!get) throw ApiError(405, "method_not_allowed", "use GET " + path);
-      const OffloadStats offload = options_.offload_stats ? options_.offload_stats() : OffloadStats{};
+      const std::vector<NodeMemory> memory = options_.memory ? options_.memory() : std::vector<NodeMemory>{};
       const DataPlaneBytes plane = options_.data_plane_bytes ? options_.data_plane_bytes() : DataPlaneBytes{};
       return exchange->reply(200, "text/plain; version=0.0.4",
                              metrics_.render(gauges_, runs_.size(),
-                                             {options_.offload_stats ? &offload : nullptr,
+                                             {options_.memory ? &memory : nullptr,
                                               options_.data_plane_bytes ? &plane : nullptr}));
     }
     if (path == "/v1/stream") throw ApiError(400, "websocket_required", "/v1/stream is a websocket endpoint");

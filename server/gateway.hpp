@@ -13,7 +13,6 @@
 #include <string>
 
 #include "actors/generations.hpp"
-#include "model/paged_weights.hpp"
 #include "model/tokenizer.hpp"
 #include "server/api.hpp"
 #include "server/metrics.hpp"
@@ -25,9 +24,9 @@ struct GatewayOptions {
   ApiLimits limits;
   std::vector<std::string> api_keys;  // empty: no authentication
   std::string web_page;               // the HTML served at "/", empty: none
-  // The offloaded LLM's paging, summed over its stages, for /metrics; empty: not offloaded.
-  // Called on the network thread (PagedWeights::stats is thread-safe).
-  std::function<OffloadStats()> offload_stats;
+  // What each node's memory holds (this one's, and on a cluster's head the others'), for
+  // /metrics; empty: not shown. Called on the network thread.
+  std::function<std::vector<NodeMemory>()> memory;
   // A cluster node's data plane traffic, for /metrics; empty: none. Called on the network thread.
   std::function<DataPlaneBytes()> data_plane_bytes;
   // What keeps the model from serving now (a pipeline stage's node gone or silent), one line each;

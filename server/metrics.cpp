@@ -22,6 +22,40 @@ void sample(std::string& out, const std::string& name, double value, const std::
   out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(value) + "\n";
 }
 
+std::string node_label(const std::string& node) {
+  std::string escaped;
+  for (char c : node) escaped += c == '"' || c == '\\' ? std::string("\\") + c : c == '\n' ? "\\n" : std::string(1, c);
+  return "node=\"" + escaped + "\"";
+}
+
+void render_memory(std::string& out, const std::vector<NodeMemory>& nodes) {
+  header(out, "banyan_node_weight_bytes", "gauge",
+         "Every weight a node holds (the LLM or its stages there, the SSMs), resident or streaming.");
+  for (const auto& [node, r] : nodes) sample(out, "banyan_node_weight_bytes", double(r.weight_bytes), node_label(node));
+  std::vector<const NodeMemory*> offloaded;
+  for (const auto& n : nodes)
+    if (n.second.budget_bytes > 0) offloaded.push_back(&n);
+  if (offloaded.empty()) return;
+  header(out, "banyan_memory_budget_bytes", "gauge", "A node's memory budget for its offloaded weights.");
+  for (const NodeMemory* n : offloaded)
+    sample(out, "banyan_memory_budget_bytes", double(n->second.budget_bytes), node_label(n->first));
+  header(out, "banyan_weight_bytes", "gauge",
+         "A node's offloaded weights by tier: resident in memory, the streaming reserve, and on disk (all).");
+  for (const NodeMemory* n : offloaded) {
+    const OffloadStats& p = n->second.paging;
+    const std::string node = node_label(n->first) + ",";
+    sample(out, "banyan_weight_bytes", double(p.resident_bytes), node + "tier=\"resident\"");
+    sample(out, "banyan_weight_bytes", double(p.reserve_bytes), node + "tier=\"streaming\"");
+    sample(out, "banyan_weight_bytes", double(p.disk_bytes), node + "tier=\"disk\"");
+  }
+  header(out, "banyan_weights_streamed_bytes_total", "counter", "Weight bytes streamed in from disk.");
+  for (const NodeMemory* n : offloaded)
+    sample(out, "banyan_weights_streamed_bytes_total", double(n->second.paging.streamed_bytes), node_label(n->first));
+  header(out, "banyan_weight_stall_seconds_total", "counter", "Time compute spent paging weights (waiting for them, dropping them).");
+  for (const NodeMemory* n : offloaded)
+    sample(out, "banyan_weight_stall_seconds_total", n->second.paging.stall_seconds, node_label(n->first));
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> upper_bounds)
@@ -76,17 +110,7 @@ std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::si
   sample(out, "banyan_kv_cache_slots", gauges.slots.load());
   header(out, "banyan_scheduler_steps_total", "counter", "Engine steps run.");
   sample(out, "banyan_scheduler_steps_total", double(gauges.steps.load()));
-  if (const OffloadStats* offload = more.offload) {
-    header(out, "banyan_weight_bytes", "gauge",
-           "The offloaded LLM's weights by tier: resident in memory, the streaming reserve, and on disk (all).");
-    sample(out, "banyan_weight_bytes", double(offload->resident_bytes), "tier=\"resident\"");
-    sample(out, "banyan_weight_bytes", double(offload->reserve_bytes), "tier=\"streaming\"");
-    sample(out, "banyan_weight_bytes", double(offload->disk_bytes), "tier=\"disk\"");
-    header(out, "banyan_weights_streamed_bytes_total", "counter", "Weight bytes streamed in from disk.");
-    sample(out, "banyan_weights_streamed_bytes_total", double(offload->streamed_bytes));
-    header(out, "banyan_weight_stall_seconds_total", "counter", "Time compute spent paging weights (waiting for them, dropping them).");
-    sample(out, "banyan_weight_stall_seconds_total", offload->stall_seconds);
-  }
+  if (more.memory) render_memory(out, *more.memory);
   if (const DataPlaneBytes* plane = more.data_plane) {
     header(out, "banyan_data_plane_bytes_total", "counter",
            "Activation and logit bytes moved over the data plane (UCX) to and from other nodes.");

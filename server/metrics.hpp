@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "actors/generations.hpp"
-#include "model/paged_weights.hpp"
+#include "model/memory_report.hpp"
 
 namespace banyan::server {
 
@@ -31,9 +31,12 @@ struct DataPlaneBytes {
   std::uint64_t sent = 0, received = 0;
 };
 
+// What one node's memory holds: its name and its memory actor's report.
+using NodeMemory = std::pair<std::string, MemoryReport>;
+
 // What only some servers have, for render(): null where absent.
 struct OptionalMetrics {
-  const OffloadStats* offload = nullptr;     // the offloaded LLM's paging
+  const std::vector<NodeMemory>* memory = nullptr;  // this node's, and on a cluster's head the others' too
   const DataPlaneBytes* data_plane = nullptr;  // a cluster node's data plane
 };
 

@@ -6,10 +6,12 @@
 #include <caf/all.hpp>
 
 #include "actors/llm_stage.hpp"
+#include "actors/memory.hpp"
 #include "actors/request.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/ssm.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
 #include "support/test_support.hpp"
@@ -219,6 +221,61 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
     }
     for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
+}
+
+BOOST_AUTO_TEST_CASE(the_memory_actor_hands_out_offloaded_stages_that_commit_the_same_tokens) {
+  // The node's weights (two stages of the LLM paged under one budget of 80% of them, and an
+  // SSM) owned by the memory actor: the stage actors it hands them to commit the one-process
+  // engine's tokens, and its report shows every weight, the budget and the bytes streamed.
+  const auto want = engine_outputs(24);
+  test::TempDir dir;
+  write_converted(RandomWeights(test_config(), 7), dir / "llm.banyan");
+  auto source = open_converted(dir / "llm.banyan");
+  auto node = std::make_shared<NodeWeights>();
+  node->backend = cpu::make_cpu_backend({2});
+  std::vector<LlamaModel*> paged;
+  for (const LayerRange& r : split_layers(source->config().num_hidden_layers, 2)) {
+    auto model = std::make_shared<LlamaModel>(*source, *node->backend, ModelOptions{.offload = true}, LlamaModel::Progress{}, r);
+    paged.push_back(model.get());
+    node->llm_stages.push_back(std::make_shared<PipelineStage>(std::vector<std::shared_ptr<LlamaModel>>{model}));
+  }
+  const std::size_t llm_bytes = paged[0]->weight_bytes() + paged[1]->weight_bytes();
+  node->budget = llm_bytes * 4 / 5;  // the two largest units in flight, little else
+  node->paging = page_models(paged, {.budget = node->budget});
+  RandomWeights ssm_source(test_config(), 8);
+  node->ssms.push_back(std::make_shared<LlamaModel>(ssm_source, *node->backend));
+  const NodeWeights* held = node.get();
+
+  caf::actor_system_config config;
+  configure_actor_system(config);
+  caf::actor_system system(config);
+  memory_actor memory = spawn_memory(system, std::move(node));
+  const std::shared_ptr<NodeWeights> weights = weights_of(system, memory);
+  BOOST_TEST(weights.get() == held);
+  const MemoryReport before = report_of(system, memory);
+  BOOST_TEST(before.weight_bytes == llm_bytes + weights->ssms[0]->weight_bytes());
+  BOOST_TEST(before.budget_bytes == llm_bytes * 4 / 5);
+  BOOST_TEST(before.paging.resident_bytes + before.paging.reserve_bytes <= before.budget_bytes);
+
+  auto handles = spawn_llm_stages(system, weights->llm_stages);
+  {
+    StagedLlm llm(system, handles.front(), weights->llm_stages[0]->config());
+    LocalSsms ssms({});
+    Engine engine(llm, ssms, {});
+    std::vector<RequestId> ids;
+    for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {24, {}}));
+    engine.run([](RequestId, std::span<const std::int32_t>) {});
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const Request& r = engine.requests().request(ids[i]);
+      BOOST_TEST(std::vector<std::int32_t>(r.tokens.begin() + r.prompt_length, r.tokens.end()) == want[i],
+                 boost::test_tools::per_element());
+    }
+  }
+  const MemoryReport after = report_of(system, memory);
+  BOOST_TEST(after.paging.units_streamed >= 24);  // every step streamed what did not fit
+  BOOST_TEST(after.paging.streamed_bytes > before.paging.streamed_bytes);
+  for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(memory, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {

@@ -141,6 +141,19 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
     BOOST_TEST(bytes[direction] > 100000.0, direction << ": " << m[1]);
   }
   BOOST_TEST(bytes["sent"] < 0.25 * bytes["received"], "sent " << bytes["sent"] << ", received " << bytes["received"]);
+  // Each node's memory actor reports what the node holds, and the head shows every node's (the
+  // workers' come with their heartbeats): two f32 layers of the demo LLM at least (3.5 MB each).
+  for (const std::string node : {"head", "w1", "w2"}) {
+    const std::regex series("banyan_node_weight_bytes\\{node=\"" + node + "\"\\} (\\S+)");
+    std::smatch m;
+    std::string now;
+    for (int tries = 0; tries < 50; ++tries, std::this_thread::sleep_for(100ms)) {
+      now = testkit::http_request("127.0.0.1", cluster.http_port, "GET", "/metrics").body;
+      if (std::regex_search(now, m, series)) break;
+    }
+    BOOST_TEST_REQUIRE(std::regex_search(now, m, series), node << " in\n" << now);
+    BOOST_TEST(std::stod(m[1]) > 7e6, node << ": " << m[1]);
+  }
   const int code = cluster.process->stop(SIGINT, 60s);
   BOOST_TEST(code == 0);
   const std::string log = cluster.process->error_output();

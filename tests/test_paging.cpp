@@ -140,9 +140,8 @@ BOOST_AUTO_TEST_CASE(an_offloaded_model_generates_what_a_resident_one_does) {
   auto source = open_converted(file);
   auto backend = cpu::make_cpu_backend({2});
   LlamaModel resident(*source, *backend);
-  ModelOptions budget;  // 40%: two layers in flight must fit
-  budget.memory_budget = resident.weight_bytes() * 2 / 5;
-  LlamaModel offloaded(*source, *backend, budget);
+  LlamaModel offloaded(*source, *backend, {.offload = true});
+  page_models({&offloaded}, {.budget = resident.weight_bytes() * 2 / 5});  // 40%: two layers in flight must fit
   BOOST_TEST_REQUIRE(offloaded.paged() != nullptr);
   BOOST_TEST(offloaded.paged()->stats().resident_bytes > 0u);  // some layers stay, the rest stream
 
@@ -172,8 +171,7 @@ BOOST_AUTO_TEST_CASE(an_offloaded_model_generates_what_a_resident_one_does) {
 BOOST_AUTO_TEST_CASE(offloading_needs_a_converted_file_and_room) {
   auto backend = cpu::make_cpu_backend({1});
   RandomWeights in_memory(test::tiny_llama_config(), 1);
-  ModelOptions o;
-  o.memory_budget = 1;
+  const ModelOptions o{.offload = true};
   BOOST_CHECK_EXCEPTION(LlamaModel(in_memory, *backend, o), Error, [](const Error& e) {
     return std::string(e.what()).find("cannot be offloaded: offloading streams weights from a `banyan convert` file") !=
            std::string::npos;
@@ -181,8 +179,53 @@ BOOST_AUTO_TEST_CASE(offloading_needs_a_converted_file_and_room) {
   test::TempDir dir;
   write_converted(in_memory, dir / "m.banyan");
   auto source = open_converted(dir / "m.banyan");
-  BOOST_CHECK_EXCEPTION(LlamaModel(*source, *backend, o), Error, [](const Error& e) {
+  LlamaModel model(*source, *backend, o);
+  BOOST_CHECK_EXCEPTION(page_models({&model}, {.budget = 1}), Error, [](const Error& e) {
     return std::string(e.what()).find("cannot stream this model") != std::string::npos;
   });
+  LlamaModel resident(*source, *backend);
+  BOOST_CHECK_THROW(page_models({&resident}, {.budget = kMiB}), Error);  // not loaded for offloading
+}
+
+BOOST_AUTO_TEST_CASE(pipeline_stages_paged_together_share_one_budget) {
+  // Two stages of a model under one budget of 2.5 layers: split in halves, neither half could
+  // hold its two units in flight; together they stream as one sequence, and the logits of a
+  // prefill and a decode step are the resident model's, bit for bit.
+  test::TempDir dir;
+  LlamaConfig c = test::tiny_llama_config();
+  c.hidden_size = 256;
+  c.intermediate_size = 768;
+  c.num_hidden_layers = 6;
+  c.vocab_size = 512;
+  const auto file = dir / "model.banyan";
+  write_converted(EncodedWeights(RandomWeights(c, 5), {WeightFormat::q8, DType::f32}), file);
+  auto source = open_converted(file);
+  auto backend = cpu::make_cpu_backend({2});
+  LlamaModel whole(*source, *backend);
+  const ModelOptions offload{.offload = true};
+  LlamaModel first(*source, *backend, offload, {}, {0, 3}), second(*source, *backend, offload, {}, {3, 6});
+  const std::size_t layer = 4 * 256 * 256 + 3 * 256 * 768;  // a q8 layer's values, without its scales
+  const PagingBudget budget{.budget = layer * 5 / 2};
+  LlamaModel half(*source, *backend, offload, {}, {3, 6});
+  BOOST_CHECK_THROW(page_models({&half}, {.budget = budget.budget / 2}), Error);
+  const auto paged = page_models({&first, &second}, budget);
+  BOOST_TEST(first.paged() == paged.get());
+  BOOST_TEST(second.paged() == paged.get());
+
+  auto whole_kv = whole.create_kv_cache(1, 32);
+  auto first_kv = first.create_kv_cache(1, 32), second_kv = second.create_kv_cache(1, 32);
+  ForwardBatch prefill, decode;
+  for (int i = 0; i < 7; ++i) prefill.add_causal(1 + 37 * i, 0, i, i == 6);
+  decode.add_causal(99, 0, 7, true);
+  for (const ForwardBatch* b : {&prefill, &decode}) {
+    std::vector<float> want, activations, got;
+    whole.forward(*b, *whole_kv, want);
+    first.forward_stage(*b, *first_kv, {}, activations);
+    second.forward_stage(*b, *second_kv, activations, got);
+    BOOST_TEST((got == want));
+  }
+  const OffloadStats s = paged->stats();
+  BOOST_TEST(s.resident_bytes + s.reserve_bytes <= budget.budget);
+  BOOST_TEST(s.units_streamed >= 2 * 5);  // both passes streamed at least the five layers that do not fit
 }
 

@@ -258,32 +258,43 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stages_streams_the_same_text) {
 }
 
 BOOST_AUTO_TEST_CASE(an_offloaded_llm_streams_the_same_text_and_reports_its_paging) {
-  // The demo LLM converted and served under a 12 MiB budget (half its weights): the text is the
-  // resident one's, and /metrics shows the tiers and the bytes streamed.
+  // The demo LLM converted and served under a 12 MiB budget (half its weights), whole and as two
+  // pipeline stages: the text is the resident one's, and /metrics shows the node's memory, the
+  // tiers and the bytes streamed. The two stages share the node's one budget (its memory
+  // actor's): split in halves, 6 MiB could not hold the tied classifier and a layer at once.
   test::TempDir dir;
   const auto file = dir / "demo.banyan";
   const auto convert = test::run_command(test::shell_quote(test::banyan_binary().string()) + " convert --model " +
                                          test::shell_quote((test::source_dir() / "models/demo-llm").string()) +
                                          " --dtype f32 --out " + test::shell_quote(file.string()));
   BOOST_TEST_REQUIRE(convert.exit_code == 0, convert.err);
-  ServerProcess server(test::banyan_binary(), {"--model", file.string(), "--ssm",
-                                               (test::source_dir() / "models/demo-ssm").string(), "--memory-budget", "12"});
-  BOOST_TEST(server.error_output().find("LLM offloaded:") != std::string::npos, server.error_output());
-  for (const std::string mode : {"speculative", "incremental"}) {
-    WebSocket ws(kHost, server.port());
-    ws.send(json{{"request_id", "o"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
-    BOOST_TEST(read_stream(ws, "o").text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
+  for (const std::string stages : {"1", "2"}) {
+    BOOST_TEST_CONTEXT("pipeline stages " << stages) {
+      ServerProcess server(test::banyan_binary(), {"--model", file.string(), "--ssm",
+                                                   (test::source_dir() / "models/demo-ssm").string(), "--memory-budget",
+                                                   "12", "--pipeline-stages", stages});
+      BOOST_TEST(server.error_output().find("LLM offloaded:") != std::string::npos, server.error_output());
+      for (const std::string mode : {"speculative", "incremental"}) {
+        WebSocket ws(kHost, server.port());
+        ws.send(json{{"request_id", "o"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
+        BOOST_TEST(read_stream(ws, "o").text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
+      }
+      const auto metric = [&](const std::string& series) { return metrics_value(server.port(), series); };
+      const json disk = metric("banyan_weight_bytes{node=\"serve\",tier=\"disk\"}");
+      const json resident = metric("banyan_weight_bytes{node=\"serve\",tier=\"resident\"}");
+      const json streaming = metric("banyan_weight_bytes{node=\"serve\",tier=\"streaming\"}");
+      BOOST_TEST_REQUIRE((disk.is_number() && resident.is_number() && streaming.is_number()));
+      BOOST_TEST(disk.get<double>() > 24e6);  // the whole LLM, f32
+      BOOST_TEST(resident.get<double>() + streaming.get<double>() <= 12.0 * (1 << 20));
+      BOOST_TEST(metric("banyan_memory_budget_bytes{node=\"serve\"}") == 12.0 * (1 << 20));
+      // The node's weights: the LLM's (all of them, on every tier) and the SSM's.
+      BOOST_TEST(metric("banyan_node_weight_bytes{node=\"serve\"}").get<double>() > disk.get<double>());
+      BOOST_TEST(metric("banyan_weights_streamed_bytes_total{node=\"serve\"}").get<double>() > 40 * 1e6);
+      BOOST_TEST(metric("banyan_weight_stall_seconds_total{node=\"serve\"}").is_number());
+      const int code = server.stop(SIGTERM, std::chrono::seconds(30));
+      BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
+    }
   }
-  const json disk = metrics_value(server.port(), "banyan_weight_bytes{tier=\"disk\"}");
-  const json resident = metrics_value(server.port(), "banyan_weight_bytes{tier=\"resident\"}");
-  const json streaming = metrics_value(server.port(), "banyan_weight_bytes{tier=\"streaming\"}");
-  BOOST_TEST_REQUIRE((disk.is_number() && resident.is_number() && streaming.is_number()));
-  BOOST_TEST(disk.get<double>() > 24e6);  // the whole LLM, f32
-  BOOST_TEST(resident.get<double>() + streaming.get<double>() <= 12.0 * (1 << 20));
-  BOOST_TEST(metrics_value(server.port(), "banyan_weights_streamed_bytes_total").get<double>() > 40 * 1e6);
-  BOOST_TEST(metrics_value(server.port(), "banyan_weight_stall_seconds_total").is_number());
-  const int code = server.stop(SIGTERM, std::chrono::seconds(30));
-  BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }
 
 BOOST_AUTO_TEST_CASE(a_stage_in_another_process_streams_the_same_text_and_rejoins_after_its_death) {

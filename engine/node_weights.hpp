@@ -1,0 +1,29 @@
+#pragma once
+// The weights one process holds: the LLM (whole, or the pipeline stages it runs here), the
+// SSMs, the backends they compute on, and the one paging of the offloaded ones under the node's
+// budget. The memory actor (actors/memory) owns it and hands it out; no CAF here.
+#include <memory>
+#include <vector>
+
+#include "engine/pipeline_stage.hpp"
+#include "model/llama_model.hpp"
+#include "model/memory_report.hpp"
+
+namespace banyan {
+
+struct NodeWeights {
+  // The backends come first: destroyed last, after the models that compute on them.
+  std::unique_ptr<Backend> backend;
+  std::vector<std::unique_ptr<Backend>> shard_backends;  // tensor shards: one each, with their share of the threads
+  std::shared_ptr<LlamaModel> llm;                        // the whole LLM, or
+  std::vector<std::shared_ptr<PipelineStage>> llm_stages;  // the stages of it held here, the first first
+  std::vector<std::shared_ptr<LlamaModel>> ssms;
+  std::shared_ptr<PagedWeights> paging;  // the offloaded models' paging; null: every weight resident
+  std::size_t budget = 0;                // the paging's budget
+
+  // The LLM's models held here (the whole one, or every shard of every stage).
+  std::vector<const LlamaModel*> llm_models() const;
+  MemoryReport report() const;
+};
+
+}  // namespace banyan

@@ -51,7 +51,8 @@ void Matmul::run(std::span<const Product> products, const float* x, std::int64_t
 void Matmul::one_format(std::span<const Product> products, const float* x, std::int64_t m) {
   const WeightFormat format = products.front().w->format;
   if (m >= sgemm_threshold(format)) {
-    for (const auto& p : products) blocked_sgemm(*p.w, x, m, p.out);
+    const float* a = is_float(format) ? x : rounded_activations(x, m, products.front().w->cols);
+    for (const auto& p : products) blocked_sgemm(*p.w, a, m, p.out);
   } else if (is_float(format)) {
     float_dots(products, x, m);
   } else {
@@ -103,14 +104,26 @@ void Matmul::float_dots(std::span<const Product> products, const float* x, std::
   });
 }
 
-void Matmul::quantized_dots(std::span<const Product> products, const float* x, std::int64_t m) {
-  const std::int64_t k = products.front().w->cols, groups = k / kQuantGroup;
-  const bool q4 = products.front().w->format == WeightFormat::q4;
+void Matmul::quantize_activations(const float* x, std::int64_t m, std::int64_t k, bool q4) {
+  const std::int64_t groups = k / kQuantGroup;
   qa_.resize(std::size_t(m * k));
   sa_.resize(std::size_t(m * groups));
   ca_.resize(sa_.size());
   for (std::int64_t t = 0; t < m; ++t)
     k_.quantize_row(x + t * k, k, qa_.data() + t * k, sa_.data() + t * groups, ca_.data() + t * groups, q4);
+}
+
+const float* Matmul::rounded_activations(const float* x, std::int64_t m, std::int64_t k) {
+  quantize_activations(x, m, k, false);  // the same values as for int4 weights, in plain order
+  rounded_.resize(std::size_t(m * k));
+  for (std::int64_t i = 0; i < m * k; ++i) rounded_[std::size_t(i)] = float(qa_[std::size_t(i)]) * sa_[std::size_t(i / kQuantGroup)];
+  return rounded_.data();
+}
+
+void Matmul::quantized_dots(std::span<const Product> products, const float* x, std::int64_t m) {
+  const std::int64_t k = products.front().w->cols, groups = k / kQuantGroup;
+  const bool q4 = products.front().w->format == WeightFormat::q4;
+  quantize_activations(x, m, k, q4);
   pool_.parallel_for(total_rows(products), kRowBlock, [&](std::int64_t begin, std::int64_t end) {
     float dots[kMaxDotRows];
     for_each_part(products, begin, end, [&](const Product& p, std::int64_t from, std::int64_t to) {

@@ -7,6 +7,7 @@
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
 #include "bench/story_text.hpp"
+#include "model/widened_weights.hpp"
 #include "cli/option_types.hpp"
 #include "engine/device_backend.hpp"
 #include "engine/engine.hpp"
@@ -64,16 +65,26 @@ RunStats run(LlamaModel& llm, LlamaModel* ssm, const Pair& pair, int batch, int 
   return s;
 }
 
+// Requests whose tokens differ between the two runs.
+int requests_differing(const RunStats& a, const RunStats& b) {
+  int n = 0;
+  for (std::size_t i = 0; i < a.outputs.size(); ++i) n += a.outputs[i] != b.outputs.at(i);
+  return n;
+}
+
 }  // namespace
 
 int specinfer_benchmark(int argc, char** argv) {
   cli::Options o("bench specinfer", "[options]",
                  "Speculative vs incremental decoding of the same LLM, same prompts, greedy: tokens/s, accepted\n"
                  "tokens per LLM step and the speedup, at each batch size.\n"
-                 "Pairs: 'demo' (models/demo-llm + models/demo-ssm), 'random-160m' (a random llama-160m-shape LLM\n"
-                 "with its own int4 copy as SSM), 'random-1.1b' (a random TinyLlama-1.1B-shape LLM, memory-bound, with\n"
-                 "its own int8 copy; not run by default: 5.5 GB and minutes), or --llm/--ssm for any two model folders.");
-  o.add("--pairs", "LIST", "built-in pairs to run", "demo,random-160m");
+                 "Pairs: 'demo' (models/demo-llm + models/demo-ssm), 'demo-160m' (the demo LLM widened to llama-160m\n"
+                 "size: hidden 768, intermediate 3072, 12 layers, the added parts computing zeros, so it is memory-bound\n"
+                 "and still decodes what the demo LLM decodes; with the demo SSM), 'random-160m' (a random\n"
+                 "llama-160m-shape LLM with its own int4 copy as SSM), 'random-1.1b' (a random TinyLlama-1.1B-shape LLM,\n"
+                 "memory-bound, with its own int8 copy; not run by default: 5.5 GB and minutes), or --llm/--ssm for any\n"
+                 "two model folders.");
+  o.add("--pairs", "LIST", "built-in pairs to run", "demo,demo-160m,random-160m");
   o.add("--llm", "PATH", "an LLM folder or file (with --ssm: replaces --pairs)");
   o.add("--ssm", "PATH", "its SSM");
   o.add("--dtype", "FORMAT", "LLM weight format", "f32");
@@ -110,13 +121,17 @@ int specinfer_benchmark(int argc, char** argv) {
     pairs.push_back(std::move(p));
   } else {
     for (const auto& name : o.list("--pairs")) {
-      if (name == "demo") {
+      if (name == "demo" || name == "demo-160m") {
         const std::filesystem::path llm = BANYAN_MODELS_DIR "/demo-llm", ssm = BANYAN_MODELS_DIR "/demo-ssm";
         if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) {
-          std::printf("skipping pair 'demo': %s or %s is missing\n", llm.c_str(), ssm.c_str());
+          std::printf("skipping pair '%s': %s or %s is missing\n", name.c_str(), llm.c_str(), ssm.c_str());
           continue;
         }
-        Pair p{"demo", open_weights(llm), open_weights(ssm), llm_options, ssm_options(WeightFormat::f32), {}};
+        std::unique_ptr<WeightSource> llm_source = open_weights(llm);
+        // A trained LLM the size of llama-160m (424 MB in f32): memory-bound, with a trained SSM
+        // that agrees with it on 88% of tokens (models/README.md).
+        if (name == "demo-160m") llm_source = std::make_unique<WidenedWeights>(std::move(llm_source), WideShape{768, 3072, 12, 16, 4});
+        Pair p{name, std::move(llm_source), open_weights(ssm), llm_options, ssm_options(WeightFormat::f32), {}};
         p.prompts = text_prompts(llm, p.llm_source->config());
         pairs.push_back(std::move(p));
       } else if (name == "random-160m") {
@@ -135,7 +150,7 @@ int specinfer_benchmark(int argc, char** argv) {
         p.prompts = random_prompts(2, 16, tinyllama_1b_shape().vocab_size, 11);
         pairs.push_back(std::move(p));
       } else {
-        throw cli::UsageError("unknown pair '" + name + "' (demo, random-160m, random-1.1b)");
+        throw cli::UsageError("unknown pair '" + name + "' (demo, demo-160m, random-160m, random-1.1b)");
       }
     }
   }
@@ -157,8 +172,14 @@ int specinfer_benchmark(int argc, char** argv) {
       const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree);
       const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree, false);
       const RunStats adaptive = run(llm, &ssm, pair, batch, max_new, tree);
-      if (spec.outputs != inc.outputs || adaptive.outputs != inc.outputs)
-        throw Error(pair.name + ": speculative output differs from incremental");
+      // Greedy speculative output is the incremental one for float weights. Compressed weights
+      // multiply int8-rounded activations, and the float kernels (attention, the f16 classifier)
+      // round several tokens a little differently from one (~1e-6): now and then that moves an
+      // activation across a rounding step, and a near-tie of the top two logits (~1e-2) goes
+      // the other way. Those are counted, not failed.
+      const int differing = requests_differing(inc, spec) + requests_differing(inc, adaptive);
+      const bool compressed = pair.llm_options.linear == WeightFormat::q8 || pair.llm_options.linear == WeightFormat::q4;
+      if (differing > 0 && !compressed) throw Error(pair.name + ": speculative output differs from incremental");
       const double speedup = spec.tokens_per_s / inc.tokens_per_s, adaptive_speedup = adaptive.tokens_per_s / inc.tokens_per_s;
       // The default against the better of its two modes run alone: what choosing by measurement costs.
       const double of_best = adaptive.tokens_per_s / std::max(inc.tokens_per_s, spec.tokens_per_s);
@@ -181,7 +202,11 @@ int specinfer_benchmark(int argc, char** argv) {
                       {"default_tokens_per_s", adaptive.tokens_per_s},
                       {"default_speculative_step_share", adaptive.speculative_step_share},
                       {"default_speedup", adaptive_speedup},
-                      {"default_of_best_mode", of_best}});
+                      {"default_of_best_mode", of_best},
+                      {"requests_differing_from_incremental", differing}});
+      if (differing > 0)
+        std::printf("  %d of %zu speculative requests (every step and default) diverge from incremental at a near-tie\n",
+                    differing, 2 * inc.outputs.size());
     }
   }
   write_json(o.text("--out"), {{"machine", machine_description()}, {"backend", backend->name()}, {"threads", o.integer("--threads")}, {"rows", rows}});

@@ -8,6 +8,7 @@
 #include "cpu/cpu_backend.hpp"
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
+#include "model/widened_weights.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace banyan;
@@ -18,10 +19,9 @@ namespace {
 const std::vector<std::int32_t> kPrompt = {1, 17, 42, 99, 5, 77, 3, 120};
 
 // Logits of every prompt position, computed by the CPU engine.
-std::vector<float> prompt_logits(const fs::path& path) {
-  auto weights = open_weights(path);
+std::vector<float> prompt_logits(const WeightSource& weights) {
   auto backend = cpu::make_cpu_backend({1});
-  LlamaModel model(*weights, *backend);
+  LlamaModel model(weights, *backend);
   auto kv = model.create_kv_cache(1, 64);
   ForwardBatch batch;
   for (std::size_t i = 0; i < kPrompt.size(); ++i) batch.add_causal(kPrompt[i], 0, int(i), true);
@@ -29,6 +29,7 @@ std::vector<float> prompt_logits(const fs::path& path) {
   model.forward(batch, *kv, logits);
   return logits;
 }
+std::vector<float> prompt_logits(const fs::path& path) { return prompt_logits(*open_weights(path)); }
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   BOOST_REQUIRE_EQUAL(a.size(), b.size());
@@ -109,6 +110,25 @@ BOOST_AUTO_TEST_CASE(tied_classifier_in_both_layouts) {
   BOOST_TEST(max_abs_diff(hf, l2c) <= 1e-5f);
   BOOST_TEST(open_weights(test::fixtures_dir() / "tiny-llama-tied.bin")->config().tie_word_embeddings);
   BOOST_TEST(!open_weights(test::fixtures_dir() / "tiny-llama.bin")->config().tie_word_embeddings);
+}
+
+BOOST_AUTO_TEST_CASE(a_widened_model_computes_what_its_base_does) {
+  // Twice the width, four query heads a key/value head where the base has two, more MLP
+  // columns and two more layers: 4x the weights, the base's logits (untied and tied).
+  for (const char* fixture : {"tiny-llama", "tiny-llama-tied"}) {
+    BOOST_TEST_CONTEXT(fixture) {
+      const auto path = test::fixtures_dir() / fixture;
+      const WidenedWeights wide(open_weights(path), {64, 160, 4, 8, 2});
+      BOOST_TEST(wide.config().num_hidden_layers == 4);
+      BOOST_TEST(wide.tensor_names().size() == open_weights(path)->tensor_names().size() + 2 * 9);
+      BOOST_TEST(max_abs_diff(prompt_logits(path), prompt_logits(wide)) <= 1e-4f);
+      auto backend = cpu::make_cpu_backend({1});
+      BOOST_TEST(LlamaModel(wide, *backend).weight_bytes() > 3 * LlamaModel(*open_weights(path), *backend).weight_bytes());
+    }
+  }
+  // Narrower, or query groups too small for the base's: refused.
+  BOOST_CHECK_THROW(WidenedWeights(open_weights(test::fixtures_dir() / "tiny-llama"), {16, 160, 4, 2, 2}), Error);
+  BOOST_CHECK_THROW(WidenedWeights(open_weights(test::fixtures_dir() / "tiny-llama"), {64, 160, 4, 8, 8}), Error);
 }
 
 BOOST_AUTO_TEST_CASE(half_precision_checkpoints) {

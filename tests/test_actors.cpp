@@ -262,14 +262,7 @@ BOOST_AUTO_TEST_CASE(the_memory_actor_hands_out_offloaded_stages_that_commit_the
     StagedLlm llm(system, handles.front(), weights->llm_stages[0]->config());
     LocalSsms ssms({});
     Engine engine(llm, ssms, {});
-    std::vector<RequestId> ids;
-    for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {24, {}}));
-    engine.run([](RequestId, std::span<const std::int32_t>) {});
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      const Request& r = engine.requests().request(ids[i]);
-      BOOST_TEST(std::vector<std::int32_t>(r.tokens.begin() + r.prompt_length, r.tokens.end()) == want[i],
-                 boost::test_tools::per_element());
-    }
+    BOOST_TEST((generate_all(engine, {24, {}}) == want));
   }
   const MemoryReport after = report_of(system, memory);
   BOOST_TEST(after.paging.units_streamed >= 24);  // every step streamed what did not fit

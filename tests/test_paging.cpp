@@ -54,6 +54,23 @@ std::vector<PagedUnit> sized_units(const std::vector<std::size_t>& sizes) {
   return units;
 }
 
+// Six int8 layers of 256 wide: large enough that a budget below the whole model streams.
+LlamaConfig paging_test_config() {
+  LlamaConfig c = test::tiny_llama_config();
+  c.hidden_size = 256;
+  c.intermediate_size = 768;
+  c.num_hidden_layers = 6;
+  c.vocab_size = 512;
+  return c;
+}
+
+// Random weights of that shape written as a `banyan convert` file in `dir`; returns its path.
+std::filesystem::path write_paging_test_model(const test::TempDir& dir, std::uint64_t seed) {
+  const auto file = dir / "model.banyan";
+  write_converted(EncodedWeights(RandomWeights(paging_test_config(), seed), {WeightFormat::q8, DType::f32}), file);
+  return file;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(the_plan_keeps_what_fits) {
@@ -130,14 +147,7 @@ BOOST_AUTO_TEST_CASE(streaming_stays_under_the_budget_and_reads_the_file) {
 
 BOOST_AUTO_TEST_CASE(an_offloaded_model_generates_what_a_resident_one_does) {
   test::TempDir dir;
-  LlamaConfig c = test::tiny_llama_config();
-  c.hidden_size = 256;
-  c.intermediate_size = 768;
-  c.num_hidden_layers = 6;
-  c.vocab_size = 512;
-  const auto file = dir / "model.banyan";
-  write_converted(EncodedWeights(RandomWeights(c, 3), {WeightFormat::q8, DType::f32}), file);
-  auto source = open_converted(file);
+  auto source = open_converted(write_paging_test_model(dir, 3));
   auto backend = cpu::make_cpu_backend({2});
   LlamaModel resident(*source, *backend);
   LlamaModel offloaded(*source, *backend, {.offload = true});
@@ -145,7 +155,7 @@ BOOST_AUTO_TEST_CASE(an_offloaded_model_generates_what_a_resident_one_does) {
   BOOST_TEST_REQUIRE(offloaded.paged() != nullptr);
   BOOST_TEST(offloaded.paged()->stats().resident_bytes > 0u);  // some layers stay, the rest stream
 
-  LlamaConfig small = c;
+  LlamaConfig small = paging_test_config();
   small.hidden_size = 64;
   small.intermediate_size = 128;
   small.num_hidden_layers = 1;
@@ -192,14 +202,7 @@ BOOST_AUTO_TEST_CASE(pipeline_stages_paged_together_share_one_budget) {
   // hold its two units in flight; together they stream as one sequence, and the logits of a
   // prefill and a decode step are the resident model's, bit for bit.
   test::TempDir dir;
-  LlamaConfig c = test::tiny_llama_config();
-  c.hidden_size = 256;
-  c.intermediate_size = 768;
-  c.num_hidden_layers = 6;
-  c.vocab_size = 512;
-  const auto file = dir / "model.banyan";
-  write_converted(EncodedWeights(RandomWeights(c, 5), {WeightFormat::q8, DType::f32}), file);
-  auto source = open_converted(file);
+  auto source = open_converted(write_paging_test_model(dir, 5));
   auto backend = cpu::make_cpu_backend({2});
   LlamaModel whole(*source, *backend);
   const ModelOptions offload{.offload = true};

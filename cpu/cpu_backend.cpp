@@ -1,7 +1,6 @@
 #include "cpu/cpu_backend.hpp"
 
 #include <algorithm>
-#include <cblas.h>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -80,15 +79,7 @@ class CpuKvCache : public KvCache {
 class CpuBackend : public Backend {
  public:
   explicit CpuBackend(const CpuOptions& o)
-      : pool_(o.threads, o.spin_us), kernels_(best_kernels()), matmul_(kernels_, pool_) {
-#if defined(__SANITIZE_THREAD__)
-    // OpenBLAS's threads hand work over in code TSan cannot see, so each product would read as a
-    // race; under TSan, OpenBLAS runs on the calling thread.
-    openblas_set_num_threads(1);
-#else
-    openblas_set_num_threads(pool_.size());  // large products run on OpenBLAS's own threads
-#endif
-  }
+      : pool_(o.threads, o.spin_us), kernels_(best_kernels()), matmul_(kernels_, pool_) {}
 
   std::string name() const override {
     return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_.name + " kernels)";

@@ -33,6 +33,16 @@ std::int64_t total_rows(std::span<const Matmul::Product> products) {
 
 }  // namespace
 
+Matmul::Matmul(const KernelSet& kernels, ThreadPool& pool) : k_(kernels), pool_(pool) {
+#if defined(__SANITIZE_THREAD__)
+  // OpenBLAS's threads hand work over in code TSan cannot see, so each product would read as a
+  // race; under TSan, OpenBLAS runs on the calling thread.
+  openblas_set_num_threads(1);
+#else
+  openblas_set_num_threads(pool_.size());
+#endif
+}
+
 void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
   const Product p{&w, out};
   run(std::span(&p, 1), x, m);

@@ -24,7 +24,8 @@ int sgemm_threshold(WeightFormat f);
 
 class Matmul {
  public:
-  Matmul(const KernelSet& kernels, ThreadPool& pool) : k_(kernels), pool_(pool) {}
+  // Sets OpenBLAS's (process-wide) thread count to the pool's: large products run on its threads.
+  Matmul(const KernelSet& kernels, ThreadPool& pool);
 
   // out [m, w->rows] = x · wᵀ, row-major f32.
   struct Product {

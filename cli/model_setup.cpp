@@ -136,14 +136,15 @@ LoadedModels load_models(const ModelChoice& choice) {
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
   std::vector<LlamaModel*> llm_models;  // what this process holds of the LLM, in layer order
+  ModelOptions llm_options = choice.llm.options;
+  llm_options.offload = choice.paging.budget > 0;
   if (choice.pipeline_stages > 1 || choice.tensor_shards > 1 || choice.stages) {
     std::vector<StageLoad> stages;
     if (choice.stages)
       stages = *choice.stages;
     else
       for (const LayerRange& r : split_layers(c.num_hidden_layers, choice.pipeline_stages)) stages.push_back({.layers = r});
-    ModelOptions stage = choice.llm.options;
-    stage.offload = choice.paging.budget > 0;
+    ModelOptions stage = llm_options;
     const int degree = choice.tensor_shards;
     const auto held = [&](const StageLoad& s) { return s.shards > 0 ? s.shards : degree; };
     int most_held = 1;
@@ -166,9 +167,7 @@ LoadedModels load_models(const ModelChoice& choice) {
       }));
     }
   } else {
-    ModelOptions whole = choice.llm.options;
-    whole.offload = choice.paging.budget > 0;
-    m.llm = load_one(*weights, *m.backend, whole, "LLM");
+    m.llm = load_one(*weights, *m.backend, llm_options, "LLM");
     llm_models.push_back(m.llm.get());
   }
   if (choice.paging.budget > 0) page_llm(m, llm_models, choice.paging, weights->origin());

@@ -4,7 +4,7 @@
 // under the node's one budget), hands them to the actors of this process that compute with
 // them, and reports what lies in each memory tier — to /metrics here, and through the node
 // actor to the head of a cluster. Compute reads streamed weights from the paging directly
-// (PagedWeights::acquire, a lock and a wait): a message per layer would add a hop to every
+// (WeightPaging::acquire, a lock and a wait): a message per layer would add a hop to every
 // layer of every step and change nothing about what is read when.
 #include <caf/all.hpp>
 #include <memory>

@@ -29,8 +29,8 @@ typename Inspector::result_type inspect(Inspector& f, TreeShape& x) {
 // A node's memory report (model/memory_report.hpp) travels to the head's /metrics.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, OffloadStats& x) {
-  return f(caf::meta::type_name("banyan.OffloadStats"), x.resident_bytes, x.reserve_bytes, x.disk_bytes,
-           x.streamed_bytes, x.stall_seconds, x.units_streamed);
+  return f(caf::meta::type_name("banyan.OffloadStats"), x.resident_bytes, x.reserve_bytes, x.host_bytes,
+           x.disk_bytes, x.streamed_bytes, x.stall_seconds, x.units_streamed);
 }
 
 template <class Inspector>

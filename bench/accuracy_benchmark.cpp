@@ -71,7 +71,7 @@ int accuracy_benchmark(int argc, char** argv) {
       source = std::make_unique<RandomWeights>(llama_160m_shape(), 1);
       if (o.has("--tokenizer")) tokenizer = o.text("--tokenizer");
     } else {
-      const std::filesystem::path dir = name == "demo" ? std::filesystem::path(BANYAN_MODELS_DIR "/demo-llm") : std::filesystem::path(name);
+      const std::filesystem::path dir = name == "demo" ? models_dir() / "demo-llm" : std::filesystem::path(name);
       if (!std::filesystem::exists(dir)) {
         std::printf("skipping %s: %s is missing\n", name.c_str(), dir.c_str());
         continue;

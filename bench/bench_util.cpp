@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <barrier>
 #include <cblas.h>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -75,6 +76,11 @@ void write_json(const std::string& path, const nlohmann::json& result) {
   out << result.dump(2) << "\n";
   if (!out) throw std::runtime_error(path + ": cannot write the result file");
   std::cout << "results written to " << path << "\n";
+}
+
+std::filesystem::path models_dir() {
+  const char* dir = std::getenv("BANYAN_MODELS_DIR");
+  return dir && *dir ? std::filesystem::path(dir) : std::filesystem::path(BANYAN_MODELS_DIR);
 }
 
 std::string machine_description() {

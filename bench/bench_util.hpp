@@ -3,6 +3,7 @@
 // speed (the baselines every figure is reported against), peak RSS, and the JSON result file.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ std::vector<std::vector<std::int32_t>> random_prompts(int count, int length, int
 
 // Writes `result` to `path` (pretty-printed); prints where it went.
 void write_json(const std::string& path, const nlohmann::json& result);
+
+// The repository's models/ (the demo pair): BANYAN_MODELS_DIR from the environment when set (a
+// bench run from a copy of the tree elsewhere, as scripts/gpu-check does), else the source tree's.
+std::filesystem::path models_dir();
 
 // A short description of the machine (CPU model, cores) for result files.
 std::string machine_description();

@@ -195,7 +195,7 @@ int parallel_benchmark(int argc, char** argv) {
   std::fflush(stdout);
   write_converted(EncodedWeights(RandomWeights(shape, 1), {.linear = cli::format_option(o, "--dtype"), .kv_cache = DType::f32}), file);
   // `banyan stage` loads a tokenizer beside the model, though a stage never uses it.
-  std::filesystem::copy_file(BANYAN_MODELS_DIR "/demo-llm/tokenizer.model", dir / "tokenizer.model");
+  std::filesystem::copy_file(models_dir() / "demo-llm" / "tokenizer.model", dir / "tokenizer.model");
 
   const int threads = o.integer("--threads");
   auto weights = open_converted(file);

@@ -122,7 +122,7 @@ int specinfer_benchmark(int argc, char** argv) {
   } else {
     for (const auto& name : o.list("--pairs")) {
       if (name == "demo" || name == "demo-160m") {
-        const std::filesystem::path llm = BANYAN_MODELS_DIR "/demo-llm", ssm = BANYAN_MODELS_DIR "/demo-ssm";
+        const std::filesystem::path llm = models_dir() / "demo-llm", ssm = models_dir() / "demo-ssm";
         if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) {
           std::printf("skipping pair '%s': %s or %s is missing\n", name.c_str(), llm.c_str(), ssm.c_str());
           continue;

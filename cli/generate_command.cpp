@@ -161,7 +161,7 @@ int generate_command(int argc, char** argv) {
   }
   if (o.has("--stats")) {
     std::cerr << "banyan: peak RSS " << (peak_rss_bytes() >> 20) << " MiB\n";
-    if (const PagedWeights* paged = m.weights->paging.get()) {
+    if (const WeightPaging* paged = m.weights->paging.get()) {
       const OffloadStats s = paged->stats();
       std::snprintf(line, sizeof line,
                     "banyan: offloaded LLM: %.1f MiB streamed per generated token, %.2f s of compute spent paging\n",

@@ -103,8 +103,9 @@ void page_llm(NodeWeights& m, const std::vector<LlamaModel*>& models, const Pagi
   m.budget = budget.budget;
   const OffloadStats s = m.paging->stats();
   std::cerr << "banyan: LLM offloaded: " << (s.resident_bytes >> 20) << " MiB resident, "
-            << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from " << origin.string() << " through "
-            << (s.reserve_bytes >> 20) << " MiB (budget " << (budget.budget >> 20) << " MiB)\n";
+            << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from "
+            << (s.host_bytes > 0 ? "pinned host memory" : origin.string()) << " through " << (s.reserve_bytes >> 20)
+            << " MiB (budget " << (budget.budget >> 20) << " MiB)\n";
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "cpu/simd_kernels.hpp"
 #include "cpu/thread_pool.hpp"
 #include "model/error.hpp"
+#include "model/paged_weights.hpp"
 
 namespace banyan::cpu {
 
@@ -85,8 +86,6 @@ class CpuBackend : public Backend {
     return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_.name + " kernels)";
   }
 
-  bool computes_in_host_memory() const override { return true; }
-
   std::unique_ptr<DeviceWeight> upload(WeightData data) override {
     auto w = std::make_unique<CpuWeight>();
     w->rows = data.rows;
@@ -95,6 +94,13 @@ class CpuBackend : public Backend {
     w->bytes = data.bytes.size();
     w->data = std::move(data);
     return w;
+  }
+
+  // Compute reads an offloaded weight where it lies in the file mapping; paging maps its pages
+  // in and drops them.
+  std::unique_ptr<DeviceWeight> upload_offloaded(WeightData data) override { return upload(std::move(data)); }
+  std::shared_ptr<WeightPaging> page(std::vector<PagedUnit> units, const OffloadPlan& plan, bool evict) override {
+    return std::make_shared<PagedWeights>(std::move(units), plan, evict);
   }
 
   std::unique_ptr<Buffer> allocate(std::int64_t elements) override { return std::make_unique<CpuBuffer>(elements); }

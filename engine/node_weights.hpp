@@ -18,7 +18,7 @@ struct NodeWeights {
   std::shared_ptr<LlamaModel> llm;                        // the whole LLM, or
   std::vector<std::shared_ptr<PipelineStage>> llm_stages;  // the stages of it held here, the first first
   std::vector<std::shared_ptr<LlamaModel>> ssms;
-  std::shared_ptr<PagedWeights> paging;  // the offloaded models' paging; null: every weight resident
+  std::shared_ptr<WeightPaging> paging;  // the offloaded models' paging; null: every weight resident
   std::size_t budget = 0;                // the paging's budget
 
   // The LLM's models held here (the whole one, or every shard of every stage).

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "gpu/cuda_check.hpp"
+#include "gpu/cuda_weight.hpp"
 #include "gpu/device_memory.hpp"
 #include "gpu/host_staging.hpp"
 #include "gpu/kernels.hpp"
+#include "gpu/weight_stream.hpp"
 #include "model/error.hpp"
 
 namespace banyan::gpu {
@@ -25,11 +27,6 @@ void check_blas(cublasStatus_t status, const char* what) {
     throw Error(std::string("cuda: ") + what + ": cuBLAS " + cublasGetStatusName(status) + " (" +
                 cublasGetStatusString(status) + ")");
 }
-
-struct CudaWeight : DeviceWeight {
-  DeviceMemory memory;
-  WeightView view;
-};
 
 const WeightView& view_of(const DeviceWeight& w) { return static_cast<const CudaWeight&>(w).view; }
 
@@ -111,15 +108,19 @@ class CudaBackend : public Backend {
 
   std::unique_ptr<DeviceWeight> upload(WeightData data) override {
     auto lock = enter();
-    auto w = std::make_unique<CudaWeight>();
-    w->rows = data.rows;
-    w->cols = data.cols;
-    w->format = data.format;
-    w->memory = DeviceMemory(data.bytes.size());
-    w->bytes = data.bytes.size();
-    check(cudaMemcpy(w->memory.data(), data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice), "uploading a weight");
-    w->view = {w->memory.data(), data.format, data.rows, data.cols, data.format == WeightFormat::f32 || data.format == WeightFormat::f16 ? 0 : data.quant_bytes()};
+    auto w = weight_of(data);
+    upload_resident(data, *w);
     return w;
+  }
+
+  std::unique_ptr<DeviceWeight> upload_offloaded(WeightData data) override {
+    auto w = weight_of(data);
+    w->host = std::move(data);
+    return w;
+  }
+
+  std::shared_ptr<WeightPaging> page(std::vector<PagedUnit> units, const OffloadPlan& plan, bool) override {
+    return std::make_shared<CudaWeightPaging>(std::move(units), plan, [this] { return enter(); }, stream_);
   }
 
   std::unique_ptr<Buffer> allocate(std::int64_t elements) override {
@@ -219,6 +220,15 @@ class CudaBackend : public Backend {
   }
 
  private:
+  static std::unique_ptr<CudaWeight> weight_of(const WeightData& data) {
+    auto w = std::make_unique<CudaWeight>();
+    w->rows = data.rows;
+    w->cols = data.cols;
+    w->format = data.format;
+    w->bytes = data.bytes.size();
+    return w;
+  }
+
   // Takes the lock; the calling thread may not have chosen the device yet.
   std::unique_lock<std::mutex> enter() {
     std::unique_lock<std::mutex> lock(mutex_);

@@ -9,9 +9,12 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "model/dtype.hpp"
+#include "model/error.hpp"
 #include "model/forward_batch.hpp"
+#include "model/weight_paging.hpp"
 #include "model/weight_format.hpp"
 
 namespace banyan {
@@ -57,12 +60,16 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  // Whether compute reads uploaded weights where they lie in host memory (a mapped file's pages
-  // included), which is what offloading by paging (model/paged_weights.hpp) needs.
-  virtual bool computes_in_host_memory() const { return false; }
-
   // Takes a weight in any format (the backend may keep `weight`'s storage, e.g. a mapped file).
   virtual std::unique_ptr<DeviceWeight> upload(WeightData weight) = 0;
+  // Offloading (model/weight_paging.hpp). upload_offloaded takes a weight that lies in a mapped
+  // `banyan convert` file without bringing it into compute memory; page() then pages the units
+  // made of such weights under `plan` and is what brings them in. Until page(), an offloaded
+  // weight cannot be computed with.
+  virtual std::unique_ptr<DeviceWeight> upload_offloaded(WeightData) { throw not_offloading(); }
+  virtual std::shared_ptr<WeightPaging> page(std::vector<PagedUnit>, const OffloadPlan&, bool /*evict*/) {
+    throw not_offloading();
+  }
   virtual std::unique_ptr<Buffer> allocate(std::int64_t elements) = 0;
   virtual std::unique_ptr<KvCache> create_kv_cache(const KvCacheSpec& spec) = 0;
 
@@ -97,6 +104,9 @@ class Backend {
   virtual void read(Tensor x, std::span<float> out) = 0;
   // Copies host f32 values into x (in.size() == rows*cols): a pipeline stage's input.
   virtual void write(std::span<const float> in, Tensor x) = 0;
+
+ private:
+  Error not_offloading() const { return Error("offloading on the " + name() + " backend is not built"); }
 };
 
 }  // namespace banyan

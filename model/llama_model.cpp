@@ -30,13 +30,14 @@ class WeightLoader {
       if (stored_shape == shape) data = encode(std::move(t), weight_format_for(name, source_.config(), options));
     }
     if (stored_shape != shape) throw shape_error(name, stored_shape, shape);
-    if (unit) {
-      if (!data->mapped)
-        throw Error(source_.origin().string() + " cannot be offloaded: offloading streams weights from a `banyan convert` "
-                    "file (write one with `banyan convert`)");
-      unit->ranges.push_back(data->bytes);
-    }
-    return upload(std::move(*data));
+    if (!unit) return upload(std::move(*data));
+    if (!data->mapped)
+      throw Error(source_.origin().string() + " cannot be offloaded: offloading streams weights from a `banyan convert` "
+                  "file (write one with `banyan convert`)");
+    unit->ranges.push_back(data->bytes);
+    auto w = upload(std::move(*data), true);
+    unit->weights.push_back(w.get());
+    return w;
   }
 
   // `shard`'s part of a matrix split over tensor shards: a band of its rows (Split::rows) or of
@@ -80,8 +81,8 @@ class WeightLoader {
     return Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored) +
                  ", but the config (" + source_.config().summary() + ") needs " + shape_string(wanted));
   }
-  std::unique_ptr<DeviceWeight> upload(WeightData data) {
-    auto w = backend_.upload(std::move(data));
+  std::unique_ptr<DeviceWeight> upload(WeightData data, bool offloaded = false) {
+    auto w = offloaded ? backend_.upload_offloaded(std::move(data)) : backend_.upload(std::move(data));
     bytes_ += w->bytes;
     if (progress_) progress_(++done_, total_);
     return w;
@@ -180,8 +181,6 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   WeightLoader loader(weights, backend, progress, tensors);
   const int layer_count = range.end - range.first;
   const bool paging = options.offload;
-  if (paging && !backend.computes_in_host_memory())
-    throw Error("offloading on the " + backend.name() + " backend is not built yet");
   if (paging && shard.degree > 1) throw Error("offloading a tensor-parallel model is not built yet");
   std::vector<PagedUnit> units(static_cast<std::size_t>(layer_count));
   if (last) {
@@ -190,7 +189,7 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   }
   if (first && !(last && c.tie_word_embeddings)) {
     embedding_unit_ = int(units.size());
-    units.push_back({{}, true});
+    units.push_back({.on_demand = true});
   }
   auto unit = [&](int u) { return paging && u >= 0 ? &units[std::size_t(u)] : nullptr; };
 
@@ -227,14 +226,15 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   if (paging) units_ = std::move(units);
 }
 
-std::shared_ptr<PagedWeights> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget) {
+std::shared_ptr<WeightPaging> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget) {
   std::vector<PagedUnit> units;
   for (const LlamaModel* m : models) {
     if (!m->options().offload || m->paged_) throw Error("page_models: a model loaded without offloading, or paged already");
+    if (&m->backend() != &models.front()->backend()) throw Error("page_models: models on different backends");
     units.insert(units.end(), m->units_.begin(), m->units_.end());
   }
-  OffloadPlan plan = plan_offload(units, budget.budget, budget.reserve);
-  auto paged = std::make_shared<PagedWeights>(std::move(units), std::move(plan), budget.evict);
+  const OffloadPlan plan = plan_offload(units, budget.budget, budget.reserve);
+  auto paged = models.front()->backend().page(std::move(units), plan, budget.evict);
   int first = 0;
   for (LlamaModel* m : models) {
     m->paged_ = paged;

@@ -11,7 +11,7 @@
 
 #include "model/backend.hpp"
 #include "model/collective.hpp"
-#include "model/paged_weights.hpp"
+#include "model/weight_paging.hpp"
 #include "model/weight_source.hpp"
 
 namespace banyan {
@@ -82,11 +82,11 @@ class EncodedWeights : public WeightSource {
 
 class LlamaModel;
 
-// A memory budget for offloaded weights (model/paged_weights.hpp).
+// A memory budget for offloaded weights (model/weight_paging.hpp).
 struct PagingBudget {
   std::size_t budget = 0;   // at most this many weight bytes mapped in at once
   std::size_t reserve = 0;  // of the budget, for streamed units in flight; 0: chosen from it
-  bool evict = false;       // streamed weights leave the page cache after use (PagedWeights)
+  bool evict = false;       // streamed weights leave the page cache after use (a CPU node)
 };
 
 // Pages the weights of `models` (each loaded with ModelOptions::offload) under one budget: one
@@ -94,7 +94,7 @@ struct PagingBudget {
 // is chosen for the models together, and one thread streaming them in that order (a node's
 // pipeline stages: the next stage's first layer comes in while this one's last computes).
 // Returns the paging the models now share. Throws Error when the budget cannot stream them.
-std::shared_ptr<PagedWeights> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget);
+std::shared_ptr<WeightPaging> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget);
 
 class LlamaModel {
  public:
@@ -123,7 +123,7 @@ class LlamaModel {
   Backend& backend() const { return backend_; }
   // The paging of an offloaded model's weights (shared with the models paged with it); null
   // when every weight is resident.
-  const PagedWeights* paged() const { return paged_.get(); }
+  const WeightPaging* paged() const { return paged_.get(); }
   // A KV cache for the layers this model holds.
   std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
   // Copies key/value rows within one slot of `kv`, every layer, in the order given (how the
@@ -151,7 +151,7 @@ class LlamaModel {
     std::unique_ptr<Buffer> x, h, q, k, v, attn, gate, up, logits;
   };
 
-  friend std::shared_ptr<PagedWeights> page_models(const std::vector<LlamaModel*>&, const PagingBudget&);
+  friend std::shared_ptr<WeightPaging> page_models(const std::vector<LlamaModel*>&, const PagingBudget&);
   void reserve(std::int64_t tokens);
   void acquire(int unit) { if (paged_) paged_->acquire(first_unit_ + unit); }
   void release(int unit) { if (paged_) paged_->release(first_unit_ + unit); }
@@ -175,7 +175,7 @@ class LlamaModel {
   // (first stage, when it is not also the classifier).
   int classifier_unit_ = -1, embedding_unit_ = -1;
   std::vector<PagedUnit> units_;  // collected while loading (ModelOptions::offload), until paged
-  std::shared_ptr<PagedWeights> paged_;
+  std::shared_ptr<WeightPaging> paged_;
   int first_unit_ = 0;  // where this model's units start among the paging's
   Workspace ws_;
 };

@@ -1,10 +1,10 @@
 #pragma once
 // What one node's memory holds: every weight of its models, and for those offloaded the tiers
-// and traffic of their paging (model/paged_weights.hpp). The memory actor answers it; /metrics
+// and traffic of their paging (model/weight_paging.hpp). The memory actor answers it; /metrics
 // shows it per node.
 #include <cstdint>
 
-#include "model/paged_weights.hpp"
+#include "model/weight_paging.hpp"
 
 namespace banyan {
 

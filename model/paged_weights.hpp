@@ -14,50 +14,24 @@
 #include <thread>
 #include <vector>
 
+#include "model/weight_paging.hpp"
+
 namespace banyan {
 
-struct PagedUnit {
-  std::vector<std::span<const std::byte>> ranges;  // in a read-only file mapping
-  // Only a few rows are read (the embedding table): never prefetched, dropped after use, and
-  // not counted against the budget.
-  bool on_demand = false;
-  std::size_t bytes() const;
-};
-
-struct OffloadPlan {
-  std::vector<bool> resident;  // per unit
-  int in_flight = 0;           // streamed units mapped at once: the one in use and those prefetched
-  std::size_t resident_bytes = 0, reserve_bytes = 0;
-};
-
-// Keeps units resident, in order, while the budget leaves room for `in_flight` streamed units
-// (3 when the three largest take at most half the budget, else 2; or as many as `reserve`
-// bytes hold when given). Throws Error when the budget cannot hold two units in flight.
-OffloadPlan plan_offload(const std::vector<PagedUnit>& units, std::size_t budget, std::size_t reserve = 0);
-
-struct OffloadStats {
-  std::size_t resident_bytes = 0;   // units that never leave
-  std::size_t reserve_bytes = 0;    // room for the streamed units in flight
-  std::size_t disk_bytes = 0;       // every unit's bytes, in the mapped file
-  std::size_t streamed_bytes = 0;   // mapped in by streaming, in all
-  double stall_seconds = 0;         // compute paging instead of computing: waiting for units, dropping them
-  long long units_streamed = 0;
-};
-
-class PagedWeights {
+class PagedWeights : public WeightPaging {
  public:
   // `evict`: dropped units leave the page cache too, so the next stream reads the disk (what a
   // node whose memory cannot hold the file sees; it also spares other processes' memory).
   PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan, bool evict = false);
-  ~PagedWeights();
+  ~PagedWeights() override;
   PagedWeights(const PagedWeights&) = delete;
   PagedWeights& operator=(const PagedWeights&) = delete;
 
   // Returns once `unit` is mapped in, and starts mapping in the streamed units that follow it.
-  void acquire(int unit);
+  void acquire(int unit) override;
   // Drops a streamed (or on-demand) unit's pages.
-  void release(int unit);
-  OffloadStats stats() const;
+  void release(int unit) override;
+  OffloadStats stats() const override;
 
  private:
   enum class State { out, queued, loading, in };

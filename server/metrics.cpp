@@ -40,12 +40,14 @@ void render_memory(std::string& out, const std::vector<NodeMemory>& nodes) {
   for (const NodeMemory* n : offloaded)
     sample(out, "banyan_memory_budget_bytes", double(n->second.budget_bytes), node_label(n->first));
   header(out, "banyan_weight_bytes", "gauge",
-         "A node's offloaded weights by tier: resident in memory, the streaming reserve, and on disk (all).");
+         "A node's offloaded weights by tier: resident in compute memory, the streaming reserve, waiting in "
+         "pinned host memory (a GPU node), and on disk (all).");
   for (const NodeMemory* n : offloaded) {
     const OffloadStats& p = n->second.paging;
     const std::string node = node_label(n->first) + ",";
     sample(out, "banyan_weight_bytes", double(p.resident_bytes), node + "tier=\"resident\"");
     sample(out, "banyan_weight_bytes", double(p.reserve_bytes), node + "tier=\"streaming\"");
+    sample(out, "banyan_weight_bytes", double(p.host_bytes), node + "tier=\"host\"");
     sample(out, "banyan_weight_bytes", double(p.disk_bytes), node + "tier=\"disk\"");
   }
   header(out, "banyan_weights_streamed_bytes_total", "counter", "Weight bytes streamed in from disk.");

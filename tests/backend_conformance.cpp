@@ -10,6 +10,7 @@
 
 #include "engine/device_backend.hpp"
 #include "engine/engine.hpp"
+#include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
 #include "model/random_weights.hpp"
@@ -420,4 +421,64 @@ BOOST_AUTO_TEST_CASE(greedy_speculative_output_equals_incremental) {
   const auto incremental = run({});
   BOOST_TEST((run({&ssm}) == incremental));
   BOOST_TEST((run({&llm}) == incremental));  // every token accepted
+}
+
+BOOST_AUTO_TEST_CASE(an_offloaded_model_computes_what_the_resident_one_does) {
+  // Under 40% of its weights, each pass streams most layers and the classifier in (on the CPU by
+  // paging the file, on a GPU by copies into device slots) while the embedding is read where it
+  // lies. The same kernels read the same bytes: logits equal the resident model's bit for bit,
+  // and greedy output, incremental or speculative, is the same.
+  LlamaConfig c = conformance_config();
+  c.num_hidden_layers = 6;
+  c.tie_word_embeddings = false;
+  test::TempDir dir;
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::q4}) {
+    BOOST_TEST_CONTEXT(format_name(f)) {
+      const auto file = dir / (std::string(format_name(f)) + ".banyan");
+      write_converted(EncodedWeights(RandomWeights(c, 31), {f, DType::f32}), file);
+      auto source = open_converted(file);
+      LlamaModel resident(*source, backend());
+      LlamaModel offloaded(*source, backend(), {.offload = true});
+      const std::size_t budget = resident.weight_bytes() * 2 / 5;
+      const auto paging = page_models({&offloaded}, {.budget = budget});
+
+      auto kv_resident = resident.create_kv_cache(1, 32), kv_offloaded = offloaded.create_kv_cache(1, 32);
+      ForwardBatch batch;
+      for (int p = 0; p < 9; ++p) batch.add_causal(5 + p * 11, 0, p, true);
+      for (int step = 0; step < 4; ++step) {
+        std::vector<float> want, got;
+        resident.forward(batch, *kv_resident, want);
+        offloaded.forward(batch, *kv_offloaded, got);
+        BOOST_TEST_REQUIRE((got == want), "step " << step);
+        const int position = batch.positions.back() + 1;
+        batch = ForwardBatch();
+        batch.add_causal(int(std::max_element(want.end() - c.vocab_size, want.end()) - (want.end() - c.vocab_size)), 0,
+                         position, true);
+      }
+
+      LlamaConfig small = c;
+      small.num_hidden_layers = 1;
+      const RandomWeights ssm_weights(small, 32);
+      LlamaModel ssm(ssm_weights, backend());
+      auto generate = [&](LlamaModel& llm, std::vector<LlamaModel*> ssms) {
+        Engine engine(llm, std::move(ssms), {});
+        std::vector<RequestId> ids;
+        for (const auto& p : {std::vector<std::int32_t>{1, 5, 9}, {1, 200, 3, 3}}) ids.push_back(engine.submit(p, {16, {}}));
+        engine.run([](RequestId, std::span<const std::int32_t>) {});
+        std::vector<std::vector<std::int32_t>> out;
+        for (auto id : ids) out.push_back(engine.requests().request(id).tokens);
+        return out;
+      };
+      const auto want = generate(resident, {});
+      BOOST_TEST((generate(offloaded, {}) == want));
+      BOOST_TEST((generate(offloaded, {&ssm}) == want));
+
+      const OffloadStats s = paging->stats();
+      BOOST_TEST(s.resident_bytes + s.reserve_bytes <= budget);
+      BOOST_TEST(s.streamed_bytes > 8 * (s.disk_bytes - s.resident_bytes));  // the rest, at every step
+      // A GPU keeps what streams, and the embedding, in pinned host memory; a CPU pages the file.
+      if (kDevice == "cuda") BOOST_TEST(s.host_bytes >= s.disk_bytes - s.resident_bytes);
+      else BOOST_TEST(s.host_bytes == 0u);
+    }
+  }
 }

@@ -1,7 +1,7 @@
-// Offloading by paging (model/paged_weights.hpp): the plan keeps what fits, streaming keeps the
-// mapped weights under the budget while every byte read is the file's, and an offloaded model
-// generates exactly what a resident one does. (test_offload: the same at TinyLlama-1.1B scale,
-// with peak memory measured.)
+// Offloading by paging (model/weight_paging.hpp, model/paged_weights.hpp): the plan keeps what
+// fits, streaming keeps the mapped weights under the budget while every byte read is the file's,
+// and an offloaded model generates exactly what a resident one does. (test_offload: the same at
+// TinyLlama-1.1B scale, with peak memory measured.)
 #define BOOST_TEST_MODULE test_paging
 #include <boost/test/unit_test.hpp>
 #include <fstream>
@@ -14,6 +14,7 @@
 #include "model/error.hpp"
 #include "model/mapped_file.hpp"
 #include "model/random_weights.hpp"
+#include "model/paged_weights.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace banyan;
@@ -50,7 +51,7 @@ std::vector<PagedUnit> units_in(const MappedFile& f, std::size_t unit_bytes) {
 std::vector<PagedUnit> sized_units(const std::vector<std::size_t>& sizes) {
   static const std::vector<std::byte> backing(64 * kMiB);  // never read: only the sizes count
   std::vector<PagedUnit> units;
-  for (std::size_t s : sizes) units.push_back({{std::span(backing).first(s)}, false});
+  for (std::size_t s : sizes) units.push_back({.ranges = {std::span(backing).first(s)}});
   return units;
 }
 
@@ -75,7 +76,7 @@ std::filesystem::path write_paging_test_model(const test::TempDir& dir, std::uin
 
 BOOST_AUTO_TEST_CASE(the_plan_keeps_what_fits) {
   std::vector<PagedUnit> units = sized_units(std::vector<std::size_t>(10, 4 * kMiB));
-  units.push_back({{std::span<const std::byte>()}, true});  // an embedding: never counted
+  units.push_back({.ranges = {std::span<const std::byte>()}, .on_demand = true});  // an embedding: never counted
 
   OffloadPlan all = plan_offload(units, 100 * kMiB);
   BOOST_TEST((all.in_flight == 0 && all.resident_bytes == 40 * kMiB && all.reserve_bytes == 0));

@@ -287,6 +287,7 @@ BOOST_AUTO_TEST_CASE(an_offloaded_llm_streams_the_same_text_and_reports_its_pagi
       BOOST_TEST(disk.get<double>() > 24e6);  // the whole LLM, f32
       BOOST_TEST(resident.get<double>() + streaming.get<double>() <= 12.0 * (1 << 20));
       BOOST_TEST(metric("banyan_memory_budget_bytes{node=\"serve\"}") == 12.0 * (1 << 20));
+      BOOST_TEST(metric("banyan_weight_bytes{node=\"serve\",tier=\"host\"}") == 0);  // a CPU node has no pinned tier
       // The node's weights: the LLM's (all of them, on every tier) and the SSM's.
       BOOST_TEST(metric("banyan_node_weight_bytes{node=\"serve\"}").get<double>() > disk.get<double>());
       BOOST_TEST(metric("banyan_weights_streamed_bytes_total{node=\"serve\"}").get<double>() > 40 * 1e6);

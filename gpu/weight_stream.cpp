@@ -80,7 +80,9 @@ CudaWeightPaging::CudaWeightPaging(std::vector<PagedUnit> units, const OffloadPl
   stats_.resident_bytes = plan.resident_bytes;
   if (streamed_.empty()) return;
   check(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "creating a copy stream");
-  slots_.resize(std::size_t(std::min<int>(std::max(plan.in_flight, 2), int(streamed_.size()))));
+  const int slots = std::min<int>(std::max(plan.in_flight, 2), int(streamed_.size()));
+  schedule_.emplace(int(streamed_.size()), slots);
+  slots_.resize(std::size_t(slots));
   for (Slot& slot : slots_) {
     slot.memory = DeviceMemory(slot_bytes);
     slot.arrived = event(false);
@@ -99,45 +101,18 @@ CudaWeightPaging::~CudaWeightPaging() {
   }
 }
 
-bool CudaWeightPaging::in_window(int position, int w) const {
-  const int k = int(streamed_.size());
-  return (position - w + k) % k < int(slots_.size());
-}
-
-int CudaWeightPaging::free_slot(int w, bool any) const {
-  int taken = -1;
-  for (int s = 0; s < int(slots_.size()); ++s) {
-    const Slot& slot = slots_[std::size_t(s)];
-    if (slot.in_use) continue;
-    if (slot.position < 0 || !in_window(slot.position, w)) return s;
-    if (any) taken = s;
-  }
-  return taken;
-}
-
-void CudaWeightPaging::copy_in(int position, int s) {
-  Slot& slot = slots_[std::size_t(s)];
-  if (slot.position >= 0) streamed_units_[std::size_t(slot.position)].slot = -1;
-  HostUnit& unit = streamed_units_[std::size_t(position)];
-  slot.position = position;
-  unit.slot = s;
+void CudaWeightPaging::queue(const std::vector<SlotSchedule::Copy>& copies) {
+  if (copies.empty()) return;
   auto lock = enter_();
-  check(cudaStreamWaitEvent(copy_, slot.freed.get(), 0), "waiting for a streaming slot");
-  check(cudaMemcpyAsync(slot.memory.data(), unit.host.get(), unit.bytes, cudaMemcpyHostToDevice, copy_),
-        "streaming offloaded weights");
-  check(cudaEventRecord(slot.arrived.get(), copy_), "recording a copy's event");
-  stats_.streamed_bytes += units_[std::size_t(streamed_[std::size_t(position)])].bytes();
-  ++stats_.units_streamed;
-}
-
-void CudaWeightPaging::prefetch(int w) {
-  const int k = int(streamed_.size());
-  for (int j = 0; j < int(slots_.size()); ++j) {
-    const int position = (w + j) % k;
-    if (streamed_units_[std::size_t(position)].slot >= 0) continue;
-    const int s = free_slot(w, false);
-    if (s < 0) return;
-    copy_in(position, s);
+  for (const auto& [position, s] : copies) {
+    const Slot& slot = slots_[std::size_t(s)];
+    const HostUnit& unit = streamed_units_[std::size_t(position)];
+    check(cudaStreamWaitEvent(copy_, slot.freed.get(), 0), "waiting for a streaming slot");
+    check(cudaMemcpyAsync(slot.memory.data(), unit.host.get(), unit.bytes, cudaMemcpyHostToDevice, copy_),
+          "streaming offloaded weights");
+    check(cudaEventRecord(slot.arrived.get(), copy_), "recording a copy's event");
+    stats_.streamed_bytes += units_[std::size_t(streamed_[std::size_t(position)])].bytes();
+    ++stats_.units_streamed;
   }
 }
 
@@ -145,30 +120,28 @@ void CudaWeightPaging::acquire(int unit) {
   const int position = position_.at(std::size_t(unit));
   if (position < 0) return;
   std::unique_lock lock(m_);
+  std::vector<SlotSchedule::Copy> copies;
+  std::optional<int> s;
+  slot_released_.wait(lock, [&] { return (s = schedule_->acquire(position, copies)).has_value(); });
+  queue(copies);  // this unit's own copy, if any, comes first
+  const Slot& slot = slots_[std::size_t(*s)];
   HostUnit& u = streamed_units_[std::size_t(position)];
-  if (u.slot < 0) {
-    int s = -1;
-    slot_released_.wait(lock, [&] { return (s = free_slot(position, true)) >= 0; });
-    copy_in(position, s);
-  }
-  Slot& slot = slots_[std::size_t(u.slot)];
-  slot.in_use = true;
+  u.acquired_slot = *s;
   u.point_at(slot.memory.as<std::byte>());
+  StallTiming t;
+  if (spare_timing_.empty()) {
+    t = {event(true), event(true)};
+  } else {
+    t = std::move(spare_timing_.front());
+    spare_timing_.pop_front();
+  }
   {
-    StallTiming t;
-    if (spare_timing_.empty()) {
-      t = {event(true), event(true)};
-    } else {
-      t = std::move(spare_timing_.front());
-      spare_timing_.pop_front();
-    }
-    auto queue = enter_();
+    auto device = enter_();
     check(cudaEventRecord(t.before.get(), compute_), "recording an event");
     check(cudaStreamWaitEvent(compute_, slot.arrived.get(), 0), "waiting for streamed weights");
     check(cudaEventRecord(t.after.get(), compute_), "recording an event");
-    timing_.push_back(std::move(t));
   }
-  prefetch(position);
+  timing_.push_back(std::move(t));
   collect_stalls();
 }
 
@@ -177,20 +150,21 @@ void CudaWeightPaging::release(int unit) {
   if (position < 0) return;
   std::lock_guard lock(m_);
   HostUnit& u = streamed_units_[std::size_t(position)];
-  const int s = u.slot;
-  if (s < 0 || !slots_[std::size_t(s)].in_use) return;  // not acquired
+  if (u.acquired_slot < 0) return;
   {
-    auto queue = enter_();
-    check(cudaEventRecord(slots_[std::size_t(s)].freed.get(), compute_), "recording an event");
+    auto device = enter_();  // before any copy into the slot is queued, which waits for this
+    check(cudaEventRecord(slots_[std::size_t(u.acquired_slot)].freed.get(), compute_), "recording an event");
   }
+  u.acquired_slot = -1;
   u.point_at(u.mapped);  // the slot may take another unit before a kernel reads this one again
-  slots_[std::size_t(s)].in_use = false;
-  prefetch((position + 1) % int(streamed_.size()));
+  std::vector<SlotSchedule::Copy> copies;
+  schedule_->release(position, copies);
+  queue(copies);
   slot_released_.notify_all();
 }
 
 void CudaWeightPaging::collect_stalls() const {
-  auto queue = enter_();
+  auto device = enter_();
   while (!timing_.empty()) {
     StallTiming& t = timing_.front();
     const cudaError_t done = cudaEventQuery(t.after.get());

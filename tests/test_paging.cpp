@@ -14,6 +14,7 @@
 #include "model/error.hpp"
 #include "model/mapped_file.hpp"
 #include "model/random_weights.hpp"
+#include "model/slot_schedule.hpp"
 #include "model/paged_weights.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -144,6 +145,75 @@ BOOST_AUTO_TEST_CASE(streaming_stays_under_the_budget_and_reads_the_file) {
   paged.acquire(9);
   BOOST_TEST(sum(9) == expected(9));
   BOOST_TEST(mapped_rss(mapped.bytes().data()) <= 16 * kMiB);
+}
+
+// Plays a schedule's copies into simulated slots, checking what a GPU's streaming relies on: a
+// copy never lands in a slot in use, and an acquired unit is the one its slot holds.
+struct SimulatedSlots {
+  SlotSchedule schedule;
+  std::vector<int> holds;  // per slot: the position copied into it last
+  std::vector<bool> in_use;
+  int copies = 0;
+  SimulatedSlots(int positions, int slots)
+      : schedule(positions, slots), holds(std::size_t(slots), -1), in_use(std::size_t(slots), false) {}
+  void play(const std::vector<SlotSchedule::Copy>& cs) {
+    for (const auto& c : cs) {
+      BOOST_TEST_REQUIRE(!in_use[std::size_t(c.slot)], "copy of " << c.position << " into slot " << c.slot << " in use");
+      holds[std::size_t(c.slot)] = c.position;
+      ++copies;
+    }
+  }
+  std::optional<int> acquire(int p) {
+    std::vector<SlotSchedule::Copy> cs;
+    const auto s = schedule.acquire(p, cs);
+    play(cs);
+    if (s) {
+      BOOST_TEST_REQUIRE(holds[std::size_t(*s)] == p);
+      in_use[std::size_t(*s)] = true;
+    }
+    return s;
+  }
+  void release(int p, int slot) {
+    in_use[std::size_t(slot)] = false;
+    std::vector<SlotSchedule::Copy> cs;
+    schedule.release(p, cs);
+    play(cs);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(a_slot_schedule_streams_each_unit_once_a_pass_ahead_of_its_use) {
+  SimulatedSlots five(5, 2);
+  std::vector<SlotSchedule::Copy> first;
+  SlotSchedule fresh(5, 2);
+  BOOST_TEST((fresh.acquire(0, first) == 0));
+  BOOST_TEST((first == std::vector<SlotSchedule::Copy>{{0, 0}, {1, 1}}));  // its own, then the next one ahead
+  for (int pass = 0; pass < 3; ++pass)
+    for (int p = 0; p < 5; ++p) {
+      const auto s = five.acquire(p);
+      BOOST_TEST_REQUIRE(s.has_value());
+      BOOST_TEST(five.holds[std::size_t(1 - *s)] == (p + 1) % 5);  // the next one is on its way
+      five.release(p, *s);
+    }
+  BOOST_TEST(five.copies == 3 * 5 + 2);  // every unit once a pass; the next pass's first two are on their way
+
+  // As many slots as units: after the first pass, nothing moves.
+  SimulatedSlots three(3, 3);
+  for (int pass = 0; pass < 3; ++pass)
+    for (int p = 0; p < 3; ++p) three.release(p, *three.acquire(p));
+  BOOST_TEST(three.copies == 3);
+
+  // Out of order, and two users at once (two pipeline stages): a third waits for a release.
+  SimulatedSlots two(6, 2);
+  const auto a = two.acquire(4);
+  const auto b = two.acquire(1);
+  BOOST_TEST_REQUIRE((a && b && *a != *b));
+  std::vector<SlotSchedule::Copy> none;
+  BOOST_TEST(!two.schedule.acquire(2, none).has_value());
+  BOOST_TEST(none.empty());
+  two.release(4, *a);
+  const auto c = two.acquire(2);
+  BOOST_TEST_REQUIRE(c.has_value());
+  BOOST_TEST(*c == *a);  // the one slot not in use
 }
 
 BOOST_AUTO_TEST_CASE(an_offloaded_model_generates_what_a_resident_one_does) {

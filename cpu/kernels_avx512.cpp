@@ -8,23 +8,14 @@
 #include <type_traits>
 #include <utility>
 
+#include "cpu/prefetch.hpp"
 #include "cpu/simd_kernels.hpp"
-
 
 namespace banyan::cpu {
 
 namespace {
 
 inline float f16(std::uint16_t h) { return _cvtsh_ss(h); }
-
-// Weights stream from memory once per token. One core's outstanding cache misses cap what the
-// hardware prefetchers fetch (about 10 GB/s here); asking for the bytes 4 KiB ahead (the rows
-// lie back to back, so that is usually the next row) keeps enough misses in flight to reach
-// the memory bandwidth. Prefetching past the end of the matrix is harmless.
-constexpr int kPrefetchBytes = 4096;
-inline void prefetch_ahead(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
-}
 
 // Sixteen weights as f32, from f32 or f16 storage; the masked forms read only the first lanes.
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }

@@ -1,6 +1,8 @@
 // AVX2 + FMA + F16C kernels: the baseline for x86-64 machines without AVX-512.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <type_traits>
 
 #include "cpu/prefetch.hpp"
@@ -222,18 +224,100 @@ void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
   for (; i < k; ++i) out[i] = f16(w[i]);
 }
 
+// exp(x) for x <= 0: 2^(x log2 e) split into 2^n (built in the exponent bits; n >= -126, below
+// which the result is 0 to float precision anyway) and 2^f, |f| <= 1/2, by a degree-6 Taylor
+// polynomial of e^(f ln 2) (relative error under 2e-7), as the AVX-512 set's.
+inline __m256 exp_ps(__m256 x) {
+  const __m256 t = _mm256_max_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _mm256_set1_ps(-126.0f));
+  const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_mul_ps(_mm256_sub_ps(t, n), _mm256_set1_ps(0.69314718f));
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  for (float c : {1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(c));
+  const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
+}
+
+// 8 keys or values of a row, as f32.
+inline __m256 load8(const void* rows, bool half, std::int64_t at) {
+  return half ? load8(static_cast<const std::uint16_t*>(rows) + at) : load8(static_cast<const float*>(rows) + at);
+}
+
+// Eight vectors summed across their lanes at once: lane i of the result is the sum of v[i].
+inline __m256 sum_lanes8(const __m256 (&v)[8]) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));  // rows 0-3, per half
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));  // rows 4-7, per half
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+// KernelSet::attend for head_dim a multiple of 8, in the AVX-512 set's three passes: the scores
+// of 8 key rows at a time for every head while they are in L1; each head's softmax, folded into
+// its state; then each value row's 8 columns at a time for up to 8 heads at once.
+void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
+            int head_dim, float scale, bool half, float* scores, AttentionState* states) {
+  if (head_dim % 8 != 0)
+    return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, half, scores, states);
+  for (std::int64_t r = 0; r < count; r += 8) {
+    const int rows = int(std::min<std::int64_t>(8, count - r));
+    for (int h = 0; h < heads; ++h) {
+      __m256 acc[8];
+      for (int i = 0; i < 8; ++i) {
+        acc[i] = _mm256_setzero_ps();
+        if (i < rows)
+          for (int d = 0; d < head_dim; d += 8)
+            acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d), load8(k, half, (r + i) * stride + d), acc[i]);
+      }
+      alignas(32) float block[8];
+      _mm256_store_ps(block, _mm256_mul_ps(sum_lanes8(acc), _mm256_set1_ps(scale)));
+      std::copy_n(block, rows, scores + h * count + r);
+    }
+  }
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * count;
+    AttentionState& st = states[h];
+    const float m = std::max(st.m, *std::max_element(s, s + count));
+    const float rescale = std::exp(st.m - m);  // 0 for the first block (st.m = -inf)
+    __m256 lsum = _mm256_setzero_ps();
+    std::int64_t r = 0;
+    for (; r + 8 <= count; r += 8) {
+      const __m256 p = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + r), _mm256_set1_ps(m)));
+      _mm256_storeu_ps(s + r, p);
+      lsum = _mm256_add_ps(lsum, p);
+    }
+    float l = hsum(lsum);
+    for (; r < count; ++r) l += (s[r] = std::exp(s[r] - m));
+    for (int d = 0; d < head_dim; d += 8)
+      _mm256_storeu_ps(st.o + d, _mm256_mul_ps(_mm256_loadu_ps(st.o + d), _mm256_set1_ps(rescale)));
+    st.l = st.l * rescale + l;
+    st.m = m;
+  }
+  constexpr int H = 8;
+  for (int g = 0; g < heads; g += H) {
+    const int n = std::min(H, heads - g);
+    for (int d = 0; d < head_dim; d += 8) {
+      __m256 o[H];
+      for (int j = 0; j < H; ++j) o[j] = j < n ? _mm256_loadu_ps(states[g + j].o + d) : _mm256_setzero_ps();
+      for (std::int64_t row = 0; row < count; ++row) {
+        const __m256 vv = load8(v, half, row * stride + d);
+        for (int j = 0; j < H; ++j)
+          if (j < n) o[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (g + j) * count + row), vv, o[j]);
+      }
+      for (int j = 0; j < H; ++j)
+        if (j < n) _mm256_storeu_ps(states[g + j].o + d, o[j]);
+    }
+  }
+}
+
 }  // namespace
 
 const KernelSet* avx2_kernels() {
-  // The int expansions and attention come from the portable set.
+  // The int expansions are cheap next to the products they feed: the portable ones serve.
   static const KernelSet set{"avx2",
                              float_dots<float>,
                              float_dots<std::uint16_t>,
                              dots_q8,
                              dots_q4,
                              quantize_row,
-                             expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4,
-                             portable_kernels().attend};
+                             expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4, attend};
   return &set;
 }
 

@@ -91,8 +91,8 @@ struct PagingBudget {
 
 // Pages the weights of `models` (each loaded with ModelOptions::offload) under one budget: one
 // plan over all their units in the order given, so that what stays resident and what streams
-// is chosen for the models together, and one thread streaming them in that order (a node's
-// pipeline stages: the next stage's first layer comes in while this one's last computes).
+// is chosen for the models together, and one paging (the backend's) streaming them in that order
+// (a node's pipeline stages: the next stage's first layer comes in while this one's last computes).
 // Returns the paging the models now share. Throws Error when the budget cannot stream them.
 std::shared_ptr<WeightPaging> page_models(const std::vector<LlamaModel*>& models, const PagingBudget& budget);
 

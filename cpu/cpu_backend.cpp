@@ -36,15 +36,16 @@ class CpuBuffer : public Buffer {
   std::vector<float> data_;
 };
 
-// Per layer and slot, `capacity` rows of kv_heads * head_dim values (f32 or f16), for keys and
-// for values.
+// Per layer, slot and key/value head, `capacity` rows of head_dim values (f32 or f16), for keys
+// and for values. A head's rows lie back to back: attention reads them as one stream (with the
+// heads side by side in each row, a head's rows were 256-byte pieces 1 KiB apart for
+// TinyLlama, and decoding after 1024 tokens took 1.4x the time it takes after 128).
 class CpuKvCache : public KvCache {
  public:
   explicit CpuKvCache(const KvCacheSpec& spec)
       : spec_(spec),
-        row_(std::int64_t(spec.kv_heads) * spec.head_dim),
         elem_(dtype_size(spec.dtype)),
-        keys_(std::size_t(spec.layers) * spec.slots * spec.capacity * row_ * elem_),
+        keys_(std::size_t(spec.layers) * spec.slots * spec.kv_heads * spec.capacity * spec.head_dim * elem_),
         values_(keys_.size()) {
     if (spec.dtype == DType::bf16) throw Error("cpu: the KV cache holds f32 or f16, not bf16");
   }
@@ -52,27 +53,29 @@ class CpuKvCache : public KvCache {
   const KvCacheSpec& spec() const override { return spec_; }
   std::size_t bytes() const override { return 2 * keys_.size(); }
 
-  std::byte* key(int layer, int slot, int row) { return keys_.data() + offset(layer, slot, row); }
-  std::byte* value(int layer, int slot, int row) { return values_.data() + offset(layer, slot, row); }
-  std::int64_t row_size() const { return row_; }
-  std::size_t row_bytes() const { return std::size_t(row_) * elem_; }
+  std::byte* key(int layer, int slot, int head, int row) { return keys_.data() + offset(layer, slot, head, row); }
+  std::byte* value(int layer, int slot, int head, int row) { return values_.data() + offset(layer, slot, head, row); }
+  std::size_t head_bytes() const { return std::size_t(spec_.head_dim) * elem_; }
 
-  // Stores one f32 row of k (or v) values in the cache's element type.
-  void store(std::byte* dst, const float* src) const {
-    if (spec_.dtype == DType::f32) {
-      std::memcpy(dst, src, row_bytes());
-    } else {
-      auto* h = reinterpret_cast<std::uint16_t*>(dst);
-      for (std::int64_t i = 0; i < row_; ++i) h[i] = f32_to_f16(src[i]);
+  // Stores one f32 row of k (or v) values, every head's, in the cache's element type.
+  void store(bool keys, int layer, int slot, int row, const float* src) {
+    for (int h = 0; h < spec_.kv_heads; ++h) {
+      std::byte* dst = keys ? key(layer, slot, h, row) : value(layer, slot, h, row);
+      const float* from = src + std::int64_t(h) * spec_.head_dim;
+      if (spec_.dtype == DType::f32) {
+        std::memcpy(dst, from, head_bytes());
+      } else {
+        auto* half = reinterpret_cast<std::uint16_t*>(dst);
+        for (int i = 0; i < spec_.head_dim; ++i) half[i] = f32_to_f16(from[i]);
+      }
     }
   }
 
  private:
-  std::size_t offset(int layer, int slot, int row) const {
-    return ((std::size_t(layer) * spec_.slots + slot) * spec_.capacity + row) * row_bytes();
+  std::size_t offset(int layer, int slot, int head, int row) const {
+    return (((std::size_t(layer) * spec_.slots + slot) * spec_.kv_heads + head) * spec_.capacity + row) * head_bytes();
   }
   KvCacheSpec spec_;
-  std::int64_t row_;
   std::size_t elem_;
   std::vector<std::byte> keys_, values_;
 };
@@ -156,16 +159,15 @@ class CpuBackend : public Backend {
   void attention(int layer, Tensor q, Tensor k, Tensor v, const ForwardBatch& batch, KvCache& kv_base,
                  Tensor out) override {
     auto& kv = static_cast<CpuKvCache&>(kv_base);
-    const std::int64_t n = q.rows, row = kv.row_size();
+    const std::int64_t n = q.rows;
     for (std::int64_t i = 0; i < n; ++i) {
       const int slot = batch.slots[std::size_t(i)], r = batch.cache_rows[std::size_t(i)];
-      kv.store(kv.key(layer, slot, r), f32(k) + i * row);
-      kv.store(kv.value(layer, slot, r), f32(v) + i * row);
+      kv.store(true, layer, slot, r, f32(k) + i * k.cols);
+      kv.store(false, layer, slot, r, f32(v) + i * v.cols);
     }
     const int head_dim = kv.spec().head_dim;
     const int heads = int(q.cols / head_dim), group = heads / kv.spec().kv_heads;
     const bool half = kv.spec().dtype == DType::f16;
-    const std::size_t elem = half ? 2 : 4;
     const float scale = 1.0f / std::sqrt(float(head_dim));
     // One task per token and key/value head: the heads of a group share its rows' reads.
     const int kv_heads = kv.spec().kv_heads;
@@ -176,7 +178,6 @@ class CpuBackend : public Backend {
       for (std::int64_t task = begin; task < end; ++task) {
         const std::int64_t i = task / kv_heads;
         const int kvh = int(task % kv_heads), slot = batch.slots[std::size_t(i)], visible = batch.visible[std::size_t(i)];
-        const std::size_t offset = std::size_t(kvh) * std::size_t(head_dim) * elem;  // this kv head's columns
         const float* qg = f32(q) + i * q.cols + std::int64_t(kvh) * group * head_dim;
         float* og = f32(out) + i * out.cols + std::int64_t(kvh) * group * head_dim;
         std::fill(og, og + group * head_dim, 0.0f);
@@ -184,12 +185,12 @@ class CpuBackend : public Backend {
         // The visible prefix in one run of rows, then each ancestor the tree mask adds.
         scores.resize(std::max<std::size_t>(scores.size(), std::size_t(group) * (std::size_t(visible) + 1)));
         if (visible > 0)
-          kernels_.attend(qg, group, kv.key(layer, slot, 0) + offset, kv.value(layer, slot, 0) + offset, row, visible,
+          kernels_.attend(qg, group, kv.key(layer, slot, kvh, 0), kv.value(layer, slot, kvh, 0), head_dim, visible,
                           head_dim, scale, half, scores.data(), states.data());
         for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1) {
           const int r = visible + __builtin_ctzll(m);
-          kernels_.attend(qg, group, kv.key(layer, slot, r) + offset, kv.value(layer, slot, r) + offset, row, 1,
-                          head_dim, scale, half, scores.data(), states.data());
+          kernels_.attend(qg, group, kv.key(layer, slot, kvh, r), kv.value(layer, slot, kvh, r), head_dim, 1, head_dim,
+                          scale, half, scores.data(), states.data());
         }
         for (int h = 0; h < group; ++h) {
           const float inv = 1.0f / states[std::size_t(h)].l;
@@ -202,10 +203,11 @@ class CpuBackend : public Backend {
   void copy_kv_rows(KvCache& kv_base, int slot, std::span<const std::pair<int, int>> from_to) override {
     auto& kv = static_cast<CpuKvCache&>(kv_base);
     for (int layer = 0; layer < kv.spec().layers; ++layer) {
-      for (const auto& [from, to] : from_to) {
-        std::memcpy(kv.key(layer, slot, to), kv.key(layer, slot, from), kv.row_bytes());
-        std::memcpy(kv.value(layer, slot, to), kv.value(layer, slot, from), kv.row_bytes());
-      }
+      for (int h = 0; h < kv.spec().kv_heads; ++h)
+        for (const auto& [from, to] : from_to) {
+          std::memcpy(kv.key(layer, slot, h, to), kv.key(layer, slot, h, from), kv.head_bytes());
+          std::memcpy(kv.value(layer, slot, h, to), kv.value(layer, slot, h, from), kv.head_bytes());
+        }
     }
   }
 

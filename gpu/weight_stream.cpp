@@ -79,7 +79,6 @@ CudaWeightPaging::CudaWeightPaging(std::vector<PagedUnit> units, const OffloadPl
   }
   stats_.resident_bytes = plan.resident_bytes;
   if (streamed_.empty()) return;
-  check(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "creating a copy stream");
   const int slots = std::min<int>(std::max(plan.in_flight, 2), int(streamed_.size()));
   schedule_.emplace(int(streamed_.size()), slots);
   slots_.resize(std::size_t(slots));
@@ -89,6 +88,8 @@ CudaWeightPaging::CudaWeightPaging(std::vector<PagedUnit> units, const OffloadPl
     slot.freed = event(false);
   }
   stats_.reserve_bytes = slots_.size() * slot_bytes;
+  // Last: nothing after it throws, so the destructor always runs once it exists.
+  check(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "creating a copy stream");
 }
 
 CudaWeightPaging::~CudaWeightPaging() {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "cpu/count_dispatch.hpp"
 #include "cpu/prefetch.hpp"
 #include "cpu/simd_kernels.hpp"
 
@@ -77,17 +78,10 @@ void float_dots(const W* w, std::int64_t w_stride, int n, const float* x, std::i
   auto tile = [&](auto rows, auto tokens, int t) {
     dot_tile<decltype(rows)::value, decltype(tokens)::value>(w, w_stride, x + t * stride, stride, k, out + t, m);
   };
-  auto with_rows = [&](auto tokens, int t) {
-    switch (n) {
-      case 1: return tile(std::integral_constant<int, 1>{}, tokens, t);
-      case 2: return tile(std::integral_constant<int, 2>{}, tokens, t);
-      case 3: return tile(std::integral_constant<int, 3>{}, tokens, t);
-      default: return tile(std::integral_constant<int, 4>{}, tokens, t);
-    }
-  };
+  auto rows_at = [&](auto tokens, int t) { with_count(n, [&](auto rows) { tile(rows, tokens, t); }); };
   int t = 0;
-  for (; t + 2 <= m; t += 2) with_rows(std::integral_constant<int, 2>{}, t);
-  if (t < m) with_rows(std::integral_constant<int, 1>{}, t);
+  for (; t + 2 <= m; t += 2) rows_at(std::integral_constant<int, 2>{}, t);
+  if (t < m) rows_at(std::integral_constant<int, 1>{}, t);
 }
 
 // Sum of u8 x s8 products of one group of 32, as 8 int32 partial sums.
@@ -197,24 +191,15 @@ void dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* q
   }
 }
 
-// The quantized kernels for a run-time token count m (1..kMaxDotRows).
-template <typename F>
-void with_tokens(int m, F&& f) {
-  static_assert(kMaxDotRows == 4);
-  switch (m) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    default: return f(std::integral_constant<int, 4>{});
-  }
-}
+// The quantized kernels for a run-time token count m (cpu/count_dispatch.hpp: 1..4).
+static_assert(kMaxDotRows == 4);
 void dots_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k, int m, float* out) {
-  with_tokens(m, [&](auto tokens) { dot_q8<tokens>(w, sw, qa, sa, ca, k, out); });
+  with_count(m, [&](auto tokens) { dot_q8<tokens>(w, sw, qa, sa, ca, k, out); });
 }
 void dots_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k, int m, float* out) {
-  with_tokens(m, [&](auto tokens) { dot_q4<tokens>(w, sw, qa, sa, ca, k, out); });
+  with_count(m, [&](auto tokens) { dot_q4<tokens>(w, sw, qa, sa, ca, k, out); });
 }
 
 void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "cpu/count_dispatch.hpp"
 #include "cpu/prefetch.hpp"
 #include "cpu/simd_kernels.hpp"
 
@@ -212,16 +213,7 @@ void dot_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* q
   }
 }
 
-// The kernels above for a run-time row count m (1..kMaxDotRows).
-template <typename F>
-void with_rows(int m, F&& f) {
-  switch (m) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    default: return f(std::integral_constant<int, 4>{});
-  }
-}
+// The kernels above for run-time counts (cpu/count_dispatch.hpp: 1..4).
 static_assert(kMaxDotRows == 4);
 
 // dot_rows for run-time counts: n weight rows (1..4), m activation rows (1..6).
@@ -240,15 +232,15 @@ void float_dots(const W* w, std::int64_t w_stride, int n, const float* x, std::i
       default: return dot_rows<R, 6>(w, w_stride, x, stride, k, out);
     }
   };
-  with_rows(n, with_m);
+  with_count(n, with_m);
 }
 void dots_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k, int m, float* out) {
-  with_rows(m, [&](auto rows) { dot_q8<rows>(w, sw, qa, sa, ca, k, out); });
+  with_count(m, [&](auto rows) { dot_q8<rows>(w, sw, qa, sa, ca, k, out); });
 }
 void dots_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float* ca,
              std::int64_t k, int m, float* out) {
-  with_rows(m, [&](auto rows) { dot_q4<rows>(w, sw, qa, sa, ca, k, out); });
+  with_count(m, [&](auto rows) { dot_q4<rows>(w, sw, qa, sa, ca, k, out); });
 }
 
 void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool for_q4) {

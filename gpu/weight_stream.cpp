@@ -29,6 +29,7 @@ void CudaWeightPaging::HostUnit::point_at(const std::byte* base) {
 
 CudaWeightPaging::HostUnit CudaWeightPaging::to_host(const PagedUnit& u) {
   HostUnit h;
+  h.file_bytes = u.bytes();
   for (DeviceWeight* w : u.weights) {
     h.weights.emplace_back(&cuda_weight(w), h.bytes);
     h.bytes += aligned(cuda_weight(w).host.bytes.size());
@@ -51,12 +52,12 @@ CudaWeightPaging::HostUnit CudaWeightPaging::to_host(const PagedUnit& u) {
 
 CudaWeightPaging::CudaWeightPaging(std::vector<PagedUnit> units, const OffloadPlan& plan, Enter enter,
                                    cudaStream_t compute)
-    : units_(std::move(units)), enter_(std::move(enter)), compute_(compute), position_(units_.size(), -1) {
-  if (plan.resident.size() != units_.size()) throw Error("cuda: the offload plan is for other units");
+    : enter_(std::move(enter)), compute_(compute), position_(units.size(), -1) {
+  if (plan.resident.size() != units.size()) throw Error("cuda: the offload plan is for other units");
   auto lock = enter_();
   std::size_t slot_bytes = 0;
-  for (std::size_t i = 0; i < units_.size(); ++i) {
-    const PagedUnit& u = units_[i];
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    const PagedUnit& u = units[i];
     stats_.disk_bytes += u.bytes();
     if (plan.resident[i]) {
       for (DeviceWeight* w : u.weights) {
@@ -73,14 +74,13 @@ CudaWeightPaging::CudaWeightPaging(std::vector<PagedUnit> units, const OffloadPl
       continue;
     }
     slot_bytes = std::max(slot_bytes, h.bytes);
-    position_[i] = int(streamed_.size());
-    streamed_.push_back(int(i));
+    position_[i] = int(streamed_units_.size());
     streamed_units_.push_back(std::move(h));
   }
   stats_.resident_bytes = plan.resident_bytes;
-  if (streamed_.empty()) return;
-  const int slots = std::min<int>(std::max(plan.in_flight, 2), int(streamed_.size()));
-  schedule_.emplace(int(streamed_.size()), slots);
+  if (streamed_units_.empty()) return;
+  const int count = int(streamed_units_.size()), slots = std::min(std::max(plan.in_flight, 2), count);
+  schedule_.emplace(count, slots);
   slots_.resize(std::size_t(slots));
   for (Slot& slot : slots_) {
     slot.memory = DeviceMemory(slot_bytes);
@@ -112,7 +112,7 @@ void CudaWeightPaging::queue(const std::vector<SlotSchedule::Copy>& copies) {
     check(cudaMemcpyAsync(slot.memory.data(), unit.host.get(), unit.bytes, cudaMemcpyHostToDevice, copy_),
           "streaming offloaded weights");
     check(cudaEventRecord(slot.arrived.get(), copy_), "recording a copy's event");
-    stats_.streamed_bytes += units_[std::size_t(streamed_[std::size_t(position)])].bytes();
+    stats_.streamed_bytes += unit.file_bytes;
     ++stats_.units_streamed;
   }
 }

@@ -54,7 +54,8 @@ class CudaWeightPaging : public WeightPaging {
   struct HostUnit {
     std::unique_ptr<std::byte[], FreeHost> host;
     const std::byte* mapped = nullptr;  // the block's address on the device
-    std::size_t bytes = 0;
+    std::size_t bytes = 0;              // the block's (each weight aligned)
+    std::size_t file_bytes = 0;         // the weights' own, as the stats count them
     std::vector<std::pair<CudaWeight*, std::size_t>> weights;  // and their offsets
     int acquired_slot = -1;                                    // while acquired
     void point_at(const std::byte* base);                      // the weights' views
@@ -72,13 +73,11 @@ class CudaWeightPaging : public WeightPaging {
   void queue(const std::vector<SlotSchedule::Copy>& copies);  // on the copy stream
   void collect_stalls() const;                                // adds the finished waits' times to stats_
 
-  std::vector<PagedUnit> units_;
   Enter enter_;
   cudaStream_t compute_;
   cudaStream_t copy_ = nullptr;
-  std::vector<int> position_;  // per unit: its index in streamed_, or -1 (resident)
-  std::vector<int> streamed_;  // streamed units, in order
-  std::vector<HostUnit> streamed_units_;  // by position
+  std::vector<int> position_;             // per unit: its index among the streamed ones, or -1
+  std::vector<HostUnit> streamed_units_;  // the streamed units in order, by position
   std::vector<HostUnit> on_demand_;       // read where they lie
   std::vector<Slot> slots_;
   std::optional<SlotSchedule> schedule_;

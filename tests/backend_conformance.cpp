@@ -14,6 +14,7 @@
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
 #include "model/random_weights.hpp"
+#include "model/sampler.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace banyan;
@@ -386,8 +387,7 @@ BOOST_AUTO_TEST_CASE(model_logits_match_the_cpu_backend, *utf::precondition(not_
         BOOST_TEST_REQUIRE(worst <= tolerance * largest, "step " << step << ": logits differ by " << worst << " of " << largest);
         // The next token is the CPU's greedy choice, so both decode the same sequence.
         auto last_argmax = [](const std::vector<float>& logits) {
-          const auto row = logits.end() - conformance_config().vocab_size;
-          return int(std::max_element(row, logits.end()) - row);
+          return argmax(std::span(logits).last(std::size_t(conformance_config().vocab_size)));
         };
         const int next = last_argmax(b);
         if (f == WeightFormat::f32) BOOST_TEST(last_argmax(a) == next);
@@ -452,8 +452,7 @@ BOOST_AUTO_TEST_CASE(an_offloaded_model_computes_what_the_resident_one_does) {
         BOOST_TEST_REQUIRE((got == want), "step " << step);
         const int position = batch.positions.back() + 1;
         batch = ForwardBatch();
-        batch.add_causal(int(std::max_element(want.end() - c.vocab_size, want.end()) - (want.end() - c.vocab_size)), 0,
-                         position, true);
+        batch.add_causal(argmax(std::span(want).last(std::size_t(c.vocab_size))), 0, position, true);
       }
 
       LlamaConfig small = c;

@@ -2,9 +2,9 @@
 // memory budget, model/weight_paging.hpp; with --device cuda, streamed from pinned host memory
 // into device slots) against the same LLM resident, in one run: tokens/s at batch 1, MiB
 // streamed per token, the share of time compute waited for weights, and speculative decoding
-// under the smallest budget. SpecInfer's point: one stream of the weights
-// per step verifies several tokens. --cold evicts streamed weights from the page cache as well,
-// so every stream reads the disk, as on a node whose memory cannot hold the file.
+// under the smallest budget. SpecInfer's point: one stream of the weights per step verifies
+// several tokens. --cold evicts streamed weights from the page cache as well, so every stream
+// reads the disk, as on a node whose memory cannot hold the file.
 #include <cstdio>
 #include <fcntl.h>
 #include <filesystem>

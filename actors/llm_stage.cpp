@@ -169,7 +169,8 @@ void StagedLlm::forward(const ForwardBatch& batch, std::vector<float>& logits) {
       .receive([&](StageLogits& out) { logits = std::move(out.logits); },
                [&](caf::error& e) { throw Error("the LLM pipeline failed: " + system_.render(e)); });
   // A stage in another process is another build, maybe of another model: check what came back.
-  const std::size_t expected = batch.logit_rows.size() * std::size_t(config_.vocab_size);
+  const std::size_t expected =
+      batch.logit_rows.size() * std::size_t(batch.summary_k > 0 ? summary_width(batch.summary_k) : config_.vocab_size);
   if (logits.size() != expected)
     throw Error("the LLM pipeline answered " + std::to_string(logits.size()) + " logits, expected " + std::to_string(expected));
 }

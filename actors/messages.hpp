@@ -16,7 +16,7 @@ struct NodeWeights;  // engine/node_weights.hpp: handed out within a process onl
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
   return f(caf::meta::type_name("banyan.ForwardBatch"), x.tokens, x.positions, x.slots, x.cache_rows, x.visible,
-           x.tree_masks, x.logit_rows);
+           x.tree_masks, x.logit_rows, x.summary_k);
 }
 
 

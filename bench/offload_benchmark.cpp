@@ -49,13 +49,15 @@ void evict_file(const std::filesystem::path& file) {
   ::close(fd);
 }
 
-Row run(const Pair& pair, Backend& backend, LlamaModel* ssm, std::size_t budget, bool cold, int max_new) {
+Row run(const Pair& pair, Backend& backend, LlamaModel* ssm, std::size_t budget, bool cold, int max_new,
+        TreeShape tree) {
   if (cold) evict_file(pair.llm_file);
   auto source = open_converted(pair.llm_file);
   LlamaModel llm(*source, backend, {.offload = budget > 0});
   if (budget > 0) page_models({&llm}, {.budget = budget, .evict = cold});
   EngineOptions e;
   e.limits.max_requests_per_batch = 1;
+  e.tree = tree;
   Engine engine(llm, ssm ? std::vector<LlamaModel*>{ssm} : std::vector<LlamaModel*>{}, e);
   // Untimed: a resident model maps its pages in on first use, which is not decoding speed.
   engine.submit(pair.prompts.front(), {2, {}});
@@ -128,11 +130,14 @@ int offload_benchmark(int argc, char** argv) {
   o.flag("--cold", "evict streamed weights from the page cache too: every stream reads the disk");
   o.add("--device", "cpu|cuda", "the backend measured (on cuda, streamed units are copied from pinned host memory)", "cpu");
   o.add("--threads", "N", "CPU threads", "2");
+  o.add("--tree-width", "W", "speculation: the SSM's token tree, beams", "1");
+  o.add("--tree-depth", "D", "speculation: tokens speculated along each beam", "4");
   o.add("--out", "FILE", "JSON result file", "bench-offload.json");
   if (!o.parse(argc, argv)) return 0;
 
   const bool cold = o.has("--cold");
   const int max_new = o.integer("--max-new-tokens");
+  const TreeShape tree{o.integer("--tree-width"), o.integer("--tree-depth")};
   const std::string device = cli::device_option(o);
   auto backend = make_backend(device, o.integer("--threads"));
   std::printf("backend: %s\n", backend->name().c_str());
@@ -152,14 +157,14 @@ int offload_benchmark(int argc, char** argv) {
                   cold ? ", cold (page cache evicted)" : ", warm (the file stays in the page cache)");
       std::printf("%-12s %7s | %9s %8s | %11s %7s | %9s %9s\n", "mode", "budget", "tok/s", "ratio", "MiB/token",
                   "stall", "resident", "reserve");
-      const Row resident = run(pair, *backend, nullptr, 0, cold, max_new);
+      const Row resident = run(pair, *backend, nullptr, 0, cold, max_new, tree);
       std::vector<Row> table = {resident};
       int smallest = 100;  // the smallest budget the model streams under
       std::vector<std::string> skipped;
       for (const auto& b : o.list("--budgets")) {
         const int percent = std::stoi(b);
         try {
-          table.push_back(run(pair, *backend, nullptr, weights * std::size_t(percent) / 100, cold, max_new));
+          table.push_back(run(pair, *backend, nullptr, weights * std::size_t(percent) / 100, cold, max_new, tree));
         } catch (const Error& e) {
           skipped.push_back(b + "%: " + e.what());
           continue;
@@ -168,9 +173,9 @@ int offload_benchmark(int argc, char** argv) {
         smallest = std::min(smallest, percent);
       }
       if (ssm) {
-        table.push_back(run(pair, *backend, ssm.get(), 0, cold, max_new));
+        table.push_back(run(pair, *backend, ssm.get(), 0, cold, max_new, tree));
         if (smallest < 100) {
-          table.push_back(run(pair, *backend, ssm.get(), weights * std::size_t(smallest) / 100, cold, max_new));
+          table.push_back(run(pair, *backend, ssm.get(), weights * std::size_t(smallest) / 100, cold, max_new, tree));
           table.back().budget_percent = smallest;
         }
       }

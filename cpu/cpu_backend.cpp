@@ -232,6 +232,10 @@ class CpuBackend : public Backend {
     std::memcpy(out.data(), x.data, std::size_t(x.rows * x.cols) * sizeof(float));
   }
 
+  void summarise_logits(Tensor x, int k, std::span<float> out) override {
+    banyan::summarise_logits({f32(x), std::size_t(x.rows * x.cols)}, int(x.cols), k, out);
+  }
+
   void write(std::span<const float> in, Tensor x) override {
     std::memcpy(x.data, in.data(), std::size_t(x.rows * x.cols) * sizeof(float));
   }

@@ -81,15 +81,15 @@ bool Engine::step(const TokenSink& sink) {
   const auto start = std::chrono::steady_clock::now();
   const long long committed_before = stats_.committed_tokens;
   const std::vector<TokenTree> trees = propose(plan, speculate);
-  run_llm(plan, trees);
+  const LogitRows logits = run_llm(plan, trees);
   // The logits come back in batch order: every tree's nodes, then the completed prompts.
   std::size_t row = 0;
   for (std::size_t i = 0; i < plan.decode.size(); ++i) {
-    commit_decode(plan, i, trees[i], row, speculate, sink);
+    commit_decode(plan, i, trees[i], logits, row, speculate, sink);
     row += std::size_t(trees[i].size());
   }
   for (const auto& c : plan.prefill)
-    if (c.completes_prompt) commit_first_token(c, row++, sink);
+    if (c.completes_prompt) commit_first_token(c, logits, row++, sink);
   // A step that switched modes is not measured: after incremental steps the SSMs catch up on
   // the tokens they missed, a cost of switching rather than of speculating.
   if (speculative() && plan.prefill.empty() && !plan.decode.empty() && speculate == last_step_speculated_)
@@ -161,8 +161,12 @@ SsmWork Engine::ssm_work(const StepPlan& plan) {
   return w;
 }
 
-void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) {
+LogitRows Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) {
   ForwardBatch batch;
+  bool greedy = true;
+  for (const auto& d : plan.decode) greedy = greedy && manager_.request(d.id).config.sampling.greedy();
+  for (const auto& c : plan.prefill) greedy = greedy && manager_.request(c.id).config.sampling.greedy();
+  batch.summary_k = greedy ? 1 : 0;
   for (std::size_t i = 0; i < plan.decode.size(); ++i)
     for (int n = 0; n < trees[i].size(); ++n)
       add_tree_node(batch, trees[i], n, plan.decode[i].slot, plan.decode[i].root_row, true);
@@ -175,19 +179,18 @@ void Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) 
   llm_.forward(batch, logits_);
   stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats_.llm_tokens += static_cast<long long>(batch.size());
+  return LogitRows(logits_, llm_.config().vocab_size, batch.summary_k);
 }
 
-void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row,
-                           bool speculated, const TokenSink& sink) {
+void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, const LogitRows& logits,
+                           std::size_t row, bool speculated, const TokenSink& sink) {
   const DecodeEntry& d = plan.decode[entry];
-  const std::size_t vocab = std::size_t(llm_.config().vocab_size);
-  const NodeLogits node_logits = [&](int n) {
-    return std::span<const float>(logits_.data() + (row + std::size_t(n)) * vocab, vocab);
-  };
   Request& r = manager_.request(d.id);
-  const Verification v = r.config.sampling.greedy()
-                             ? verify_greedy(tree, node_logits)
-                             : verify_sampling(tree, node_logits, r.config.sampling, runtime(d.id).verify);
+  const Verification v =
+      r.config.sampling.greedy()
+          ? verify_greedy(tree, [&](int n) { return logits.best(row + std::size_t(n)); })
+          : verify_sampling(tree, [&](int n) { return logits.row(row + std::size_t(n)); }, r.config.sampling,
+                            runtime(d.id).verify);
   r.stats.llm_steps++;
   r.stats.tree_tokens += tree.size() - 1;
   r.stats.tree_depth_per_step.push_back(tree.depth());
@@ -205,11 +208,11 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenT
   if (speculated) ssm_commits_.push_back({d.slot, d.root_row, v.tokens});  // for the trees the SSMs grew
 }
 
-void Engine::commit_first_token(const PrefillChunk& c, std::size_t row, const TokenSink& sink) {
+void Engine::commit_first_token(const PrefillChunk& c, const LogitRows& logits, std::size_t row, const TokenSink& sink) {
   Request& r = manager_.request(c.id);
-  const std::size_t vocab = std::size_t(llm_.config().vocab_size);
-  const std::int32_t token =
-      sample_token({logits_.data() + row * vocab, vocab}, r.config.sampling, runtime(c.id).verify);
+  const std::int32_t token = r.config.sampling.greedy()
+                                 ? logits.best(row)
+                                 : sample_token(logits.row(row), r.config.sampling, runtime(c.id).verify);
   r.stats.time_to_first_token_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - runtime(c.id).submitted).count();
   const int kept = manager_.commit(c.id, std::span(&token, 1));

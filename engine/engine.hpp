@@ -68,12 +68,14 @@ class Engine {
   // merged tree per entry, or the bare root when this step does not speculate.
   std::vector<TokenTree> propose(const StepPlan& plan, bool speculate);
   SsmWork ssm_work(const StepPlan& plan);
-  void run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
+  // The LLM's logits for every tree node and completed prompt; summarised (only the best token
+  // of each row, formed where the logits are) when every request in the step decodes greedily.
+  LogitRows run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
   // Verifies one entry's tree against the LLM logits from `row` on; commits and compacts.
-  void commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, std::size_t row, bool speculated,
-                     const TokenSink& sink);
+  void commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, const LogitRows& logits,
+                     std::size_t row, bool speculated, const TokenSink& sink);
   // The first generated token of a prompt whose prefill ended, from the logits at `row`.
-  void commit_first_token(const PrefillChunk& chunk, std::size_t row, const TokenSink& sink);
+  void commit_first_token(const PrefillChunk& chunk, const LogitRows& logits, std::size_t row, const TokenSink& sink);
   void retire_done();
 
   std::unique_ptr<LlmRunner> own_llm_;

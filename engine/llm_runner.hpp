@@ -17,7 +17,8 @@ class LlmRunner {
   virtual const LlamaConfig& config() const = 0;
   // Room for `slots` sequences of `capacity` rows each; called once, before any forward.
   virtual void create_kv_cache(int slots, int capacity) = 0;
-  // The logits of batch.logit_rows, row after row ([logit_rows.size(), vocab_size]).
+  // The logits of batch.logit_rows, row after row ([logit_rows.size(), vocab_size]), or their
+  // summaries (batch.summary_k).
   virtual void forward(const ForwardBatch& batch, std::vector<float>& logits) = 0;
   // Copies KV rows within `slot`, every layer, in the order given; done before the next forward.
   virtual void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) = 0;

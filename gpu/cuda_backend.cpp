@@ -86,7 +86,7 @@ class Scratch {
 
 // All work goes to one stream in the order it is asked for, under one lock: several threads
 // (SSM runners, pipeline stages) may share the backend, and a kernel never needs a result that
-// another thread's call has yet to enqueue. Only read() waits for the device.
+// another thread's call has yet to enqueue. Only read() and summarise_logits() wait for the device.
 class CudaBackend : public Backend {
  public:
   CudaBackend() {
@@ -213,6 +213,18 @@ class CudaBackend : public Backend {
     check(cudaStreamSynchronize(stream_), "running the queued kernels");
   }
 
+  // Only the summaries cross to the host: for greedy decoding 12 bytes a row, not the vocabulary.
+  void summarise_logits(Tensor x, int k, std::span<float> out) override {
+    if (k < 1 || k > kMaxSummaryTokens || k > x.cols || out.size() != std::size_t(x.rows * summary_width(k)))
+      throw Error("cuda: logit summaries of " + std::to_string(k) + " tokens into " + std::to_string(out.size()) + " values");
+    auto lock = enter();
+    auto* summaries = static_cast<float*>(summary_memory_.at_least(out.size() * sizeof(float), stream_));
+    gpu::summarise_logits(f32(x), int(x.rows), int(x.cols), k, summaries, stream_);
+    check(cudaMemcpyAsync(out.data(), summaries, out.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+          "reading logit summaries");
+    check(cudaStreamSynchronize(stream_), "running the queued kernels");
+  }
+
   void write(std::span<const float> in, Tensor x) override {
     auto lock = enter();
     check(cudaMemcpyAsync(x.data, in.data(), in.size() * sizeof(float), cudaMemcpyHostToDevice, stream_), "write");
@@ -301,7 +313,7 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   std::string name_;
-  Scratch half_input_, expanded_weight_, batch_memory_, index_memory_;
+  Scratch half_input_, expanded_weight_, batch_memory_, index_memory_, summary_memory_;
   HostStaging staging_;
   ForwardBatch batch_;  // what batch_view_ describes
   BatchView batch_view_;

@@ -1,5 +1,5 @@
 #pragma once
-// Launchers of the CUDA backend's kernels: row_kernels.cu, kv_kernels.cu, weight_kernels.cu. Plain
+// Launchers of the CUDA backend's kernels: row_kernels.cu, kv_kernels.cu, weight_kernels.cu, logit_kernels.cu. Plain
 // declarations over raw device pointers, so the backend (C++20, host compiler) and the kernels
 // (C++17, nvcc) share nothing else. Every launcher only enqueues on `stream`.
 #include <cstddef>
@@ -74,6 +74,9 @@ void silu_mul(float* gate, const float* up, std::int64_t n, cudaStream_t stream)
 void add(float* x, const float* y, std::int64_t n, cudaStream_t stream);
 // out[j] = x[rows[j]]
 void gather_rows(const float* x, std::int64_t cols, const std::int32_t* rows, int n, float* out, cudaStream_t stream);
+// Each row of `logits` [rows, vocab] summarised as model/logit_summary.hpp lays it out, in `out`
+// [rows, 2k + 1]; 1 <= k <= vocab.
+void summarise_logits(const float* logits, int rows, int vocab, int k, float* out, cudaStream_t stream);
 // f32 -> f16 (as raw 16-bit values), for cuBLAS's f16 products.
 void to_half(const float* x, std::int64_t n, std::uint16_t* out, cudaStream_t stream);
 // A q8/q4 weight expanded to row-major f16.

@@ -14,6 +14,7 @@
 #include "model/dtype.hpp"
 #include "model/error.hpp"
 #include "model/forward_batch.hpp"
+#include "model/logit_summary.hpp"
 #include "model/weight_paging.hpp"
 #include "model/weight_format.hpp"
 
@@ -102,6 +103,13 @@ class Backend {
   virtual void gather_rows(Tensor x, std::span<const std::int32_t> rows, Tensor out) = 0;
   // Copies x to host memory as f32 (out.size() == rows*cols).
   virtual void read(Tensor x, std::span<float> out) = 0;
+  // The summaries of x's rows of logits (model/logit_summary.hpp) in host memory
+  // (out.size() == rows * summary_width(k)): by default read, then formed on the host.
+  virtual void summarise_logits(Tensor x, int k, std::span<float> out) {
+    std::vector<float> rows(std::size_t(x.rows * x.cols));
+    read(x, rows);
+    banyan::summarise_logits(rows, int(x.cols), k, out);
+  }
   // Copies host f32 values into x (in.size() == rows*cols): a pipeline stage's input.
   virtual void write(std::span<const float> in, Tensor x) = 0;
 

@@ -18,6 +18,9 @@ struct ForwardBatch {
   std::vector<std::uint64_t> tree_masks;
   // Indices of the tokens whose logits the caller wants, in the order they are returned.
   std::vector<std::int32_t> logit_rows;
+  // 0: those rows' logits come back whole; k > 0: each as its summary of the k best tokens
+  // (model/logit_summary.hpp), formed where the logits are: enough for greedy decoding.
+  int summary_k = 0;
 
   std::size_t size() const { return tokens.size(); }
 

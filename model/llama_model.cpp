@@ -326,6 +326,9 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
   }
   for (auto r : b.logit_rows)
     if (r < 0 || std::size_t(r) >= n) throw Error("forward: logit row " + std::to_string(r) + " out of range");
+  if (b.summary_k < 0 || b.summary_k > std::min(kMaxSummaryTokens, vocab))
+    throw Error("forward: logit summaries of " + std::to_string(b.summary_k) + " tokens (at most " +
+                std::to_string(std::min(kMaxSummaryTokens, vocab)) + ")");
 }
 
 }  // namespace
@@ -381,7 +384,8 @@ void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span
   }
   // Only the wanted rows go through the final norm and the (large) classifier.
   const auto m = std::int64_t(batch.logit_rows.size());
-  output.resize(std::size_t(m * config_.vocab_size));
+  const int k = batch.summary_k;
+  output.resize(std::size_t(m * (k > 0 ? summary_width(k) : config_.vocab_size)));
   if (m == 0) return;
   Tensor selected = ws_.h->view(m, dim), normed = ws_.attn->view(m, dim);
   backend_.gather_rows(x, batch.logit_rows, selected);
@@ -390,7 +394,10 @@ void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span
   acquire(classifier_unit_);
   backend_.matmul(normed, lm_head_ ? *lm_head_ : *embed_tokens_, out);
   release(classifier_unit_);
-  backend_.read(out, output);
+  if (k > 0)
+    backend_.summarise_logits(out, k, output);
+  else
+    backend_.read(out, output);
 }
 
 }  // namespace banyan

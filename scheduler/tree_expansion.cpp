@@ -15,36 +15,15 @@ TreeExpansion::TreeExpansion(std::int32_t root_token, TreeShape shape, const Sam
   }
 }
 
-void TreeExpansion::advance(std::span<const float> logits, int vocab) {
+void TreeExpansion::advance(const LogitRows& logits, std::size_t first_row) {
   if (sampling_.greedy()) {
-    advance_beams(logits, vocab);
+    advance_beams(logits, first_row);
   } else {
-    advance_chains(logits, vocab);
+    advance_chains(logits, first_row);
   }
 }
 
-namespace {
-
-// The k most likely tokens of a row with their log-probabilities, best first.
-std::vector<std::pair<std::int32_t, double>> top_k_log_probs(std::span<const float> row, int k) {
-  const float max = *std::max_element(row.begin(), row.end());
-  double total = 0;
-  for (float v : row) total += std::exp(double(v) - max);
-  const double log_z = max + std::log(total);
-  std::vector<std::int32_t> ids(row.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  k = std::min<int>(k, int(row.size()));
-  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](std::int32_t a, std::int32_t b) {
-    return row[std::size_t(a)] > row[std::size_t(b)] || (row[std::size_t(a)] == row[std::size_t(b)] && a < b);
-  });
-  std::vector<std::pair<std::int32_t, double>> out;
-  for (int i = 0; i < k; ++i) out.emplace_back(ids[std::size_t(i)], double(row[std::size_t(ids[std::size_t(i)])]) - log_z);
-  return out;
-}
-
-}  // namespace
-
-void TreeExpansion::advance_beams(std::span<const float> logits, int vocab) {
+void TreeExpansion::advance_beams(const LogitRows& logits, std::size_t first_row) {
   struct Candidate {
     int parent;
     std::int32_t token;
@@ -52,9 +31,9 @@ void TreeExpansion::advance_beams(std::span<const float> logits, int vocab) {
   };
   std::vector<Candidate> candidates;
   for (std::size_t b = 0; b < frontier_.size(); ++b) {
-    const auto row = logits.subspan(b * std::size_t(vocab), std::size_t(vocab));
-    for (const auto& [token, logp] : top_k_log_probs(row, shape_.width))
-      candidates.push_back({frontier_[b], token, beam_score_[b] + logp});
+    const TopLogits top = logits.top(first_row + b, shape_.width);
+    for (std::size_t i = 0; i < top.tokens.size(); ++i)
+      candidates.push_back({frontier_[b], top.tokens[i], beam_score_[b] + top.log_prob(i)});
   }
   // Beam 0's best child keeps the SSM's greedy path in the tree; the rest go by score.
   std::vector<Candidate> chosen = {candidates.front()};
@@ -73,12 +52,12 @@ void TreeExpansion::advance_beams(std::span<const float> logits, int vocab) {
   beam_score_ = scores;
 }
 
-void TreeExpansion::advance_chains(std::span<const float> logits, int vocab) {
+void TreeExpansion::advance_chains(const LogitRows& logits, std::size_t first_row) {
   std::vector<int> next;
   std::vector<int> next_chains;
   for (std::size_t f = 0; f < frontier_.size(); ++f) {
     auto q = std::make_shared<std::vector<float>>();
-    sampling_distribution(logits.subspan(f * std::size_t(vocab), std::size_t(vocab)), sampling_, *q);
+    sampling_distribution(logits.row(first_row + f), sampling_, *q);
     for (int draw = 0; draw < chains_[f]; ++draw) {
       const int child = tree_.add_child(frontier_[f], sample_from(*q, rng_));
       tree_.add_draft(child, q);

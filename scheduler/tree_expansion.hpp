@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "model/logit_summary.hpp"
 #include "model/sampler.hpp"
 #include "scheduler/token_tree.hpp"
 
@@ -33,14 +34,15 @@ class TreeExpansion {
   // Nodes whose next-token logits the next pass must compute; empty once the tree is complete.
   const std::vector<int>& frontier() const { return frontier_; }
   bool done() const { return frontier_.empty(); }
-  // `logits` holds one row of `vocab` floats per frontier node, in frontier order.
-  void advance(std::span<const float> logits, int vocab);
+  // The frontier nodes' logits are rows first_row, first_row + 1, ... of `logits`, in frontier
+  // order; greedy beams read their best `width` tokens only (summaries will do).
+  void advance(const LogitRows& logits, std::size_t first_row);
 
   const TokenTree& tree() const { return tree_; }
 
  private:
-  void advance_beams(std::span<const float> logits, int vocab);
-  void advance_chains(std::span<const float> logits, int vocab);
+  void advance_beams(const LogitRows& logits, std::size_t first_row);
+  void advance_chains(const LogitRows& logits, std::size_t first_row);
 
   TokenTree tree_;
   TreeShape shape_;

@@ -4,13 +4,13 @@
 
 namespace banyan {
 
-Verification verify_greedy(const TokenTree& tree, const NodeLogits& logits) {
+Verification verify_greedy(const TokenTree& tree, const NodeBest& best) {
   Verification v;
   int at = 0;
   for (;;) {
-    const std::int32_t best = argmax(logits(at));
-    v.tokens.push_back(best);
-    const int child = tree.find_child(at, best);
+    const std::int32_t token = best(at);
+    v.tokens.push_back(token);
+    const int child = tree.find_child(at, token);
     if (child < 0) return v;
     v.path.push_back(child);
     at = child;

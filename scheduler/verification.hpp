@@ -21,10 +21,11 @@ struct Verification {
   std::vector<std::int32_t> tokens;    // their tokens, then the LLM's own next token
 };
 
-// The LLM's logits at a tree node.
+// The LLM's logits at a tree node; its most likely next token there (the argmax).
 using NodeLogits = std::function<std::span<const float>(int node)>;
+using NodeBest = std::function<std::int32_t(int node)>;
 
-Verification verify_greedy(const TokenTree& tree, const NodeLogits& logits);
+Verification verify_greedy(const TokenTree& tree, const NodeBest& best);
 Verification verify_sampling(const TokenTree& tree, const NodeLogits& logits, const SamplingParams& params, Rng& rng);
 
 }  // namespace banyan

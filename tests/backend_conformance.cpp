@@ -349,6 +349,33 @@ BOOST_AUTO_TEST_CASE(row_operations_and_transfers) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(logit_summaries_are_the_hosts) {
+  // LLaMA's vocabulary and a small one; ties at the top and among the runners-up (a row of few
+  // distinct values), as quantized models make them.
+  std::mt19937 rng(8);
+  for (const int vocab : {32000, 7}) {
+    const int rows = 5;
+    auto logits = test::random_normals(std::size_t(rows * vocab), rng, 3.0f);
+    for (int c = 0; c < vocab; ++c) logits[std::size_t(vocab + c)] = float(c % 3);
+    logits[std::size_t(2 * vocab + vocab - 1)] = logits[std::size_t(2 * vocab)] = 50.0f;
+    const Matrix x(rows, vocab, logits);
+    for (const int k : {1, 4, std::min(vocab, kMaxSummaryTokens)}) {
+      BOOST_TEST_CONTEXT("vocabulary " << vocab << ", k " << k) {
+        std::vector<float> got(std::size_t(rows * summary_width(k))), want(got.size());
+        backend().summarise_logits(x.t, k, got);
+        summarise_logits(logits, vocab, k, want);
+        const LogitRows g(got, vocab, k), w(want, vocab, k);
+        for (std::size_t r = 0; r < std::size_t(rows); ++r) {
+          const TopLogits a = g.top(r, k), b = w.top(r, k);
+          BOOST_TEST(a.tokens == b.tokens, boost::test_tools::per_element());
+          BOOST_TEST(a.logits == b.logits, boost::test_tools::per_element());
+          BOOST_TEST(std::abs(double(a.log_z) - double(b.log_z)) <= 1e-5 * std::abs(double(b.log_z)) + 1e-6);
+        }
+      }
+    }
+  }
+}
+
 namespace {
 
 // tiny-llama's layout (4 heads, 2 of keys and values, 2 layers) with heads of 32.

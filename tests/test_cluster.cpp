@@ -129,9 +129,8 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
     BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
   BOOST_TEST(cluster.health()["status"] == "ok");
   // The activations went to w2 and the logits came back over the data planes, not inside
-  // messages; w2 sent the logits straight to the head, not back through it to w1 and on to the
-  // head again: the head sends only its activations (288 floats a token) and receives w1's and
-  // the logits (4096 floats a token).
+  // messages: the head sends its activations (288 floats a token) and receives w1's and, every
+  // request being greedy, the summaries of the logits w2 formed (3 floats a row, not 4096).
   const std::string metrics = testkit::http_request("127.0.0.1", cluster.http_port, "GET", "/metrics").body;
   std::map<std::string, double> bytes;
   for (const std::string direction : {"sent", "received"}) {
@@ -140,7 +139,8 @@ BOOST_AUTO_TEST_CASE(a_pipeline_over_three_processes_streams_what_one_process_st
     bytes[direction] = std::stod(m[1]);
     BOOST_TEST(bytes[direction] > 100000.0, direction << ": " << m[1]);
   }
-  BOOST_TEST(bytes["sent"] < 0.25 * bytes["received"], "sent " << bytes["sent"] << ", received " << bytes["received"]);
+  BOOST_TEST(bytes["received"] > bytes["sent"], "sent " << bytes["sent"] << ", received " << bytes["received"]);
+  BOOST_TEST(bytes["received"] < 1.05 * bytes["sent"], "sent " << bytes["sent"] << ", received " << bytes["received"]);
   // Each node's memory actor reports what the node holds, and the head shows every node's (the
   // workers' come with their heartbeats): two f32 layers of the demo LLM at least (3.5 MB each).
   for (const std::string node : {"head", "w1", "w2"}) {

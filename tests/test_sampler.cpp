@@ -1,8 +1,10 @@
 // Sampling: greedy, temperature, top-k, top-p, and seeds that reproduce.
 #define BOOST_TEST_MODULE test_sampler
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <cmath>
 
+#include "model/logit_summary.hpp"
 #include "model/sampler.hpp"
 
 using namespace banyan;
@@ -90,4 +92,40 @@ BOOST_AUTO_TEST_CASE(rng_is_uniform_in_unit_interval) {
   // The generator is fully specified, so its stream is the same everywhere.
   Rng a(1), b(1);
   for (int i = 0; i < 10; ++i) BOOST_TEST(a.next() == b.next());
+}
+
+BOOST_AUTO_TEST_CASE(logit_summaries_keep_the_best_tokens_in_argmax_order_and_the_normaliser) {
+  // Two rows: kLogits (a tie at the top) and its reverse.
+  std::vector<float> rows = kLogits;
+  rows.insert(rows.end(), kLogits.rbegin(), kLogits.rend());
+  const int vocab = int(kLogits.size());
+  for (int k = 1; k <= vocab; ++k) {
+    std::vector<float> out(std::size_t(2 * summary_width(k)));
+    summarise_logits(rows, vocab, k, out);
+    const LogitRows summaries(out, vocab, k), whole(rows, vocab, 0);
+    for (std::size_t r = 0; r < 2; ++r) {
+      const std::span<const float> row = whole.row(r);
+      // The reference: tokens sorted by logit, ties to the lower token.
+      std::vector<std::int32_t> order(static_cast<std::size_t>(vocab));
+      for (int t = 0; t < vocab; ++t) order[std::size_t(t)] = t;
+      std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return row[std::size_t(a)] > row[std::size_t(b)]; });
+      double z = 0;
+      for (float v : row) z += std::exp(double(v));
+      const TopLogits top = summaries.top(r, k);
+      BOOST_TEST(top.tokens == std::vector<std::int32_t>(order.begin(), order.begin() + k), tt::per_element());
+      for (int i = 0; i < k; ++i) BOOST_TEST(top.logits[std::size_t(i)] == row[std::size_t(order[std::size_t(i)])]);
+      BOOST_TEST(double(top.log_z) == std::log(z), tt::tolerance(1e-6));
+      BOOST_TEST(summaries.best(r) == argmax(row));
+      BOOST_TEST(whole.best(r) == argmax(row));
+      // Whole rows give the same tops, and a summary gives any fewer.
+      BOOST_TEST(whole.top(r, k).tokens == top.tokens, tt::per_element());
+      BOOST_TEST(summaries.top(r, 1).tokens.front() == top.tokens.front());
+    }
+    BOOST_CHECK_THROW(summaries.row(0), std::exception);  // the rows are not there
+  }
+  std::vector<float> out(2 * std::size_t(summary_width(2)));
+  BOOST_CHECK_THROW(summarise_logits(rows, vocab, 0, out), std::exception);
+  BOOST_CHECK_THROW(summarise_logits(rows, vocab, vocab + 1, out), std::exception);
+  BOOST_CHECK_THROW(summarise_logits(rows, vocab, 3, out), std::exception);  // room for k = 2 only
+  BOOST_CHECK_THROW(LogitRows(out, vocab, 2).top(0, 3), std::exception);
 }

@@ -228,7 +228,8 @@ std::vector<float> toy_logits(std::int32_t prev, int vocab) {
   return l;
 }
 
-TokenTree expand(std::int32_t root, TreeShape shape, const SamplingParams& sp, Rng& rng, int vocab) {
+// summary_k > 0: the rows reach the expansion as their summaries, as a backend forms them.
+TokenTree expand(std::int32_t root, TreeShape shape, const SamplingParams& sp, Rng& rng, int vocab, int summary_k = 0) {
   TreeExpansion x(root, shape, sp, rng);
   while (!x.done()) {
     std::vector<float> rows;
@@ -236,7 +237,15 @@ TokenTree expand(std::int32_t root, TreeShape shape, const SamplingParams& sp, R
       auto l = toy_logits(x.tree().node(n).token, vocab);
       rows.insert(rows.end(), l.begin(), l.end());
     }
-    x.advance(rows, vocab);
+    if (summary_k > 0) {
+      std::vector<float> summaries(rows.size() / std::size_t(vocab) * std::size_t(summary_width(summary_k)));
+      summarise_logits(rows, vocab, summary_k, summaries);
+      rows = std::move(summaries);
+    }
+    // Two rows ahead of the frontier's: the expansion reads its own from where it is told.
+    const std::size_t width = summary_k > 0 ? std::size_t(summary_width(summary_k)) : std::size_t(vocab);
+    rows.insert(rows.begin(), 2 * width, -1.0f);
+    x.advance(LogitRows(rows, vocab, summary_k), 2);
   }
   return x.tree();
 }
@@ -252,13 +261,21 @@ BOOST_AUTO_TEST_CASE(beam_trees_hold_the_greedy_path_and_stay_in_budget) {
       int at = 0;  // the greedy path of the toy model is in the tree, all the way down
       for (int k = 0; k < d; ++k) BOOST_TEST_REQUIRE((at = t.find_child(at, argmax(toy_logits(t.node(at).token, 16)))) > 0);
       // Greedy verification by the same model accepts that whole path plus one token.
-      const auto v = verify_greedy(t, [&](int n) {
-        static thread_local std::vector<float> l;
-        l = toy_logits(t.node(n).token, 16);
-        return std::span<const float>(l);
-      });
+      const auto v = verify_greedy(t, [&](int n) { return argmax(toy_logits(t.node(n).token, 16)); });
       BOOST_TEST_REQUIRE(int(v.tokens.size()) == d + 1);
     }
+}
+
+BOOST_AUTO_TEST_CASE(beam_trees_grow_alike_from_whole_rows_and_from_summaries) {
+  Rng rng(3);
+  for (int w = 1; w <= 4; ++w) {
+    const TokenTree whole = expand(2, {w, 5}, {}, rng, 16), summarised = expand(2, {w, 5}, {}, rng, 16, w);
+    BOOST_TEST_REQUIRE(whole.size() == summarised.size());
+    for (int n = 0; n < whole.size(); ++n) {
+      BOOST_TEST(whole.node(n).token == summarised.node(n).token);
+      BOOST_TEST(whole.node(n).parent == summarised.node(n).parent);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(sampled_chains_stay_in_budget_and_record_every_draw) {
@@ -278,12 +295,7 @@ BOOST_AUTO_TEST_CASE(greedy_verification_stops_at_the_first_mismatch) {
   const int a = t.add_child(0, 4), b = t.add_child(a, 7);
   t.add_child(0, 5);
   // LLM argmax: after root -> 4, after 4 -> 9 (the tree offers 7), after 7 -> anything.
-  const auto v = verify_greedy(t, [&](int n) {
-    static thread_local std::vector<float> l(10);
-    std::fill(l.begin(), l.end(), 0.0f);
-    l[n == 0 ? 4 : n == a ? 9 : 1] = 1.0f;
-    return std::span<const float>(l);
-  });
+  const auto v = verify_greedy(t, [&](int n) { return n == 0 ? 4 : n == a ? 9 : 1; });
   BOOST_TEST(v.path == std::vector<int>{a}, boost::test_tools::per_element());
   BOOST_TEST(v.tokens == (std::vector<std::int32_t>{4, 9}), boost::test_tools::per_element());
   (void)b;

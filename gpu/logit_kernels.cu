@@ -1,0 +1,75 @@
+// Summaries of rows of logits (model/logit_summary.hpp's layout): the k best tokens, largest
+// logit first and ties to the lower token, and the row's log-sum-exp. One block per row finds
+// them in k rounds, each the best token ranking after the one the last round found.
+#include "gpu/cuda_check.hpp"
+#include "gpu/device_math.cuh"
+#include "gpu/kernels.hpp"
+
+namespace banyan::gpu {
+
+namespace {
+
+constexpr int kThreads = 512;
+
+struct Pick {
+  float value;
+  int token;  // -1: none, ranking after everything
+};
+
+__device__ __forceinline__ bool ranks_before(Pick a, Pick b) {
+  if (b.token < 0) return a.token >= 0;
+  if (a.token < 0) return false;
+  return a.value > b.value || (a.value == b.value && a.token < b.token);
+}
+
+__device__ __forceinline__ Pick warp_best(Pick p) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const Pick other{__shfl_xor_sync(0xffffffffu, p.value, offset), __shfl_xor_sync(0xffffffffu, p.token, offset)};
+    if (ranks_before(other, p)) p = other;
+  }
+  return p;
+}
+
+// The best pick of the block; every thread gets it.
+__device__ Pick block_best(Pick p) {
+  __shared__ Pick partial[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  p = warp_best(p);
+  __syncthreads();  // `partial` may still be read from the last round
+  if (lane == 0) partial[warp] = p;
+  __syncthreads();
+  return warp_best(lane < warps ? partial[lane] : Pick{0.0f, -1});
+}
+
+__global__ void summarise_kernel(const float* logits, int vocab, int k, float* out) {
+  const float* row = logits + std::int64_t(blockIdx.x) * vocab;
+  float* summary = out + std::int64_t(blockIdx.x) * (2 * k + 1);
+  Pick last{0.0f, -1}, first{0.0f, -1};
+  for (int i = 0; i < k; ++i) {
+    Pick mine{0.0f, -1};
+    for (int t = threadIdx.x; t < vocab; t += blockDim.x) {
+      const Pick candidate{row[t], t};
+      if ((last.token < 0 || ranks_before(last, candidate)) && ranks_before(candidate, mine)) mine = candidate;
+    }
+    last = block_best(mine);
+    if (i == 0) first = last;
+    if (threadIdx.x == 0) {
+      summary[i] = last.value;
+      summary[k + i] = float(last.token);
+    }
+  }
+  float sum = 0.0f;
+  for (int t = threadIdx.x; t < vocab; t += blockDim.x) sum += expf(row[t] - first.value);
+  sum = block_sum(sum);
+  if (threadIdx.x == 0) summary[2 * k] = first.value + logf(sum);
+}
+
+}  // namespace
+
+void summarise_logits(const float* logits, int rows, int vocab, int k, float* out, cudaStream_t stream) {
+  if (rows == 0) return;
+  summarise_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, vocab, k, out);
+  check_launch("summarise_logits");
+}
+
+}  // namespace banyan::gpu

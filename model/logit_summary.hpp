@@ -1,0 +1,46 @@
+#pragma once
+// What the engine needs of a row of logits when it decodes greedily: the k largest logits with
+// their tokens (largest first, ties to the lower token, as argmax breaks them) and the log of
+// the softmax's normaliser, from which those tokens' log-probabilities follow. A backend forms it
+// where the logits are (on a GPU only the summaries come back to the host), and a pipeline's
+// last stage sends it instead of the rows: a row of LLaMA's 32000 logits is 125 KiB, its summary
+// for greedy verification 12 bytes.
+// A summary row is summary_width(k) floats: the k logits, the k tokens (exact in a float, the
+// vocabulary being below 2^24), then the log-sum-exp; so it travels wherever logits travel.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace banyan {
+
+inline constexpr int kMaxSummaryTokens = 64;
+constexpr int summary_width(int k) { return 2 * k + 1; }
+
+struct TopLogits {
+  std::vector<std::int32_t> tokens;  // best first
+  std::vector<float> logits;
+  float log_z = 0;  // log of the sum of exp(logit) over the whole row
+  double log_prob(std::size_t i) const { return double(logits[i]) - double(log_z); }
+};
+
+// Writes the summaries of `rows` (each `vocab` logits) to `out` (rows * summary_width(k)).
+void summarise_logits(std::span<const float> rows, int vocab, int k, std::span<float> out);
+
+// A forward pass's output as the engine reads it: rows of `vocab` logits, or (summary_k > 0)
+// their summaries of summary_k tokens.
+class LogitRows {
+ public:
+  LogitRows(std::span<const float> values, int vocab, int summary_k);
+  std::size_t size() const { return values_.size() / width_; }
+  bool summarised() const { return k_ > 0; }
+  std::span<const float> row(std::size_t i) const;  // whole rows only
+  std::int32_t best(std::size_t i) const;           // the argmax
+  TopLogits top(std::size_t i, int k) const;        // k <= summary_k when summarised
+
+ private:
+  std::span<const float> values_;
+  int vocab_, k_;
+  std::size_t width_;
+};
+
+}  // namespace banyan

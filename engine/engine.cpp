@@ -163,10 +163,12 @@ SsmWork Engine::ssm_work(const StepPlan& plan) {
 
 LogitRows Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) {
   ForwardBatch batch;
-  bool greedy = true;
-  for (const auto& d : plan.decode) greedy = greedy && manager_.request(d.id).config.sampling.greedy();
-  for (const auto& c : plan.prefill) greedy = greedy && manager_.request(c.id).config.sampling.greedy();
-  batch.summary_k = greedy ? 1 : 0;
+  // Summaries when every request needs only its rows' best tokens (greedy, or sampling from the
+  // top_k), else whole rows.
+  SummaryWidth width(llm_.config().vocab_size);
+  for (const auto& d : plan.decode) width.need(manager_.request(d.id).config.sampling);
+  for (const auto& c : plan.prefill) width.need(manager_.request(c.id).config.sampling);
+  batch.summary_k = width.k();
   for (std::size_t i = 0; i < plan.decode.size(); ++i)
     for (int n = 0; n < trees[i].size(); ++n)
       add_tree_node(batch, trees[i], n, plan.decode[i].slot, plan.decode[i].root_row, true);
@@ -189,8 +191,9 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenT
   const Verification v =
       r.config.sampling.greedy()
           ? verify_greedy(tree, [&](int n) { return logits.best(row + std::size_t(n)); })
-          : verify_sampling(tree, [&](int n) { return logits.row(row + std::size_t(n)); }, r.config.sampling,
-                            runtime(d.id).verify);
+          : verify_sampling(
+                tree, [&](int n, std::vector<float>& p) { logits.distribution(row + std::size_t(n), r.config.sampling, p); },
+                runtime(d.id).verify);
   r.stats.llm_steps++;
   r.stats.tree_tokens += tree.size() - 1;
   r.stats.tree_depth_per_step.push_back(tree.depth());
@@ -210,9 +213,7 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenT
 
 void Engine::commit_first_token(const PrefillChunk& c, const LogitRows& logits, std::size_t row, const TokenSink& sink) {
   Request& r = manager_.request(c.id);
-  const std::int32_t token = r.config.sampling.greedy()
-                                 ? logits.best(row)
-                                 : sample_token(logits.row(row), r.config.sampling, runtime(c.id).verify);
+  const std::int32_t token = logits.sample(row, r.config.sampling, runtime(c.id).verify);
   r.stats.time_to_first_token_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - runtime(c.id).submitted).count();
   const int kept = manager_.commit(c.id, std::span(&token, 1));

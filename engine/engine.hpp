@@ -68,8 +68,8 @@ class Engine {
   // merged tree per entry, or the bare root when this step does not speculate.
   std::vector<TokenTree> propose(const StepPlan& plan, bool speculate);
   SsmWork ssm_work(const StepPlan& plan);
-  // The LLM's logits for every tree node and completed prompt; summarised (only the best token
-  // of each row, formed where the logits are) when every request in the step decodes greedily.
+  // The LLM's logits for every tree node and completed prompt; summarised where they are formed
+  // when every request in the step needs only its rows' best tokens (SummaryWidth).
   LogitRows run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees);
   // Verifies one entry's tree against the LLM logits from `row` on; commits and compacts.
   void commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, const LogitRows& logits,

@@ -1,7 +1,5 @@
 #include "engine/ssm_runner.hpp"
 
-#include <algorithm>
-
 #include "model/error.hpp"
 #include "model/logit_summary.hpp"
 #include "scheduler/tree_batch.hpp"
@@ -23,14 +21,14 @@ SsmTrees SsmRunner::run(const SsmWork& work) {
   rngs.reserve(work.jobs.size());  // the expansions hold references into it
   std::vector<TreeExpansion> exps;
   exps.reserve(work.jobs.size());
-  // Greedy beams need only each row's best `width` tokens: the backend summarises the rows.
-  int summary_k = 1;
+  // Greedy beams need only each row's best `width` tokens, chains sampling from the top_k their
+  // top_k: the backend summarises the rows when every job's do.
+  SummaryWidth width(vocab);
   for (const auto& j : work.jobs) {
     rngs.push_back(j.rng);
     exps.emplace_back(j.tokens.back(), j.shape, j.sampling, rngs.back());
-    summary_k = j.sampling.greedy() && summary_k > 0 ? std::max(summary_k, j.shape.width) : 0;
+    width.need(j.sampling, j.shape.width);
   }
-  if (summary_k > std::min(kMaxSummaryTokens, vocab)) summary_k = 0;  // rows whole, summarised here
 
   // Pass 0: prompt chunks, then each request's unseen committed tokens up to its root.
   ForwardBatch batch;
@@ -56,9 +54,9 @@ SsmTrees SsmRunner::run(const SsmWork& work) {
           add_tree_node(batch, exps[i].tree(), node, work.jobs[i].slot, work.jobs[i].root_row, true);
     }
     if (batch.size() == 0) break;
-    batch.summary_k = summary_k;
+    batch.summary_k = width.k();
     model_.forward(batch, *kv_, logits_);
-    const LogitRows logits(logits_, vocab, summary_k);
+    const LogitRows logits(logits_, vocab, width.k());
     std::size_t row = 0;
     for (auto& x : exps) {
       if (x.done()) continue;

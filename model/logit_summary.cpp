@@ -41,6 +41,11 @@ void summarise_row(std::span<const float> row, int k, std::span<float> out) {
 
 }  // namespace
 
+void SummaryWidth::need(const SamplingParams& params, int beams) {
+  const int k = params.greedy() ? std::max(beams, 1) : params.top_k;
+  k_ = k >= 1 && k <= std::min(kMaxSummaryTokens, vocab_) && k_ > 0 ? std::max(k_, k) : 0;
+}
+
 void summarise_logits(std::span<const float> rows, int vocab, int k, std::span<float> out) {
   check_k(k, vocab);
   const std::size_t n = rows.size() / std::size_t(vocab), width = std::size_t(summary_width(k));
@@ -87,6 +92,20 @@ TopLogits LogitRows::top(std::size_t i, int k) const {
   }
   t.log_z = s[std::size_t(2 * stored)];
   return t;
+}
+
+void LogitRows::distribution(std::size_t i, const SamplingParams& params, std::vector<float>& probs) const {
+  if (!summarised()) return sampling_distribution(row(i), params, probs);
+  const TopLogits t = top(i, params.greedy() ? 1 : std::min(k_, std::max(params.top_k, 1)));
+  sampling_distribution(t.tokens, t.logits, vocab_, params, probs);
+}
+
+std::int32_t LogitRows::sample(std::size_t i, const SamplingParams& params, Rng& rng) const {
+  if (params.greedy()) return best(i);
+  if (!summarised()) return sample_token(row(i), params, rng);
+  thread_local std::vector<float> probs;
+  distribution(i, params, probs);
+  return sample_from(probs, rng);
 }
 
 }  // namespace banyan

@@ -11,6 +11,8 @@
 #include <span>
 #include <vector>
 
+#include "model/sampler.hpp"
+
 namespace banyan {
 
 inline constexpr int kMaxSummaryTokens = 64;
@@ -21,6 +23,20 @@ struct TopLogits {
   std::vector<float> logits;
   float log_z = 0;  // log of the sum of exp(logit) over the whole row
   double log_prob(std::size_t i) const { return double(logits[i]) - double(log_z); }
+};
+
+// The summary width (ForwardBatch::summary_k) a forward pass's rows need together: each row
+// decoding with `params` needs its best `beams` tokens when greedy (1 to verify, a beam search's
+// width) and its top_k when sampling; sampling from the whole vocabulary, or beyond
+// kMaxSummaryTokens or the vocabulary, needs whole rows (k() == 0).
+class SummaryWidth {
+ public:
+  explicit SummaryWidth(int vocab) : vocab_(vocab) {}
+  void need(const SamplingParams& params, int beams = 1);
+  int k() const { return k_; }
+
+ private:
+  int vocab_, k_ = 1;
 };
 
 // Writes the summaries of `rows` (each `vocab` logits) to `out` (rows * summary_width(k)).
@@ -36,6 +52,10 @@ class LogitRows {
   std::span<const float> row(std::size_t i) const;  // whole rows only
   std::int32_t best(std::size_t i) const;           // the argmax
   TopLogits top(std::size_t i, int k) const;        // k <= summary_k when summarised
+  // Row i's sampling distribution (model/sampler.hpp) and a draw from it; from a summary when
+  // its SummaryWidth fits in summary_k.
+  void distribution(std::size_t i, const SamplingParams& params, std::vector<float>& probs) const;
+  std::int32_t sample(std::size_t i, const SamplingParams& params, Rng& rng) const;
 
  private:
   std::span<const float> values_;

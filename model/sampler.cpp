@@ -3,12 +3,46 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 namespace banyan {
 
 std::int32_t argmax(std::span<const float> logits) {
   return std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
+
+namespace {
+
+// probs over the candidates in `order` (best first, the top_k kept; logit(i) is order[i]'s
+// logit): softmax at the temperature, then the nucleus, renormalised.
+template <typename Logit>
+void distribute(std::span<const std::int32_t> order, const Logit& logit, double max_logit, const SamplingParams& params,
+                std::vector<float>& probs) {
+  const std::size_t k = order.size();
+  std::vector<double> p(k);
+  double total = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    p[i] = std::exp((double(logit(i)) - max_logit) / params.temperature);
+    total += p[i];
+  }
+  // Nucleus: the smallest prefix whose mass reaches top_p (always at least one token).
+  std::size_t keep = k;
+  if (params.top_p < 1.0f) {
+    double mass = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      mass += p[i] / total;
+      if (mass >= params.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  const double kept = std::accumulate(p.begin(), p.begin() + std::ptrdiff_t(keep), 0.0);
+  for (std::size_t i = 0; i < keep; ++i) probs[std::size_t(order[i])] = float(p[i] / kept);
+}
+
+}  // namespace
 
 void sampling_distribution(std::span<const float> logits, const SamplingParams& params, std::vector<float>& probs) {
   const std::size_t n = logits.size();
@@ -29,28 +63,23 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
     std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(k), order.end(), by_logit);
     order.resize(k);
   }
-
   const double max_logit = *std::max_element(logits.begin(), logits.end());
-  std::vector<double> p(k);
-  double total = 0;
-  for (std::size_t i = 0; i < k; ++i) {
-    p[i] = std::exp((double(logits[std::size_t(order[i])]) - max_logit) / params.temperature);
-    total += p[i];
+  distribute(order, [&](std::size_t i) { return logits[std::size_t(order[i])]; }, max_logit, params, probs);
+}
+
+void sampling_distribution(std::span<const std::int32_t> best_tokens, std::span<const float> best_logits, int vocab,
+                           const SamplingParams& params, std::vector<float>& probs) {
+  if (params.greedy() ? best_tokens.empty() : params.top_k < 1 || std::size_t(params.top_k) > best_tokens.size())
+    throw std::invalid_argument("sampling from a row's best " + std::to_string(best_tokens.size()) +
+                                " tokens with top_k " + std::to_string(params.top_k));
+  probs.assign(std::size_t(vocab), 0.0f);
+  if (params.greedy()) {
+    probs[std::size_t(best_tokens.front())] = 1.0f;
+    return;
   }
-  // Nucleus: the smallest prefix whose mass reaches top_p (always at least one token).
-  std::size_t keep = k;
-  if (params.top_p < 1.0f) {
-    double mass = 0;
-    for (std::size_t i = 0; i < k; ++i) {
-      mass += p[i] / total;
-      if (mass >= params.top_p) {
-        keep = i + 1;
-        break;
-      }
-    }
-  }
-  const double kept = std::accumulate(p.begin(), p.begin() + std::ptrdiff_t(keep), 0.0);
-  for (std::size_t i = 0; i < keep; ++i) probs[std::size_t(order[i])] = float(p[i] / kept);
+  const std::size_t k = std::size_t(params.top_k);
+  distribute(best_tokens.first(k), [&](std::size_t i) { return best_logits[i]; }, double(best_logits.front()), params,
+             probs);
 }
 
 namespace {

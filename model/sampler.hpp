@@ -23,6 +23,11 @@ std::int32_t argmax(std::span<const float> logits);
 // most likely tokens and then to the smallest set whose mass reaches top_p, renormalised.
 // Tokens outside get probability 0. For greedy params, all mass is on the argmax.
 void sampling_distribution(std::span<const float> logits, const SamplingParams& params, std::vector<float>& probs);
+// The same from a row's best tokens alone (best first, ties to the lower token, with their
+// logits), which is all sampling looks at when params.top_k is 1 to best_tokens.size().
+// `vocab` is the row's length.
+void sampling_distribution(std::span<const std::int32_t> best_tokens, std::span<const float> best_logits, int vocab,
+                           const SamplingParams& params, std::vector<float>& probs);
 
 // A small, portable generator (splitmix64-seeded xoshiro256**): the same seed gives the same
 // numbers on every platform, unlike the std distributions.

@@ -57,7 +57,7 @@ void TreeExpansion::advance_chains(const LogitRows& logits, std::size_t first_ro
   std::vector<int> next_chains;
   for (std::size_t f = 0; f < frontier_.size(); ++f) {
     auto q = std::make_shared<std::vector<float>>();
-    sampling_distribution(logits.row(first_row + f), sampling_, *q);
+    logits.distribution(first_row + f, sampling_, *q);
     for (int draw = 0; draw < chains_[f]; ++draw) {
       const int child = tree_.add_child(frontier_[f], sample_from(*q, rng_));
       tree_.add_draft(child, q);

@@ -17,12 +17,12 @@ Verification verify_greedy(const TokenTree& tree, const NodeBest& best) {
   }
 }
 
-Verification verify_sampling(const TokenTree& tree, const NodeLogits& logits, const SamplingParams& params, Rng& rng) {
+Verification verify_sampling(const TokenTree& tree, const NodeDistribution& distribution, Rng& rng) {
   Verification v;
   std::vector<float> p;
   int at = 0;
   for (;;) {
-    sampling_distribution(logits(at), params, p);
+    distribution(at, p);
     int accepted = -1;
     for (const auto& draft : tree.node(at).drafts) {
       const std::int32_t x = tree.node(draft.child).token;

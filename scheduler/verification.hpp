@@ -21,11 +21,12 @@ struct Verification {
   std::vector<std::int32_t> tokens;    // their tokens, then the LLM's own next token
 };
 
-// The LLM's logits at a tree node; its most likely next token there (the argmax).
-using NodeLogits = std::function<std::span<const float>(int node)>;
+// The LLM's most likely next token at a tree node (the argmax); its sampling distribution there
+// (model/sampler.hpp's sampling_distribution, into the vector given).
 using NodeBest = std::function<std::int32_t(int node)>;
+using NodeDistribution = std::function<void(int node, std::vector<float>& p)>;
 
 Verification verify_greedy(const TokenTree& tree, const NodeBest& best);
-Verification verify_sampling(const TokenTree& tree, const NodeLogits& logits, const SamplingParams& params, Rng& rng);
+Verification verify_sampling(const TokenTree& tree, const NodeDistribution& distribution, Rng& rng);
 
 }  // namespace banyan

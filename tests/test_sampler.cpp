@@ -129,3 +129,33 @@ BOOST_AUTO_TEST_CASE(logit_summaries_keep_the_best_tokens_in_argmax_order_and_th
   BOOST_CHECK_THROW(summarise_logits(rows, vocab, 3, out), std::exception);  // room for k = 2 only
   BOOST_CHECK_THROW(LogitRows(out, vocab, 2).top(0, 3), std::exception);
 }
+
+BOOST_AUTO_TEST_CASE(sampling_from_the_top_k_needs_only_a_summary_and_draws_alike) {
+  const int vocab = int(kLogits.size());
+  std::vector<float> summary(std::size_t(summary_width(4)));
+  summarise_logits(kLogits, vocab, 4, summary);
+  const LogitRows summarised(summary, vocab, 4), whole(kLogits, vocab, 0);
+  for (const SamplingParams params : {SamplingParams{0.7f, 4, 1.0f, 3}, SamplingParams{1.3f, 2, 0.8f, 4},
+                                      SamplingParams{1.0f, 3, 0.5f, 5}, SamplingParams{}}) {
+    std::vector<float> a, b;
+    summarised.distribution(0, params, a);
+    whole.distribution(0, params, b);
+    BOOST_TEST(a == b, tt::per_element());  // the same arithmetic on the same values
+    Rng x(params.seed), y(params.seed);
+    for (int i = 0; i < 100; ++i) BOOST_TEST_REQUIRE(summarised.sample(0, params, x) == whole.sample(0, params, y));
+  }
+  std::vector<float> p;
+  // More of the row than the summary holds, or all of it (top_k 0): not there.
+  BOOST_CHECK_THROW(summarised.distribution(0, {1.0f, 5, 1.0f, 0}, p), std::exception);
+  BOOST_CHECK_THROW(summarised.distribution(0, {1.0f, 0, 0.9f, 0}, p), std::exception);
+  // What a pass's rows need together: whole rows as soon as one samples from the whole row.
+  SummaryWidth width(vocab);
+  BOOST_TEST(width.k() == 1);
+  width.need({}, 3);
+  width.need({0.8f, 5, 1.0f, 0});
+  BOOST_TEST(width.k() == 5);
+  width.need({0.8f, 7, 1.0f, 0});  // beyond the vocabulary
+  BOOST_TEST(width.k() == 0);
+  width.need({});
+  BOOST_TEST(width.k() == 0);
+}

@@ -7,7 +7,6 @@
 
 #include "cli/option_types.hpp"
 #include "engine/device_backend.hpp"
-#include "engine/local_all_reduce.hpp"
 #include "model/error.hpp"
 #include "model/weight_source.hpp"
 
@@ -152,16 +151,20 @@ LoadedModels load_models(const ModelChoice& choice) {
     for (const auto& s : stages) most_held = std::max(most_held, held(s));
     if (most_held > 1) {  // the shards of a stage held here compute side by side
       const int threads = choice.threads > 0 ? choice.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-      for (int i = 0; i < most_held; ++i) m.shard_backends.push_back(make_backend(choice.device, std::max(1, threads / most_held)));
+      m.shards = make_shard_backends(choice.device, threads, most_held);
+      std::cerr << "banyan: " << m.shards.description << "\n";
     }
     for (const StageLoad& s : stages) {
-      // A stage held whole here sums its shards in shared memory; one spread over nodes brings
-      // its own collectives (cli/cluster_node: stage_loads).
-      const auto collectives = s.shards > 0 ? s.collectives : local_all_reduce(degree);
+      // A stage held whole here sums its shards as make_shard_backends chose (shared memory, or
+      // NCCL between GPUs); one spread over nodes brings its own collectives (cli/cluster_node:
+      // stage_loads).
+      const auto collectives = s.shards > 0 ? s.collectives
+                               : degree > 1 ? m.shards.collectives()
+                                            : std::vector<std::shared_ptr<Collective>>{};
       m.llm_stages.push_back(sharded_stage(s.first_rank, degree, collectives, [&](TensorShard shard) {
         stage.shard = shard;
         const std::string of = degree > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(degree) : "";
-        Backend& backend = most_held > 1 ? *m.shard_backends[std::size_t(shard.rank - s.first_rank)] : *m.backend;
+        Backend& backend = most_held > 1 ? *m.shards.backends[std::size_t(shard.rank - s.first_rank)] : *m.backend;
         std::shared_ptr<LlamaModel> model = load_one(*weights, backend, stage, "LLM stage (" + layers_text(s.layers) + of + ")", s.layers);
         llm_models.push_back(model.get());
         return model;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/device_backend.hpp"
 #include "engine/pipeline_stage.hpp"
 #include "model/llama_model.hpp"
 #include "model/memory_report.hpp"
@@ -14,7 +15,7 @@ namespace banyan {
 struct NodeWeights {
   // The backends come first: destroyed last, after the models that compute on them.
   std::unique_ptr<Backend> backend;
-  std::vector<std::unique_ptr<Backend>> shard_backends;  // tensor shards: one each, with their share of the threads
+  ShardBackends shards;  // tensor shards held side by side: a backend each (engine/device_backend.hpp)
   std::shared_ptr<LlamaModel> llm;                        // the whole LLM, or
   std::vector<std::shared_ptr<PipelineStage>> llm_stages;  // the stages of it held here, the first first
   std::vector<std::shared_ptr<LlamaModel>> ssms;

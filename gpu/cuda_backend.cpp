@@ -89,14 +89,15 @@ class Scratch {
 // another thread's call has yet to enqueue. Only read() and summarise_logits() wait for the device.
 class CudaBackend : public Backend {
  public:
-  CudaBackend() {
-    check(cudaSetDevice(device_), "selecting device 0");
+  explicit CudaBackend(int device) : device_(device) {
+    check(cudaSetDevice(device_), "selecting the device");
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a stream");
     check_blas(cublasCreate(&blas_), "creating a cuBLAS handle");
     check_blas(cublasSetStream(blas_, stream_), "cublasSetStream");
     cudaDeviceProp p{};
     check(cudaGetDeviceProperties(&p, device_), "reading the device's properties");
-    name_ = std::string("cuda (") + p.name + ", " + std::to_string(p.multiProcessorCount) + " SMs)";
+    name_ = (device_ == 0 ? std::string("cuda") : "cuda:" + std::to_string(device_)) + " (" + p.name + ", " +
+             std::to_string(p.multiProcessorCount) + " SMs)";
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
@@ -105,6 +106,9 @@ class CudaBackend : public Backend {
   }
 
   std::string name() const override { return name_; }
+  CudaQueue queue() {
+    return {device_, stream_, [this] { return enter(); }};
+  }
 
   std::unique_ptr<DeviceWeight> upload(WeightData data) override {
     auto lock = enter();
@@ -308,7 +312,7 @@ class CudaBackend : public Backend {
     return it->second.as<const float>();
   }
 
-  int device_ = 0;
+  const int device_;
   std::mutex mutex_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
@@ -322,10 +326,19 @@ class CudaBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend() {
+std::unique_ptr<Backend> make_cuda_backend(int device) {
   std::string why;
-  if (cuda_device_count(&why) == 0) throw Error("--device cuda: no CUDA device is available (" + why + ")");
-  return std::make_unique<CudaBackend>();
+  const int devices = cuda_device_count(&why);
+  if (devices == 0) throw Error("--device cuda: no CUDA device is available (" + why + ")");
+  if (device < 0 || device >= devices)
+    throw Error("--device cuda: no GPU " + std::to_string(device) + " (this machine has " + std::to_string(devices) + ")");
+  return std::make_unique<CudaBackend>(device);
+}
+
+CudaQueue cuda_queue(Backend& backend) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (!cuda) throw Error("the " + backend.name() + " backend is not a CUDA backend");
+  return cuda->queue();
 }
 
 }  // namespace banyan::gpu

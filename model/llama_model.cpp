@@ -295,10 +295,7 @@ void LlamaModel::run_layer(int index, const ForwardBatch& batch, KvCache& kv, Te
 
 void LlamaModel::sum_over_shards(Tensor partial) {
   if (options_.shard.degree == 1) return;
-  reduce_buffer_.resize(std::size_t(partial.rows * partial.cols));
-  backend_.read(partial, reduce_buffer_);
-  collective_->all_reduce_sum(reduce_buffer_);
-  backend_.write(reduce_buffer_, partial);
+  collective_->all_reduce_tensor(backend_, partial);
 }
 
 namespace {

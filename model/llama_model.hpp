@@ -166,7 +166,6 @@ class LlamaModel {
   // tensor parallelism).
   std::int64_t q_width_ = 0, kv_width_ = 0, mlp_width_ = 0;
   std::shared_ptr<Collective> collective_;
-  std::vector<float> reduce_buffer_;
   std::size_t weight_bytes_ = 0;
   std::unique_ptr<DeviceWeight> embed_tokens_, norm_, lm_head_;  // those this stage needs
   int first_layer_ = 0;

@@ -7,9 +7,11 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "engine/device_backend.hpp"
 #include "engine/engine.hpp"
+#include "engine/pipeline_stage.hpp"
 #include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/llama_model.hpp"
@@ -424,6 +426,80 @@ BOOST_AUTO_TEST_CASE(model_logits_match_the_cpu_backend, *utf::precondition(not_
       }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(tensor_shards_held_side_by_side_compute_the_whole_models_logits) {
+  // Two shards as `banyan` holds them in one process (make_shard_backends): on the CPU summing in
+  // shared memory; on CUDA a GPU each through NCCL where there are two, else both on GPU 0.
+  const RandomWeights weights(conformance_config(), 31);
+  ShardBackends shards = make_shard_backends(kDevice, 2, 2);
+  BOOST_TEST_MESSAGE(shards.description);
+  auto split = sharded_stage(shards.collectives(), [&](TensorShard s) {
+    return std::make_shared<LlamaModel>(weights, *shards.backends[std::size_t(s.rank)], ModelOptions{.shard = s});
+  });
+  LlamaModel whole(weights, backend());
+  auto kv = whole.create_kv_cache(1, 64);
+  split->create_kv_cache(1, 64);
+  ForwardBatch prompt;
+  for (int p = 0; p < 9; ++p) prompt.add_causal(3 + p * 11, 0, p, true);
+  ForwardBatch step;
+  step.add_causal(7, 0, 9, true);
+  for (const ForwardBatch& b : {prompt, step}) {  // the step reads the cache the prompt filled
+    std::vector<float> expected, got;
+    whole.forward(b, *kv, expected);
+    split->forward(b, {}, got);
+    BOOST_TEST_REQUIRE(got.size() == expected.size());
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      largest = std::max(largest, std::abs(double(expected[i])));
+      worst = std::max(worst, std::abs(double(got[i]) - expected[i]));
+    }
+    BOOST_TEST(worst <= 1e-4 * largest, "logits differ by " << worst << " of " << largest);
+  }
+  BOOST_TEST(split->shard(0).collective_stats().calls == 2 * 2 * std::uint64_t(conformance_config().num_hidden_layers));
+}
+
+BOOST_AUTO_TEST_CASE(an_nccl_group_sums_in_device_memory, *utf::precondition(not_the_cpu)) {
+  // Every GPU here in one group, each rank holding rank + 1 times the same values: the sum is
+  // (1 + ... + n) times them, on the device and through host memory alike. One GPU makes a group
+  // of one (NCCL takes one GPU per rank), which still runs NCCL's whole path.
+  const int gpus = cuda_device_count();
+  std::vector<std::unique_ptr<Backend>> devices;
+  std::vector<Backend*> on;
+  for (int g = 0; g < gpus; ++g) on.push_back((devices.emplace_back(make_backend(kDevice, 1, g))).get());
+  const auto ranks = nccl_all_reduce(on);
+  std::mt19937 rng(12);
+  const auto values = test::random_normals(3 * 130, rng);
+  auto times = [&](int r) {
+    std::vector<float> v(values);
+    for (float& x : v) x *= float(r + 1);
+    return v;
+  };
+  std::vector<std::thread> threads;
+  const auto n = static_cast<std::size_t>(gpus);
+  std::vector<std::vector<float>> on_device(n, std::vector<float>(values.size())), on_host(n);
+  for (int r = 0; r < gpus; ++r)
+    threads.emplace_back([&, r] {
+      Backend& b = *on[std::size_t(r)];
+      auto buffer = b.allocate(std::int64_t(values.size()));
+      const Tensor t = buffer->view(3, 130);
+      b.write(times(r), t);
+      ranks[std::size_t(r)]->all_reduce_tensor(b, t);
+      b.read(t, on_device[std::size_t(r)]);
+      on_host[std::size_t(r)] = times(r);
+      ranks[std::size_t(r)]->all_reduce_sum(on_host[std::size_t(r)]);
+    });
+  for (auto& t : threads) t.join();
+  const float factor = float(gpus * (gpus + 1) / 2);
+  for (int r = 0; r < gpus; ++r)
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      BOOST_TEST_REQUIRE(std::abs(on_device[std::size_t(r)][i] - factor * values[i]) <= 1e-5f * (1 + std::abs(values[i])));
+      BOOST_TEST_REQUIRE(on_host[std::size_t(r)][i] == on_device[std::size_t(r)][i]);
+    }
+  const CollectiveStats stats = ranks.front()->stats();
+  BOOST_TEST(stats.calls == 2u);
+  BOOST_TEST(stats.bytes == 2 * values.size() * sizeof(float));
+  BOOST_TEST(stats.seconds > 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(greedy_speculative_output_equals_incremental) {

@@ -41,6 +41,23 @@ void drop(std::span<const std::byte> r, bool evict) {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, evict ? MADV_PAGEOUT : MADV_DONTNEED);
 }
 
+// A unit's ranges in address order, those less than a page apart merged: a layer's matrices lie
+// back to back in a converted file, and each madvise that unmaps pages costs the other cores a
+// TLB flush, so a unit is mapped in and dropped in one call rather than one per matrix.
+std::vector<std::span<const std::byte>> merged(std::vector<std::span<const std::byte>> ranges) {
+  std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) { return a.data() < b.data(); });
+  std::vector<std::span<const std::byte>> out;
+  for (const auto& r : ranges) {
+    if (!out.empty() && r.data() <= out.back().data() + out.back().size() + page_size()) {
+      const std::byte* end = std::max(out.back().data() + out.back().size(), r.data() + r.size());
+      out.back() = {out.back().data(), std::size_t(end - out.back().data())};
+    } else if (!r.empty()) {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 PagedWeights::PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan, bool evict)
@@ -48,9 +65,10 @@ PagedWeights::PagedWeights(std::vector<PagedUnit> units, OffloadPlan plan, bool 
       cancelled_(units_.size(), false) {
   if (plan_.resident.size() != units_.size()) throw Error("PagedWeights: the plan is for another model");
   for (std::size_t i = 0; i < units_.size(); ++i) {
+    spans_.push_back(merged(units_[i].ranges));
     stats_.disk_bytes += units_[i].bytes();
     if (plan_.resident[i]) {
-      for (const auto& r : units_[i].ranges) populate(r);
+      for (const auto& r : spans_[i]) populate(r);
       state_[i] = State::in;
     } else if (!units_[i].on_demand) {
       position_[i] = int(streamed_.size());
@@ -117,7 +135,7 @@ void PagedWeights::release(int unit) {
   const auto start = std::chrono::steady_clock::now();
   std::lock_guard lock(m_);
   if (u.on_demand) {
-    for (const auto& r : u.ranges) drop(r, false);  // a few rows: not worth reading again
+    for (const auto& r : spans_[std::size_t(unit)]) drop(r, false);  // a few rows: not worth reading again
   } else if (state_[std::size_t(unit)] == State::in) {
     drop_locked(unit);
   }
@@ -125,7 +143,7 @@ void PagedWeights::release(int unit) {
 }
 
 void PagedWeights::drop_locked(int unit) {
-  for (const auto& r : units_[std::size_t(unit)].ranges) drop(r, evict_);
+  for (const auto& r : spans_[std::size_t(unit)]) drop(r, evict_);
   state_[std::size_t(unit)] = State::out;
 }
 
@@ -143,7 +161,7 @@ void PagedWeights::worker() {
     queue_.pop_front();
     state_[std::size_t(u)] = State::loading;
     lock.unlock();
-    for (const auto& r : units_[std::size_t(u)].ranges) populate(r);
+    for (const auto& r : spans_[std::size_t(u)]) populate(r);
     lock.lock();
     if (cancelled_[std::size_t(u)]) {
       cancelled_[std::size_t(u)] = false;

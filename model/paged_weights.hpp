@@ -39,6 +39,7 @@ class PagedWeights : public WeightPaging {
   void drop_locked(int unit);
 
   std::vector<PagedUnit> units_;
+  std::vector<std::vector<std::span<const std::byte>>> spans_;  // each unit's ranges, neighbours merged
   OffloadPlan plan_;
   bool evict_;
   std::vector<int> streamed_;   // units that stream, in order

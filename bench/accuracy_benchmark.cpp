@@ -52,9 +52,9 @@ Comparison compare(const std::vector<float>& got, const std::vector<float>& ref,
 
 int accuracy_benchmark(int argc, char** argv) {
   cli::Options o("bench accuracy", "[options]",
-                 "Top-1 agreement with f32 of the f16, int8 and int4 formats, teacher-forced over 512 positions of\n"
-                 "real text, for the demo LLM and a random llama-160m-shape model (its text is tokenized with\n"
-                 "--tokenizer, the LLaMA tokenizer, when given; random token ids otherwise).");
+                 "Top-1 agreement with f32 of the f16, bf16, int8 and int4 formats, teacher-forced over 512\n"
+                 "positions of real text, for the demo LLM and a random llama-160m-shape model (its text is\n"
+                 "tokenized with --tokenizer, the LLaMA tokenizer, when given; random token ids otherwise).");
   o.add("--models", "LIST", "demo, random-160m, or model folders", "demo,random-160m");
   o.add("--tokenizer", "FILE", "LLaMA tokenizer.model for the random-160m text");
   o.add("--positions", "N", "predicted positions", "512");
@@ -91,7 +91,7 @@ int accuracy_benchmark(int argc, char** argv) {
 
     LlamaModel reference(*source, *backend, {WeightFormat::f32});
     const auto ref = teacher_forced_logits(reference, tokens);
-    for (WeightFormat f : {WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+    for (WeightFormat f : {WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
       LlamaModel model(*source, *backend, {f});
       const Comparison cmp = compare(teacher_forced_logits(model, tokens), ref, c.vocab_size);
       std::printf("%-22s %-6s | %13.2f%% %16.2e\n", name.c_str(), std::string(format_name(f)).c_str(),

@@ -19,7 +19,7 @@ int convert_command(int argc, char** argv) {
             "f32; norms stay f32, the embedding f16 or f32). `banyan generate --model FILE` loads it without\n"
             "converting again. The tokenizer is copied beside FILE as tokenizer.model.");
   o.add("--model", "PATH", "the model to convert (any format Banyan reads)");
-  o.add("--dtype", "FORMAT", "f32, f16, int8 or int4", "int4");
+  o.add("--dtype", "FORMAT", "f32, f16, bf16, int8 or int4", "int4");
   o.add("--out", "FILE", "the file to write");
   o.add("--tokenizer", "FILE", "tokenizer to copy beside the output (default: tokenizer.model beside the weights)");
   if (!o.parse(argc, argv)) return 0;

@@ -20,8 +20,8 @@ void add_model_options(Options& o) {
                "a small speculative model sharing the LLM's tokenizer; give several for several SSMs "
                "(default with the embedded model: its demo SSM)");
   o.add("--tokenizer", "FILE", "SentencePiece tokenizer.model (default: tokenizer.model beside the weights)");
-  o.add("--dtype", "f32|f16|int8|int4", "format of the linear layers' weights", "f32");
-  o.add("--ssm-dtype", "f32|f16|int8|int4", "format of the SSMs' linear layers (default: --dtype)");
+  o.add("--dtype", "f32|f16|bf16|int8|int4", "format of the linear layers' weights", "f32");
+  o.add("--ssm-dtype", "f32|f16|bf16|int8|int4", "format of the SSMs' linear layers (default: --dtype)");
   o.add("--kv-dtype", "f32|f16", "element type of the KV cache", "f32");
   o.add("--memory-budget", "MIB",
         "offload the LLM: at most MIB of its weights in memory at once, the rest streaming from its "

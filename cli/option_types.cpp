@@ -10,7 +10,7 @@ std::string device_option(const Options& o) {
 
 WeightFormat parse_format_value(const std::string& option, const std::string& value) {
   const auto f = parse_format(value);
-  if (!f) throw UsageError(option + " must be f32, f16, int8 or int4, got '" + value + "'");
+  if (!f) throw UsageError(option + " must be f32, f16, bf16, int8 or int4, got '" + value + "'");
   return *f;
 }
 

@@ -38,7 +38,7 @@ ModelConfig read_model(Section s, const std::filesystem::path& base, bool parall
   ModelConfig m;
   s.read("path", m.path, "a path");
   s.read("tokenizer", m.tokenizer, "a path");
-  s.read("dtype", m.dtype, "f32, f16, int8 or int4");
+  s.read("dtype", m.dtype, "f32, f16, bf16, int8 or int4");
   if (parallel) {
     s.read("tensor_parallelism_degree", m.tensor_parallelism_degree, "an integer");
     s.read("pipeline_parallelism_degree", m.pipeline_parallelism_degree, "an integer");
@@ -58,16 +58,16 @@ void check(bool ok, const std::string& source, const std::string& key, const std
   if (!ok) throw ConfigError(source + ": key '" + key + "': " + what);
 }
 
-bool is_dtype(const std::string& d) { return d == "f32" || d == "f16" || d == "int8" || d == "int4"; }
+bool is_dtype(const std::string& d) { return d == "f32" || d == "f16" || d == "bf16" || d == "int8" || d == "int4"; }
 
 }  // namespace
 
 void validate(const ServeConfig& c) {
   const std::string& src = c.source;
   check(!c.model.path.empty(), src, "model.path", "the model to serve is required");
-  check(is_dtype(c.model.dtype), src, "model.dtype", "must be f32, f16, int8 or int4, got '" + c.model.dtype + "'");
+  check(is_dtype(c.model.dtype), src, "model.dtype", "must be f32, f16, bf16, int8 or int4, got '" + c.model.dtype + "'");
   for (std::size_t i = 0; i < c.ssms.size(); ++i)
-    check(is_dtype(c.ssms[i].dtype), src, "ssms[" + std::to_string(i) + "].dtype", "must be f32, f16, int8 or int4");
+    check(is_dtype(c.ssms[i].dtype), src, "ssms[" + std::to_string(i) + "].dtype", "must be f32, f16, bf16, int8 or int4");
   check(c.speculation.tree_width >= 1 && c.speculation.tree_width <= 8, src, "speculation.tree_width", "must be 1 to 8");
   check(c.speculation.tree_depth >= 0 && c.speculation.tree_depth <= 16, src, "speculation.tree_depth", "must be 0 to 16");
   const auto& l = c.limits;

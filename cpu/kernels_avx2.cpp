@@ -24,8 +24,13 @@ inline float hsum(__m256 v) {
 // Eight weights as f32, from f32 or f16 storage; one weight for the scalar tail.
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const std::uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 load8(const Bf16* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
 inline float load1(const float* p) { return *p; }
 inline float load1(const std::uint16_t* p) { return f16(*p); }
+inline float load1(const Bf16* p) { return p->value(); }
 
 // R weight rows against M activation rows, each weight vector loaded once for the M tokens and
 // each activation vector once for the R rows (R * M <= 8: AVX2 has 16 vector registers). U
@@ -202,11 +207,11 @@ void dots_q4(const std::uint8_t* w, const std::uint16_t* sw, const std::int8_t* 
   with_count(m, [&](auto tokens) { dot_q4<tokens>(w, sw, qa, sa, ca, k, out); });
 }
 
-void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
+template <typename W>
+void expand(const W* w, std::int64_t k, float* out) {
   std::int64_t i = 0;
-  for (; i + 8 <= k; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))));
-  for (; i < k; ++i) out[i] = f16(w[i]);
+  for (; i + 8 <= k; i += 8) _mm256_storeu_ps(out + i, load8(w + i));
+  for (; i < k; ++i) out[i] = load1(w + i);
 }
 
 // exp(x) for x <= 0: 2^(x log2 e) split into 2^n (built in the exponent bits; n >= -126, below
@@ -299,10 +304,15 @@ const KernelSet* avx2_kernels() {
   static const KernelSet set{"avx2",
                              float_dots<float>,
                              float_dots<std::uint16_t>,
+                             float_dots<Bf16>,
                              dots_q8,
                              dots_q4,
                              quantize_row,
-                             expand_f16, portable_kernels().expand_q8, portable_kernels().expand_q4, attend};
+                             expand<std::uint16_t>,
+                             expand<Bf16>,
+                             portable_kernels().expand_q8,
+                             portable_kernels().expand_q4,
+                             attend};
   return &set;
 }
 

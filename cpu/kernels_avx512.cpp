@@ -18,13 +18,16 @@ namespace {
 
 inline float f16(std::uint16_t h) { return _cvtsh_ss(h); }
 
-// Sixteen weights as f32, from f32 or f16 storage; the masked forms read only the first lanes.
+// Sixteen weights as f32, from f32, f16 or bf16 storage; the masked forms read only the first lanes.
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const std::uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
+inline __m512 widen_bf16(__m256i bits) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16)); }
+inline __m512 load16(const Bf16* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline __m512 load16(const float* p, __mmask16 lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
 inline __m512 load16(const std::uint16_t* p, __mmask16 lanes) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, p)); }
+inline __m512 load16(const Bf16* p, __mmask16 lanes) { return widen_bf16(_mm256_maskz_loadu_epi16(lanes, p)); }
 
 // R weight rows against M activation rows: every activation vector loaded meets R weight
 // vectors and every weight vector M activations. One row at a time loaded an activation vector
@@ -266,11 +269,14 @@ void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, fl
   }
 }
 
-void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
+template <typename W>
+void expand(const W* w, std::int64_t k, float* out) {
   std::int64_t i = 0;
-  for (; i + 16 <= k; i += 16)
-    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))));
-  for (; i < k; ++i) out[i] = f16(w[i]);
+  for (; i + 16 <= k; i += 16) _mm512_storeu_ps(out + i, load16(w + i));
+  if (i < k) {
+    const __mmask16 lanes = __mmask16((1u << (k - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, lanes, load16(w + i, lanes));
+  }
 }
 
 void expand_q8(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out) {
@@ -417,8 +423,9 @@ void attend(const float* q, int heads, const void* k, const void* v, std::int64_
 }  // namespace
 
 const KernelSet* avx512_kernels() {
-  static const KernelSet set{"avx512", float_dots<float>, float_dots<std::uint16_t>, dots_q8, dots_q4,
-                             quantize_row, expand_f16, expand_q8, expand_q4, attend};
+  static const KernelSet set{"avx512",     float_dots<float>, float_dots<std::uint16_t>, float_dots<Bf16>,
+                             dots_q8,      dots_q4,           quantize_row,             expand<std::uint16_t>,
+                             expand<Bf16>, expand_q8,         expand_q4,                attend};
   return &set;
 }
 

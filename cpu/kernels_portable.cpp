@@ -22,6 +22,12 @@ float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
   return float(s);
 }
 
+float dot_bf16(const Bf16* w, const float* x, std::int64_t k) {
+  double s = 0;
+  for (std::int64_t i = 0; i < k; ++i) s += double(w[i].value()) * x[i];
+  return float(s);
+}
+
 float dot_q8(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa, const float*,
              std::int64_t k) {
   double s = 0;
@@ -66,6 +72,10 @@ void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, fl
 
 void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
   for (std::int64_t i = 0; i < k; ++i) out[i] = f16_to_f32(w[i]);
+}
+
+void expand_bf16(const Bf16* w, std::int64_t k, float* out) {
+  for (std::int64_t i = 0; i < k; ++i) out[i] = w[i].value();
 }
 
 void expand_q8(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out) {
@@ -119,9 +129,10 @@ const KernelSet& portable_kernels() {
   static const KernelSet set{"portable",
                              dot_each_row<dot_f32, float>,
                              dot_each_row<dot_f16, std::uint16_t>,
+                             dot_each_row<dot_bf16, Bf16>,
                              dot_each_quantized_row<dot_q8, std::int8_t>,
                              dot_each_quantized_row<dot_q4, std::uint8_t>,
-                             quantize_row, expand_f16, expand_q8, expand_q4, attend};
+                             quantize_row, expand_f16, expand_bf16, expand_q8, expand_q4, attend};
   return set;
 }
 

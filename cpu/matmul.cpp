@@ -11,8 +11,6 @@ namespace {
 constexpr std::int64_t kL1ActivationBytes = 16 << 10;  // half of L1d: the weight slices stream through the rest
 constexpr std::int64_t kRowBlock = 16;                 // weight rows per pass over the slices
 
-bool is_float(WeightFormat f) { return f == WeightFormat::f32 || f == WeightFormat::f16; }
-
 // Calls fn(product, begin, end) with the rows of each product that [begin, end) covers, the
 // products' rows counted one after another.
 template <typename F>
@@ -61,9 +59,9 @@ void Matmul::run(std::span<const Product> products, const float* x, std::int64_t
 void Matmul::one_format(std::span<const Product> products, const float* x, std::int64_t m) {
   const WeightFormat format = products.front().w->format;
   if (m >= sgemm_threshold(format)) {
-    const float* a = is_float(format) ? x : rounded_activations(x, m, products.front().w->cols);
+    const float* a = is_float_format(format) ? x : rounded_activations(x, m, products.front().w->cols);
     for (const auto& p : products) blocked_sgemm(*p.w, a, m, p.out);
-  } else if (is_float(format)) {
+  } else if (is_float_format(format)) {
     float_dots(products, x, m);
   } else {
     quantized_dots(products, x, m);
@@ -95,12 +93,15 @@ void Matmul::float_dots(std::span<const Product> products, const float* x, std::
             const int rows = int(std::min<std::int64_t>(weight_rows, block_end - r));
             for (std::int64_t t = 0; t < m; t += kMaxFloatDotRows) {
               const int tokens = int(std::min<std::int64_t>(kMaxFloatDotRows, m - t));
+              const std::int64_t at = r * k + c;
               if (w.format == WeightFormat::f32)
-                k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + r * k + c, k, rows, x + t * k + c, k, len,
+                k_.dot_f32(reinterpret_cast<const float*>(w.bytes.data()) + at, k, rows, x + t * k + c, k, len, tokens, dots);
+              else if (w.format == WeightFormat::f16)
+                k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + at, k, rows, x + t * k + c, k, len,
                            tokens, dots);
               else
-                k_.dot_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k + c, k, rows, x + t * k + c,
-                           k, len, tokens, dots);
+                k_.dot_bf16(reinterpret_cast<const Bf16*>(w.bytes.data()) + at, k, rows, x + t * k + c, k, len, tokens,
+                            dots);
               for (int i = 0; i < rows; ++i)
                 for (int j = 0; j < tokens; ++j) {
                   float& o = p.out[(t + j) * n + r + i];
@@ -177,6 +178,9 @@ void Matmul::blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, 
         switch (w.format) {
           case WeightFormat::f16:
             k_.expand_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, k, dst);
+            break;
+          case WeightFormat::bf16:
+            k_.expand_bf16(reinterpret_cast<const Bf16*>(w.bytes.data()) + r * k, k, dst);
             break;
           case WeightFormat::q8:
             k_.expand_q8(reinterpret_cast<const std::int8_t*>(w.quants()) + r * k, w.scales() + r * groups, k, dst);

@@ -8,9 +8,17 @@
 // For q4 a kernel set may order qa its own way (the AVX-512 set interleaves four groups so the
 // nibbles need no shuffling): quantize_row(..., for_q4 = true) output is only for that set's
 // dot_q4. With for_q4 = false every set writes the same plain order.
+#include <bit>
 #include <cstdint>
 
 namespace banyan::cpu {
+
+// A bfloat16 weight, the upper half of an f32: a type of its own so that kernels overload on it
+// (f16 weights are plain std::uint16_t).
+struct Bf16 {
+  std::uint16_t bits;
+  float value() const { return std::bit_cast<float>(std::uint32_t(bits) << 16); }
+};
 
 // Activation rows one dot kernel call handles: quantized kernels up to kMaxDotRows, float ones
 // (which also read several weight rows at once, kDotWeightRows) up to kMaxFloatDotRows.
@@ -35,6 +43,8 @@ struct KernelSet {
                   int m, float* out);
   void (*dot_f16)(const std::uint16_t* w, std::int64_t w_stride, int n, const float* x, std::int64_t stride,
                   std::int64_t k, int m, float* out);
+  void (*dot_bf16)(const Bf16* w, std::int64_t w_stride, int n, const float* x, std::int64_t stride, std::int64_t k,
+                   int m, float* out);
   // Dot products of one weight row with m activation rows (1 <= m <= kMaxDotRows), reading the
   // weights once: out[t] = w . x_t. Activation row t lies at qa + t * k, and sa, ca + t * k / 32.
   void (*dot_q8)(const std::int8_t* w, const std::uint16_t* sw, const std::int8_t* qa, const float* sa,
@@ -45,6 +55,7 @@ struct KernelSet {
   void (*quantize_row)(const float* x, std::int64_t k, std::int8_t* qa, float* sa, float* ca, bool for_q4);
   // Expands one weight row to f32 (the prefill path multiplies expanded blocks with sgemm).
   void (*expand_f16)(const std::uint16_t* w, std::int64_t k, float* out);
+  void (*expand_bf16)(const Bf16* w, std::int64_t k, float* out);
   void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   void (*expand_q4)(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   // `heads` query heads (head h at q + h * head_dim) that share one key/value head, over `count`

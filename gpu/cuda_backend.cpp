@@ -157,12 +157,13 @@ class CudaBackend : public Backend {
     if (stored_groups && x.rows <= kGemvMaxTokens) return small_batch_gemv(v, f32(x), int(x.rows), f32(out), stream_);
     switch (v.format) {
       case WeightFormat::f32: return gemm_f32(v, x, out);
-      case WeightFormat::f16: return gemm_f16(v.data, v, x, out);
+      case WeightFormat::f16: return gemm_half(v.data, false, v, x, out);
+      case WeightFormat::bf16: return gemm_half(v.data, true, v, x, out);
       case WeightFormat::q8:
       case WeightFormat::q4: {
         auto* expanded = static_cast<std::uint16_t*>(expanded_weight_.at_least(std::size_t(v.rows * v.cols) * 2, stream_));
         dequantize(v, expanded, stream_);
-        return gemm_f16(expanded, v, x, out);
+        return gemm_half(expanded, false, v, x, out);
       }
     }
   }
@@ -261,15 +262,18 @@ class CudaBackend : public Backend {
   }
 
   // The same with f16 weights and inputs on tensor cores, f32 accumulation and output.
-  void gemm_f16(const void* weight, const WeightView& w, Tensor x, Tensor out) {
+  // A 16-bit weight (f16, or bf16 when `brain`) on tensor cores: the activations rounded to the
+  // same type, f32 accumulation and output.
+  void gemm_half(const void* weight, bool brain, const WeightView& w, Tensor x, Tensor out) {
     const std::int64_t n = x.rows * x.cols;
     auto* x16 = static_cast<std::uint16_t*>(half_input_.at_least(std::size_t(n) * 2, stream_));
-    to_half(f32(x), n, x16, stream_);
+    to_half(f32(x), n, x16, brain, stream_);
     const float one = 1.0f, zero = 0.0f;
-    check_blas(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(x.rows), int(w.cols), &one, weight,
-                            CUDA_R_16F, int(w.cols), x16, CUDA_R_16F, int(w.cols), &zero, f32(out), CUDA_R_32F,
-                            int(w.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               "f16 matmul");
+    const cudaDataType type = brain ? CUDA_R_16BF : CUDA_R_16F;
+    check_blas(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(x.rows), int(w.cols), &one, weight, type,
+                            int(w.cols), x16, type, int(w.cols), &zero, f32(out), CUDA_R_32F, int(w.rows),
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               brain ? "bf16 matmul" : "f16 matmul");
   }
 
   // The layer stack hands every call of one pass the same batch: it goes to the device once.

@@ -1,12 +1,15 @@
 #pragma once
 // Small device helpers shared by the kernels.
 #include <cstdint>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 namespace banyan::gpu {
 
 __device__ __forceinline__ float half_to_float(std::uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ std::uint16_t float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }
+__device__ __forceinline__ float bf16_to_float(std::uint16_t b) { return __uint_as_float(std::uint32_t(b) << 16); }
+__device__ __forceinline__ std::uint16_t float_to_bf16(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);

@@ -77,11 +77,12 @@ void gather_rows(const float* x, std::int64_t cols, const std::int32_t* rows, in
 // Each row of `logits` [rows, vocab] summarised as model/logit_summary.hpp lays it out, in `out`
 // [rows, 2k + 1]; 1 <= k <= vocab.
 void summarise_logits(const float* logits, int rows, int vocab, int k, float* out, cudaStream_t stream);
-// f32 -> f16 (as raw 16-bit values), for cuBLAS's f16 products.
-void to_half(const float* x, std::int64_t n, std::uint16_t* out, cudaStream_t stream);
+// f32 -> f16, or bf16 when `brain` (as raw 16-bit values), for cuBLAS's 16-bit products.
+void to_half(const float* x, std::int64_t n, std::uint16_t* out, bool brain, cudaStream_t stream);
 // A q8/q4 weight expanded to row-major f16.
 void dequantize(const WeightView& w, std::uint16_t* out, cudaStream_t stream);
-// out [tokens, w.rows] = x [tokens, w.cols] · wᵀ for an f16/q8/q4 weight, tokens <= kGemvMaxTokens.
+// out [tokens, w.rows] = x [tokens, w.cols] · wᵀ for an f16/bf16/q8/q4 weight with whole groups of
+// 32 columns, tokens <= kGemvMaxTokens.
 void small_batch_gemv(const WeightView& w, const float* x, int tokens, float* out, cudaStream_t stream);
 
 }  // namespace banyan::gpu

@@ -1,5 +1,5 @@
 // Kernels that work row by row or element by element: embedding lookup, RMSNorm, rotary
-// embedding, SiLU·mul, residual add, row gathers and f32 -> f16.
+// embedding, SiLU·mul, residual add, row gathers and f32 -> f16 / bf16.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
 #include "gpu/kernels.hpp"
@@ -17,6 +17,7 @@ __device__ float weight_at(const WeightView& w, std::int64_t r, std::int64_t c) 
   switch (w.format) {
     case WeightFormat::f32: return static_cast<const float*>(w.data)[i];
     case WeightFormat::f16: return half_to_float(static_cast<const std::uint16_t*>(w.data)[i]);
+    case WeightFormat::bf16: return bf16_to_float(static_cast<const std::uint16_t*>(w.data)[i]);
     case WeightFormat::q8: return float(static_cast<const std::int8_t*>(w.data)[i]) * half_to_float(scales[i / kQuantGroup]);
     case WeightFormat::q4: {
       const std::int64_t group = i / kQuantGroup;
@@ -81,9 +82,9 @@ __global__ void gather_rows_kernel(const float* x, std::int64_t cols, const std:
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[blockIdx.x * cols + c] = from[c];
 }
 
-__global__ void to_half_kernel(const float* x, std::int64_t n, std::uint16_t* out) {
+__global__ void to_half_kernel(const float* x, std::int64_t n, std::uint16_t* out, bool brain) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
-    out[i] = float_to_half(x[i]);
+    out[i] = brain ? float_to_bf16(x[i]) : float_to_half(x[i]);
 }
 
 }  // namespace
@@ -123,8 +124,8 @@ void gather_rows(const float* x, std::int64_t cols, const std::int32_t* rows, in
   check_launch("gather_rows");
 }
 
-void to_half(const float* x, std::int64_t n, std::uint16_t* out, cudaStream_t stream) {
-  to_half_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(x, n, out);
+void to_half(const float* x, std::int64_t n, std::uint16_t* out, bool brain, cudaStream_t stream) {
+  to_half_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(x, n, out, brain);
   check_launch("to_half");
 }
 

@@ -1,4 +1,4 @@
-// Kernels that read stored f16 / int8 / int4 weights (weight_format.hpp; quantized ones in groups
+// Kernels that read stored f16 / bf16 / int8 / int4 weights (weight_format.hpp; quantized ones in groups
 // of 32 with one f16 scale): products for a few tokens straight from the stored weights, and
 // int8 / int4 expanded to f16 for cuBLAS when many tokens share a weight.
 #include <utility>
@@ -14,7 +14,9 @@ namespace {
 constexpr int kThreads = 256;
 // Bytes one group of 32 weights takes in each stored format (scales apart).
 __host__ __device__ constexpr int group_bytes(WeightFormat f) {
-  return f == WeightFormat::f16 ? 2 * kQuantGroup : f == WeightFormat::q8 ? kQuantGroup : kQuantGroup / 2;
+  return f == WeightFormat::f16 || f == WeightFormat::bf16 ? 2 * kQuantGroup
+         : f == WeightFormat::q8                          ? kQuantGroup
+                                                          : kQuantGroup / 2;
 }
 
 // The 32 stored values of group `g` (a row-major group index), before any scale.
@@ -22,13 +24,16 @@ template <WeightFormat F>
 __device__ __forceinline__ void load_group(const std::uint8_t* quants, std::int64_t g, float (&w)[kQuantGroup]) {
   constexpr int kGroupBytesQ4 = group_bytes(WeightFormat::q4);
   const uint4* p = reinterpret_cast<const uint4*>(quants + g * group_bytes(F));
-  if constexpr (F == WeightFormat::f16) {
+  if constexpr (F == WeightFormat::f16 || F == WeightFormat::bf16) {
 #pragma unroll
     for (int part = 0; part < 4; ++part) {
       const uint4 v = p[part];
       const std::uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-      for (int j = 0; j < 8; ++j) w[8 * part + j] = half_to_float(std::uint16_t(words[j / 2] >> (16 * (j % 2))));
+      for (int j = 0; j < 8; ++j) {
+        const auto bits = std::uint16_t(words[j / 2] >> (16 * (j % 2)));
+        w[8 * part + j] = F == WeightFormat::f16 ? half_to_float(bits) : bf16_to_float(bits);
+      }
     }
   } else if constexpr (F == WeightFormat::q4) {
     const uint4 packed = p[0];
@@ -52,7 +57,7 @@ __device__ __forceinline__ void load_group(const std::uint8_t* quants, std::int6
 
 // One warp per output row; its lanes take the row's groups in turn (neighbouring lanes read
 // neighbouring groups, so a warp's loads are one contiguous run), each group's 32 weights are
-// expanded in registers and dotted with every token's 32 inputs. f16 weights have no scales.
+// expanded in registers and dotted with every token's 32 inputs. f16/bf16 weights have no scales.
 template <int Tokens, WeightFormat F>
 __global__ void gemv_kernel(const std::uint8_t* quants, const std::uint16_t* scales, std::int64_t rows, std::int64_t cols,
                             const float* x, float* out) {
@@ -64,7 +69,7 @@ __global__ void gemv_kernel(const std::uint8_t* quants, const std::uint16_t* sca
   for (std::int64_t g = lane; g < groups; g += 32) {
     float w[kQuantGroup];
     load_group<F>(quants, row * groups + g, w);
-    const float scale = F == WeightFormat::f16 ? 1.0f : half_to_float(scales[row * groups + g]);
+    const float scale = F == WeightFormat::f16 || F == WeightFormat::bf16 ? 1.0f : half_to_float(scales[row * groups + g]);
 #pragma unroll
     for (int t = 0; t < Tokens; ++t) {
       const float4* in = reinterpret_cast<const float4*>(x + t * cols + g * kQuantGroup);
@@ -110,6 +115,7 @@ void launch_gemv(const WeightView& w, const float* x, float* out, cudaStream_t s
     case WeightFormat::f16: gemv_kernel<Tokens, WeightFormat::f16><<<blocks, kThreads, 0, stream>>>(q, s, w.rows, w.cols, x, out); break;
     case WeightFormat::q8: gemv_kernel<Tokens, WeightFormat::q8><<<blocks, kThreads, 0, stream>>>(q, s, w.rows, w.cols, x, out); break;
     case WeightFormat::q4: gemv_kernel<Tokens, WeightFormat::q4><<<blocks, kThreads, 0, stream>>>(q, s, w.rows, w.cols, x, out); break;
+    case WeightFormat::bf16: gemv_kernel<Tokens, WeightFormat::bf16><<<blocks, kThreads, 0, stream>>>(q, s, w.rows, w.cols, x, out); break;
     case WeightFormat::f32: break;  // cuBLAS's
   }
 }

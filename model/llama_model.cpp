@@ -102,7 +102,7 @@ WeightFormat weight_format_for(const std::string& name, const LlamaConfig& confi
   const bool is_classifier = name == hf_names::lm_head();
   if (name.ends_with("norm.weight")) return WeightFormat::f32;
   WeightFormat f = options.linear;
-  if (is_embedding) f = f == WeightFormat::f32 ? WeightFormat::f32 : WeightFormat::f16;
+  if (is_embedding && !is_float_format(f)) f = WeightFormat::f16;
   if (is_classifier && f == WeightFormat::q4) f = WeightFormat::q8;
   const int width = name.ends_with("down_proj.weight") ? config.intermediate_size : config.hidden_size;
   return format_fits(f, width) ? f : WeightFormat::f16;

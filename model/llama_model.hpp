@@ -43,8 +43,9 @@ std::vector<LayerRange> split_layers(int layers, int stages);
 std::string layers_text(LayerRange range);
 
 struct ModelOptions {
-  // Format of the linear layers. Norms stay f32; the embedding is f32, or f16 when the linear
-  // layers are compressed; an untied classifier keeps at least int8 (int4 costs it accuracy).
+  // Format of the linear layers. Norms stay f32; the embedding takes the linear layers' format,
+  // or f16 when they are quantized; an untied classifier keeps at least int8 (int4 costs it
+  // accuracy).
   WeightFormat linear = WeightFormat::f32;
   DType kv_cache = DType::f32;  // f32 or f16
   // Offloading: the decoder layers and the classifier may stream from the `banyan convert` file
@@ -56,8 +57,8 @@ struct ModelOptions {
   TensorShard shard;
 };
 
-// The format ModelOptions give one tensor: norms f32; the embedding f32, or f16 when the linear
-// layers are compressed; an untied classifier at least int8; every other matrix options.linear.
+// The format ModelOptions give one tensor: norms f32; the embedding options.linear, or f16 when
+// that is quantized; an untied classifier at least int8; every other matrix options.linear.
 // Matrices whose width cannot be grouped fall back to f16.
 WeightFormat weight_format_for(const std::string& name, const LlamaConfig& config, const ModelOptions& options);
 

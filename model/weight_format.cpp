@@ -13,6 +13,7 @@ std::string_view format_name(WeightFormat f) {
   switch (f) {
     case WeightFormat::f32: return "f32";
     case WeightFormat::f16: return "f16";
+    case WeightFormat::bf16: return "bf16";
     case WeightFormat::q8: return "int8";
     case WeightFormat::q4: return "int4";
   }
@@ -22,6 +23,7 @@ std::string_view format_name(WeightFormat f) {
 std::optional<WeightFormat> parse_format(std::string_view name) {
   if (name == "f32") return WeightFormat::f32;
   if (name == "f16") return WeightFormat::f16;
+  if (name == "bf16") return WeightFormat::bf16;
   if (name == "int8" || name == "q8") return WeightFormat::q8;
   if (name == "int4" || name == "q4") return WeightFormat::q4;
   return std::nullopt;
@@ -30,7 +32,8 @@ std::optional<WeightFormat> parse_format(std::string_view name) {
 double bits_per_weight(WeightFormat f) {
   switch (f) {
     case WeightFormat::f32: return 32;
-    case WeightFormat::f16: return 16;
+    case WeightFormat::f16:
+    case WeightFormat::bf16: return 16;
     case WeightFormat::q8: return 8 + 16.0 / kQuantGroup;
     case WeightFormat::q4: return 4 + 16.0 / kQuantGroup;
   }
@@ -43,7 +46,8 @@ std::size_t align64(std::size_t n) { return (n + 63) / 64 * 64; }
 int bits_per_value(WeightFormat f) {
   switch (f) {
     case WeightFormat::f32: return 32;
-    case WeightFormat::f16: return 16;
+    case WeightFormat::f16:
+    case WeightFormat::bf16: return 16;
     case WeightFormat::q8: return 8;
     case WeightFormat::q4: return 4;
   }
@@ -55,7 +59,8 @@ std::size_t quant_bytes(WeightFormat f, std::int64_t rows, std::int64_t cols) {
   const auto n = std::size_t(rows * cols);
   switch (f) {
     case WeightFormat::f32: return n * 4;
-    case WeightFormat::f16: return n * 2;
+    case WeightFormat::f16:
+    case WeightFormat::bf16: return n * 2;
     case WeightFormat::q8: return align64(n);
     case WeightFormat::q4: return align64(n / 2);
   }
@@ -64,7 +69,7 @@ std::size_t quant_bytes(WeightFormat f, std::int64_t rows, std::int64_t cols) {
 
 std::size_t format_bytes(WeightFormat f, std::int64_t rows, std::int64_t cols) {
   const std::size_t q = quant_bytes(f, rows, cols);
-  if (f == WeightFormat::f32 || f == WeightFormat::f16) return q;
+  if (is_float_format(f)) return q;
   return q + align64(std::size_t(rows * cols / kQuantGroup) * 2);
 }
 
@@ -75,7 +80,7 @@ const std::uint16_t* WeightData::scales() const {
 }
 
 bool format_fits(WeightFormat f, std::int64_t cols) {
-  return f == WeightFormat::f32 || f == WeightFormat::f16 || cols % kQuantGroup == 0;
+  return is_float_format(f) || cols % kQuantGroup == 0;
 }
 
 namespace {
@@ -140,9 +145,9 @@ WeightData encode(HostTensor t, WeightFormat f) {
   }
   const std::size_t size = format_bytes(f, w.rows, w.cols);
   auto buffer = aligned_buffer(size);
-  if (f == WeightFormat::f16) {
+  if (f == WeightFormat::f16 || f == WeightFormat::bf16) {
     auto* out = reinterpret_cast<std::uint16_t*>(buffer.get());
-    for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(t.data[i]);
+    for (std::size_t i = 0; i < n; ++i) out[i] = f == WeightFormat::f16 ? f32_to_f16(t.data[i]) : f32_to_bf16(t.data[i]);
   } else {
     quantize_rows(t.data.data(), w.rows, w.cols, f, buffer.get(),
                   reinterpret_cast<std::uint16_t*>(buffer.get() + quant_bytes(f, w.rows, w.cols)));
@@ -153,7 +158,7 @@ WeightData encode(HostTensor t, WeightFormat f) {
 }
 
 WeightData slice(const WeightData& w, std::int64_t row0, std::int64_t rows, std::int64_t col0, std::int64_t cols) {
-  const bool quantized = w.format == WeightFormat::q8 || w.format == WeightFormat::q4;
+  const bool quantized = !is_float_format(w.format);
   if (row0 < 0 || rows < 1 || row0 + rows > w.rows || col0 < 0 || cols < 1 || col0 + cols > w.cols ||
       (quantized && (col0 % kQuantGroup != 0 || cols % kQuantGroup != 0)))
     throw Error("cannot cut rows " + std::to_string(row0) + "+" + std::to_string(rows) + ", columns " +
@@ -189,7 +194,9 @@ void decode_row(const WeightData& w, std::int64_t r, float* out) {
       std::memcpy(out, w.bytes.data() + r * k * 4, std::size_t(k) * 4);
       return;
     case WeightFormat::f16:
-      convert_to_f32(DType::f16, w.bytes.data() + r * k * 2, {out, std::size_t(k)});
+    case WeightFormat::bf16:
+      convert_to_f32(w.format == WeightFormat::f16 ? DType::f16 : DType::bf16, w.bytes.data() + r * k * 2,
+                     {out, std::size_t(k)});
       return;
     case WeightFormat::q8: {
       const auto* q = reinterpret_cast<const std::int8_t*>(w.quants()) + r * k;

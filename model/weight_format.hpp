@@ -1,6 +1,6 @@
 #pragma once
 // How a weight matrix is stored for the backends, and the conversions into each format.
-//   f32, f16: row-major values.
+//   f32, f16, bf16: row-major values.
 //   q8: groups of 32 along each row; per group one f16 scale and 32 int8 values,
 //       w = q * scale (symmetric, q in [-127, 127]).
 //   q4: groups of 32 along each row; per group one f16 scale and 16 bytes: byte j holds weight j
@@ -23,8 +23,12 @@
 namespace banyan {
 
 std::string_view format_name(WeightFormat f);
-// Parses "f32", "f16", "int8"/"q8", "int4"/"q4".
+// Parses "f32", "f16", "bf16", "int8"/"q8", "int4"/"q4".
 std::optional<WeightFormat> parse_format(std::string_view name);
+// f32, f16 or bf16: plain values, no groups or scales.
+constexpr bool is_float_format(WeightFormat f) {
+  return f == WeightFormat::f32 || f == WeightFormat::f16 || f == WeightFormat::bf16;
+}
 // Bits a weight costs in this format, scales included (for reports: q4 is 4.5).
 double bits_per_weight(WeightFormat f);
 

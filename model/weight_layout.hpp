@@ -5,7 +5,7 @@
 
 namespace banyan {
 
-enum class WeightFormat : std::uint8_t { f32, f16, q8, q4 };
+enum class WeightFormat : std::uint8_t { f32, f16, q8, q4, bf16 };
 inline constexpr int kQuantGroup = 32;
 
 }  // namespace banyan

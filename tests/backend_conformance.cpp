@@ -80,12 +80,13 @@ struct Weight {
 };
 
 // How far a product may be from the exact one, as a share of sum |w * x|: the CPU backend
-// multiplies int8/int4 weights with activations rounded to int8; cuBLAS's f16 path rounds them
-// to f16.
+// multiplies int8/int4 weights with activations rounded to int8; cuBLAS's f16 and bf16 paths
+// round them to f16 and bf16.
 double product_tolerance(WeightFormat f) {
   switch (f) {
     case WeightFormat::f32: return 3e-5;
     case WeightFormat::f16: return 2e-3;
+    case WeightFormat::bf16: return 8e-3;  // cuBLAS rounds the activations to bf16 (8 significant bits)
     default: return 1e-2;
   }
 }
@@ -104,7 +105,7 @@ BOOST_AUTO_TEST_CASE(matmul_matches_the_decoded_weights_in_every_format) {
   struct Shape {
     std::int64_t rows, cols;
   };
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4})
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4})
     for (Shape s : {Shape{37, 64}, Shape{5, 256}, Shape{64, 96}, Shape{33, 50}}) {
       if (!format_fits(f, s.cols)) continue;
       const Weight w(s.rows, s.cols, f, rng);
@@ -133,7 +134,7 @@ BOOST_AUTO_TEST_CASE(matmul_matches_the_decoded_weights_in_every_format) {
 
 BOOST_AUTO_TEST_CASE(embedding_rows_are_the_stored_rows) {
   std::mt19937 rng(2);
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
     const Weight table(50, 64, f, rng);
     ForwardBatch batch;
     for (int token : {0, 49, 7, 7, 23}) batch.add_causal(token, 0, int(batch.size()), false);
@@ -394,7 +395,7 @@ LlamaConfig conformance_config() {
 BOOST_AUTO_TEST_CASE(model_logits_match_the_cpu_backend, *utf::precondition(not_the_cpu)) {
   const RandomWeights weights(conformance_config(), 11);
   const auto cpu = make_backend("cpu", 2);
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
     BOOST_TEST_CONTEXT(format_name(f)) {
       ModelOptions o;
       o.linear = f;

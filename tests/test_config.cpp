@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
          "/etc/banyan/serve.yaml:4:27: key 'limits.max_requests_per_batch': expected an integer, got 'lots'");
   expect("model:\n  path: x\nlimts:\n  max_requests_per_batch: 4\n", "serve.yaml:3:1: key 'limts': unknown key");
   expect("model:\n  path: x\nserver:\n  prot: 80\n", "serve.yaml:4:3: key 'server.prot': unknown key (expected one of:");
-  expect("model:\n  path: x\n  dtype: int3\n", "key 'model.dtype': must be f32, f16, int8 or int4, got 'int3'");
+  expect("model:\n  path: x\n  dtype: int3\n", "key 'model.dtype': must be f32, f16, bf16, int8 or int4, got 'int3'");
   expect("model:\n  dtype: f16\n", "key 'model': missing 'path'");
   expect("model: [a, b]\n", "serve.yaml:1:8: key 'model': expected a mapping of keys");
   expect("model:\n  path: x\nserver:\n  port: 70000\n", "key 'server.port': must be 0 (any free port) to 65535");

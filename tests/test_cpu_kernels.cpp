@@ -180,7 +180,7 @@ BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
 BOOST_AUTO_TEST_CASE(quantization_error_is_within_half_a_step) {
   std::mt19937 rng(3);
   const HostTensor t = random_matrix(5, 96, rng);
-  for (WeightFormat f : {WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+  for (WeightFormat f : {WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
     const WeightData w = encode(t, f);
     BOOST_TEST(w.bytes.size() == format_bytes(f, 5, 96));
     std::vector<float> row(96);
@@ -191,7 +191,10 @@ BOOST_AUTO_TEST_CASE(quantization_error_is_within_half_a_step) {
         for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(t.data[std::size_t(r * 96 + gi * 32 + i)]));
         // int4 maps the largest magnitude to -8 (16 levels); a weight as large on the other side
         // is clipped at +7, a whole step off. Everything else rounds to within half a step.
-        const float step = f == WeightFormat::q8 ? amax / 127 : f == WeightFormat::q4 ? amax / 8 : amax / 1024;
+        const float step = f == WeightFormat::q8 ? amax / 127
+                           : f == WeightFormat::q4 ? amax / 8
+                           : f == WeightFormat::bf16 ? amax / 128  // 8 significant bits
+                                                     : amax / 1024;
         const float bound = f == WeightFormat::q4 ? step * 1.01f : step * 0.51f;
         for (int i = 0; i < 32; ++i) {
           const std::size_t at = std::size_t(r * 96 + gi * 32 + i);
@@ -210,7 +213,7 @@ BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
     ThreadPool pool(threads);
     for (const KernelSet* ks : kernel_sets()) {
       Matmul mm(*ks, pool);
-      for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4})
+      for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4})
         for (std::int64_t n : {1, 37, 130})
           for (std::int64_t m : {1, 2, 3, 5, 16, 33}) {
             const std::int64_t k = 160;
@@ -251,7 +254,7 @@ BOOST_AUTO_TEST_CASE(a_product_is_the_same_function_at_every_token_count) {
   ThreadPool pool(2);
   Matmul mm(best_kernels(), pool);
   for (std::int64_t k : {96, 3072})
-    for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+    for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
       const std::int64_t n = 24;
       const WeightData w = encode(random_matrix(n, k, rng), f);
       for (std::int64_t m : {2, 7, 15, 16, 40}) {
@@ -262,7 +265,7 @@ BOOST_AUTO_TEST_CASE(a_product_is_the_same_function_at_every_token_count) {
           mm.run(w, x.data() + t * k, 1, alone.data());
           for (std::int64_t j = 0; j < n; ++j) {
             const float a = alone[std::size_t(j)], b = together[std::size_t(t * n + j)];
-            const bool exact = f != WeightFormat::f32 && f != WeightFormat::f16 && m < sgemm_threshold(f);
+            const bool exact = !is_float_format(f) && m < sgemm_threshold(f);
             // Float rounding in a dot of k unit normals (its size ~sqrt(k)).
             const float rounding = 3e-5f * std::sqrt(float(k));
             BOOST_TEST_REQUIRE((exact ? a == b : std::abs(a - b) <= rounding),
@@ -278,7 +281,7 @@ BOOST_AUTO_TEST_CASE(grouped_products_match_separate_ones) {
   ThreadPool pool(3);
   Matmul mm(best_kernels(), pool);
   const std::int64_t k = 96;
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4})
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4})
     for (std::int64_t m : {1, 3, 7, 20}) {
       std::vector<WeightData> ws;
       for (std::int64_t n : {40, 13, 13}) ws.push_back(encode(random_matrix(n, k, rng), f));

@@ -51,7 +51,7 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(f16_logits_within_one_percent_of_f32) {
+BOOST_AUTO_TEST_CASE(f16_and_bf16_logits_within_one_percent_of_f32) {
   auto be = backend();
   const RandomWeights random(llama_68m_shape(), 3);
   std::vector<std::int32_t> tokens;
@@ -62,7 +62,12 @@ BOOST_AUTO_TEST_CASE(f16_logits_within_one_percent_of_f32) {
   const double err = relative_error(all_logits(f16, tokens), all_logits(f32, tokens));
   BOOST_TEST_MESSAGE("llama-68m shape, f16 vs f32: max |logit error| / max |logit| = " << err);
   BOOST_TEST(err < 1e-2);
-  // The KV cache in f16 costs no more than that either.
+  // bf16 keeps 8 significant bits to f16's 11 (and f32's range).
+  LlamaModel bf16(random, *be, {WeightFormat::bf16});
+  const double bf16_err = relative_error(all_logits(bf16, tokens), all_logits(f32, tokens));
+  BOOST_TEST_MESSAGE("llama-68m shape, bf16 vs f32: " << bf16_err);
+  BOOST_TEST(bf16_err < 1e-2);
+  // The KV cache in f16 costs no more than f16 weights either.
   LlamaModel f16_kv(random, *be, {WeightFormat::f32, DType::f16});
   BOOST_TEST(relative_error(all_logits(f16_kv, tokens), all_logits(f32, tokens)) < 1e-2);
 }
@@ -95,7 +100,7 @@ BOOST_AUTO_TEST_CASE(converted_files_load_to_the_same_model) {
   auto be = backend();
   auto original = open_weights(test::fixtures_dir() / "tiny-llama");
   const std::vector<std::int32_t> tokens = {1, 9, 44, 100, 3, 5, 70};
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
     const auto file = dir / (std::string(format_name(f)) + ".banyan");
     write_converted(EncodedWeights(*original, {f}), file);
     auto converted = open_weights(file);
@@ -136,7 +141,7 @@ BOOST_AUTO_TEST_CASE(damaged_converted_files_name_the_problem) {
 BOOST_AUTO_TEST_CASE(a_slice_holds_the_same_weights_as_the_band_it_was_cut_from) {
   HostTensor t{{6, 128}, std::vector<float>(6 * 128)};
   for (std::size_t i = 0; i < t.data.size(); ++i) t.data[i] = std::sin(float(i) * 0.37f);
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::q8, WeightFormat::q4}) {
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
     const WeightData whole = encode(t, f);
     const WeightData band = slice(whole, 2, 3, 64, 64);  // rows 2-4, columns 64-127
     BOOST_TEST((band.rows == 3 && band.cols == 64 && band.format == f));

@@ -22,7 +22,7 @@ void add_model_options(Options& o) {
   o.add("--tokenizer", "FILE", "SentencePiece tokenizer.model (default: tokenizer.model beside the weights)");
   o.add("--dtype", "f32|f16|bf16|int8|int4", "format of the linear layers' weights", "f32");
   o.add("--ssm-dtype", "f32|f16|bf16|int8|int4", "format of the SSMs' linear layers (default: --dtype)");
-  o.add("--kv-dtype", "f32|f16", "element type of the KV cache", "f32");
+  o.add("--kv-dtype", "f32|f16|bf16", "element type of the KV cache", "f32");
   o.add("--memory-budget", "MIB",
         "offload the LLM: at most MIB of its weights in memory at once, the rest streaming from its "
         "`banyan convert` file (default 0: all resident)");
@@ -58,9 +58,7 @@ namespace {
 ModelOptions model_options(const Options& o, bool ssm) {
   ModelOptions m;
   m.linear = format_option(o, ssm && o.has("--ssm-dtype") ? "--ssm-dtype" : "--dtype");
-  const std::string kv = o.text("--kv-dtype");
-  if (kv != "f32" && kv != "f16") throw UsageError("--kv-dtype must be f32 or f16, got '" + kv + "'");
-  m.kv_cache = kv == "f16" ? DType::f16 : DType::f32;
+  m.kv_cache = parse_kv_dtype_value("--kv-dtype", o.text("--kv-dtype"));
   return m;
 }
 

@@ -16,6 +16,13 @@ WeightFormat parse_format_value(const std::string& option, const std::string& va
 
 WeightFormat format_option(const Options& o, const std::string& name) { return parse_format_value(name, o.text(name)); }
 
+DType parse_kv_dtype_value(const std::string& option, const std::string& value) {
+  if (value == "f32") return DType::f32;
+  if (value == "f16") return DType::f16;
+  if (value == "bf16") return DType::bf16;
+  throw UsageError(option + " must be f32, f16 or bf16, got '" + value + "'");
+}
+
 void add_generation_options(Options& o) {
   o.add("--mode", "speculative|incremental", "decoding mode (default: speculative when the model has SSMs)");
   o.add("--prompt", "TEXT", "the prompt", "Once upon a time");

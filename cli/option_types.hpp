@@ -9,9 +9,11 @@
 
 namespace banyan::cli {
 
-// A weight format option: f32, f16, int8 (q8) or int4 (q4).
+// A weight format option: f32, f16, bf16, int8 (q8) or int4 (q4).
 WeightFormat format_option(const Options& o, const std::string& name);
 WeightFormat parse_format_value(const std::string& option, const std::string& value);
+// A KV cache element type (--kv-dtype, compute.kv_dtype): f32, f16 or bf16.
+DType parse_kv_dtype_value(const std::string& option, const std::string& value);
 // --device: "cpu" or "cuda".
 std::string device_option(const Options& o);
 // "HOST:PORT" of `option`; throws UsageError naming it otherwise.

@@ -86,7 +86,7 @@ ModelChoice model_choice(const config::ServeConfig& c) {
   auto model = [&](const config::ModelConfig& m, const std::string& key) {
     ModelChoice::Model out{m.path, {}};
     out.options.linear = parse_format_value(key, m.dtype);
-    out.options.kv_cache = c.compute.kv_dtype == "f16" ? DType::f16 : DType::f32;
+    out.options.kv_cache = parse_kv_dtype_value("compute.kv_dtype", c.compute.kv_dtype);
     return out;
   };
   ModelChoice choice;

@@ -81,7 +81,8 @@ void validate(const ServeConfig& c) {
   check(l.max_new_tokens >= 1, src, "limits.max_new_tokens", "must be positive");
   check(c.compute.device == "cpu" || c.compute.device == "cuda", src, "compute.device", "must be cpu or cuda");
   check(c.compute.threads >= 0, src, "compute.threads", "must be 0 (one per core) or more");
-  check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16", src, "compute.kv_dtype", "must be f32 or f16");
+  check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16" || c.compute.kv_dtype == "bf16", src,
+        "compute.kv_dtype", "must be f32, f16 or bf16");
   check(c.compute.pipeline_stages >= 1 && c.compute.pipeline_stages <= 64, src, "compute.pipeline_stages",
         "must be 1 to 64");
   check(!c.compute.offload || c.compute.device_memory_budget > 0, src, "compute.device_memory_budget",
@@ -134,7 +135,7 @@ ServeConfig read_serve(Section& top, const std::string& source, bool cluster) {
   Section comp = top.child("compute");
   comp.read("device", c.compute.device, "cpu or cuda");
   comp.read("threads", c.compute.threads, "an integer");
-  comp.read("kv_dtype", c.compute.kv_dtype, "f32 or f16");
+  comp.read("kv_dtype", c.compute.kv_dtype, "f32, f16 or bf16");
   comp.read("pipeline_stages", c.compute.pipeline_stages, "an integer");
   comp.read("offload", c.compute.offload, "true or false");
   comp.read("device_memory_budget", c.compute.device_memory_budget, "an integer (MiB)");

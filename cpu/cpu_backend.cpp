@@ -46,9 +46,7 @@ class CpuKvCache : public KvCache {
       : spec_(spec),
         elem_(dtype_size(spec.dtype)),
         keys_(std::size_t(spec.layers) * spec.slots * spec.kv_heads * spec.capacity * spec.head_dim * elem_),
-        values_(keys_.size()) {
-    if (spec.dtype == DType::bf16) throw Error("cpu: the KV cache holds f32 or f16, not bf16");
-  }
+        values_(keys_.size()) {}
 
   const KvCacheSpec& spec() const override { return spec_; }
   std::size_t bytes() const override { return 2 * keys_.size(); }
@@ -66,7 +64,8 @@ class CpuKvCache : public KvCache {
         std::memcpy(dst, from, head_bytes());
       } else {
         auto* half = reinterpret_cast<std::uint16_t*>(dst);
-        for (int i = 0; i < spec_.head_dim; ++i) half[i] = f32_to_f16(from[i]);
+        const bool brain = spec_.dtype == DType::bf16;
+        for (int i = 0; i < spec_.head_dim; ++i) half[i] = brain ? f32_to_bf16(from[i]) : f32_to_f16(from[i]);
       }
     }
   }
@@ -167,7 +166,9 @@ class CpuBackend : public Backend {
     }
     const int head_dim = kv.spec().head_dim;
     const int heads = int(q.cols / head_dim), group = heads / kv.spec().kv_heads;
-    const bool half = kv.spec().dtype == DType::f16;
+    const KvElement element = kv.spec().dtype == DType::f16    ? KvElement::f16
+                              : kv.spec().dtype == DType::bf16 ? KvElement::bf16
+                                                               : KvElement::f32;
     const float scale = 1.0f / std::sqrt(float(head_dim));
     // One task per token and key/value head: the heads of a group share its rows' reads.
     const int kv_heads = kv.spec().kv_heads;
@@ -186,11 +187,11 @@ class CpuBackend : public Backend {
         scores.resize(std::max<std::size_t>(scores.size(), std::size_t(group) * (std::size_t(visible) + 1)));
         if (visible > 0)
           kernels_.attend(qg, group, kv.key(layer, slot, kvh, 0), kv.value(layer, slot, kvh, 0), head_dim, visible,
-                          head_dim, scale, half, scores.data(), states.data());
+                          head_dim, scale, element, scores.data(), states.data());
         for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1) {
           const int r = visible + __builtin_ctzll(m);
           kernels_.attend(qg, group, kv.key(layer, slot, kvh, r), kv.value(layer, slot, kvh, r), head_dim, 1, head_dim,
-                          scale, half, scores.data(), states.data());
+                          scale, element, scores.data(), states.data());
         }
         for (int h = 0; h < group; ++h) {
           const float inv = 1.0f / states[std::size_t(h)].l;

@@ -228,8 +228,12 @@ inline __m256 exp_ps(__m256 x) {
 }
 
 // 8 keys or values of a row, as f32.
-inline __m256 load8(const void* rows, bool half, std::int64_t at) {
-  return half ? load8(static_cast<const std::uint16_t*>(rows) + at) : load8(static_cast<const float*>(rows) + at);
+inline __m256 load8(const void* rows, KvElement element, std::int64_t at) {
+  switch (element) {
+    case KvElement::f16: return load8(static_cast<const std::uint16_t*>(rows) + at);
+    case KvElement::bf16: return load8(static_cast<const Bf16*>(rows) + at);
+    default: return load8(static_cast<const float*>(rows) + at);
+  }
 }
 
 // Eight vectors summed across their lanes at once: lane i of the result is the sum of v[i].
@@ -243,9 +247,9 @@ inline __m256 sum_lanes8(const __m256 (&v)[8]) {
 // of 8 key rows at a time for every head while they are in L1; each head's softmax, folded into
 // its state; then each value row's 8 columns at a time for up to 8 heads at once.
 void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-            int head_dim, float scale, bool half, float* scores, AttentionState* states) {
+            int head_dim, float scale, KvElement element, float* scores, AttentionState* states) {
   if (head_dim % 8 != 0)
-    return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, half, scores, states);
+    return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, element, scores, states);
   for (std::int64_t r = 0; r < count; r += 8) {
     const int rows = int(std::min<std::int64_t>(8, count - r));
     for (int h = 0; h < heads; ++h) {
@@ -254,7 +258,7 @@ void attend(const float* q, int heads, const void* k, const void* v, std::int64_
         acc[i] = _mm256_setzero_ps();
         if (i < rows)
           for (int d = 0; d < head_dim; d += 8)
-            acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d), load8(k, half, (r + i) * stride + d), acc[i]);
+            acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d), load8(k, element, (r + i) * stride + d), acc[i]);
       }
       alignas(32) float block[8];
       _mm256_store_ps(block, _mm256_mul_ps(sum_lanes8(acc), _mm256_set1_ps(scale)));
@@ -287,7 +291,7 @@ void attend(const float* q, int heads, const void* k, const void* v, std::int64_
       __m256 o[H];
       for (int j = 0; j < H; ++j) o[j] = j < n ? _mm256_loadu_ps(states[g + j].o + d) : _mm256_setzero_ps();
       for (std::int64_t row = 0; row < count; ++row) {
-        const __m256 vv = load8(v, half, row * stride + d);
+        const __m256 vv = load8(v, element, row * stride + d);
         for (int j = 0; j < H; ++j)
           if (j < n) o[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (g + j) * count + row), vv, o[j]);
       }

@@ -313,9 +313,12 @@ inline __m512 exp_ps(__m512 x) {
 }
 
 // 16 keys or values of a row, as f32.
-inline __m512 load16(const void* rows, bool half, std::int64_t at) {
-  return half ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const std::uint16_t*>(rows) + at)))
-              : _mm512_loadu_ps(static_cast<const float*>(rows) + at);
+inline __m512 load16(const void* rows, KvElement element, std::int64_t at) {
+  switch (element) {
+    case KvElement::f16: return load16(static_cast<const std::uint16_t*>(rows) + at);
+    case KvElement::bf16: return load16(static_cast<const Bf16*>(rows) + at);
+    default: return load16(static_cast<const float*>(rows) + at);
+  }
 }
 
 // Sixteen vectors summed across their lanes at once: lane i of the result is the sum of v[i].
@@ -335,13 +338,13 @@ inline __m512 sum_lanes16(const __m512 (&v)[16]) {
 
 // Scores of one head against 16 key rows from `first` (rows past `rows` count zero).
 template <int C>
-inline __m512 block_scores(const float* q, const void* k, std::int64_t stride, std::int64_t first, int rows, bool half) {
+inline __m512 block_scores(const float* q, const void* k, std::int64_t stride, std::int64_t first, int rows, KvElement element) {
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) {
     acc[i] = _mm512_setzero_ps();
     if (i < rows)
       for (int c = 0; c < C; ++c)
-        acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q + c * 16), load16(k, half, (first + i) * stride + c * 16), acc[i]);
+        acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q + c * 16), load16(k, element, (first + i) * stride + c * 16), acc[i]);
   }
   return sum_lanes16(acc);
 }
@@ -379,14 +382,14 @@ void fold_scores(float* s, std::int64_t count, int head_dim, AttentionState& st)
 // heads as 16 accumulators hold.
 template <int C>
 void attend_heads(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-                  float scale, bool half, float* scores, AttentionState* states) {
+                  float scale, KvElement element, float* scores, AttentionState* states) {
   constexpr int head_dim = 16 * C, H = C >= 16 ? 1 : 16 / C;
   const __m512 scale_v = _mm512_set1_ps(scale);
   for (std::int64_t r = 0; r < count; r += 16) {
     const int rows = int(std::min<std::int64_t>(16, count - r));
     for (int h = 0; h < heads; ++h)
       _mm512_mask_storeu_ps(scores + h * count + r, __mmask16((1u << rows) - 1),
-                            _mm512_mul_ps(block_scores<C>(q + h * head_dim, k, stride, r, rows, half), scale_v));
+                            _mm512_mul_ps(block_scores<C>(q + h * head_dim, k, stride, r, rows, element), scale_v));
   }
   for (int h = 0; h < heads; ++h) fold_scores(scores + h * count, count, head_dim, states[h]);
   for (int g = 0; g < heads; g += H) {
@@ -397,7 +400,7 @@ void attend_heads(const float* q, int heads, const void* k, const void* v, std::
         for (int c = 0; c < C; ++c) o[j][c] = _mm512_loadu_ps(states[g + j].o + c * 16);
     for (std::int64_t row = 0; row < count; ++row)
       for (int c = 0; c < C; ++c) {
-        const __m512 vv = load16(v, half, row * stride + c * 16);
+        const __m512 vv = load16(v, element, row * stride + c * 16);
         for (int j = 0; j < H; ++j)
           if (j < n) o[j][c] = _mm512_fmadd_ps(_mm512_set1_ps(scores[(g + j) * count + row]), vv, o[j][c]);
       }
@@ -413,11 +416,11 @@ constexpr auto attend_table(std::integer_sequence<int, C...>) {
 }
 
 void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-            int head_dim, float scale, bool half, float* scores, AttentionState* states) {
+            int head_dim, float scale, KvElement element, float* scores, AttentionState* states) {
   static constexpr auto by_chunks = attend_table(std::make_integer_sequence<int, 16>{});  // head_dim 16..256
   if (head_dim % 16 != 0 || head_dim > 256)
-    return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, half, scores, states);
-  by_chunks[std::size_t(head_dim / 16 - 1)](q, heads, k, v, stride, count, scale, half, scores, states);
+    return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, element, scores, states);
+  by_chunks[std::size_t(head_dim / 16 - 1)](q, heads, k, v, stride, count, scale, element, scores, states);
 }
 
 }  // namespace

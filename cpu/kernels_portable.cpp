@@ -92,16 +92,20 @@ void expand_q4(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, f
   }
 }
 
-float element(const void* rows, bool half, std::int64_t i) {
-  return half ? f16_to_f32(static_cast<const std::uint16_t*>(rows)[i]) : static_cast<const float*>(rows)[i];
+float value_at(const void* rows, KvElement element, std::int64_t i) {
+  switch (element) {
+    case KvElement::f16: return f16_to_f32(static_cast<const std::uint16_t*>(rows)[i]);
+    case KvElement::bf16: return static_cast<const Bf16*>(rows)[i].value();
+    default: return static_cast<const float*>(rows)[i];
+  }
 }
 
 void attend_one(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
-                float scale, bool half, float* scores, AttentionState& st) {
+                float scale, KvElement element, float* scores, AttentionState& st) {
   float block_max = -INFINITY;
   for (std::int64_t r = 0; r < count; ++r) {
     double s = 0;
-    for (int d = 0; d < head_dim; ++d) s += double(q[d]) * element(k, half, r * stride + d);
+    for (int d = 0; d < head_dim; ++d) s += double(q[d]) * value_at(k, element, r * stride + d);
     scores[r] = float(s) * scale;
     block_max = std::max(block_max, scores[r]);
   }
@@ -112,15 +116,15 @@ void attend_one(const float* q, const void* k, const void* v, std::int64_t strid
   for (std::int64_t r = 0; r < count; ++r) {
     const float p = std::exp(scores[r] - m);
     st.l += p;
-    for (int d = 0; d < head_dim; ++d) st.o[d] += p * element(v, half, r * stride + d);
+    for (int d = 0; d < head_dim; ++d) st.o[d] += p * value_at(v, element, r * stride + d);
   }
   st.m = m;
 }
 
 void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-            int head_dim, float scale, bool half, float* scores, AttentionState* states) {
+            int head_dim, float scale, KvElement element, float* scores, AttentionState* states) {
   for (int h = 0; h < heads; ++h)
-    attend_one(q + h * head_dim, k, v, stride, count, head_dim, scale, half, scores + h * count, states[h]);
+    attend_one(q + h * head_dim, k, v, stride, count, head_dim, scale, element, scores + h * count, states[h]);
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ constexpr int kMaxDotRows = 4;
 constexpr int kMaxFloatDotRows = 6;
 constexpr int kDotWeightRows = 4;
 
+// The KV cache's element type.
+enum class KvElement : std::uint8_t { f32, f16, bf16 };
+
 // A softmax accumulated over blocks of rows (online softmax): after every block,
 // o / l = softmax(scores so far) · values so far.
 struct AttentionState {
@@ -59,11 +62,11 @@ struct KernelSet {
   void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   void (*expand_q4)(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   // `heads` query heads (head h at q + h * head_dim) that share one key/value head, over `count`
-  // key and value rows that lie `stride` elements apart (f16 when `half`, else f32), folded into
+  // key and value rows of type `element` that lie `stride` elements apart, folded into
   // states[h]. `scores` has room for heads * count floats. Taking a grouped-query group at once
   // lets its heads share each key and value row read.
   void (*attend)(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-                 int head_dim, float scale, bool half, float* scores, AttentionState* states);
+                 int head_dim, float scale, KvElement element, float* scores, AttentionState* states);
 };
 
 const KernelSet& portable_kernels();

@@ -46,7 +46,6 @@ class CudaBuffer : public Buffer {
 class CudaKvCache : public KvCache {
  public:
   explicit CudaKvCache(const KvCacheSpec& spec) : spec_(spec) {
-    if (spec.dtype == DType::bf16) throw Error("cuda: the KV cache holds f32 or f16, not bf16");
     if (spec.head_dim > kMaxHeadDim)
       throw Error("cuda: attention takes heads of at most " + std::to_string(kMaxHeadDim) + " dimensions; this model's have " +
                   std::to_string(spec.head_dim));
@@ -54,8 +53,8 @@ class CudaKvCache : public KvCache {
                               dtype_size(spec.dtype);
     keys_ = DeviceMemory(bytes);
     values_ = DeviceMemory(bytes);
-    view_ = {keys_.data(), values_.data(), spec.layers, spec.slots, spec.capacity, spec.kv_heads, spec.head_dim,
-             spec.dtype == DType::f16};
+    view_ = {keys_.data(),     values_.data(), spec.layers, spec.slots, spec.capacity, spec.kv_heads, spec.head_dim,
+             spec.dtype == DType::f16 ? KvElement::f16 : spec.dtype == DType::bf16 ? KvElement::bf16 : KvElement::f32};
   }
   const KvCacheSpec& spec() const override { return spec_; }
   std::size_t bytes() const override { return keys_.bytes() + values_.bytes(); }

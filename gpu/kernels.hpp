@@ -37,13 +37,15 @@ struct BatchView {
   int size = 0;
 };
 
-// Keys and values: per layer and slot, `capacity` rows of kv_heads * head_dim elements,
-// f32 or (half) f16 — the CPU backend's layout.
+// The KV cache's element type.
+enum class KvElement : std::uint8_t { f32, f16, bf16 };
+
+// Keys and values: per layer and slot, `capacity` rows of kv_heads * head_dim elements.
 struct KvView {
   void* keys = nullptr;
   void* values = nullptr;
   int layers = 0, slots = 0, capacity = 0, kv_heads = 0, head_dim = 0;
-  bool half = false;
+  KvElement element = KvElement::f32;
   BANYAN_HOST_DEVICE std::int64_t row() const { return std::int64_t(kv_heads) * head_dim; }
 };
 

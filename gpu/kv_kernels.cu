@@ -14,10 +14,23 @@ constexpr int kThreads = 256;
 constexpr int kAttentionWarps = 4;
 constexpr int kLaneValues = kMaxHeadDim / 32;
 
+// Elements as stored: f32, f16 (raw 16 bits) or bf16.
 __device__ __forceinline__ float load(const float* p) { return *p; }
 __device__ __forceinline__ float load(const std::uint16_t* p) { return half_to_float(*p); }
+__device__ __forceinline__ float load(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(std::uint16_t* p, float v) { *p = float_to_half(v); }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+// Calls launch(T{}) with the cache's element type T.
+template <typename Launch>
+void with_element(const KvView& kv, Launch&& launch) {
+  switch (kv.element) {
+    case KvElement::f16: return launch(std::uint16_t{});
+    case KvElement::bf16: return launch(__nv_bfloat16{});
+    default: return launch(float{});
+  }
+}
 
 __device__ __forceinline__ std::int64_t row_offset(const KvView& kv, int layer, int slot, int row) {
   return ((std::int64_t(layer) * kv.slots + slot) * kv.capacity + row) * kv.row();
@@ -118,10 +131,9 @@ __global__ void copy_kv_rows_kernel(KvView kv, int slot, const std::int32_t* fro
 
 void store_kv(const float* k, const float* v, const BatchView& batch, const KvView& kv, int layer, cudaStream_t stream) {
   if (batch.size == 0) return;
-  if (kv.half)
-    store_kv_kernel<std::uint16_t><<<batch.size, kThreads, 0, stream>>>(k, v, batch.slots, batch.cache_rows, kv, layer);
-  else
-    store_kv_kernel<float><<<batch.size, kThreads, 0, stream>>>(k, v, batch.slots, batch.cache_rows, kv, layer);
+  with_element(kv, [&](auto element) {
+    store_kv_kernel<decltype(element)><<<batch.size, kThreads, 0, stream>>>(k, v, batch.slots, batch.cache_rows, kv, layer);
+  });
   check_launch("store_kv");
 }
 
@@ -130,20 +142,18 @@ void attention(const float* q, int heads, const BatchView& batch, const KvView& 
   if (batch.size == 0) return;
   const dim3 grid(unsigned(heads), unsigned(batch.size));
   const float scale = 1.0f / std::sqrt(float(kv.head_dim));
-  if (kv.half)
-    attention_kernel<std::uint16_t><<<grid, 32 * kAttentionWarps, 0, stream>>>(q, batch, kv, layer, heads, scale, out);
-  else
-    attention_kernel<float><<<grid, 32 * kAttentionWarps, 0, stream>>>(q, batch, kv, layer, heads, scale, out);
+  with_element(kv, [&](auto element) {
+    attention_kernel<decltype(element)><<<grid, 32 * kAttentionWarps, 0, stream>>>(q, batch, kv, layer, heads, scale, out);
+  });
   check_launch("attention");
 }
 
 void copy_kv_rows(const KvView& kv, int slot, const std::int32_t* from_to, int moves, cudaStream_t stream) {
   if (moves == 0) return;
   const dim3 grid(blocks_for(kv.row(), kThreads), unsigned(kv.layers), 2);
-  if (kv.half)
-    copy_kv_rows_kernel<std::uint16_t><<<grid, kThreads, 0, stream>>>(kv, slot, from_to, moves);
-  else
-    copy_kv_rows_kernel<float><<<grid, kThreads, 0, stream>>>(kv, slot, from_to, moves);
+  with_element(kv, [&](auto element) {
+    copy_kv_rows_kernel<decltype(element)><<<grid, kThreads, 0, stream>>>(kv, slot, from_to, moves);
+  });
   check_launch("copy_kv_rows");
 }
 

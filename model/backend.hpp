@@ -47,7 +47,7 @@ struct KvCacheSpec {
   int capacity = 0;   // rows (tokens) per slot
   int kv_heads = 0;
   int head_dim = 0;
-  DType dtype = DType::f32;  // f32 or f16
+  DType dtype = DType::f32;  // f32, f16 or bf16
 };
 
 class KvCache {

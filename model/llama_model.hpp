@@ -47,7 +47,7 @@ struct ModelOptions {
   // or f16 when they are quantized; an untied classifier keeps at least int8 (int4 costs it
   // accuracy).
   WeightFormat linear = WeightFormat::f32;
-  DType kv_cache = DType::f32;  // f32 or f16
+  DType kv_cache = DType::f32;  // f32, f16 or bf16
   // Offloading: the decoder layers and the classifier may stream from the `banyan convert` file
   // they are read from, paged under a memory budget once page_models() is given the model.
   bool offload = false;

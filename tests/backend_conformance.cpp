@@ -268,7 +268,13 @@ class KvCheck {
   }
 
  private:
-  float stored(float x) const { return spec_.dtype == DType::f16 ? f16_to_f32(f32_to_f16(x)) : x; }
+  float stored(float x) const {
+    switch (spec_.dtype) {
+      case DType::f16: return f16_to_f32(f32_to_f16(x));
+      case DType::bf16: return bf16_to_f32(f32_to_bf16(x));
+      default: return x;
+    }
+  }
   std::vector<float>& key(int layer, int slot, int r) { return mirror_[index(layer, slot, r) * 2]; }
   std::vector<float>& value(int layer, int slot, int r) { return mirror_[index(layer, slot, r) * 2 + 1]; }
   std::size_t index(int layer, int slot, int r) const {
@@ -284,7 +290,7 @@ class KvCheck {
 
 BOOST_AUTO_TEST_CASE(attention_honours_causal_and_tree_masks_and_row_moves) {
   std::mt19937 rng(5);
-  for (DType dtype : {DType::f32, DType::f16})
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
     for (int head_dim : {8, 64, 128}) {
       BOOST_TEST_CONTEXT("KV " << dtype_name(dtype) << ", head_dim " << head_dim) {
         KvCheck c(head_dim, dtype);

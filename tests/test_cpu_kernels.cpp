@@ -128,14 +128,20 @@ BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
     for (int head_dim : {16, 20, 48, 64, 128, 256})
       for (std::int64_t count : {1, 7, 16, 33, 300})
         for (int heads : {1, 3, 8})  // query heads sharing the key/value head
-          for (bool half : {false, true}) {
+          for (KvElement element : {KvElement::f32, KvElement::f16, KvElement::bf16}) {
             const std::int64_t stride = head_dim * 3;  // rows of three key/value heads; use the middle one
             const auto q = test::random_normals(std::size_t(heads * head_dim), rng);
             auto k = test::random_normals(std::size_t(count * stride), rng, 2.0f), v = test::random_normals(std::size_t(count * stride), rng);
+            // The stored 16-bit forms; the reference takes the values they hold.
+            const bool brain = element == KvElement::bf16, half = element != KvElement::f32;
             std::vector<std::uint16_t> k16(k.size()), v16(v.size());
             for (std::size_t i = 0; i < k.size(); ++i) {
-              k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
-              if (half) k[i] = f16_to_f32(k16[i]), v[i] = f16_to_f32(v16[i]);
+              k16[i] = brain ? f32_to_bf16(k[i]) : f32_to_f16(k[i]);
+              v16[i] = brain ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
+              if (half) {
+                k[i] = brain ? bf16_to_f32(k16[i]) : f16_to_f32(k16[i]);
+                v[i] = brain ? bf16_to_f32(v16[i]) : f16_to_f32(v16[i]);
+              }
             }
             const float scale = 1.0f / std::sqrt(float(head_dim));
             // Kernel: the rows in two blocks (as a prefix and a tree ancestor would come).
@@ -149,9 +155,9 @@ BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
             auto at = [&](const void* base, std::int64_t row) {
               return static_cast<const std::byte*>(base) + std::size_t(row * stride + head_dim) * elem;
             };
-            ks->attend(q.data(), heads, at(kb, 0), at(vb, 0), stride, first, head_dim, scale, half, scores.data(), st.data());
+            ks->attend(q.data(), heads, at(kb, 0), at(vb, 0), stride, first, head_dim, scale, element, scores.data(), st.data());
             if (count > first)
-              ks->attend(q.data(), heads, at(kb, first), at(vb, first), stride, count - first, head_dim, scale, half,
+              ks->attend(q.data(), heads, at(kb, first), at(vb, first), stride, count - first, head_dim, scale, element,
                          scores.data(), st.data());
             for (int h = 0; h < heads; ++h) {
               // Reference: one softmax over all rows.
@@ -169,7 +175,7 @@ BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
                 for (int d = 0; d < head_dim; ++d)
                   want[std::size_t(d)] += p[std::size_t(r)] / total * v[std::size_t(r * stride + head_dim + d)];
               BOOST_TEST_CONTEXT(ks->name << " head_dim=" << head_dim << " rows=" << count << " head " << h << " of "
-                                          << heads << (half ? " f16" : " f32")) {
+                                          << heads << (brain ? " bf16" : half ? " f16" : " f32")) {
                 for (int d = 0; d < head_dim; ++d)
                   BOOST_TEST_REQUIRE(std::abs(o[std::size_t(h * head_dim + d)] / st[std::size_t(h)].l - want[std::size_t(d)]) <= 1e-5);
               }

@@ -67,9 +67,13 @@ BOOST_AUTO_TEST_CASE(f16_and_bf16_logits_within_one_percent_of_f32) {
   const double bf16_err = relative_error(all_logits(bf16, tokens), all_logits(f32, tokens));
   BOOST_TEST_MESSAGE("llama-68m shape, bf16 vs f32: " << bf16_err);
   BOOST_TEST(bf16_err < 1e-2);
-  // The KV cache in f16 costs no more than f16 weights either.
+  // A KV cache in f16 or bf16 costs no more than those weights either.
   LlamaModel f16_kv(random, *be, {WeightFormat::f32, DType::f16});
   BOOST_TEST(relative_error(all_logits(f16_kv, tokens), all_logits(f32, tokens)) < 1e-2);
+  LlamaModel bf16_kv(random, *be, {WeightFormat::f32, DType::bf16});
+  const double bf16_kv_err = relative_error(all_logits(bf16_kv, tokens), all_logits(f32, tokens));
+  BOOST_TEST_MESSAGE("llama-68m shape, bf16 KV cache vs f32: " << bf16_kv_err);
+  BOOST_TEST(bf16_kv_err < 1e-2);
 }
 
 BOOST_AUTO_TEST_CASE(trained_demo_model_keeps_its_predictions_when_quantized) {

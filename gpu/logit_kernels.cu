@@ -22,23 +22,13 @@ __device__ __forceinline__ bool ranks_before(Pick a, Pick b) {
   return a.value > b.value || (a.value == b.value && a.token < b.token);
 }
 
-__device__ __forceinline__ Pick warp_best(Pick p) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    const Pick other{__shfl_xor_sync(0xffffffffu, p.value, offset), __shfl_xor_sync(0xffffffffu, p.token, offset)};
-    if (ranks_before(other, p)) p = other;
-  }
-  return p;
+__device__ __forceinline__ Pick shuffle_xor(Pick p, int offset) {
+  return {__shfl_xor_sync(0xffffffffu, p.value, offset), __shfl_xor_sync(0xffffffffu, p.token, offset)};
 }
 
 // The best pick of the block; every thread gets it.
-__device__ Pick block_best(Pick p) {
-  __shared__ Pick partial[32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  p = warp_best(p);
-  __syncthreads();  // `partial` may still be read from the last round
-  if (lane == 0) partial[warp] = p;
-  __syncthreads();
-  return warp_best(lane < warps ? partial[lane] : Pick{0.0f, -1});
+__device__ __forceinline__ Pick block_best(Pick p) {
+  return block_reduce(p, Pick{0.0f, -1}, [](Pick a, Pick b) { return ranks_before(b, a) ? b : a; });
 }
 
 __global__ void summarise_kernel(const float* logits, int vocab, int k, float* out) {

@@ -41,14 +41,15 @@ void drop(std::span<const std::byte> r, bool evict) {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, evict ? MADV_PAGEOUT : MADV_DONTNEED);
 }
 
-// A unit's ranges in address order, those less than a page apart merged: a layer's matrices lie
-// back to back in a converted file, and each madvise that unmaps pages costs the other cores a
-// TLB flush, so a unit is mapped in and dropped in one call rather than one per matrix.
+// A unit's ranges in address order, those that only a converted file's alignment padding (under
+// 64 bytes) separates merged: each madvise that unmaps pages costs the other cores a TLB flush,
+// so a unit's matrices that lie back to back are mapped in and dropped in one call, not one per
+// matrix. A wider gap may hold another unit's tensor (a norm), whose pages must stay.
 std::vector<std::span<const std::byte>> merged(std::vector<std::span<const std::byte>> ranges) {
   std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) { return a.data() < b.data(); });
   std::vector<std::span<const std::byte>> out;
   for (const auto& r : ranges) {
-    if (!out.empty() && r.data() <= out.back().data() + out.back().size() + page_size()) {
+    if (!out.empty() && r.data() < out.back().data() + out.back().size() + 64) {
       const std::byte* end = std::max(out.back().data() + out.back().size(), r.data() + r.size());
       out.back() = {out.back().data(), std::size_t(end - out.back().data())};
     } else if (!r.empty()) {

@@ -1,5 +1,5 @@
 // Summaries of rows of logits (model/logit_summary.hpp's layout): the k best tokens, largest
-// logit first and ties to the lower token, and the row's log-sum-exp. One block per row finds
+// logit first and ties to the lower token, and for k >= 2 the row's log-sum-exp. One block per row finds
 // them in k rounds, each the best token ranking after the one the last round found.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
@@ -47,6 +47,10 @@ __global__ void summarise_kernel(const float* logits, int vocab, int k, float* o
       summary[i] = last.value;
       summary[k + i] = float(last.token);
     }
+  }
+  if (k == 1) {  // an argmax: no log-sum-exp (logit_summary.hpp)
+    if (threadIdx.x == 0) summary[2] = __int_as_float(0x7fc00000);  // NaN
+    return;
   }
   float sum = 0.0f;
   for (int t = threadIdx.x; t < vocab; t += blockDim.x) sum += expf(row[t] - first.value);

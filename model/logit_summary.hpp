@@ -7,6 +7,9 @@
 // for greedy verification 12 bytes.
 // A summary row is summary_width(k) floats: the k logits, the k tokens (exact in a float, the
 // vocabulary being below 2^24), then the log-sum-exp; so it travels wherever logits travel.
+// The log-sum-exp (a pass of exp over the whole row: on the CPU five times an argmax's time) is
+// formed for k >= 2 only, where a beam search compares tokens' probabilities; a summary of one
+// token is an argmax, and holds NaN there.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -21,7 +24,7 @@ constexpr int summary_width(int k) { return 2 * k + 1; }
 struct TopLogits {
   std::vector<std::int32_t> tokens;  // best first
   std::vector<float> logits;
-  float log_z = 0;  // log of the sum of exp(logit) over the whole row
+  float log_z = 0;  // log of the sum of exp(logit) over the whole row; NaN for one token
   double log_prob(std::size_t i) const { return double(logits[i]) - double(log_z); }
 };
 

@@ -35,7 +35,8 @@ void TreeExpansion::advance_beams(const LogitRows& logits, std::size_t first_row
     for (std::size_t i = 0; i < top.tokens.size(); ++i)
       candidates.push_back({frontier_[b], top.tokens[i], beam_score_[b] + top.log_prob(i)});
   }
-  // Beam 0's best child keeps the SSM's greedy path in the tree; the rest go by score.
+  // Beam 0's best child keeps the SSM's greedy path in the tree; the rest go by score. (A single
+  // beam compares no scores: its rows' summaries carry no normaliser, and its score is NaN.)
   std::vector<Candidate> chosen = {candidates.front()};
   std::stable_sort(candidates.begin() + 1, candidates.end(),
                    [](const Candidate& a, const Candidate& b) { return a.score > b.score; });

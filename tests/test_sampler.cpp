@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "model/logit_summary.hpp"
 #include "model/sampler.hpp"
@@ -161,4 +162,39 @@ BOOST_AUTO_TEST_CASE(sampling_from_the_top_k_needs_only_a_summary_and_draws_alik
   BOOST_TEST(width.k() == 0);
   width.need({});
   BOOST_TEST(width.k() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_nucleus_of_a_whole_vocabulary_is_what_a_full_sort_gives) {
+  // Flat and peaked rows of 2000 logits, nuclei from one token to most of the vocabulary: the
+  // sorted head grows (64, 256, 1024, all) until it holds the mass.
+  std::mt19937 gen(4);
+  for (const float sigma : {0.5f, 2.0f, 5.0f})
+    for (const float top_p : {0.3f, 0.9f, 0.999f}) {
+      std::normal_distribution<float> normal(0.0f, sigma);
+      std::vector<float> logits(2000);
+      for (float& l : logits) l = normal(gen);
+      logits[7] = logits[8];  // a tie, kept in token order
+      const SamplingParams params{0.8f, 0, top_p, 0};
+      std::vector<float> got;
+      sampling_distribution(logits, params, got);
+      // Reference: every token sorted, the smallest prefix reaching top_p, renormalised.
+      std::vector<int> order(logits.size());
+      for (std::size_t i = 0; i < order.size(); ++i) order[i] = int(i);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[std::size_t(a)] > logits[std::size_t(b)]; });
+      std::vector<double> w;
+      double total = 0;
+      for (int t : order) total += w.emplace_back(std::exp((double(logits[std::size_t(t)]) - logits[std::size_t(order[0])]) / 0.8));
+      std::size_t keep = 0;
+      for (double mass = 0; keep < w.size() && mass < top_p; ++keep) mass += w[keep] / total;
+      double kept = 0;
+      for (std::size_t i = 0; i < keep; ++i) kept += w[i];
+      std::vector<float> want(logits.size(), 0.0f);
+      for (std::size_t i = 0; i < keep; ++i) want[std::size_t(order[i])] = float(w[i] / kept);
+      BOOST_TEST_CONTEXT("sigma " << sigma << ", top_p " << top_p << ": nucleus of " << keep) {
+        for (std::size_t t = 0; t < logits.size(); ++t) {
+          BOOST_TEST_REQUIRE((got[t] > 0) == (want[t] > 0), "token " << t);
+          BOOST_TEST_REQUIRE(std::abs(got[t] - want[t]) <= 1e-6f * want[t] + 1e-9f);
+        }
+      }
+    }
 }

@@ -1,6 +1,6 @@
 // Summaries of rows of logits (model/logit_summary.hpp's layout): the k best tokens, largest
-// logit first and ties to the lower token, and for k >= 2 the row's log-sum-exp. One block per row finds
-// them in k rounds, each the best token ranking after the one the last round found.
+// logit first and ties to the lower token, and for k >= 2 the row's log-sum-exp. One block per
+// row finds them in k rounds, each the best token ranking after the one the last round found.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
 #include "gpu/kernels.hpp"

@@ -126,6 +126,7 @@ int decode_benchmark(int argc, char** argv) {
   o.add("--prompt-tokens", "N", "tokens in the prefill pass", "512");
   o.add("--decode-tokens", "N", "decoding steps", "128");
   o.add("--batch", "N", "sequences in the batched decode rows", "8");
+  o.add("--kv-dtype", "f32|f16|bf16", "element type of the KV cache", "f32");
   o.add("--spin-us", "US", "thread pool spin before sleeping", "100");
   o.add("--busy-threads", "N", "threads spinning beside the measured ones, as a server's other threads would", "0");
   o.add("--out", "FILE", "JSON result file", "bench-decode.json");
@@ -164,7 +165,8 @@ int decode_benchmark(int argc, char** argv) {
     const LlamaConfig shape = shape_named(model_name);
     const RandomWeights random(shape, 1);
     for (const auto& dtype_name : o.list("--dtypes")) {
-      const ModelOptions options{cli::parse_format_value("--dtypes", dtype_name), DType::f32};
+      const ModelOptions options{cli::parse_format_value("--dtypes", dtype_name),
+                                 cli::parse_kv_dtype_value("--kv-dtype", o.text("--kv-dtype"))};
       const EncodedWeights weights(random, options);  // encoded once, shared by every thread count
       for (const auto& threads_text : cuda ? std::vector<std::string>{"0"} : o.list("--threads")) {
         const int threads = std::stoi(threads_text);
@@ -197,6 +199,7 @@ int decode_benchmark(int argc, char** argv) {
                           {"weight_bytes_per_step", bytes},
                           {"model_weight_bytes", model.weight_bytes()},
                           {"kv_cache_bytes", m.kv_bytes},
+                          {"kv_dtype", o.text("--kv-dtype")},
                           {"weight_gb_per_s", gbps},
                           {"row_stream_read_gb_per_s", row_stream},
                           {"bandwidth_fraction", fraction},

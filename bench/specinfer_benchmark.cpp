@@ -33,8 +33,9 @@ struct RunStats {
   std::vector<std::vector<std::int32_t>> outputs;
 };
 
+// `sampling`: every request's, each with its own seed (sampling.seed + its index).
 RunStats run(LlamaModel& llm, LlamaModel* ssm, const Pair& pair, int batch, int max_new, TreeShape tree,
-             bool adaptive = true) {
+             const SamplingParams& sampling, bool adaptive = true) {
   EngineOptions o;
   o.limits.max_requests_per_batch = batch;
   o.tree = tree;
@@ -43,7 +44,11 @@ RunStats run(LlamaModel& llm, LlamaModel* ssm, const Pair& pair, int batch, int 
   std::vector<RequestId> ids;
   // Each batch slot serves its own copy of the prompts, so every run has `batch` times the work.
   for (int copy = 0; copy < batch; ++copy)
-    for (const auto& p : pair.prompts) ids.push_back(engine.submit(p, {max_new, {}}));
+    for (const auto& p : pair.prompts) {
+      GenerationConfig g{max_new, sampling};
+      g.sampling.seed += ids.size();
+      ids.push_back(engine.submit(p, g));
+    }
   Stopwatch clock;
   engine.run([](RequestId, std::span<const std::int32_t>) {});
   RunStats s;
@@ -76,8 +81,8 @@ int requests_differing(const RunStats& a, const RunStats& b) {
 
 int specinfer_benchmark(int argc, char** argv) {
   cli::Options o("bench specinfer", "[options]",
-                 "Speculative vs incremental decoding of the same LLM, same prompts, greedy: tokens/s, accepted\n"
-                 "tokens per LLM step and the speedup, at each batch size.\n"
+                 "Speculative vs incremental decoding of the same LLM, same prompts, greedy (or sampled with\n"
+                 "--temperature): tokens/s, accepted tokens per LLM step and the speedup, at each batch size.\n"
                  "Pairs: 'demo' (models/demo-llm + models/demo-ssm), 'demo-160m' (the demo LLM widened to llama-160m\n"
                  "size: hidden 768, intermediate 3072, 12 layers, the added parts computing zeros, so it is memory-bound\n"
                  "and still decodes what the demo LLM decodes; with the demo SSM), 'random-160m' (a random\n"
@@ -93,6 +98,10 @@ int specinfer_benchmark(int argc, char** argv) {
   o.add("--max-new-tokens", "N", "tokens per request", "128");
   o.add("--tree-width", "W", "beams per step", std::to_string(TreeShape{}.width));
   o.add("--tree-depth", "D", "speculated tokens per beam", std::to_string(TreeShape{}.depth));
+  o.add("--temperature", "T", "sampling temperature; 0 is greedy (speculative output then checked equal)", "0");
+  o.add("--top-p", "P", "nucleus sampling mass", "1");
+  o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
+  o.add("--seed", "N", "first request's seed (each request its own)", "1");
   o.add("--threads", "N", "CPU threads", "2");
   o.add("--device", "cpu|cuda", "the backend the models run on", "cpu");
   o.add("--out", "FILE", "JSON result file", "bench-specinfer.json");
@@ -156,6 +165,10 @@ int specinfer_benchmark(int argc, char** argv) {
   }
 
   const TreeShape tree{o.integer("--tree-width"), o.integer("--tree-depth")};
+  const SamplingParams sampling{float(o.number("--temperature")), o.integer("--top-k"), float(o.number("--top-p")),
+                                std::uint64_t(o.integer("--seed"))};
+  if (sampling.temperature < 0 || !(sampling.top_p > 0 && sampling.top_p <= 1) || sampling.top_k < 0)
+    throw cli::UsageError("--temperature must be 0 or more, --top-p in (0, 1], --top-k 0 or more");
   const int max_new = o.integer("--max-new-tokens");
   auto backend = make_backend(cli::device_option(o), o.integer("--threads"));
   std::printf("backend: %s\n", backend->name().c_str());
@@ -169,15 +182,16 @@ int specinfer_benchmark(int argc, char** argv) {
     LlamaModel ssm(*pair.ssm_source, *backend, pair.ssm_options);
     for (const auto& b : o.list("--batches")) {
       const int batch = std::stoi(b);
-      const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree);
-      const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree, false);
-      const RunStats adaptive = run(llm, &ssm, pair, batch, max_new, tree);
+      const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree, sampling);
+      const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree, sampling, false);
+      const RunStats adaptive = run(llm, &ssm, pair, batch, max_new, tree, sampling);
       // Greedy speculative output is the incremental one for float weights. Compressed weights
       // multiply int8-rounded activations, and the float kernels (attention, the f16 classifier)
       // round several tokens a little differently from one (~1e-6): now and then that moves an
       // activation across a rounding step, and a near-tie of the top two logits (~1e-2) goes
-      // the other way. Those are counted, not failed.
-      const int differing = requests_differing(inc, spec) + requests_differing(inc, adaptive);
+      // the other way. Those are counted, not failed. Sampled outputs differ by design (the modes
+      // draw differently; test_speculative checks that the distribution is the LLM's).
+      const int differing = sampling.greedy() ? requests_differing(inc, spec) + requests_differing(inc, adaptive) : 0;
       const bool compressed = pair.llm_options.linear == WeightFormat::q8 || pair.llm_options.linear == WeightFormat::q4;
       if (differing > 0 && !compressed) throw Error(pair.name + ": speculative output differs from incremental");
       const double speedup = spec.tokens_per_s / inc.tokens_per_s, adaptive_speedup = adaptive.tokens_per_s / inc.tokens_per_s;
@@ -192,6 +206,9 @@ int specinfer_benchmark(int argc, char** argv) {
                       {"llm_dtype", format_name(pair.llm_options.linear)},
                       {"ssm_dtype", format_name(pair.ssm_options.linear)},
                       {"tree", {tree.width, tree.depth}},
+                      {"temperature", sampling.temperature},
+                      {"top_p", sampling.top_p},
+                      {"top_k", sampling.top_k},
                       {"tokens", spec.tokens},
                       {"incremental_tokens_per_s", inc.tokens_per_s},
                       {"speculative_tokens_per_s", spec.tokens_per_s},

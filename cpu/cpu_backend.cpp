@@ -166,9 +166,6 @@ class CpuBackend : public Backend {
     }
     const int head_dim = kv.spec().head_dim;
     const int heads = int(q.cols / head_dim), group = heads / kv.spec().kv_heads;
-    const KvElement element = kv.spec().dtype == DType::f16    ? KvElement::f16
-                              : kv.spec().dtype == DType::bf16 ? KvElement::bf16
-                                                               : KvElement::f32;
     const float scale = 1.0f / std::sqrt(float(head_dim));
     // One task per token and key/value head: the heads of a group share its rows' reads.
     const int kv_heads = kv.spec().kv_heads;
@@ -187,11 +184,11 @@ class CpuBackend : public Backend {
         scores.resize(std::max<std::size_t>(scores.size(), std::size_t(group) * (std::size_t(visible) + 1)));
         if (visible > 0)
           kernels_.attend(qg, group, kv.key(layer, slot, kvh, 0), kv.value(layer, slot, kvh, 0), head_dim, visible,
-                          head_dim, scale, element, scores.data(), states.data());
+                          head_dim, scale, kv.spec().dtype, scores.data(), states.data());
         for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1) {
           const int r = visible + __builtin_ctzll(m);
           kernels_.attend(qg, group, kv.key(layer, slot, kvh, r), kv.value(layer, slot, kvh, r), head_dim, 1, head_dim,
-                          scale, element, scores.data(), states.data());
+                          scale, kv.spec().dtype, scores.data(), states.data());
         }
         for (int h = 0; h < group; ++h) {
           const float inv = 1.0f / states[std::size_t(h)].l;

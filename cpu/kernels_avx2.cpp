@@ -228,10 +228,10 @@ inline __m256 exp_ps(__m256 x) {
 }
 
 // 8 keys or values of a row, as f32.
-inline __m256 load8(const void* rows, KvElement element, std::int64_t at) {
+inline __m256 load8(const void* rows, DType element, std::int64_t at) {
   switch (element) {
-    case KvElement::f16: return load8(static_cast<const std::uint16_t*>(rows) + at);
-    case KvElement::bf16: return load8(static_cast<const Bf16*>(rows) + at);
+    case DType::f16: return load8(static_cast<const std::uint16_t*>(rows) + at);
+    case DType::bf16: return load8(static_cast<const Bf16*>(rows) + at);
     default: return load8(static_cast<const float*>(rows) + at);
   }
 }
@@ -247,7 +247,7 @@ inline __m256 sum_lanes8(const __m256 (&v)[8]) {
 // of 8 key rows at a time for every head while they are in L1; each head's softmax, folded into
 // its state; then each value row's 8 columns at a time for up to 8 heads at once.
 void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-            int head_dim, float scale, KvElement element, float* scores, AttentionState* states) {
+            int head_dim, float scale, DType element, float* scores, AttentionState* states) {
   if (head_dim % 8 != 0)
     return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, element, scores, states);
   for (std::int64_t r = 0; r < count; r += 8) {

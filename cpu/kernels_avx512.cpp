@@ -313,10 +313,10 @@ inline __m512 exp_ps(__m512 x) {
 }
 
 // 16 keys or values of a row, as f32.
-inline __m512 load16(const void* rows, KvElement element, std::int64_t at) {
+inline __m512 load16(const void* rows, DType element, std::int64_t at) {
   switch (element) {
-    case KvElement::f16: return load16(static_cast<const std::uint16_t*>(rows) + at);
-    case KvElement::bf16: return load16(static_cast<const Bf16*>(rows) + at);
+    case DType::f16: return load16(static_cast<const std::uint16_t*>(rows) + at);
+    case DType::bf16: return load16(static_cast<const Bf16*>(rows) + at);
     default: return load16(static_cast<const float*>(rows) + at);
   }
 }
@@ -338,7 +338,7 @@ inline __m512 sum_lanes16(const __m512 (&v)[16]) {
 
 // Scores of one head against 16 key rows from `first` (rows past `rows` count zero).
 template <int C>
-inline __m512 block_scores(const float* q, const void* k, std::int64_t stride, std::int64_t first, int rows, KvElement element) {
+inline __m512 block_scores(const float* q, const void* k, std::int64_t stride, std::int64_t first, int rows, DType element) {
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) {
     acc[i] = _mm512_setzero_ps();
@@ -382,7 +382,7 @@ void fold_scores(float* s, std::int64_t count, int head_dim, AttentionState& st)
 // heads as 16 accumulators hold.
 template <int C>
 void attend_heads(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-                  float scale, KvElement element, float* scores, AttentionState* states) {
+                  float scale, DType element, float* scores, AttentionState* states) {
   constexpr int head_dim = 16 * C, H = C >= 16 ? 1 : 16 / C;
   const __m512 scale_v = _mm512_set1_ps(scale);
   for (std::int64_t r = 0; r < count; r += 16) {
@@ -416,7 +416,7 @@ constexpr auto attend_table(std::integer_sequence<int, C...>) {
 }
 
 void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-            int head_dim, float scale, KvElement element, float* scores, AttentionState* states) {
+            int head_dim, float scale, DType element, float* scores, AttentionState* states) {
   static constexpr auto by_chunks = attend_table(std::make_integer_sequence<int, 16>{});  // head_dim 16..256
   if (head_dim % 16 != 0 || head_dim > 256)
     return portable_kernels().attend(q, heads, k, v, stride, count, head_dim, scale, element, scores, states);

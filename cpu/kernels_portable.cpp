@@ -10,21 +10,15 @@ namespace banyan::cpu {
 
 namespace {
 
-float dot_f32(const float* w, const float* x, std::int64_t k) {
-  double s = 0;
-  for (std::int64_t i = 0; i < k; ++i) s += double(w[i]) * x[i];
-  return float(s);
-}
+// A stored f32, f16 (raw 16 bits) or bf16 value.
+float as_f32(float v) { return v; }
+float as_f32(std::uint16_t h) { return f16_to_f32(h); }
+float as_f32(Bf16 b) { return b.value(); }
 
-float dot_f16(const std::uint16_t* w, const float* x, std::int64_t k) {
+template <typename W>
+float dot_values(const W* w, const float* x, std::int64_t k) {
   double s = 0;
-  for (std::int64_t i = 0; i < k; ++i) s += double(f16_to_f32(w[i])) * x[i];
-  return float(s);
-}
-
-float dot_bf16(const Bf16* w, const float* x, std::int64_t k) {
-  double s = 0;
-  for (std::int64_t i = 0; i < k; ++i) s += double(w[i].value()) * x[i];
+  for (std::int64_t i = 0; i < k; ++i) s += double(as_f32(w[i])) * x[i];
   return float(s);
 }
 
@@ -70,12 +64,9 @@ void quantize_row(const float* x, std::int64_t k, std::int8_t* qa, float* sa, fl
   }
 }
 
-void expand_f16(const std::uint16_t* w, std::int64_t k, float* out) {
-  for (std::int64_t i = 0; i < k; ++i) out[i] = f16_to_f32(w[i]);
-}
-
-void expand_bf16(const Bf16* w, std::int64_t k, float* out) {
-  for (std::int64_t i = 0; i < k; ++i) out[i] = w[i].value();
+template <typename W>
+void expand_values(const W* w, std::int64_t k, float* out) {
+  for (std::int64_t i = 0; i < k; ++i) out[i] = as_f32(w[i]);
 }
 
 void expand_q8(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out) {
@@ -92,16 +83,16 @@ void expand_q4(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, f
   }
 }
 
-float value_at(const void* rows, KvElement element, std::int64_t i) {
+float value_at(const void* rows, DType element, std::int64_t i) {
   switch (element) {
-    case KvElement::f16: return f16_to_f32(static_cast<const std::uint16_t*>(rows)[i]);
-    case KvElement::bf16: return static_cast<const Bf16*>(rows)[i].value();
-    default: return static_cast<const float*>(rows)[i];
+    case DType::f16: return as_f32(static_cast<const std::uint16_t*>(rows)[i]);
+    case DType::bf16: return as_f32(static_cast<const Bf16*>(rows)[i]);
+    default: return as_f32(static_cast<const float*>(rows)[i]);
   }
 }
 
 void attend_one(const float* q, const void* k, const void* v, std::int64_t stride, std::int64_t count, int head_dim,
-                float scale, KvElement element, float* scores, AttentionState& st) {
+                float scale, DType element, float* scores, AttentionState& st) {
   float block_max = -INFINITY;
   for (std::int64_t r = 0; r < count; ++r) {
     double s = 0;
@@ -122,7 +113,7 @@ void attend_one(const float* q, const void* k, const void* v, std::int64_t strid
 }
 
 void attend(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-            int head_dim, float scale, KvElement element, float* scores, AttentionState* states) {
+            int head_dim, float scale, DType element, float* scores, AttentionState* states) {
   for (int h = 0; h < heads; ++h)
     attend_one(q + h * head_dim, k, v, stride, count, head_dim, scale, element, scores + h * count, states[h]);
 }
@@ -131,12 +122,12 @@ void attend(const float* q, int heads, const void* k, const void* v, std::int64_
 
 const KernelSet& portable_kernels() {
   static const KernelSet set{"portable",
-                             dot_each_row<dot_f32, float>,
-                             dot_each_row<dot_f16, std::uint16_t>,
-                             dot_each_row<dot_bf16, Bf16>,
+                             dot_each_row<dot_values<float>, float>,
+                             dot_each_row<dot_values<std::uint16_t>, std::uint16_t>,
+                             dot_each_row<dot_values<Bf16>, Bf16>,
                              dot_each_quantized_row<dot_q8, std::int8_t>,
                              dot_each_quantized_row<dot_q4, std::uint8_t>,
-                             quantize_row, expand_f16, expand_bf16, expand_q8, expand_q4, attend};
+                             quantize_row, expand_values<std::uint16_t>, expand_values<Bf16>, expand_q8, expand_q4, attend};
   return set;
 }
 

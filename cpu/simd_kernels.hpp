@@ -8,8 +8,9 @@
 // For q4 a kernel set may order qa its own way (the AVX-512 set interleaves four groups so the
 // nibbles need no shuffling): quantize_row(..., for_q4 = true) output is only for that set's
 // dot_q4. With for_q4 = false every set writes the same plain order.
-#include <bit>
 #include <cstdint>
+
+#include "model/dtype.hpp"
 
 namespace banyan::cpu {
 
@@ -17,7 +18,7 @@ namespace banyan::cpu {
 // (f16 weights are plain std::uint16_t).
 struct Bf16 {
   std::uint16_t bits;
-  float value() const { return std::bit_cast<float>(std::uint32_t(bits) << 16); }
+  float value() const { return bf16_to_f32(bits); }
 };
 
 // Activation rows one dot kernel call handles: quantized kernels up to kMaxDotRows, float ones
@@ -25,9 +26,6 @@ struct Bf16 {
 constexpr int kMaxDotRows = 4;
 constexpr int kMaxFloatDotRows = 6;
 constexpr int kDotWeightRows = 4;
-
-// The KV cache's element type.
-enum class KvElement : std::uint8_t { f32, f16, bf16 };
 
 // A softmax accumulated over blocks of rows (online softmax): after every block,
 // o / l = softmax(scores so far) · values so far.
@@ -62,11 +60,11 @@ struct KernelSet {
   void (*expand_q8)(const std::int8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   void (*expand_q4)(const std::uint8_t* w, const std::uint16_t* sw, std::int64_t k, float* out);
   // `heads` query heads (head h at q + h * head_dim) that share one key/value head, over `count`
-  // key and value rows of type `element` that lie `stride` elements apart, folded into
+  // key and value rows of `element` type (f32, f16 or bf16) that lie `stride` elements apart, folded into
   // states[h]. `scores` has room for heads * count floats. Taking a grouped-query group at once
   // lets its heads share each key and value row read.
   void (*attend)(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
-                 int head_dim, float scale, KvElement element, float* scores, AttentionState* states);
+                 int head_dim, float scale, DType element, float* scores, AttentionState* states);
 };
 
 const KernelSet& portable_kernels();

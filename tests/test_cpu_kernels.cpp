@@ -128,12 +128,12 @@ BOOST_AUTO_TEST_CASE(attention_blocks_match_a_plain_softmax) {
     for (int head_dim : {16, 20, 48, 64, 128, 256})
       for (std::int64_t count : {1, 7, 16, 33, 300})
         for (int heads : {1, 3, 8})  // query heads sharing the key/value head
-          for (KvElement element : {KvElement::f32, KvElement::f16, KvElement::bf16}) {
+          for (DType element : {DType::f32, DType::f16, DType::bf16}) {
             const std::int64_t stride = head_dim * 3;  // rows of three key/value heads; use the middle one
             const auto q = test::random_normals(std::size_t(heads * head_dim), rng);
             auto k = test::random_normals(std::size_t(count * stride), rng, 2.0f), v = test::random_normals(std::size_t(count * stride), rng);
             // The stored 16-bit forms; the reference takes the values they hold.
-            const bool brain = element == KvElement::bf16, half = element != KvElement::f32;
+            const bool brain = element == DType::bf16, half = element != DType::f32;
             std::vector<std::uint16_t> k16(k.size()), v16(v.size());
             for (std::size_t i = 0; i < k.size(); ++i) {
               k16[i] = brain ? f32_to_bf16(k[i]) : f32_to_f16(k[i]);

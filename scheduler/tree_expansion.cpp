@@ -1,8 +1,6 @@
 #include "scheduler/tree_expansion.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <numeric>
 
 namespace banyan {
 

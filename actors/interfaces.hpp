@@ -26,13 +26,13 @@ using text_service_actor = caf::typed_actor<caf::replies_to<TextGenerateRequest,
 
 // One pipeline stage of the LLM (llm_shard): owns a slice of its layers and their KV cache.
 // A StageForward goes through its layers and on to the next stage, in this process or another;
-// the last stage answers the logits to whoever sent the first. kv_cache_atom (slots, capacity)
+// the last stage answers the logits to whoever sent the first. kv_cache_atom (a KvLayout)
 // creates the cache of every stage down the chain (answered by the last with its bytes);
 // layers_atom answers the stage's own layers [first, end). A stage whose tensor shards are
 // spread over processes sends both to its shards elsewhere, which answer it alone (their
 // StageLogits are empty).
 using llm_stage_actor = caf::typed_actor<caf::replies_to<StageForward>::with<StageLogits>,
-                                         caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>,
+                                         caf::replies_to<kv_cache_atom, KvLayout>::with<std::uint64_t>,
                                          caf::replies_to<layers_atom>::with<std::int32_t, std::int32_t>>;
 
 // A link from a stage to the stage after it in another process (actors/node_link.hpp): takes

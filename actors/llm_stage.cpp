@@ -51,7 +51,7 @@ std::string compute(StageState& st, const StageForward& f) {
     for (const auto& m : f.kv_moves) {
       std::vector<std::pair<int, int>> from_to;
       for (std::size_t i = 0; i < m.from.size(); ++i) from_to.emplace_back(m.from[i], m.to[i]);
-      st.stage->move_kv_rows(m.slot, from_to);
+      st.stage->move_kv_rows(m.slot, from_to, m.blocks);
     }
     st.stage->forward(f.batch, f.activations, st.output, f.round);
   } catch (const std::exception& e) {
@@ -100,23 +100,28 @@ llm_stage_actor::behavior_type llm_stage(StagePointer self, std::shared_ptr<Pipe
           finish({});
         return promise;
       },
-      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
+      [=](kv_cache_atom a, const KvLayout& layout) -> caf::result<std::uint64_t> {
         auto& st = self->state;
-        const std::uint64_t bytes = st.stage->create_kv_cache(slots, capacity);
+        std::uint64_t bytes = 0;
+        try {
+          bytes = st.stage->create_kv_cache(layout);
+        } catch (const std::exception& e) {
+          return caf::make_error(caf::sec::runtime_error, st.layers() + ": " + e.what());
+        }
         st.has_kv = true;
         auto promise = self->make_response_promise<std::uint64_t>();
         auto finish = [=](caf::error failure) mutable {
           if (failure)
             promise.deliver(std::move(failure));
           else if (self->state.next)
-            promise.delegate(self->state.next, a, slots, capacity);
+            promise.delegate(self->state.next, a, layout);
           else
             promise.deliver(bytes);
         };
         if (st.shard_links.empty())
           finish({});
         else
-          st.ask_shards<std::uint64_t>(self, a, slots, capacity)->then = std::move(finish);
+          st.ask_shards<std::uint64_t>(self, a, layout)->then = std::move(finish);
         return promise;
       },
       [=](layers_atom) {
@@ -155,9 +160,9 @@ StagedLlm::StagedLlm(caf::actor_system& system, const llm_stage_actor& first, co
   if (!first) throw Error("a pipeline needs at least one stage");
 }
 
-void StagedLlm::create_kv_cache(int slots, int capacity) {
+void StagedLlm::create_kv_cache(const KvLayout& layout) {
   caf::scoped_actor self{system_};
-  self->request(strong(first_), caf::infinite, kv_cache_atom::value, std::int32_t(slots), std::int32_t(capacity))
+  self->request(strong(first_), caf::infinite, kv_cache_atom::value, layout)
       .receive([](std::uint64_t) {}, [&](caf::error& e) { throw Error("creating the stages' KV caches: " + system_.render(e)); });
 }
 
@@ -175,8 +180,8 @@ void StagedLlm::forward(const ForwardBatch& batch, std::vector<float>& logits) {
     throw Error("the LLM pipeline answered " + std::to_string(logits.size()) + " logits, expected " + std::to_string(expected));
 }
 
-void StagedLlm::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) {
-  KvMoves m{slot, {}, {}};
+void StagedLlm::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to, std::span<const std::int32_t> blocks) {
+  KvMoves m{slot, {}, {}, {blocks.begin(), blocks.end()}};
   for (const auto& [from, to] : from_to) m.from.push_back(from), m.to.push_back(to);
   pending_moves_.push_back(std::move(m));
 }

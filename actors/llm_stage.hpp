@@ -32,9 +32,9 @@ class StagedLlm final : public LlmRunner {
  public:
   StagedLlm(caf::actor_system& system, const llm_stage_actor& first, const LlamaConfig& config);
   const LlamaConfig& config() const override { return config_; }
-  void create_kv_cache(int slots, int capacity) override;
+  void create_kv_cache(const KvLayout& layout) override;
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
-  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) override;
+  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to, std::span<const std::int32_t> blocks) override;
 
  private:
   caf::actor_system& system_;

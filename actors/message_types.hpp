@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/forward_batch.hpp"
+#include "model/kv_layout.hpp"
 
 namespace banyan::actors {
 
@@ -51,6 +52,7 @@ struct StepResult {
 struct KvMoves {
   std::int32_t slot = 0;
   std::vector<std::int32_t> from, to;
+  std::vector<std::int32_t> blocks;  // the slot's block table in a paged cache
 };
 
 // Bulk floats that travel over the data plane (actors/transport) instead of inside a message

@@ -19,6 +19,7 @@ void configure_actor_system(caf::actor_system_config& config) {
   config.add_message_type<RequestDone>("banyan.RequestDone");
   config.add_message_type<ForwardBatch>("banyan.ForwardBatch");
   config.add_message_type<KvMoves>("banyan.KvMoves");
+  config.add_message_type<KvLayout>("banyan.KvLayout");
   config.add_message_type<BulkRef>("banyan.BulkRef");
   config.add_message_type<StageForward>("banyan.StageForward");
   config.add_message_type<StageLogits>("banyan.StageLogits");

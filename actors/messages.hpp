@@ -16,7 +16,12 @@ struct NodeWeights;  // engine/node_weights.hpp: handed out within a process onl
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
   return f(caf::meta::type_name("banyan.ForwardBatch"), x.tokens, x.positions, x.slots, x.cache_rows, x.visible,
-           x.tree_masks, x.logit_rows, x.summary_k);
+           x.tree_masks, x.logit_rows, x.summary_k, x.kv_blocks, x.kv_block_begin, x.kv_block_end);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, KvLayout& x) {
+  return f(caf::meta::type_name("banyan.KvLayout"), x.slots, x.capacity, x.paging.block_rows, x.paging.blocks);
 }
 
 
@@ -113,7 +118,7 @@ typename Inspector::result_type inspect(Inspector& f, TextChunk& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, KvMoves& x) {
-  return f(caf::meta::type_name("banyan.KvMoves"), x.slot, x.from, x.to);
+  return f(caf::meta::type_name("banyan.KvMoves"), x.slot, x.from, x.to, x.blocks);
 }
 
 template <class Inspector>

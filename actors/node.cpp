@@ -75,9 +75,9 @@ llm_stage_actor::behavior_type stage_door(llm_stage_actor::pointer self, llm_sta
                 fail_with(promise));
         return promise;
       },
-      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) {
+      [=](kv_cache_atom a, const KvLayout& layout) {
         auto promise = self->make_response_promise<std::uint64_t>();
-        self->request(stage, caf::infinite, a, slots, capacity)
+        self->request(stage, caf::infinite, a, layout)
             .then([=](std::uint64_t bytes) mutable { promise.deliver(bytes); }, fail_with(promise));
         return promise;
       },

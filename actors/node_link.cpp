@@ -37,7 +37,7 @@ struct LinkState {
   bool connecting = false;
   std::uint64_t epoch = 0;  // one per connection: answers from an earlier one are dropped
   std::string problem;      // why the link is not up; empty while it is
-  std::optional<std::pair<std::int32_t, std::int32_t>> kv;  // the KV cache asked for: slots, capacity
+  std::optional<KvLayout> kv;  // the KV cache asked for
 
   // Forwards waiting for the stages after the link, failed when the node is lost: one in a
   // process that died or stopped never answers.
@@ -125,7 +125,7 @@ void connect_stage(LinkPointer self, node_actor node, std::uint64_t epoch) {
             const auto kv = self->state.kv;
             if (!kv) return connect_bulk(self, node, stage, epoch);
             // A stage that (re)joined has no KV cache yet: it gets the one asked of the old one.
-            self->request(stage, kKvTimeout, kv_cache_atom::value, kv->first, kv->second)
+            self->request(stage, kKvTimeout, kv_cache_atom::value, *kv)
                 .then(
                     [=](std::uint64_t) {
                       if (self->state.epoch == epoch) connect_bulk(self, node, stage, epoch);
@@ -253,11 +253,11 @@ node_link_actor::behavior_type node_link(LinkPointer self, NodeAddress to, int f
                 [=](caf::error& e) { answer(std::move(e)); });
         return promise;
       },
-      [=](kv_cache_atom a, std::int32_t slots, std::int32_t capacity) -> caf::result<std::uint64_t> {
+      [=](kv_cache_atom a, const KvLayout& layout) -> caf::result<std::uint64_t> {
         auto& st = self->state;
-        st.kv = std::make_pair(slots, capacity);
+        st.kv = layout;
         if (!st.stage) return caf::make_error(caf::sec::runtime_error, st.unavailable());
-        return self->delegate(st.stage, a, slots, capacity);
+        return self->delegate(st.stage, a, layout);
       },
       [=](layers_atom a) -> caf::result<std::int32_t, std::int32_t> {
         if (!self->state.stage) return caf::make_error(caf::sec::runtime_error, self->state.unavailable());

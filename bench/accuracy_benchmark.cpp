@@ -20,7 +20,7 @@ namespace banyan::bench {
 namespace {
 
 std::vector<float> teacher_forced_logits(LlamaModel& m, const std::vector<std::int32_t>& tokens) {
-  auto kv = m.create_kv_cache(1, int(tokens.size()));
+  auto kv = m.create_kv_cache({1, int(tokens.size())});
   ForwardBatch b;
   for (std::size_t i = 0; i < tokens.size(); ++i) b.add_causal(tokens[i], 0, int(i), true);
   std::vector<float> logits;

@@ -60,7 +60,7 @@ Measured measure(LlamaModel& model, int prompt, int steps, int batch) {
   const int vocab = model.config().vocab_size;
   Rng rng(7);
   auto token = [&] { return std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)); };
-  auto kv = model.create_kv_cache(batch, prompt + steps + 32);
+  auto kv = model.create_kv_cache({batch, prompt + steps + 32});
   std::vector<float> logits;
   Measured m;
   m.kv_bytes = kv->bytes();

@@ -43,6 +43,8 @@ EngineOptions engine_options(const Options& o) {
   e.limits.max_tokens_per_batch = o.integer("--max-tokens-per-batch");
   e.limits.max_sequence_length = o.integer("--max-sequence-length");
   e.limits.max_tree_tokens = o.integer("--max-tree-tokens");
+  e.limits.kv_cache_tokens = o.integer("--kv-cache-tokens");
+  e.limits.kv_block_rows = o.integer("--kv-block-rows");
   e.tree.width = o.integer("--tree-width");
   e.tree.depth = o.integer("--tree-depth");
   if (e.tree.width < 1 || e.tree.depth < 0) throw UsageError("--tree-width must be >= 1 and --tree-depth >= 0");
@@ -76,6 +78,9 @@ int generate_command(int argc, char** argv) {
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)", "0");
   o.add("--max-requests-per-batch", "N", "requests served at once", "8");
   o.add("--max-tokens-per-batch", "N", "tokens per LLM pass (prefill chunks + trees)", "512");
+  o.add("--kv-cache-tokens", "N", "page the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)",
+        "0");
+  o.add("--kv-block-rows", "N", "tokens per block of a paged KV cache", "16");
   o.flag("--ids", "print only the generated token ids, space-separated, one line per prompt");
   o.flag("--stats", "print per-request statistics to stderr");
   if (!o.parse(argc, argv)) return 0;
@@ -138,7 +143,8 @@ int generate_command(int argc, char** argv) {
                 << " generated tokens, finish " << finish_reason_name(r.finish) << ", " << r.stats.llm_steps
                 << " LLM steps, " << r.stats.mean_accepted() << " tokens per step, "
                 << (r.stats.llm_steps ? r.stats.tree_tokens / r.stats.llm_steps : 0) << " tree tokens per step, "
-                << "first token after " << r.stats.time_to_first_token_s * 1000 << " ms\n";
+                << "first token after " << r.stats.time_to_first_token_s * 1000 << " ms"
+                << (r.stats.preemptions ? ", preempted " + std::to_string(r.stats.preemptions) + "x" : "") << "\n";
   }
   std::cout << std::flush;
 

@@ -110,7 +110,7 @@ int serve_command(int argc, char** argv) {
   const std::string node_name = role ? role->node.name : "serve";
   EngineOptions e;
   e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
-              c.limits.max_tree_tokens};
+              c.limits.max_tree_tokens,        c.limits.kv_cache_tokens,      c.limits.kv_block_rows};
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
 
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on

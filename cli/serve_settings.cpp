@@ -23,6 +23,8 @@ void add_serve_options(Options& o) {
   o.add("--max-tokens-per-batch", "N", "tokens per LLM pass");
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)");
   o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
+  o.add("--kv-cache-tokens", "N", "page the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)");
+  o.add("--kv-block-rows", "N", "tokens per block of a paged KV cache (default 16)");
   o.add("--pipeline-stages", "N", "split the LLM's layers over N stage actors passing activations (default 1)");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
   o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
@@ -73,6 +75,8 @@ config::ServeConfig serve_config(const Options& o, const config::ServeConfig* ba
   set_int("--max-tokens-per-batch", c.limits.max_tokens_per_batch);
   set_int("--max-sequence-length", c.limits.max_sequence_length);
   set_int("--max-new-tokens", c.limits.max_new_tokens);
+  set_int("--kv-cache-tokens", c.limits.kv_cache_tokens);
+  set_int("--kv-block-rows", c.limits.kv_block_rows);
   set_text("--host", c.server.host);
   set_int("--port", c.server.port);
   set_int("--actor-port", c.server.actor_port);

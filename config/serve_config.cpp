@@ -79,6 +79,8 @@ void validate(const ServeConfig& c) {
         "must be 0 (the model's context) or at least 2");
   check(l.max_tree_tokens >= 0 && l.max_tree_tokens <= 63, src, "limits.max_tree_tokens", "must be 0 to 63");
   check(l.max_new_tokens >= 1, src, "limits.max_new_tokens", "must be positive");
+  check(l.kv_cache_tokens >= 0, src, "limits.kv_cache_tokens", "must be 0 (no paging) or a number of tokens");
+  check(l.kv_block_rows >= 1 && l.kv_block_rows <= 1024, src, "limits.kv_block_rows", "must be 1 to 1024");
   check(c.compute.device == "cpu" || c.compute.device == "cuda", src, "compute.device", "must be cpu or cuda");
   check(c.compute.threads >= 0, src, "compute.threads", "must be 0 (one per core) or more");
   check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16" || c.compute.kv_dtype == "bf16", src,
@@ -131,6 +133,8 @@ ServeConfig read_serve(Section& top, const std::string& source, bool cluster) {
   lim.read("max_sequence_length", c.limits.max_sequence_length, "an integer");
   lim.read("max_tree_tokens", c.limits.max_tree_tokens, "an integer");
   lim.read("max_new_tokens", c.limits.max_new_tokens, "an integer");
+  lim.read("kv_cache_tokens", c.limits.kv_cache_tokens, "an integer");
+  lim.read("kv_block_rows", c.limits.kv_block_rows, "an integer");
   lim.finish();
   Section comp = top.child("compute");
   comp.read("device", c.compute.device, "cpu or cuda");

@@ -36,29 +36,30 @@ class CpuBuffer : public Buffer {
   std::vector<float> data_;
 };
 
-// Per layer, slot and key/value head, `capacity` rows of head_dim values (f32 or f16), for keys
-// and for values. A head's rows lie back to back: attention reads them as one stream (with the
-// heads side by side in each row, a head's rows were 256-byte pieces 1 KiB apart for
-// TinyLlama, and decoding after 1024 tokens took 1.4x the time it takes after 128).
+// Per layer and key/value head, the cache's rows (model/kv_layout.hpp) of head_dim values (f32,
+// f16 or bf16), for keys and for values. A head's rows lie back to back, so a sequence's rows
+// in one run of cache rows are read as one stream (with the heads side by side in each row, a
+// head's rows were 256-byte pieces 1 KiB apart for TinyLlama, and decoding after 1024 tokens
+// took 1.4x the time it takes after 128).
 class CpuKvCache : public KvCache {
  public:
   explicit CpuKvCache(const KvCacheSpec& spec)
       : spec_(spec),
         elem_(dtype_size(spec.dtype)),
-        keys_(std::size_t(spec.layers) * spec.slots * spec.kv_heads * spec.capacity * spec.head_dim * elem_),
+        keys_(std::size_t(spec.layers) * std::size_t(spec.rows()) * spec.kv_heads * spec.head_dim * elem_),
         values_(keys_.size()) {}
 
   const KvCacheSpec& spec() const override { return spec_; }
   std::size_t bytes() const override { return 2 * keys_.size(); }
 
-  std::byte* key(int layer, int slot, int head, int row) { return keys_.data() + offset(layer, slot, head, row); }
-  std::byte* value(int layer, int slot, int head, int row) { return values_.data() + offset(layer, slot, head, row); }
+  std::byte* key(int layer, int head, std::int64_t row) { return keys_.data() + offset(layer, head, row); }
+  std::byte* value(int layer, int head, std::int64_t row) { return values_.data() + offset(layer, head, row); }
   std::size_t head_bytes() const { return std::size_t(spec_.head_dim) * elem_; }
 
   // Stores one f32 row of k (or v) values, every head's, in the cache's element type.
-  void store(bool keys, int layer, int slot, int row, const float* src) {
+  void store(bool keys, int layer, std::int64_t row, const float* src) {
     for (int h = 0; h < spec_.kv_heads; ++h) {
-      std::byte* dst = keys ? key(layer, slot, h, row) : value(layer, slot, h, row);
+      std::byte* dst = keys ? key(layer, h, row) : value(layer, h, row);
       const float* from = src + std::int64_t(h) * spec_.head_dim;
       if (spec_.dtype == DType::f32) {
         std::memcpy(dst, from, head_bytes());
@@ -71,8 +72,8 @@ class CpuKvCache : public KvCache {
   }
 
  private:
-  std::size_t offset(int layer, int slot, int head, int row) const {
-    return (((std::size_t(layer) * spec_.slots + slot) * spec_.kv_heads + head) * spec_.capacity + row) * head_bytes();
+  std::size_t offset(int layer, int head, std::int64_t row) const {
+    return ((std::size_t(layer) * spec_.kv_heads + head) * std::size_t(spec_.rows()) + std::size_t(row)) * head_bytes();
   }
   KvCacheSpec spec_;
   std::size_t elem_;
@@ -159,10 +160,13 @@ class CpuBackend : public Backend {
                  Tensor out) override {
     auto& kv = static_cast<CpuKvCache&>(kv_base);
     const std::int64_t n = q.rows;
+    auto rows_of = [&](std::int64_t i) {
+      return kv_row_map(kv.spec(), batch.slots[std::size_t(i)], batch.block_table(std::size_t(i)));
+    };
     for (std::int64_t i = 0; i < n; ++i) {
-      const int slot = batch.slots[std::size_t(i)], r = batch.cache_rows[std::size_t(i)];
-      kv.store(true, layer, slot, r, f32(k) + i * k.cols);
-      kv.store(false, layer, slot, r, f32(v) + i * v.cols);
+      const std::int64_t r = rows_of(i).row(batch.cache_rows[std::size_t(i)]);
+      kv.store(true, layer, r, f32(k) + i * k.cols);
+      kv.store(false, layer, r, f32(v) + i * v.cols);
     }
     const int head_dim = kv.spec().head_dim;
     const int heads = int(q.cols / head_dim), group = heads / kv.spec().kv_heads;
@@ -175,21 +179,22 @@ class CpuBackend : public Backend {
       states.resize(std::size_t(group));
       for (std::int64_t task = begin; task < end; ++task) {
         const std::int64_t i = task / kv_heads;
-        const int kvh = int(task % kv_heads), slot = batch.slots[std::size_t(i)], visible = batch.visible[std::size_t(i)];
+        const int kvh = int(task % kv_heads), visible = batch.visible[std::size_t(i)];
+        const KvRowMap rows = rows_of(i);
         const float* qg = f32(q) + i * q.cols + std::int64_t(kvh) * group * head_dim;
         float* og = f32(out) + i * out.cols + std::int64_t(kvh) * group * head_dim;
         std::fill(og, og + group * head_dim, 0.0f);
         for (int h = 0; h < group; ++h) states[std::size_t(h)] = {-INFINITY, 0.0f, og + h * head_dim};
-        // The visible prefix in one run of rows, then each ancestor the tree mask adds.
+        // The visible prefix in runs of consecutive rows (one in the fixed layout), then each
+        // ancestor the tree mask adds.
         scores.resize(std::max<std::size_t>(scores.size(), std::size_t(group) * (std::size_t(visible) + 1)));
-        if (visible > 0)
-          kernels_.attend(qg, group, kv.key(layer, slot, kvh, 0), kv.value(layer, slot, kvh, 0), head_dim, visible,
-                          head_dim, scale, kv.spec().dtype, scores.data(), states.data());
-        for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1) {
-          const int r = visible + __builtin_ctzll(m);
-          kernels_.attend(qg, group, kv.key(layer, slot, kvh, r), kv.value(layer, slot, kvh, r), head_dim, 1, head_dim,
+        auto attend = [&](std::int64_t first, std::int64_t count) {
+          kernels_.attend(qg, group, kv.key(layer, kvh, first), kv.value(layer, kvh, first), head_dim, count, head_dim,
                           scale, kv.spec().dtype, scores.data(), states.data());
-        }
+        };
+        rows.runs(visible, attend);
+        for (std::uint64_t m = batch.tree_masks[std::size_t(i)]; m != 0; m &= m - 1)
+          attend(rows.row(visible + __builtin_ctzll(m)), 1);
         for (int h = 0; h < group; ++h) {
           const float inv = 1.0f / states[std::size_t(h)].l;
           for (int d = 0; d < head_dim; ++d) og[h * head_dim + d] *= inv;
@@ -198,13 +203,13 @@ class CpuBackend : public Backend {
     });
   }
 
-  void copy_kv_rows(KvCache& kv_base, int slot, std::span<const std::pair<int, int>> from_to) override {
+  void copy_kv_rows(KvCache& kv_base, std::span<const std::pair<std::int64_t, std::int64_t>> from_to) override {
     auto& kv = static_cast<CpuKvCache&>(kv_base);
     for (int layer = 0; layer < kv.spec().layers; ++layer) {
       for (int h = 0; h < kv.spec().kv_heads; ++h)
         for (const auto& [from, to] : from_to) {
-          std::memcpy(kv.key(layer, slot, h, to), kv.key(layer, slot, h, from), kv.head_bytes());
-          std::memcpy(kv.value(layer, slot, h, to), kv.value(layer, slot, h, from), kv.head_bytes());
+          std::memcpy(kv.key(layer, h, to), kv.key(layer, h, from), kv.head_bytes());
+          std::memcpy(kv.value(layer, h, to), kv.value(layer, h, from), kv.head_bytes());
         }
     }
   }

@@ -46,7 +46,7 @@ Engine::Engine(std::unique_ptr<LlmRunner> own_llm, std::unique_ptr<SsmGroup> own
       manager_(options_.limits, llm_.config().vocab_size, llm_.config().eos_token_id) {
   const auto& lim = options_.limits;
   // Tree rows sit after the committed rows, so the caches keep room for one tree beyond the sequence.
-  llm_.create_kv_cache(lim.max_requests_per_batch, lim.max_sequence_length + lim.max_tree_tokens + 1);
+  llm_.create_kv_cache(lim.kv_layout());
   for (int i = 0; i < ssms_.size(); ++i)
     if (ssms_.config(i).vocab_size != llm_.config().vocab_size)
       throw Error("the SSM's vocabulary (" + std::to_string(ssms_.config(i).vocab_size) + " tokens) differs from the LLM's (" +
@@ -76,6 +76,9 @@ bool Engine::step(const TokenSink& sink) {
       speculative() && (!options_.adaptive_speculation || decoding == 0 || policy_.speculate(decoding));
   const StepPlan plan = manager_.schedule(speculate);
   if (plan.empty()) return false;
+  // A prefill from the first token (a new request, or one preempted) is news to the SSMs.
+  for (const auto& c : plan.prefill)
+    if (c.begin == 0) runtime(c.id).ssm_from = 0;
   ++stats_.steps;
   stats_.speculative_steps += speculate;
   const auto start = std::chrono::steady_clock::now();
@@ -177,6 +180,8 @@ LogitRows Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& tr
     for (int p = c.begin; p < c.end; ++p)
       batch.add_causal(tokens[std::size_t(p)], c.slot, p, c.completes_prompt && p + 1 == c.end);
   }
+  if (const KvBlockPool* blocks = manager_.kv_blocks())
+    batch.attach_block_tables([&](int slot) { return blocks->table(slot); });
   const auto start = std::chrono::steady_clock::now();
   llm_.forward(batch, logits_);
   stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -207,7 +212,8 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenT
   std::vector<std::pair<int, int>> moves;
   for (std::size_t j = 0; j < v.path.size(); ++j)
     if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
-  if (!moves.empty()) llm_.move_kv_rows(d.slot, moves);
+  if (!moves.empty())
+    llm_.move_kv_rows(d.slot, moves, manager_.kv_blocks() ? manager_.kv_blocks()->table(d.slot) : std::span<const std::int32_t>());
   if (speculated) ssm_commits_.push_back({d.slot, d.root_row, v.tokens});  // for the trees the SSMs grew
 }
 

@@ -34,18 +34,19 @@ PipelineStage::~PipelineStage() {
   for (auto& t : helpers_.threads) t.join();
 }
 
-std::size_t PipelineStage::create_kv_cache(int slots, int capacity) {
+std::size_t PipelineStage::create_kv_cache(const KvLayout& layout) {
   kv_.clear();
   std::size_t bytes = 0;
   for (const auto& s : shards_) {
-    kv_.push_back(s->create_kv_cache(slots, capacity));
+    kv_.push_back(s->create_kv_cache(layout));
     bytes += kv_.back()->bytes();
   }
   return bytes;
 }
 
-void PipelineStage::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) {
-  for (std::size_t r = 0; r < shards_.size(); ++r) shards_[r]->move_kv_rows(*kv_[r], slot, from_to);
+void PipelineStage::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to,
+                                 std::span<const std::int32_t> blocks) {
+  for (std::size_t r = 0; r < shards_.size(); ++r) shards_[r]->move_kv_rows(*kv_[r], slot, from_to, blocks);
 }
 
 void PipelineStage::helper_loop(int rank) {

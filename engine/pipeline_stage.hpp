@@ -41,8 +41,8 @@ class PipelineStage {
   const LlamaModel& shard(int i) const { return *shards_[std::size_t(i)]; }
 
   // Room for `slots` sequences of `capacity` rows in every shard; returns the bytes it takes.
-  std::size_t create_kv_cache(int slots, int capacity);
-  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to);
+  std::size_t create_kv_cache(const KvLayout& layout);
+  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to, std::span<const std::int32_t> blocks);
   // LlamaModel::forward_stage over the shards; `round` goes to their collectives
   // (Collective::begin_round): the stage's shards in other processes must get the same.
   void forward(const ForwardBatch& batch, std::span<const float> input, std::vector<float>& output,
@@ -84,10 +84,10 @@ class StageLlm final : public LlmRunner {
  public:
   explicit StageLlm(std::shared_ptr<PipelineStage> stage);
   const LlamaConfig& config() const override { return stage_->config(); }
-  void create_kv_cache(int slots, int capacity) override { stage_->create_kv_cache(slots, capacity); }
+  void create_kv_cache(const KvLayout& layout) override { stage_->create_kv_cache(layout); }
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override { stage_->forward(batch, {}, logits); }
-  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to) override {
-    stage_->move_kv_rows(slot, from_to);
+  void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to, std::span<const std::int32_t> blocks) override {
+    stage_->move_kv_rows(slot, from_to, blocks);
   }
 
  private:

@@ -7,7 +7,7 @@
 namespace banyan {
 
 std::size_t SsmRunner::create_kv_cache(int slots, int capacity) {
-  kv_ = model_.create_kv_cache(slots, capacity);
+  kv_ = model_.create_kv_cache({slots, capacity});
   fed_.assign(std::size_t(slots), 0);
   grown_.assign(std::size_t(slots), TokenTree(0));
   return kv_->bytes();

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <iterator>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -49,11 +51,19 @@ class CudaKvCache : public KvCache {
     if (spec.head_dim > kMaxHeadDim)
       throw Error("cuda: attention takes heads of at most " + std::to_string(kMaxHeadDim) + " dimensions; this model's have " +
                   std::to_string(spec.head_dim));
-    const std::size_t bytes = std::size_t(spec.layers) * spec.slots * spec.capacity * spec.kv_heads * spec.head_dim *
+    if (spec.rows() > std::numeric_limits<std::int32_t>::max())
+      throw Error("cuda: a KV cache of " + std::to_string(spec.rows()) + " rows is more than the kernels index");
+    const std::size_t bytes = std::size_t(spec.layers) * std::size_t(spec.rows()) * spec.kv_heads * spec.head_dim *
                               dtype_size(spec.dtype);
     keys_ = DeviceMemory(bytes);
     values_ = DeviceMemory(bytes);
-    view_ = {keys_.data(),     values_.data(), spec.layers, spec.slots, spec.capacity, spec.kv_heads, spec.head_dim,
+    view_ = {keys_.data(),
+             values_.data(),
+             spec.layers,
+             spec.rows(),
+             spec.paged() ? spec.paging.block_rows : spec.capacity,
+             spec.kv_heads,
+             spec.head_dim,
              spec.dtype == DType::f16 ? KvElement::f16 : spec.dtype == DType::bf16 ? KvElement::bf16 : KvElement::f32};
   }
   const KvCacheSpec& spec() const override { return spec_; }
@@ -185,15 +195,15 @@ class CudaBackend : public Backend {
     gpu::attention(f32(q), int(q.cols / kv.head_dim), b, kv, layer, f32(out), stream_);
   }
 
-  void copy_kv_rows(KvCache& kv_base, int slot, std::span<const std::pair<int, int>> from_to) override {
+  void copy_kv_rows(KvCache& kv_base, std::span<const std::pair<std::int64_t, std::int64_t>> from_to) override {
     auto lock = enter();
     const auto& kv = static_cast<CudaKvCache&>(kv_base);
-    std::vector<std::int32_t> moves;
+    std::vector<std::int32_t> moves;  // the cache's rows fit in int32 (CudaKvCache checks)
     for (const auto& [from, to] : from_to) {
-      moves.push_back(from);
-      moves.push_back(to);
+      moves.push_back(std::int32_t(from));
+      moves.push_back(std::int32_t(to));
     }
-    gpu::copy_kv_rows(kv.view(), slot, upload_indices(moves), int(from_to.size()), stream_);
+    gpu::copy_kv_rows(kv.view(), upload_indices(moves), int(from_to.size()), stream_);
   }
 
   void silu_mul(Tensor gate, Tensor up) override {
@@ -278,18 +288,29 @@ class CudaBackend : public Backend {
   // The layer stack hands every call of one pass the same batch: it goes to the device once.
   const BatchView& device_batch(const ForwardBatch& b) {
     if (b.tokens != batch_.tokens || b.positions != batch_.positions || b.slots != batch_.slots ||
-        b.cache_rows != batch_.cache_rows || b.visible != batch_.visible || b.tree_masks != batch_.tree_masks) {
+        b.cache_rows != batch_.cache_rows || b.visible != batch_.visible || b.tree_masks != batch_.tree_masks ||
+        b.kv_blocks != batch_.kv_blocks || b.kv_block_begin != batch_.kv_block_begin) {
       batch_ = b;
       const std::size_t n = b.size();
-      // Masks first (8-byte aligned), then the five int32 fields.
-      std::byte* host = staging_.take(n * (8 + 5 * 4));
+      // Masks first (8-byte aligned), then the int32 fields (the block tables' empty unless paged).
+      const std::vector<std::int32_t>* fields[] = {&b.tokens,  &b.positions,      &b.slots,    &b.cache_rows,
+                                                   &b.visible, &b.kv_block_begin, &b.kv_blocks};
+      std::size_t offsets[std::size(fields)], bytes = n * 8;
+      for (std::size_t f = 0; f < std::size(fields); ++f) {
+        offsets[f] = bytes;
+        bytes += fields[f]->size() * 4;
+      }
+      std::byte* host = staging_.take(bytes);
       std::memcpy(host, b.tree_masks.data(), n * 8);
-      const std::vector<std::int32_t>* fields[] = {&b.tokens, &b.positions, &b.slots, &b.cache_rows, &b.visible};
-      for (int f = 0; f < 5; ++f) std::memcpy(host + n * 8 + std::size_t(f) * n * 4, fields[f]->data(), n * 4);
-      auto* device = static_cast<std::byte*>(batch_memory_.at_least(n * (8 + 5 * 4), stream_));
-      staging_.send(device, n * (8 + 5 * 4), stream_);
-      auto field = [&](int f) { return reinterpret_cast<const std::int32_t*>(device + n * 8 + std::size_t(f) * n * 4); };
-      batch_view_ = {field(0), field(1), field(2), field(3), field(4), reinterpret_cast<const std::uint64_t*>(device), int(n)};
+      for (std::size_t f = 0; f < std::size(fields); ++f)
+        if (!fields[f]->empty()) std::memcpy(host + offsets[f], fields[f]->data(), fields[f]->size() * 4);
+      auto* device = static_cast<std::byte*>(batch_memory_.at_least(bytes, stream_));
+      staging_.send(device, bytes, stream_);
+      auto field = [&](int f) {
+        return fields[f]->empty() ? nullptr : reinterpret_cast<const std::int32_t*>(device + offsets[f]);
+      };
+      batch_view_ = {field(0), field(1), field(2), field(3), field(4), reinterpret_cast<const std::uint64_t*>(device),
+                     int(n),   field(6), field(5)};
     }
     return batch_view_;
   }

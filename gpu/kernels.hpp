@@ -35,16 +35,23 @@ struct BatchView {
   const std::int32_t* visible = nullptr;
   const std::uint64_t* tree_masks = nullptr;
   int size = 0;
+  // A paged KV cache: token i's block table starts at blocks + block_begin[i]. Null in the
+  // fixed layout, where token i's table is its slot (slots + i) in blocks of `capacity` rows.
+  const std::int32_t* blocks = nullptr;
+  const std::int32_t* block_begin = nullptr;
 };
 
 // The KV cache's element type.
 enum class KvElement : std::uint8_t { f32, f16, bf16 };
 
-// Keys and values: per layer and slot, `capacity` rows of kv_heads * head_dim elements.
+// Keys and values: per layer, `rows` cache rows of kv_heads * head_dim elements, in blocks of
+// block_rows (model/kv_layout.hpp; the fixed layout's blocks are its slots).
 struct KvView {
   void* keys = nullptr;
   void* values = nullptr;
-  int layers = 0, slots = 0, capacity = 0, kv_heads = 0, head_dim = 0;
+  int layers = 0;
+  std::int64_t rows = 0;
+  int block_rows = 0, kv_heads = 0, head_dim = 0;
   KvElement element = KvElement::f32;
   BANYAN_HOST_DEVICE std::int64_t row() const { return std::int64_t(kv_heads) * head_dim; }
 };
@@ -63,13 +70,15 @@ void rms_norm(const float* x, const float* gamma, float eps, int rows, int cols,
 // on the device, formed on the host exactly as the CPU backend forms it.
 void rope(float* q, int q_cols, float* k, int k_cols, const BatchView& batch, int head_dim, const float* inv_freq,
           cudaStream_t stream);
-// Stores k and v (rows [batch.size, kv.row()]) at batch.cache_rows of `layer`.
+// Stores k and v (rows [batch.size, kv.row()]) at batch.cache_rows of `layer` (rows of each
+// token's sequence, placed by its block table).
 void store_kv(const float* k, const float* v, const BatchView& batch, const KvView& kv, int layer, cudaStream_t stream);
 // Each query row attends to the rows of its slot that batch.visible / batch.tree_masks allow.
 void attention(const float* q, int heads, const BatchView& batch, const KvView& kv, int layer, float* out,
                cudaStream_t stream);
-// For every layer, keys and values: row `to` = row `from`, for each (from, to) pair in order.
-void copy_kv_rows(const KvView& kv, int slot, const std::int32_t* from_to, int moves, cudaStream_t stream);
+// For every layer, keys and values: cache row `to` = cache row `from`, for each (from, to) pair
+// in order.
+void copy_kv_rows(const KvView& kv, const std::int32_t* from_to, int moves, cudaStream_t stream);
 // gate = silu(gate) * up
 void silu_mul(float* gate, const float* up, std::int64_t n, cudaStream_t stream);
 // x += y

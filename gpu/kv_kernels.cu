@@ -1,5 +1,6 @@
-// The KV cache's kernels: storing a batch's keys and values, attention over a slot's rows with
-// the token-tree mask, and compacting accepted tree rows into place.
+// The KV cache's kernels: storing a batch's keys and values, attention over a sequence's rows
+// (found through its block table) with the token-tree mask, and compacting accepted tree rows
+// into place.
 #include <cmath>
 
 #include "gpu/cuda_check.hpp"
@@ -32,14 +33,20 @@ void with_element(const KvView& kv, Launch&& launch) {
   }
 }
 
-__device__ __forceinline__ std::int64_t row_offset(const KvView& kv, int layer, int slot, int row) {
-  return ((std::int64_t(layer) * kv.slots + slot) * kv.capacity + row) * kv.row();
+__device__ __forceinline__ std::int64_t row_offset(const KvView& kv, int layer, std::int64_t cache_row) {
+  return (std::int64_t(layer) * kv.rows + cache_row) * kv.row();
+}
+
+// The cache row of row r of token i's sequence.
+__device__ __forceinline__ std::int64_t cache_row(const KvView& kv, const BatchView& batch, int i, int r) {
+  const std::int32_t* table = batch.blocks ? batch.blocks + batch.block_begin[i] : batch.slots + i;
+  return std::int64_t(table[r / kv.block_rows]) * kv.block_rows + r % kv.block_rows;
 }
 
 template <typename T>
-__global__ void store_kv_kernel(const float* k, const float* v, const std::int32_t* slots, const std::int32_t* rows,
-                                KvView kv, int layer) {
-  const std::int64_t i = blockIdx.x, width = kv.row(), at = row_offset(kv, layer, slots[i], rows[i]);
+__global__ void store_kv_kernel(const float* k, const float* v, BatchView batch, KvView kv, int layer) {
+  const int i = blockIdx.x;
+  const std::int64_t width = kv.row(), at = row_offset(kv, layer, cache_row(kv, batch, i, batch.cache_rows[i]));
   for (std::int64_t e = threadIdx.x; e < width; e += blockDim.x) {
     store(static_cast<T*>(kv.keys) + at + e, k[i * width + e]);
     store(static_cast<T*>(kv.values) + at + e, v[i * width + e]);
@@ -65,7 +72,7 @@ __global__ void attention_kernel(const float* q, BatchView batch, KvView kv, int
   const std::uint64_t mask = batch.tree_masks[i];
   const int rows = visible + __popcll(static_cast<unsigned long long>(mask));
   const std::int64_t q_cols = std::int64_t(heads) * kv.head_dim;
-  const std::int64_t base = row_offset(kv, layer, batch.slots[i], 0) + std::int64_t(head / group) * kv.head_dim;
+  const std::int64_t base = row_offset(kv, layer, 0) + std::int64_t(head / group) * kv.head_dim;
   const T* keys = static_cast<const T*>(kv.keys) + base;
   const T* values = static_cast<const T*>(kv.values) + base;
 
@@ -78,7 +85,7 @@ __global__ void attention_kernel(const float* q, BatchView batch, KvView kv, int
   float max = -INFINITY, sum = 0.0f;
   for (int t = warp; t < rows; t += kAttentionWarps) {
     const int r = t < visible ? t : visible + nth_set_bit(mask, t - visible);
-    const std::int64_t at = std::int64_t(r) * kv.row() + lane;
+    const std::int64_t at = cache_row(kv, batch, i, r) * kv.row() + lane;
     float s = 0.0f;
 #pragma unroll
     for (int j = 0; j < kLaneValues; ++j)
@@ -118,13 +125,13 @@ __global__ void attention_kernel(const float* q, BatchView batch, KvView kv, int
 // Each thread owns one element column of a row, for every move in order, so moves that read a
 // row an earlier move wrote see it written (the CPU backend's order).
 template <typename T>
-__global__ void copy_kv_rows_kernel(KvView kv, int slot, const std::int32_t* from_to, int moves) {
+__global__ void copy_kv_rows_kernel(KvView kv, const std::int32_t* from_to, int moves) {
   const int layer = blockIdx.y;
   T* data = static_cast<T*>(blockIdx.z == 0 ? kv.keys : kv.values);
   const std::int64_t width = kv.row();
   for (std::int64_t e = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; e < width; e += std::int64_t(gridDim.x) * blockDim.x)
     for (int m = 0; m < moves; ++m)
-      data[row_offset(kv, layer, slot, from_to[2 * m + 1]) + e] = data[row_offset(kv, layer, slot, from_to[2 * m]) + e];
+      data[row_offset(kv, layer, from_to[2 * m + 1]) + e] = data[row_offset(kv, layer, from_to[2 * m]) + e];
 }
 
 }  // namespace
@@ -132,7 +139,7 @@ __global__ void copy_kv_rows_kernel(KvView kv, int slot, const std::int32_t* fro
 void store_kv(const float* k, const float* v, const BatchView& batch, const KvView& kv, int layer, cudaStream_t stream) {
   if (batch.size == 0) return;
   with_element(kv, [&](auto element) {
-    store_kv_kernel<decltype(element)><<<batch.size, kThreads, 0, stream>>>(k, v, batch.slots, batch.cache_rows, kv, layer);
+    store_kv_kernel<decltype(element)><<<batch.size, kThreads, 0, stream>>>(k, v, batch, kv, layer);
   });
   check_launch("store_kv");
 }
@@ -148,11 +155,11 @@ void attention(const float* q, int heads, const BatchView& batch, const KvView& 
   check_launch("attention");
 }
 
-void copy_kv_rows(const KvView& kv, int slot, const std::int32_t* from_to, int moves, cudaStream_t stream) {
+void copy_kv_rows(const KvView& kv, const std::int32_t* from_to, int moves, cudaStream_t stream) {
   if (moves == 0) return;
   const dim3 grid(blocks_for(kv.row(), kThreads), unsigned(kv.layers), 2);
   with_element(kv, [&](auto element) {
-    copy_kv_rows_kernel<decltype(element)><<<grid, kThreads, 0, stream>>>(kv, slot, from_to, moves);
+    copy_kv_rows_kernel<decltype(element)><<<grid, kThreads, 0, stream>>>(kv, from_to, moves);
   });
   check_launch("copy_kv_rows");
 }

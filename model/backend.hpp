@@ -14,6 +14,7 @@
 #include "model/dtype.hpp"
 #include "model/error.hpp"
 #include "model/forward_batch.hpp"
+#include "model/kv_layout.hpp"
 #include "model/logit_summary.hpp"
 #include "model/weight_paging.hpp"
 #include "model/weight_format.hpp"
@@ -39,15 +40,6 @@ class DeviceWeight {
   std::int64_t rows = 0, cols = 0;
   WeightFormat format = WeightFormat::f32;
   std::size_t bytes = 0;  // memory it takes on the backend
-};
-
-struct KvCacheSpec {
-  int layers = 0;
-  int slots = 0;      // sequences held at once
-  int capacity = 0;   // rows (tokens) per slot
-  int kv_heads = 0;
-  int head_dim = 0;
-  DType dtype = DType::f32;  // f32, f16 or bf16
 };
 
 class KvCache {
@@ -88,13 +80,15 @@ class Backend {
   // Rotary embedding in Hugging Face's rotate-half layout, in place, at batch.positions.
   virtual void rope(Tensor q, Tensor k, const ForwardBatch& batch, int head_dim, float theta) = 0;
   // Stores k and v at batch.cache_rows of `layer`, then attends each query to the rows
-  // batch.visible / batch.tree_masks allow. q [n, heads*head_dim], k/v [n, kv_heads*head_dim].
+  // batch.visible / batch.tree_masks allow; a sequence's rows lie where kv_layout.hpp says.
+  // q [n, heads*head_dim], k/v [n, kv_heads*head_dim].
   virtual void attention(int layer, Tensor q, Tensor k, Tensor v, const ForwardBatch& batch, KvCache& kv,
                          Tensor out) = 0;
-  // Copies key/value rows within one slot, every layer, in the order given: how the accepted
-  // tokens of a token tree are compacted into place after verification. The slot and rows are
-  // in range (LlamaModel::move_kv_rows checks them for every backend).
-  virtual void copy_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to) = 0;
+  // Copies key/value cache rows (model/kv_layout.hpp: rows of the whole cache, not of a
+  // sequence), every layer, in the order given: how the accepted tokens of a token tree are
+  // compacted into place after verification. The rows are in range (LlamaModel::move_kv_rows
+  // checks them for every backend).
+  virtual void copy_kv_rows(KvCache& kv, std::span<const std::pair<std::int64_t, std::int64_t>> from_to) = 0;
   // gate = silu(gate) * up
   virtual void silu_mul(Tensor gate, Tensor up) = 0;
   // x += y

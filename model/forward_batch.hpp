@@ -2,6 +2,7 @@
 // The tokens of one forward pass and, for each, where it sits: which sequence (KV-cache slot),
 // which RoPE position, which cache row receives its key/value, and which rows it may attend to.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace banyan {
@@ -21,8 +22,36 @@ struct ForwardBatch {
   // 0: those rows' logits come back whole; k > 0: each as its summary of the k best tokens
   // (model/logit_summary.hpp), formed where the logits are: enough for greedy decoding.
   int summary_k = 0;
+  // A paged KV cache (model/kv_layout.hpp): token i's sequence's block table is
+  // kv_blocks[kv_block_begin[i], kv_block_end[i]). All three empty in the fixed layout.
+  std::vector<std::int32_t> kv_blocks, kv_block_begin, kv_block_end;
 
   std::size_t size() const { return tokens.size(); }
+
+  std::span<const std::int32_t> block_table(std::size_t i) const {
+    if (kv_blocks.empty()) return {};
+    return std::span(kv_blocks).subspan(std::size_t(kv_block_begin[i]), std::size_t(kv_block_end[i] - kv_block_begin[i]));
+  }
+  // Gives every token its slot's block table, table_of(slot) (a span of block numbers), each
+  // slot's table sent once.
+  template <class TableOf>
+  void attach_block_tables(TableOf&& table_of) {
+    kv_blocks.clear();
+    kv_block_begin.assign(size(), 0);
+    kv_block_end.assign(size(), 0);
+    std::vector<std::int32_t> seen;  // slot, begin, end
+    for (std::size_t i = 0; i < size(); ++i) {
+      std::size_t j = 0;
+      while (j < seen.size() && seen[j] != slots[i]) j += 3;
+      if (j == seen.size()) {
+        const auto table = table_of(slots[i]);
+        seen.insert(seen.end(), {slots[i], std::int32_t(kv_blocks.size()), std::int32_t(kv_blocks.size() + table.size())});
+        kv_blocks.insert(kv_blocks.end(), table.begin(), table.end());
+      }
+      kv_block_begin[i] = seen[j + 1];
+      kv_block_end[i] = seen[j + 2];
+    }
+  }
 
   // Appends a token of ordinary left-to-right decoding: stored at row `position`, seeing every
   // row up to and including its own.

@@ -245,10 +245,15 @@ std::shared_ptr<WeightPaging> page_models(const std::vector<LlamaModel*>& models
   return paged;
 }
 
-std::unique_ptr<KvCache> LlamaModel::create_kv_cache(int slots, int capacity) const {
-  return backend_.create_kv_cache({int(layers_.size()), slots, capacity,
+std::unique_ptr<KvCache> LlamaModel::create_kv_cache(const KvLayout& l) const {
+  if (l.slots <= 0 || l.capacity <= 0 || l.paging.block_rows < 0 || (l.paging.on() && l.paging.blocks <= 0))
+    throw Error("KV cache: " + std::to_string(l.slots) + " slots of " + std::to_string(l.capacity) + " rows" +
+                (l.paging.on() ? " in " + std::to_string(l.paging.blocks) + " blocks of " + std::to_string(l.paging.block_rows)
+                               : "") +
+                " is not a cache");
+  return backend_.create_kv_cache({int(layers_.size()), l.slots, l.capacity,
                                    config_.num_key_value_heads / options_.shard.degree, config_.head_dim(),
-                                   options_.kv_cache});
+                                   options_.kv_cache, l.paging});
 }
 
 void LlamaModel::reserve(std::int64_t tokens) {
@@ -307,6 +312,12 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
   if (b.positions.size() != n || b.slots.size() != n || b.cache_rows.size() != n || b.visible.size() != n ||
       b.tree_masks.size() != n)
     throw Error("forward: batch fields have different lengths");
+  if (kv.paged() != !b.kv_blocks.empty() || (kv.paged() && (b.kv_block_begin.size() != n || b.kv_block_end.size() != n)))
+    throw Error(kv.paged() ? "forward: the KV cache is paged but the batch has no block tables"
+                           : "forward: the batch has block tables but the KV cache is not paged");
+  for (auto block : b.kv_blocks)
+    if (block < 0 || block >= kv.paging.blocks)
+      throw Error("forward: KV block " + std::to_string(block) + " out of range (" + std::to_string(kv.paging.blocks) + " blocks)");
   for (std::size_t i = 0; i < n; ++i) {
     auto bad = [&](const std::string& what) {
       throw Error("forward: token " + std::to_string(i) + " of the batch: " + what);
@@ -314,11 +325,16 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
     if (b.tokens[i] < 0 || b.tokens[i] >= vocab)
       bad("id " + std::to_string(b.tokens[i]) + " outside the vocabulary of " + std::to_string(vocab));
     if (b.slots[i] < 0 || b.slots[i] >= kv.slots) bad("slot " + std::to_string(b.slots[i]) + " out of range");
-    if (b.cache_rows[i] < 0 || b.cache_rows[i] >= kv.capacity)
-      bad("cache row " + std::to_string(b.cache_rows[i]) + " beyond the KV capacity of " +
-          std::to_string(kv.capacity));
+    if (kv.paged() && (b.kv_block_begin[i] < 0 || b.kv_block_begin[i] > b.kv_block_end[i] ||
+                       std::size_t(b.kv_block_end[i]) > b.kv_blocks.size()))
+      bad("block table out of range");
+    // Rows beyond the sequence's capacity, or (paged) beyond the blocks its table lists.
+    const int rows = kv.paged() ? std::min(kv.capacity, (b.kv_block_end[i] - b.kv_block_begin[i]) * kv.paging.block_rows)
+                                : kv.capacity;
+    if (b.cache_rows[i] < 0 || b.cache_rows[i] >= rows)
+      bad("cache row " + std::to_string(b.cache_rows[i]) + " beyond the " + std::to_string(rows) + " rows of its KV slot");
     const int highest_bit = b.tree_masks[i] ? 63 - __builtin_clzll(b.tree_masks[i]) : -1;
-    if (b.visible[i] < 0 || b.visible[i] + highest_bit + 1 > kv.capacity) bad("attends beyond the KV capacity");
+    if (b.visible[i] < 0 || b.visible[i] + highest_bit + 1 > rows) bad("attends beyond the rows of its KV slot");
     if (b.positions[i] < 0) bad("negative position");
   }
   for (auto r : b.logit_rows)
@@ -330,15 +346,25 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
 
 }  // namespace
 
-void LlamaModel::move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to) {
+void LlamaModel::move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to,
+                              std::span<const std::int32_t> blocks) {
   const KvCacheSpec& spec = kv.spec();
   if (slot < 0 || slot >= spec.slots)
     throw Error("KV row move: slot " + std::to_string(slot) + " out of range (" + std::to_string(spec.slots) + " slots)");
-  for (const auto& [from, to] : from_to)
-    if (from < 0 || to < 0 || from >= spec.capacity || to >= spec.capacity)
-      throw Error("KV row move " + std::to_string(from) + " -> " + std::to_string(to) + " beyond the KV capacity of " +
-                  std::to_string(spec.capacity));
-  backend_.copy_kv_rows(kv, slot, from_to);
+  if (spec.paged() != !blocks.empty())
+    throw Error(spec.paged() ? "KV row move: the cache is paged but no block table came" : "KV row move: a block table for a cache that is not paged");
+  for (auto block : blocks)
+    if (block < 0 || block >= spec.paging.blocks) throw Error("KV row move: block " + std::to_string(block) + " out of range");
+  const KvRowMap map = kv_row_map(spec, slot, blocks);
+  const int rows = std::min(spec.capacity, map.covered());
+  std::vector<std::pair<std::int64_t, std::int64_t>> cache_rows;
+  for (const auto& [from, to] : from_to) {
+    if (from < 0 || to < 0 || from >= rows || to >= rows)
+      throw Error("KV row move " + std::to_string(from) + " -> " + std::to_string(to) + " beyond the " + std::to_string(rows) +
+                  " rows of slot " + std::to_string(slot));
+    cache_rows.emplace_back(map.row(from), map.row(to));
+  }
+  backend_.copy_kv_rows(kv, cache_rows);
 }
 
 void LlamaModel::forward(const ForwardBatch& batch, KvCache& kv, std::vector<float>& logits) {

@@ -125,12 +125,13 @@ class LlamaModel {
   // The paging of an offloaded model's weights (shared with the models paged with it); null
   // when every weight is resident.
   const WeightPaging* paged() const { return paged_.get(); }
-  // A KV cache for the layers this model holds.
-  std::unique_ptr<KvCache> create_kv_cache(int slots, int capacity) const;
-  // Copies key/value rows within one slot of `kv`, every layer, in the order given (how the
-  // accepted tokens of a verified tree are compacted into place). Throws, before any copy,
-  // if the slot or a row is out of the cache's range.
-  void move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to);
+  // A KV cache for the layers this model holds (model/kv_layout.hpp).
+  std::unique_ptr<KvCache> create_kv_cache(const KvLayout& layout) const;
+  // Copies key/value rows within one slot of `kv` (whose block table is `blocks` in a paged
+  // cache), every layer, in the order given (how the accepted tokens of a verified tree are
+  // compacted into place). Throws, before any copy, if the slot or a row is out of range.
+  void move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<int, int>> from_to,
+                    std::span<const std::int32_t> blocks = {});
 
   int first_layer() const { return first_layer_; }
   int end_layer() const { return first_layer_ + int(layers_.size()); }

@@ -32,6 +32,7 @@ struct RequestStats {
   std::vector<int> tree_depth_per_step;  // depth of each step's token tree (0: no speculation)
   int tree_tokens = 0;                   // speculated tokens sent to the LLM, summed over steps
   double time_to_first_token_s = 0;
+  int preemptions = 0;                   // times its KV blocks were taken back for another's
 
   double mean_accepted() const;
 };
@@ -45,10 +46,13 @@ struct Request {
   FinishReason finish = FinishReason::none;
   std::string error;  // why it failed
   int slot = -1;      // KV-cache slot while active
-  int prefilled = 0;  // prompt tokens already scheduled into the KV cache
+  int prefilled = 0;  // tokens already scheduled into the KV cache by its prefill
   RequestStats stats;
 
   int generated() const { return int(tokens.size()) - prompt_length; }
+  // Tokens its prefill puts in the KV cache: the prompt; after a preemption, every token but
+  // the last (the root of its next decoding step).
+  int prefill_length() const { return generated() > 0 ? int(tokens.size()) - 1 : prompt_length; }
   bool active() const { return state == RequestState::prefilling || state == RequestState::decoding; }
   bool done() const { return !active() && state != RequestState::queued; }
 };

@@ -19,6 +19,21 @@ void SchedulerLimits::validate() const {
            std::to_string(max_requests_per_batch) + "): every decoding request sends one token per step");
   need(max_tree_tokens >= 0 && max_tree_tokens < kMaxTreeNodes,
        "max_tree_tokens must be between 0 and " + std::to_string(kMaxTreeNodes - 1));
+  need(kv_cache_tokens >= 0, "kv_cache_tokens must not be negative");
+  if (kv_cache_tokens > 0) {
+    need(kv_block_rows > 0, "kv_block_rows must be positive");
+    const int sequence = kv_layout().capacity;
+    need(kv_cache_tokens / kv_block_rows >= (sequence + kv_block_rows - 1) / kv_block_rows,
+         "kv_cache_tokens (" + std::to_string(kv_cache_tokens) + ") must hold at least one whole sequence: " +
+             std::to_string(sequence) + " rows (max_sequence_length and a token tree) in blocks of " +
+             std::to_string(kv_block_rows));
+  }
+}
+
+KvLayout SchedulerLimits::kv_layout() const {
+  KvLayout l{max_requests_per_batch, max_sequence_length + max_tree_tokens + 1, {}};
+  if (kv_cache_tokens > 0) l.paging = {kv_block_rows, kv_cache_tokens / kv_block_rows};
+  return l;
 }
 
 int StepPlan::tokens() const {
@@ -30,6 +45,8 @@ int StepPlan::tokens() const {
 RequestManager::RequestManager(SchedulerLimits limits, int vocab_size, std::int32_t eos_token)
     : limits_(limits), vocab_(vocab_size), eos_(eos_token), slot_used_(std::size_t(limits.max_requests_per_batch), false) {
   limits_.validate();
+  const KvLayout layout = limits_.kv_layout();
+  if (layout.paging.on()) blocks_.emplace(layout.paging.blocks, layout.paging.block_rows, layout.slots);
 }
 
 RequestId RequestManager::submit(std::vector<std::int32_t> prompt, const GenerationConfig& config) {
@@ -76,25 +93,67 @@ void RequestManager::fail(RequestId id, const std::string& why) {
 
 void RequestManager::end(Request& r, RequestState state, FinishReason reason) {
   if (r.state == RequestState::queued) queue_.erase(std::remove(queue_.begin(), queue_.end(), r.id), queue_.end());
-  if (r.slot >= 0) slot_used_[std::size_t(r.slot)] = false;
-  active_.erase(std::remove(active_.begin(), active_.end(), r.id), active_.end());
+  free_slot(r);
   r.state = state;
   r.finish = reason;
   done_.push_back(r.id);
 }
 
-StepPlan RequestManager::schedule(bool speculative) {
-  // Admission: first come, first served, one KV slot each.
+void RequestManager::free_slot(Request& r) {
+  if (r.slot >= 0) {
+    slot_used_[std::size_t(r.slot)] = false;
+    if (blocks_) blocks_->release(r.slot);
+  }
+  r.slot = -1;
+  active_.erase(std::remove(active_.begin(), active_.end(), r.id), active_.end());
+}
+
+void RequestManager::preempt(Request& r) {
+  free_slot(r);
+  r.prefilled = 0;
+  r.state = RequestState::queued;
+  r.stats.preemptions++;
+  queue_.push_front(r.id);
+}
+
+void RequestManager::admit() {
+  // First come, first served, one KV slot each; paged, the blocks of the prefill too, and the
+  // decoding requests keep a block each in hand so that admitting does not force a preemption.
   while (!queue_.empty()) {
     auto free_slot = std::find(slot_used_.begin(), slot_used_.end(), false);
     if (free_slot == slot_used_.end()) break;
     Request& r = request(queue_.front());
+    const int slot = int(free_slot - slot_used_.begin());
+    if (blocks_) {
+      const int rows = r.prefill_length() + 1;  // and the row of the token after it
+      if (blocks_->blocks_for(rows) > blocks_->free_blocks() - decoding_count()) break;
+      blocks_->reserve(slot, rows);
+    }
     queue_.pop_front();
-    r.slot = int(free_slot - slot_used_.begin());
+    r.slot = slot;
     *free_slot = true;
     r.state = RequestState::prefilling;
     active_.push_back(r.id);
   }
+}
+
+void RequestManager::make_room_for_roots() {
+  for (std::size_t i = 0; i < active_.size(); ++i) {
+    const Request& r = request(active_[i]);
+    if (r.state != RequestState::decoding) continue;
+    const RequestId id = r.id;
+    const int rows = int(r.tokens.size());  // the root is its last token
+    while (!blocks_->reserve(r.slot, rows)) {
+      const RequestId victim = active_.back();
+      preempt(request(victim));
+      if (victim == id) break;
+    }
+  }
+}
+
+StepPlan RequestManager::schedule(bool speculative) {
+  admit();
+  if (blocks_) make_room_for_roots();
 
   StepPlan plan;
   int budget = limits_.max_tokens_per_batch;
@@ -122,6 +181,9 @@ StepPlan RequestManager::schedule(bool speculative) {
                                                      r.config.max_new_tokens - r.generated()) - 1
                                           : 0;
       d.tree_budget = std::max(0, std::min({share, limits_.max_tree_tokens, room}));
+      // Paged: tree rows too need blocks; a tree gets what is free.
+      if (blocks_)
+        d.tree_budget = std::min(d.tree_budget, blocks_->reserve_up_to(d.slot, d.root_row + 1 + d.tree_budget) - (d.root_row + 1));
       budget -= d.tree_budget;
     }
   }
@@ -129,11 +191,14 @@ StepPlan RequestManager::schedule(bool speculative) {
   for (RequestId id : active_) {
     Request& r = request(id);
     if (r.state != RequestState::prefilling || budget <= 0) continue;
-    const int n = std::min(r.prompt_length - r.prefilled, budget);
+    const int length = r.prefill_length(), n = std::min(length - r.prefilled, budget);
     if (n <= 0) continue;
-    plan.prefill.push_back({id, r.slot, r.prefilled, r.prefilled + n, r.prefilled + n == r.prompt_length});
+    const bool last = r.prefilled + n == length;
+    plan.prefill.push_back({id, r.slot, r.prefilled, r.prefilled + n, last && r.generated() == 0});
     r.prefilled += n;
     budget -= n;
+    // A preempted request's tokens are back in the cache: it decodes from its last token on.
+    if (last && r.generated() > 0) r.state = RequestState::decoding;
   }
   return plan;
 }

@@ -3,14 +3,20 @@
 // it returns a StepPlan — which requests decode (with how many speculated tokens they may send)
 // and which prompt chunks are prefilled — under three limits: requests in flight
 // (max_requests_per_batch, one KV slot each), tokens per LLM pass (max_tokens_per_batch) and
-// tokens per sequence (max_sequence_length). Whoever runs the models executes the plan and
-// reports back with commit().
+// tokens per sequence (max_sequence_length). With a paged KV cache (kv_cache_tokens) it also
+// hands out the cache's blocks: a request is admitted when its prompt's blocks are free, and
+// when a decoding request's next rows find none, the latest admitted request gives its blocks
+// back and waits to be prefilled again (its prompt and the tokens it has so far). Whoever runs
+// the models executes the plan and reports back with commit().
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <span>
 #include <vector>
 
+#include "model/kv_layout.hpp"
+#include "scheduler/kv_block_pool.hpp"
 #include "scheduler/request.hpp"
 
 namespace banyan {
@@ -20,15 +26,22 @@ struct SchedulerLimits {
   int max_tokens_per_batch = 512;
   int max_sequence_length = 0;  // 0: the model's max_position_embeddings (resolved by the engine)
   int max_tree_tokens = 63;  // speculated tokens per request per step (root not counted)
+  // 0: each slot keeps room for a whole sequence. Else the LLM's KV cache holds this many
+  // tokens, all requests together, in blocks of kv_block_rows (at least one whole sequence).
+  int kv_cache_tokens = 0;
+  int kv_block_rows = 16;
 
   void validate() const;  // throws Error
+  // The KV cache's rows per sequence (room for one tree after it) and its paging.
+  KvLayout kv_layout() const;
 };
 
 struct PrefillChunk {
   RequestId id;
   int slot;
-  int begin, end;        // prompt tokens [begin, end) go to cache rows [begin, end)
+  int begin, end;        // tokens [begin, end) go to cache rows [begin, end)
   bool completes_prompt; // the LLM's logits at the last token give the first generated token
+                         // (not when a preempted request's tokens come back)
 };
 
 struct DecodeEntry {
@@ -66,6 +79,8 @@ class RequestManager {
   int commit(RequestId id, std::span<const std::int32_t> accepted);
   // Marks a request failed (e.g. its node died); frees its slot.
   void fail(RequestId id, const std::string& why);
+  // The paged KV cache's blocks; null without paging.
+  const KvBlockPool* kv_blocks() const { return blocks_ ? &*blocks_ : nullptr; }
 
   const Request& request(RequestId id) const;
   Request& request(RequestId id);
@@ -81,6 +96,11 @@ class RequestManager {
 
  private:
   void end(Request& r, RequestState state, FinishReason reason);
+  void admit();
+  // Paged: every decoding request gets the row of its root, the latest admitted giving way.
+  void make_room_for_roots();
+  void preempt(Request& r);
+  void free_slot(Request& r);
 
   SchedulerLimits limits_;
   int vocab_;
@@ -90,6 +110,7 @@ class RequestManager {
   std::deque<RequestId> queue_;
   std::vector<RequestId> active_;     // admission order
   std::vector<bool> slot_used_;
+  std::optional<KvBlockPool> blocks_;
   std::vector<RequestId> done_;
 };
 

@@ -4,8 +4,10 @@
 // always, test_backend_cuda with the CUDA build, which reports "skipped: no CUDA device" where
 // there is none.
 #define BOOST_TEST_MODULE backend_conformance
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -203,19 +205,30 @@ BOOST_AUTO_TEST_CASE(rope_rotates_halves_at_each_position) {
 
 namespace {
 
-// A KV cache on the backend and its host mirror; attention's reference reads the mirror.
+// A KV cache on the backend and its host mirror; attention's reference reads the mirror. Paged,
+// the slots' blocks are handed out shuffled, so no slot's rows lie in order.
 class KvCheck {
  public:
-  KvCheck(int head_dim, DType dtype)
-      : spec_{2, 3, 64, 2, head_dim, dtype}, kv_(backend().create_kv_cache(spec_)),
+  KvCheck(int head_dim, DType dtype, KvPaging paging = {})
+      : spec_{2, 3, 64, 2, head_dim, dtype, paging}, kv_(backend().create_kv_cache(spec_)),
         mirror_(std::size_t(spec_.layers * spec_.slots * spec_.capacity * 2),
-                std::vector<float>(std::size_t(row()))) {}
+                std::vector<float>(std::size_t(row()))) {
+    if (!paging.on()) return;
+    std::vector<std::int32_t> blocks(std::size_t(paging.blocks));
+    std::iota(blocks.begin(), blocks.end(), 0);
+    std::shuffle(blocks.begin(), blocks.end(), std::mt19937(11));
+    const int per_slot = spec_.capacity / paging.block_rows;
+    BOOST_TEST_REQUIRE(paging.blocks >= spec_.slots * per_slot);
+    for (int s = 0; s < spec_.slots; ++s)
+      tables_.emplace_back(blocks.begin() + s * per_slot, blocks.begin() + (s + 1) * per_slot);
+  }
 
   int row() const { return spec_.kv_heads * spec_.head_dim; }
   KvCache& kv() { return *kv_; }
 
   // Runs attention for `batch` on `layer` with random q/k/v; checks every output.
-  void attend(int layer, const ForwardBatch& batch, std::mt19937& rng) {
+  void attend(int layer, ForwardBatch batch, std::mt19937& rng) {
+    if (spec_.paged()) batch.attach_block_tables([&](int slot) { return std::span(tables_[std::size_t(slot)]); });
     const int heads = 4, head_dim = spec_.head_dim;
     const std::int64_t n = std::int64_t(batch.size()), qc = heads * head_dim;
     const auto qv = test::random_normals(std::size_t(n * qc), rng), kv = test::random_normals(std::size_t(n * row()), rng),
@@ -259,7 +272,10 @@ class KvCheck {
   }
 
   void move_rows(int slot, const std::vector<std::pair<int, int>>& moves) {
-    backend().copy_kv_rows(*kv_, slot, moves);
+    const KvRowMap map = kv_row_map(spec_, slot, spec_.paged() ? std::span(tables_[std::size_t(slot)]) : std::span<const std::int32_t>());
+    std::vector<std::pair<std::int64_t, std::int64_t>> cache_rows;
+    for (const auto& [from, to] : moves) cache_rows.emplace_back(map.row(from), map.row(to));
+    backend().copy_kv_rows(*kv_, cache_rows);
     for (int layer = 0; layer < spec_.layers; ++layer)
       for (const auto& [from, to] : moves) {
         key(layer, slot, to) = key(layer, slot, from);
@@ -284,16 +300,20 @@ class KvCheck {
   KvCacheSpec spec_;
   std::unique_ptr<KvCache> kv_;
   std::vector<std::vector<float>> mirror_;  // [layer][slot][row][key, value]
+  std::vector<std::vector<std::int32_t>> tables_;  // paged: each slot's blocks
 };
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(attention_honours_causal_and_tree_masks_and_row_moves) {
   std::mt19937 rng(5);
+  // The fixed layout, then paged caches: blocks of 4 rows (a prefill spans three, a tree
+  // straddles two), and of 1 row.
+  for (KvPaging paging : {KvPaging{}, KvPaging{4, 50}, KvPaging{1, 200}})
   for (DType dtype : {DType::f32, DType::f16, DType::bf16})
     for (int head_dim : {8, 64, 128}) {
-      BOOST_TEST_CONTEXT("KV " << dtype_name(dtype) << ", head_dim " << head_dim) {
-        KvCheck c(head_dim, dtype);
+      BOOST_TEST_CONTEXT("KV " << dtype_name(dtype) << ", head_dim " << head_dim << ", blocks of " << paging.block_rows) {
+        KvCheck c(head_dim, dtype, paging);
         // Prefill: 10 prompt tokens of slot 1 and 3 of slot 2 in one batch, both layers.
         ForwardBatch prefill;
         for (int p = 0; p < 10; ++p) prefill.add_causal(1, 1, p, false);
@@ -409,7 +429,7 @@ BOOST_AUTO_TEST_CASE(model_logits_match_the_cpu_backend, *utf::precondition(not_
       ModelOptions o;
       o.linear = f;
       LlamaModel here(weights, backend(), o), there(weights, *cpu, o);
-      auto kv_here = here.create_kv_cache(1, 64), kv_there = there.create_kv_cache(1, 64);
+      auto kv_here = here.create_kv_cache({1, 64}), kv_there = there.create_kv_cache({1, 64});
       ForwardBatch batch;
       for (int p = 0; p < 12; ++p) batch.add_causal(3 + p * 7, 0, p, true);
       const double tolerance = f == WeightFormat::f32 ? 1e-4 : 3e-2;
@@ -448,8 +468,8 @@ BOOST_AUTO_TEST_CASE(tensor_shards_held_side_by_side_compute_the_whole_models_lo
     return std::make_shared<LlamaModel>(weights, *shards.backends[std::size_t(s.rank)], ModelOptions{.shard = s});
   });
   LlamaModel whole(weights, backend());
-  auto kv = whole.create_kv_cache(1, 64);
-  split->create_kv_cache(1, 64);
+  auto kv = whole.create_kv_cache({1, 64});
+  split->create_kv_cache({1, 64});
   ForwardBatch prompt;
   for (int p = 0; p < 9; ++p) prompt.add_causal(3 + p * 11, 0, p, true);
   ForwardBatch step;
@@ -555,7 +575,7 @@ BOOST_AUTO_TEST_CASE(an_offloaded_model_computes_what_the_resident_one_does) {
       const std::size_t budget = resident.weight_bytes() * 2 / 5;
       const auto paging = page_models({&offloaded}, {.budget = budget});
 
-      auto kv_resident = resident.create_kv_cache(1, 32), kv_offloaded = offloaded.create_kv_cache(1, 32);
+      auto kv_resident = resident.create_kv_cache({1, 32}), kv_offloaded = offloaded.create_kv_cache({1, 32});
       ForwardBatch batch;
       for (int p = 0; p < 9; ++p) batch.add_causal(5 + p * 11, 0, p, true);
       for (int step = 0; step < 4; ++step) {

@@ -203,21 +203,28 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
       stages.push_back(whole_stage(weights, *backend, r));
     BOOST_TEST_REQUIRE(stages.size() == 2u);
     auto handles = spawn_llm_stages(system, std::move(stages));
-    {
+    // Paged, the stages place rows by the block tables each pass brings: 10 blocks of 8 rows,
+    // where these requests need 5 each, so they also give way to each other.
+    for (bool paged : {false, true}) {
       StagedLlm llm(system, handles.front(), whole.config());
       LocalSsms ssms(speculative ? std::vector<LlamaModel*>{&whole} : std::vector<LlamaModel*>{});
-      Engine engine(llm, ssms, {});
+      EngineOptions options;
+      if (paged) options.limits = {8, 512, 64, 63, 80, 8};
+      Engine engine(llm, ssms, options);
       std::vector<RequestId> ids;
       for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {24, {}}));
       engine.run([](RequestId, std::span<const std::int32_t>) {});
+      int preemptions = 0;
       for (std::size_t i = 0; i < ids.size(); ++i) {
         const Request& r = engine.requests().request(ids[i]);
         const std::vector<std::int32_t> got(r.tokens.begin() + r.prompt_length, r.tokens.end());
-        BOOST_TEST_CONTEXT("speculative " << speculative << ", prompt " << i) {
+        preemptions += r.stats.preemptions;
+        BOOST_TEST_CONTEXT("speculative " << speculative << ", paged " << paged << ", prompt " << i) {
           BOOST_TEST(got == want[i], boost::test_tools::per_element());
           if (speculative) BOOST_TEST(r.stats.mean_accepted() > 1.5);  // tree compaction went through the stages
         }
       }
+      BOOST_TEST(paged == (preemptions > 0));
     }
     for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
@@ -286,7 +293,7 @@ BOOST_AUTO_TEST_CASE(a_stage_error_reaches_the_engine) {
     ForwardBatch b;
     b.add_causal(5, 0, 0, true);
     BOOST_CHECK_THROW(llm.forward(b, logits), Error);  // no KV cache yet: the stage says so
-    llm.create_kv_cache(1, 16);
+    llm.create_kv_cache({1, 16});
     b.slots[0] = 3;  // a slot the cache does not have
     try {
       llm.forward(b, logits);
@@ -405,4 +412,33 @@ BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
   BOOST_TEST_REQUIRE(t2.node(0).drafts.size() == 1u);
   BOOST_TEST(*t2.node(0).drafts[0].q == *q, boost::test_tools::per_element());
   BOOST_TEST(t2.ancestor_mask(2) == t.ancestor_mask(2));
+}
+
+BOOST_AUTO_TEST_CASE(stage_messages_carry_block_tables_across_the_wire) {
+  // A stage in another process places KV rows by what the pass brings: the batch's block
+  // tables, the moves' tables and the cache's layout arrive as sent.
+  caf::actor_system_config config;
+  configure_actor_system(config);
+  caf::actor_system system(config);
+  StageForward f;
+  f.batch.add_causal(5, 1, 20, true);
+  f.batch.add_causal(6, 0, 3, true);
+  f.batch.attach_block_tables([](int slot) { return slot == 1 ? std::vector<std::int32_t>{7, 2} : std::vector<std::int32_t>{4}; });
+  f.kv_moves.push_back({1, {21}, {20}, {7, 2}});
+  const KvLayout layout{8, 300, {16, 40}};
+  std::vector<char> buf;
+  caf::binary_serializer sink{system, buf};
+  BOOST_TEST_REQUIRE(!sink(f, layout));
+  StageForward f2;
+  KvLayout layout2;
+  caf::binary_deserializer source{system, buf};
+  BOOST_TEST_REQUIRE(!source(f2, layout2));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto sent = f.batch.block_table(i), got = f2.batch.block_table(i);
+    BOOST_TEST(std::vector<std::int32_t>(got.begin(), got.end()) == std::vector<std::int32_t>(sent.begin(), sent.end()),
+               boost::test_tools::per_element());
+  }
+  BOOST_TEST(f2.batch.block_table(0).size() == 2u);
+  BOOST_TEST(f2.kv_moves.at(0).blocks == f.kv_moves[0].blocks, boost::test_tools::per_element());
+  BOOST_TEST((layout2.slots == 8 && layout2.capacity == 300 && layout2.paging.block_rows == 16 && layout2.paging.blocks == 40));
 }

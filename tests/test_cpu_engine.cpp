@@ -32,7 +32,7 @@ using Logits = std::vector<float>;
 
 // Logits of one sequence fed one token per pass.
 std::vector<Logits> incremental(TinyModel& e, const std::vector<std::int32_t>& seq) {
-  auto kv = e.model->create_kv_cache(1, 128);
+  auto kv = e.model->create_kv_cache({1, 128});
   std::vector<Logits> out;
   for (std::size_t i = 0; i < seq.size(); ++i) {
     ForwardBatch b;
@@ -63,7 +63,7 @@ const std::vector<std::int32_t> kSeqC = {1, 19, 27, 110, 55, 3};
 BOOST_AUTO_TEST_CASE(prefill_equals_token_by_token) {
   TinyModel e;
   const auto step = incremental(e, kSeqA);
-  auto kv = e.model->create_kv_cache(1, 128);
+  auto kv = e.model->create_kv_cache({1, 128});
   ForwardBatch b;
   for (std::size_t i = 0; i < kSeqA.size(); ++i) b.add_causal(kSeqA[i], 0, int(i), true);
   Logits all;
@@ -74,7 +74,7 @@ BOOST_AUTO_TEST_CASE(prefill_equals_token_by_token) {
 BOOST_AUTO_TEST_CASE(chunked_prefill_equals_one_pass) {
   TinyModel e;
   const auto step = incremental(e, kSeqA);
-  auto kv = e.model->create_kv_cache(1, 128);
+  auto kv = e.model->create_kv_cache({1, 128});
   for (std::size_t start = 0; start < kSeqA.size(); start += 3) {
     ForwardBatch b;
     for (std::size_t i = start; i < std::min(start + 3, kSeqA.size()); ++i) b.add_causal(kSeqA[i], 0, int(i), true);
@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(sequences_in_one_batch_do_not_see_each_other) {
   for (const auto& s : seqs) alone.push_back(incremental(e, s));
 
   // All three prompts in one pass, slots interleaved token by token.
-  auto kv = e.model->create_kv_cache(3, 128);
+  auto kv = e.model->create_kv_cache({3, 128});
   ForwardBatch b;
   std::vector<std::pair<std::size_t, std::size_t>> who;
   for (std::size_t pos = 0; pos < kSeqA.size(); ++pos)
@@ -128,7 +128,7 @@ BOOST_AUTO_TEST_CASE(tree_mask_attends_to_ancestors_only) {
   const std::uint64_t masks[] = {0b0001, 0b0011, 0b0101, 0b1101};
   const std::vector<std::vector<std::int32_t>> paths = {{33}, {33, 70}, {33, 2}, {33, 2, 101}};
 
-  auto kv = e.model->create_kv_cache(1, 128);
+  auto kv = e.model->create_kv_cache({1, 128});
   ForwardBatch pre;
   for (std::size_t i = 0; i < prefix.size(); ++i) pre.add_causal(prefix[i], 0, int(i), false);
   Logits unused;
@@ -197,10 +197,10 @@ BOOST_AUTO_TEST_CASE(pipeline_stages_compute_what_the_whole_model_does) {
       BOOST_TEST(!stages.front()->is_last_stage());
       BOOST_TEST(stages.back()->is_last_stage());
       Logits unused;
-      BOOST_CHECK_THROW(stages.front()->forward(ForwardBatch{}, *stages.front()->create_kv_cache(1, 8), unused), Error);
-      auto whole_kv = whole.create_kv_cache(2, 64);
+      BOOST_CHECK_THROW(stages.front()->forward(ForwardBatch{}, *stages.front()->create_kv_cache({1, 8}), unused), Error);
+      auto whole_kv = whole.create_kv_cache({2, 64});
       std::vector<std::unique_ptr<KvCache>> stage_kv;
-      for (auto& s : stages) stage_kv.push_back(s->create_kv_cache(2, 64));
+      for (auto& s : stages) stage_kv.push_back(s->create_kv_cache({2, 64}));
 
       ForwardBatch prefill, decode;
       for (std::size_t i = 0; i < kSeqA.size(); ++i) prefill.add_causal(kSeqA[i], 0, int(i), i + 1 == kSeqA.size());
@@ -261,7 +261,7 @@ BOOST_AUTO_TEST_CASE(engine_respects_max_sequence_length) {
 
 BOOST_AUTO_TEST_CASE(bad_batches_are_rejected) {
   TinyModel e;
-  auto kv = e.model->create_kv_cache(1, 8);
+  auto kv = e.model->create_kv_cache({1, 8});
   Logits out;
   ForwardBatch bad_token;
   bad_token.add_causal(5000, 0, 0, true);
@@ -341,7 +341,7 @@ BOOST_AUTO_TEST_CASE(models_on_two_threads_share_one_backend) {
   std::vector<std::int32_t> prompt(24);
   std::iota(prompt.begin(), prompt.end(), 3);
   auto run = [&](LlamaModel& m) {
-    auto kv = m.create_kv_cache(1, 64);
+    auto kv = m.create_kv_cache({1, 64});
     Logits all, step;
     ForwardBatch b;
     for (int p = 0; p < int(prompt.size()); ++p) b.add_causal(prompt[std::size_t(p)], 0, p, p + 1 == int(prompt.size()));

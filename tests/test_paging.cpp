@@ -286,8 +286,8 @@ BOOST_AUTO_TEST_CASE(pipeline_stages_paged_together_share_one_budget) {
   BOOST_TEST(first.paged() == paged.get());
   BOOST_TEST(second.paged() == paged.get());
 
-  auto whole_kv = whole.create_kv_cache(1, 32);
-  auto first_kv = first.create_kv_cache(1, 32), second_kv = second.create_kv_cache(1, 32);
+  auto whole_kv = whole.create_kv_cache({1, 32});
+  auto first_kv = first.create_kv_cache({1, 32}), second_kv = second.create_kv_cache({1, 32});
   ForwardBatch prefill, decode;
   for (int i = 0; i < 7; ++i) prefill.add_causal(1 + 37 * i, 0, i, i == 6);
   decode.add_causal(99, 0, 7, true);

@@ -23,7 +23,7 @@ std::unique_ptr<Backend> backend() { return cpu::make_cpu_backend({2}); }
 
 // Logits for every position of `tokens` in one pass (teacher forcing).
 std::vector<float> all_logits(LlamaModel& m, const std::vector<std::int32_t>& tokens) {
-  auto kv = m.create_kv_cache(1, int(tokens.size()));
+  auto kv = m.create_kv_cache({1, int(tokens.size())});
   ForwardBatch b;
   for (std::size_t i = 0; i < tokens.size(); ++i) b.add_causal(tokens[i], 0, int(i), true);
   std::vector<float> logits;

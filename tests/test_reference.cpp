@@ -52,7 +52,7 @@ void compare(const std::filesystem::path& model_dir, const std::vector<std::int3
   const int vocab = e.model->config().vocab_size;
 
   // Logits of every prompt position in one prefill pass.
-  auto kv = e.model->create_kv_cache(1, 256);
+  auto kv = e.model->create_kv_cache({1, 256});
   ForwardBatch batch;
   for (std::size_t i = 0; i < prompt.size(); ++i) batch.add_causal(prompt[i], 0, int(i), true);
   std::vector<float> logits;

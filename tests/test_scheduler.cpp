@@ -148,7 +148,140 @@ BOOST_AUTO_TEST_CASE(bad_limits_are_rejected) {
   BOOST_CHECK_THROW(RequestManager({8, 4, 100, 0}, kVocab, kEos), Error);
   BOOST_CHECK_THROW(RequestManager({0, 4, 100, 0}, kVocab, kEos), Error);
   BOOST_CHECK_THROW(RequestManager({1, 4, 100, 64}, kVocab, kEos), Error);
+  // A paged cache must hold one whole sequence and its tree: 100 + 10 + 1 rows, 7 blocks of 16.
+  BOOST_CHECK_THROW(RequestManager({4, 64, 100, 10, 96, 16}, kVocab, kEos), Error);
+  BOOST_CHECK_NO_THROW(RequestManager({4, 64, 100, 10, 112, 16}, kVocab, kEos));
+  BOOST_CHECK_THROW(RequestManager({4, 64, 100, 10, 112, 0}, kVocab, kEos), Error);
 }
+
+BOOST_AUTO_TEST_CASE(kv_blocks_go_to_one_slot_at_a_time_and_come_back) {
+  KvBlockPool pool(6, 4, 3);
+  BOOST_TEST(pool.blocks_for(9) == 3);
+  BOOST_TEST(pool.reserve(0, 9));
+  BOOST_TEST(pool.rows(0) == 12);
+  BOOST_TEST(!pool.reserve(1, 17));  // 5 blocks, 3 free: nothing taken
+  BOOST_TEST(pool.free_blocks() == 3);
+  BOOST_TEST(pool.reserve_up_to(1, 17) == 12);  // as far as it goes
+  BOOST_TEST(pool.free_blocks() == 0);
+  std::set<std::int32_t> seen;
+  for (int slot : {0, 1})
+    for (auto b : pool.table(slot)) BOOST_TEST_REQUIRE(seen.insert(b).second);
+  BOOST_TEST(seen.size() == 6u);
+  pool.release(0);
+  BOOST_TEST(pool.free_blocks() == 3);
+  BOOST_TEST(pool.table(0).empty());
+  BOOST_TEST(pool.reserve(2, 12));
+  // Freed blocks come back lowest first, so a sequence growing alone gets adjacent ones.
+  const std::vector<std::int32_t> adjacent = {0, 1, 2};
+  BOOST_TEST(std::vector<std::int32_t>(pool.table(2).begin(), pool.table(2).end()) == adjacent, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_paged_cache_admits_a_request_when_its_prompts_blocks_are_free) {
+  // 8 blocks of 8 rows; max_sequence_length 40 + 1 row: 6 blocks hold one sequence.
+  RequestManager m({4, 64, 40, 0, 64, 8}, kVocab, kEos);
+  const auto a = m.submit(prompt_of(20), {10, {}});  // 21 rows: 3 blocks
+  const auto b = m.submit(prompt_of(30), {5, {}});   // 31 rows: 4 blocks
+  const auto c = m.submit(prompt_of(10), {5, {}});   // waits behind b: first come, first served
+  StepPlan p = m.schedule(false);
+  BOOST_TEST(m.request(a).state == RequestState::prefilling);
+  BOOST_TEST(m.request(b).state == RequestState::prefilling);
+  BOOST_TEST(m.request(c).state == RequestState::queued);
+  BOOST_TEST(m.kv_blocks()->free_blocks() == 1);
+  BOOST_TEST(p.prefill.size() == 2u);
+  m.commit(b, std::vector<std::int32_t>{9});
+  m.commit(a, std::vector<std::int32_t>{kEos});  // a ends: its 3 blocks come back
+  p = m.schedule(false);
+  BOOST_TEST(m.request(c).state == RequestState::prefilling);
+  BOOST_TEST_REQUIRE(p.decode.size() == 1u);
+  BOOST_TEST(p.decode[0].id == b);
+  // Every slot's table covers its rows.
+  BOOST_TEST(m.kv_blocks()->rows(m.request(b).slot) >= 31);
+  BOOST_TEST(m.kv_blocks()->rows(m.request(c).slot) >= 11);
+}
+
+BOOST_AUTO_TEST_CASE(a_decoding_request_short_of_blocks_takes_the_latest_admitted_ones) {
+  // 6 blocks of 4 rows; two requests of 8-token prompts take 3 blocks each (9 rows).
+  RequestManager m({2, 64, 20, 0, 24, 4}, kVocab, kEos);
+  const auto a = m.submit(prompt_of(8), {10, {}});
+  const auto b = m.submit(prompt_of(8), {10, {}});
+  m.schedule(false);
+  BOOST_TEST(m.kv_blocks()->free_blocks() == 0);
+  m.commit(a, std::vector<std::int32_t>{10});
+  m.commit(b, std::vector<std::int32_t>{11});
+  // Roots at rows 8 to 11 fit their three blocks: both decode.
+  StepPlan p;
+  for (std::int32_t t = 12; t < 16; ++t) {
+    p = m.schedule(false);
+    BOOST_TEST_REQUIRE(p.decode.size() == 2u);
+    m.commit(a, std::vector<std::int32_t>{t});
+    m.commit(b, std::vector<std::int32_t>{t});
+  }
+  // a's root is row 12, in a fourth block: b, admitted last, gives its three back and waits.
+  p = m.schedule(false);
+  BOOST_TEST_REQUIRE(p.decode.size() == 1u);
+  BOOST_TEST(p.decode[0].id == a);
+  BOOST_TEST(p.decode[0].root_row == 12);
+  BOOST_TEST(m.request(b).state == RequestState::queued);
+  BOOST_TEST(m.request(b).stats.preemptions == 1);
+  BOOST_TEST(m.request(b).generated() == 5);  // what it generated stays
+  // a runs to its end; then b comes back: its prompt and generated tokens but the last go to
+  // the cache again (no first token is sampled), and it decodes from its last token on.
+  while (m.request(a).active()) {
+    p = m.schedule(false);
+    for (const auto& d : p.decode) m.commit(d.id, std::vector<std::int32_t>{14});
+  }
+  p = m.schedule(false);
+  BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
+  BOOST_TEST(p.prefill[0].id == b);
+  BOOST_TEST((p.prefill[0].begin == 0 && p.prefill[0].end == 12 && !p.prefill[0].completes_prompt));
+  p = m.schedule(false);
+  BOOST_TEST_REQUIRE(p.decode.size() == 1u);
+  BOOST_TEST(p.decode[0].root_row == 12);
+  BOOST_TEST(p.decode[0].root_token == 15);
+}
+
+BOOST_AUTO_TEST_CASE(paged_limits_hold_in_every_step_of_a_random_workload) {
+  // Blocks for about three of the eight slots' sequences: requests keep giving way to others.
+  std::mt19937 rng(9);
+  for (bool speculative : {false, true}) {
+    const SchedulerLimits lim{8, 64, 48, 12, 192, 8};
+    RequestManager m(lim, kVocab, kEos);
+    std::vector<RequestId> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back(m.submit(prompt_of(1 + int(rng() % 40)), {1 + int(rng() % 30), {}}));
+    int steps = 0;
+    while (m.has_work()) {
+      BOOST_REQUIRE(++steps < 10000);
+      const StepPlan plan = m.schedule(speculative);
+      BOOST_TEST_REQUIRE(!plan.empty());
+      const KvBlockPool& pool = *m.kv_blocks();
+      std::set<std::int32_t> held;
+      for (RequestId id : ids) {
+        const Request& r = m.request(id);
+        if (!r.active()) continue;
+        for (auto b : pool.table(r.slot)) BOOST_TEST_REQUIRE(held.insert(b).second);  // no block in two tables
+      }
+      BOOST_TEST_REQUIRE(int(held.size()) + pool.free_blocks() == pool.total_blocks());  // none lost
+      for (const auto& d : plan.decode) BOOST_TEST_REQUIRE(pool.rows(d.slot) >= d.root_row + 1 + d.tree_budget);
+      for (const auto& c : plan.prefill) BOOST_TEST_REQUIRE(pool.rows(c.slot) >= c.end);
+      for (const auto& c : plan.prefill)
+        if (c.completes_prompt) m.commit(c.id, std::vector<std::int32_t>{5});
+      for (const auto& d : plan.decode) {
+        const int accepted = 1 + (d.tree_budget ? int(rng() % std::uint32_t(d.tree_budget + 1)) : 0);
+        m.commit(d.id, std::vector<std::int32_t>(std::size_t(accepted), 9));
+      }
+    }
+    int preempted = 0;
+    for (RequestId id : ids) {
+      const Request& r = m.request(id);
+      BOOST_TEST(r.state == RequestState::finished);
+      BOOST_TEST(r.generated() == std::min(r.config.max_new_tokens, lim.max_sequence_length - r.prompt_length));
+      preempted += r.stats.preemptions;
+    }
+    BOOST_TEST(preempted > 0);
+    BOOST_TEST(m.kv_blocks()->free_blocks() == m.kv_blocks()->total_blocks());
+  }
+}
+
 
 BOOST_AUTO_TEST_SUITE_END()
 

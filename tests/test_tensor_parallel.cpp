@@ -220,8 +220,8 @@ BOOST_AUTO_TEST_CASE(shards_compute_the_whole_models_logits) {
                              std::pair{4, Sum::ucx_ring}}) {
     Sharded split(weights, degree, sum);
     BOOST_TEST(split.stage->shard(1).weight_bytes() < whole.stage->shard(0).weight_bytes());
-    whole.stage->create_kv_cache(2, 64);
-    split.stage->create_kv_cache(2, 64);
+    whole.stage->create_kv_cache({2, 64});
+    split.stage->create_kv_cache({2, 64});
     // A prompt, then a decode step that reads the cache the prompt filled.
     for (ForwardBatch b : {prompt_batch(9, 0), prompt_batch(1, 1)}) {
       std::vector<float> expected, got;
@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(quantized_shards_and_pipeline_stages_of_shards) {
   // Two pipeline stages of two shards each: the first's activations are the second's input.
   Sharded front(weights, 2, Sum::ucx_ring, {}, {0, 2}), back(weights, 2, Sum::shared_memory, {}, {2, 3}),
       reference(weights, 1);
-  for (auto* s : {&whole, &split, &front, &back, &reference}) s->stage->create_kv_cache(1, 32);
+  for (auto* s : {&whole, &split, &front, &back, &reference}) s->stage->create_kv_cache({1, 32});
   const ForwardBatch b = prompt_batch(12, 0);
   std::vector<float> q8_whole, q8_split, middle, piped, expected;
   whole.stage->forward(b, {}, q8_whole);
@@ -291,8 +291,8 @@ BOOST_AUTO_TEST_CASE(shards_of_a_converted_file_keep_its_stored_formats) {
   const auto file = open_converted(dir / "model.banyan");
   Sharded whole(*file, 1), split(*file, 2);
   BOOST_TEST(split.stage->shard(0).weight_bytes() < whole.stage->shard(0).weight_bytes());
-  whole.stage->create_kv_cache(1, 32);
-  split.stage->create_kv_cache(1, 32);
+  whole.stage->create_kv_cache({1, 32});
+  split.stage->create_kv_cache({1, 32});
   std::vector<float> expected, got;
   whole.stage->forward(prompt_batch(10, 0), {}, expected);
   split.stage->forward(prompt_batch(10, 0), {}, got);
@@ -347,8 +347,8 @@ BOOST_AUTO_TEST_CASE(a_stage_whose_shards_are_in_two_processes_computes_the_whol
     }));
   }
   BOOST_TEST((halves[0]->leads() && !halves[1]->leads()));
-  whole.stage->create_kv_cache(2, 64);
-  for (auto& h : halves) h->create_kv_cache(2, 64);
+  whole.stage->create_kv_cache({2, 64});
+  for (auto& h : halves) h->create_kv_cache({2, 64});
   std::uint64_t round = 1000;
   for (ForwardBatch b : {prompt_batch(9, 0), prompt_batch(1, 1)}) {
     std::vector<float> expected, got, unused;

@@ -22,7 +22,7 @@ const std::vector<std::int32_t> kPrompt = {1, 17, 42, 99, 5, 77, 3, 120};
 std::vector<float> prompt_logits(const WeightSource& weights) {
   auto backend = cpu::make_cpu_backend({1});
   LlamaModel model(weights, *backend);
-  auto kv = model.create_kv_cache(1, 64);
+  auto kv = model.create_kv_cache({1, 64});
   ForwardBatch batch;
   for (std::size_t i = 0; i < kPrompt.size(); ++i) batch.add_causal(kPrompt[i], 0, int(i), true);
   std::vector<float> logits;

@@ -1,0 +1,75 @@
+#pragma once
+// Where a sequence's key/value rows lie among a KV cache's rows. A cache holds
+// KvCacheSpec::rows() rows per layer. In the fixed layout slot s owns `capacity` of them, back
+// to back. A paged cache (block_rows > 0) hands its rows out in blocks of block_rows as
+// sequences grow: a sequence's block table lists its blocks, and its row r lies in row
+// r % block_rows of block table[r / block_rows]. The scheduler keeps the tables
+// (scheduler/kv_block_pool.hpp) and sends them with each batch, so every pipeline stage and
+// tensor shard places rows alike.
+#include <algorithm>
+#include <cstdint>
+#include <span>
+
+#include "model/dtype.hpp"
+
+namespace banyan {
+
+struct KvPaging {
+  int block_rows = 0;  // rows per block; 0: the fixed layout
+  int blocks = 0;      // blocks in the cache
+  bool on() const { return block_rows > 0; }
+};
+
+// How a cache holds its sequences, whatever the model.
+struct KvLayout {
+  int slots = 0;     // sequences held at once
+  int capacity = 0;  // rows (tokens) of one sequence at most
+  KvPaging paging;
+};
+
+struct KvCacheSpec {
+  int layers = 0;
+  int slots = 0;
+  int capacity = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  DType dtype = DType::f32;  // f32, f16 or bf16
+  KvPaging paging;
+
+  bool paged() const { return paging.on(); }
+  // Rows per layer.
+  std::int64_t rows() const {
+    return paged() ? std::int64_t(paging.blocks) * paging.block_rows : std::int64_t(slots) * capacity;
+  }
+};
+
+// One sequence's rows: row r lies at cache row table[r / block_rows] * block_rows + r % block_rows.
+// The fixed layout is the table {slot} with blocks of `capacity` rows.
+struct KvRowMap {
+  int block_rows = 1;
+  std::span<const std::int32_t> table;
+
+  std::int64_t row(int r) const { return std::int64_t(table[std::size_t(r / block_rows)]) * block_rows + r % block_rows; }
+  // Rows the table covers.
+  int covered() const { return int(table.size()) * block_rows; }
+  // Calls f(first cache row, count) for rows [0, end) in runs of consecutive cache rows (one
+  // run in the fixed layout; adjacent blocks join).
+  template <class F>
+  void runs(int end, F&& f) const {
+    for (int r = 0; r < end;) {
+      const std::int64_t first = row(r);
+      int count = std::min(block_rows - r % block_rows, end - r);
+      while (r + count < end && row(r + count) == first + count) count += std::min(block_rows, end - r - count);
+      f(first, count);
+      r += count;
+    }
+  }
+};
+
+// The rows of `slot` under `spec`, given the slot's block table in a paged cache.
+inline KvRowMap kv_row_map(const KvCacheSpec& spec, const std::int32_t& slot, std::span<const std::int32_t> blocks) {
+  if (spec.paged()) return {spec.paging.block_rows, blocks};
+  return {spec.capacity, std::span(&slot, 1)};
+}
+
+}  // namespace banyan

@@ -14,6 +14,9 @@ struct SchedulerGauges {
   std::atomic<int> queued{0};  // requests waiting for a KV-cache slot
   std::atomic<int> active{0};  // requests holding a slot
   std::atomic<int> slots{0};   // slots in all (max_requests_per_batch)
+  std::atomic<int> kv_blocks{0};       // a paged KV cache's blocks (0: not paged)
+  std::atomic<int> kv_blocks_used{0};  // blocks held by requests
+  std::atomic<long long> preemptions{0};
   std::atomic<long long> steps{0};
 };
 

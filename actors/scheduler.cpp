@@ -69,6 +69,11 @@ void publish_gauges(SchedulerState& st) {
   st.gauges->queued = m.queued_count();
   st.gauges->active = m.active_count();
   st.gauges->slots = m.limits().max_requests_per_batch;
+  if (const KvBlockPool* blocks = m.kv_blocks()) {
+    st.gauges->kv_blocks = blocks->total_blocks();
+    st.gauges->kv_blocks_used = blocks->total_blocks() - blocks->free_blocks();
+  }
+  st.gauges->preemptions = m.preemptions();
   st.gauges->steps = st.engine->stats().steps;
 }
 

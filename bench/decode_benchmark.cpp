@@ -55,24 +55,38 @@ struct Measured {
 };
 
 // Prefill `prompt` tokens in one pass, decode `steps` tokens one at a time, then decode `steps`
-// steps of `batch` sequences at once.
-Measured measure(LlamaModel& model, int prompt, int steps, int batch) {
+// steps of `batch` sequences at once. With block_rows, in a paged KV cache whose sequences'
+// blocks interleave (sequence s's j-th block is j * batch + s), as a server's pool hands them
+// out to sequences that grow together.
+Measured measure(LlamaModel& model, int prompt, int steps, int batch, int block_rows) {
   const int vocab = model.config().vocab_size;
   Rng rng(7);
   auto token = [&] { return std::int32_t(3 + rng.next() % std::uint64_t(vocab - 3)); };
-  auto kv = model.create_kv_cache({batch, prompt + steps + 32});
+  KvLayout layout{batch, prompt + steps + 32, {}};
+  std::vector<std::vector<std::int32_t>> tables(static_cast<std::size_t>(batch));
+  if (block_rows > 0) {
+    const int per_sequence = (layout.capacity + block_rows - 1) / block_rows;
+    layout.paging = {block_rows, per_sequence * batch};
+    for (int s = 0; s < batch; ++s)
+      for (int j = 0; j < per_sequence; ++j) tables[std::size_t(s)].push_back(j * batch + s);
+  }
+  auto kv = model.create_kv_cache(layout);
   std::vector<float> logits;
+  auto forward = [&](ForwardBatch& b) {
+    if (block_rows > 0) b.attach_block_tables([&](int slot) { return std::span(tables[std::size_t(slot)]); });
+    model.forward(b, *kv, logits);
+  };
   Measured m;
   m.kv_bytes = kv->bytes();
 
   ForwardBatch warm;  // first use allocates the workspaces
   for (int i = 0; i < 16; ++i) warm.add_causal(token(), 0, i, i == 15);
-  model.forward(warm, *kv, logits);
+  forward(warm);
 
   ForwardBatch pre;
   for (int i = 0; i < prompt; ++i) pre.add_causal(token(), 0, i, i + 1 == prompt);
   Stopwatch prefill;
-  model.forward(pre, *kv, logits);
+  forward(pre);
   m.prompt_tokens_per_s = prompt / prefill.seconds();
 
   Stopwatch decode;
@@ -80,7 +94,7 @@ Measured measure(LlamaModel& model, int prompt, int steps, int batch) {
   for (int s = 0; s < steps; ++s) {
     ForwardBatch b;
     b.add_causal(next, 0, prompt + s, true);
-    model.forward(b, *kv, logits);
+    forward(b);
     next = argmax(logits);
   }
   m.decode_tokens_per_s = steps / decode.seconds();
@@ -89,14 +103,14 @@ Measured measure(LlamaModel& model, int prompt, int steps, int batch) {
   ForwardBatch starts;
   for (int slot = 0; slot < batch; ++slot)
     for (int i = 0; i < kShortPrompt; ++i) starts.add_causal(token(), slot, i, i + 1 == kShortPrompt);
-  model.forward(starts, *kv, logits);
+  forward(starts);
   Stopwatch batched;
   for (int s = 0; s < steps; ++s) {
     ForwardBatch b;
     for (int slot = 0; slot < batch; ++slot)
       b.add_causal(argmax({logits.data() + std::size_t(slot) * std::size_t(vocab), std::size_t(vocab)}), slot,
                    kShortPrompt + s, true);
-    model.forward(b, *kv, logits);
+    forward(b);
   }
   m.batch_tokens_per_s = double(batch) * steps / batched.seconds();
   return m;
@@ -127,13 +141,17 @@ int decode_benchmark(int argc, char** argv) {
   o.add("--decode-tokens", "N", "decoding steps", "128");
   o.add("--batch", "N", "sequences in the batched decode rows", "8");
   o.add("--kv-dtype", "f32|f16|bf16", "element type of the KV cache", "f32");
+  o.add("--kv-block-rows", "N", "a paged KV cache in blocks of N rows, the sequences' blocks interleaved (0: not paged)",
+        "0");
   o.add("--spin-us", "US", "thread pool spin before sleeping", "100");
   o.add("--busy-threads", "N", "threads spinning beside the measured ones, as a server's other threads would", "0");
   o.add("--out", "FILE", "JSON result file", "bench-decode.json");
   o.flag("--no-baselines", "skip the bandwidth and sgemm baselines (keeps peak RSS to the models alone)");
   if (!o.parse(argc, argv)) return 0;
   const int prompt = o.integer("--prompt-tokens"), steps = o.integer("--decode-tokens"), batch = o.integer("--batch");
+  const int block_rows = o.integer("--kv-block-rows");
   if (prompt < 1 || steps < 1 || batch < 1) throw cli::UsageError("token counts and --batch must be positive");
+  if (block_rows < 0) throw cli::UsageError("--kv-block-rows must be 0 (not paged) or positive");
   const bool cuda = cli::device_option(o) == "cuda";
 
   nlohmann::json result;
@@ -178,7 +196,7 @@ int decode_benchmark(int argc, char** argv) {
         const double before = reads_now();
         const Measured m = [&] {
           const BusyThreads busy(o.integer("--busy-threads"));
-          return measure(model, prompt, steps, batch);
+          return measure(model, prompt, steps, batch, block_rows);
         }();
         const double row_stream = (before + reads_now()) / 2;
         const double bytes = double(model.decode_bytes());
@@ -200,6 +218,7 @@ int decode_benchmark(int argc, char** argv) {
                           {"model_weight_bytes", model.weight_bytes()},
                           {"kv_cache_bytes", m.kv_bytes},
                           {"kv_dtype", o.text("--kv-dtype")},
+                          {"kv_block_rows", block_rows},
                           {"weight_gb_per_s", gbps},
                           {"row_stream_read_gb_per_s", row_stream},
                           {"bandwidth_fraction", fraction},

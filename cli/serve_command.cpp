@@ -137,6 +137,7 @@ int serve_command(int argc, char** argv) {
   std::vector<actors::ssm_actor> ssm_handles = actors::spawn_ssms(*system, weights->ssms);
   actors::ActorSsms ssms(*system, ssm_handles, ssm_configs);
   Engine engine(*llm, ssms, e);
+  std::cerr << "banyan serve: KV cache: " << describe(engine.requests().limits().kv_layout()) << "\n";
   actors::SchedulerGauges gauges;
   actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
   std::unique_ptr<actors::Generations> generations = actors::make_actor_generations(*system, scheduler);

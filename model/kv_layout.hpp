@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "model/dtype.hpp"
 
@@ -26,6 +27,13 @@ struct KvLayout {
   int capacity = 0;  // rows (tokens) of one sequence at most
   KvPaging paging;
 };
+
+// "8 slots of 2112 tokens", or "paged: 4096 tokens in 256 blocks of 16, for up to 8 requests".
+inline std::string describe(const KvLayout& l) {
+  if (!l.paging.on()) return std::to_string(l.slots) + " slots of " + std::to_string(l.capacity) + " tokens";
+  return "paged: " + std::to_string(l.paging.blocks * l.paging.block_rows) + " tokens in " + std::to_string(l.paging.blocks) +
+         " blocks of " + std::to_string(l.paging.block_rows) + ", for up to " + std::to_string(l.slots) + " requests";
+}
 
 struct KvCacheSpec {
   int layers = 0;

@@ -23,10 +23,12 @@ void SchedulerLimits::validate() const {
   if (kv_cache_tokens > 0) {
     need(kv_block_rows > 0, "kv_block_rows must be positive");
     const int sequence = kv_layout().capacity;
-    need(kv_cache_tokens / kv_block_rows >= (sequence + kv_block_rows - 1) / kv_block_rows,
+    const int blocks = (sequence + kv_block_rows - 1) / kv_block_rows;
+    need(kv_cache_tokens / kv_block_rows >= blocks,
          "kv_cache_tokens (" + std::to_string(kv_cache_tokens) + ") must hold at least one whole sequence: " +
-             std::to_string(sequence) + " rows (max_sequence_length and a token tree) in blocks of " +
-             std::to_string(kv_block_rows));
+             std::to_string(max_sequence_length) + " tokens (max_sequence_length) and a token tree of " +
+             std::to_string(max_tree_tokens) + ", " + std::to_string(blocks) + " blocks of " + std::to_string(kv_block_rows) +
+             " (" + std::to_string(blocks * kv_block_rows) + " tokens)");
   }
 }
 
@@ -113,6 +115,7 @@ void RequestManager::preempt(Request& r) {
   r.prefilled = 0;
   r.state = RequestState::queued;
   r.stats.preemptions++;
+  ++preemptions_;
   queue_.push_front(r.id);
 }
 

@@ -81,6 +81,7 @@ class RequestManager {
   void fail(RequestId id, const std::string& why);
   // The paged KV cache's blocks; null without paging.
   const KvBlockPool* kv_blocks() const { return blocks_ ? &*blocks_ : nullptr; }
+  long long preemptions() const { return preemptions_; }  // since the start
 
   const Request& request(RequestId id) const;
   Request& request(RequestId id);
@@ -111,6 +112,7 @@ class RequestManager {
   std::vector<RequestId> active_;     // admission order
   std::vector<bool> slot_used_;
   std::optional<KvBlockPool> blocks_;
+  long long preemptions_ = 0;
   std::vector<RequestId> done_;
 };
 

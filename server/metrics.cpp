@@ -110,6 +110,15 @@ std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::si
   sample(out, "banyan_kv_cache_slots_used", gauges.active.load());
   header(out, "banyan_kv_cache_slots", "gauge", "KV-cache slots in all (max_requests_per_batch).");
   sample(out, "banyan_kv_cache_slots", gauges.slots.load());
+  if (gauges.kv_blocks > 0) {
+    header(out, "banyan_kv_cache_blocks", "gauge", "Blocks of the paged KV cache.");
+    sample(out, "banyan_kv_cache_blocks", gauges.kv_blocks.load());
+    header(out, "banyan_kv_cache_blocks_used", "gauge", "Blocks of the paged KV cache held by requests.");
+    sample(out, "banyan_kv_cache_blocks_used", gauges.kv_blocks_used.load());
+    header(out, "banyan_preemptions_total", "counter",
+           "Times a request gave its KV blocks back for another's and waited to be prefilled again.");
+    sample(out, "banyan_preemptions_total", double(gauges.preemptions.load()));
+  }
   header(out, "banyan_scheduler_steps_total", "counter", "Engine steps run.");
   sample(out, "banyan_scheduler_steps_total", double(gauges.steps.load()));
   if (more.memory) render_memory(out, *more.memory);

@@ -149,6 +149,11 @@ BOOST_AUTO_TEST_CASE(prompt_file_runs_as_a_batch) {
     const auto alone = run_banyan("generate " + model_arg() + " --prompt '" + prompts[i] + "' --max-new-tokens 8 --ids");
     BOOST_TEST(out[std::size_t(i)] == lines(alone.out).at(0));
   }
+  // A paged KV cache (5 blocks of 16 for sequences of up to 64 tokens) gives the same tokens.
+  const auto paged = run_banyan("generate " + model_arg() + " --prompt-file " + test::shell_quote(file.string()) +
+                                " --max-new-tokens 8 --ids --max-sequence-length 64 --kv-cache-tokens 80");
+  BOOST_TEST_REQUIRE(paged.exit_code == 0, paged.err);
+  BOOST_TEST(paged.out == batch.out);
   const auto text = run_banyan("generate " + model_arg() + " --prompt-file " + test::shell_quote(file.string()) +
                            " --max-new-tokens 4");
   expect_in(text.out, "=== [2] ===\nTim said");
@@ -188,6 +193,10 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_clear_errors) {
   auto too_long = run_banyan("generate " + model_arg() + " --max-sequence-length 4 --prompt 'the little cat saw a big red ball'");
   BOOST_TEST(too_long.exit_code == 1);
   expect_in(too_long.err, "max_sequence_length is 4");
+
+  auto small_cache = run_banyan("generate " + model_arg() + " --max-sequence-length 64 --kv-cache-tokens 32");
+  BOOST_TEST(small_cache.exit_code == 1);
+  expect_in(small_cache.err, "kv_cache_tokens (32) must hold at least one whole sequence: 64 tokens");
 
   auto no_tokenizer = run_banyan("generate " + model_arg() + " --tokenizer /no/tokenizer.model");
   BOOST_TEST(no_tokenizer.exit_code == 1);

@@ -85,6 +85,8 @@ BOOST_AUTO_TEST_CASE(the_example_file_holds_the_defaults) {
   BOOST_TEST(c.limits.max_sequence_length == d.limits.max_sequence_length);
   BOOST_TEST(c.limits.max_tree_tokens == d.limits.max_tree_tokens);
   BOOST_TEST(c.limits.max_new_tokens == d.limits.max_new_tokens);
+  BOOST_TEST(c.limits.kv_cache_tokens == d.limits.kv_cache_tokens);
+  BOOST_TEST(c.limits.kv_block_rows == d.limits.kv_block_rows);
   BOOST_TEST(c.compute.device == d.compute.device);
   BOOST_TEST(c.compute.threads == d.compute.threads);
   BOOST_TEST(c.compute.kv_dtype == d.compute.kv_dtype);
@@ -111,6 +113,8 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
   expect("model:\n  path: x\nlimits:\n  max_requests_per_batch: 8\n  max_tokens_per_batch: 4\n",
          "key 'limits.max_tokens_per_batch': must be at least limits.max_requests_per_batch");
   expect("model:\n  path: x\nssms: models\n", "key 'ssms': expected a list of models");
+  expect("model:\n  path: x\nlimits:\n  kv_block_rows: 0\n", "key 'limits.kv_block_rows': must be 1 to 1024");
+  expect("model:\n  path: x\nlimits:\n  kv_cache_tokens: -5\n", "key 'limits.kv_cache_tokens': must be 0 (no paging)");
   expect("model:\n  path: x\nserver:\n  api_keys: secret\n", "key 'server.api_keys': expected a list of strings");
   expect("model: {path: x\n", "serve.yaml:2:1: not valid YAML");
   expect("", "serve.yaml: the file is empty");

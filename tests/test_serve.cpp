@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <set>
@@ -253,6 +254,37 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stages_streams_the_same_text) {
     ws.send(json{{"request_id", "p"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
     BOOST_TEST(read_stream(ws, "p").text == expected, "mode " << mode);
   }
+  const int code = server.stop(SIGTERM, std::chrono::seconds(30));
+  BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
+}
+
+BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_stream_streams_the_same_texts) {
+  // Sequences of up to 128 tokens (133 rows with the demo SSM's tree: 9 blocks of 16) in a cache
+  // of 10 blocks; six streams of about 45 rows (3 blocks) each at once: they take turns, some
+  // giving their blocks back mid-stream, and every text is what banyan generate gives alone.
+  ServerProcess server(test::banyan_binary(), {"--max-sequence-length", "128", "--kv-cache-tokens", "160"});
+  BOOST_TEST(server.error_output().find("KV cache: paged: 160 tokens in 10 blocks of 16") != std::string::npos,
+             server.error_output());
+  for (const std::string mode : {"speculative", "incremental"}) {
+    BOOST_TEST_CONTEXT("mode " << mode) {
+      const std::string expected = test::generated_text(kPrompt, 40, mode);
+      WebSocket ws(kHost, server.port());
+      for (int i = 0; i < 6; ++i)
+        ws.send(json{{"request_id", std::to_string(i)}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
+      std::map<std::string, std::string> texts;
+      for (int done = 0; done < 6;) {
+        const json m = json::parse(ws.receive());
+        if (m["type"] == "token") texts[m["request_id"].get<std::string>()] += m["text"].get<std::string>();
+        if (m["type"] == "done") ++done;
+        BOOST_TEST_REQUIRE(m["type"] != "error", m.dump());
+      }
+      for (const auto& [id, text] : texts) BOOST_TEST(text == expected, "request " << id);
+      BOOST_TEST(texts.size() == 6u);
+    }
+  }
+  BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks") == 10.0);
+  BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks_used") == 0.0);  // every stream gave its blocks back
+  BOOST_TEST(metrics_value(server.port(), "banyan_preemptions_total").get<double>() > 0.0);
   const int code = server.stop(SIGTERM, std::chrono::seconds(30));
   BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }

@@ -52,9 +52,9 @@ using node_actor = caf::typed_actor<caf::replies_to<stage_atom, std::int32_t>::w
 
 // One small speculative model (ssm): owns the model and its KV cache. An SsmWork applies last
 // step's commits, takes in prompt chunks and is answered with one tree per job.
-// kv_cache_atom (slots, capacity) creates the cache.
+// kv_cache_atom (a KvLayout) creates the cache.
 using ssm_actor = caf::typed_actor<caf::replies_to<SsmWork>::with<SsmTrees>,
-                                   caf::replies_to<kv_cache_atom, std::int32_t, std::int32_t>::with<std::uint64_t>>;
+                                   caf::replies_to<kv_cache_atom, KvLayout>::with<std::uint64_t>>;
 
 // One per process that holds models (memory, actors/memory.hpp): owns the node's weights and
 // hands them to the actors of this process that compute with them (weights_atom); reports what

@@ -65,17 +65,18 @@ typename Inspector::result_type inspect(Inspector& f, TokenTree::Node& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SsmCommit& x) {
-  return f(caf::meta::type_name("banyan.SsmCommit"), x.slot, x.root_row, x.accepted);
+  return f(caf::meta::type_name("banyan.SsmCommit"), x.slot, x.root_row, x.accepted, x.blocks);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SsmFeed& x) {
-  return f(caf::meta::type_name("banyan.SsmFeed"), x.slot, x.begin, x.tokens);
+  return f(caf::meta::type_name("banyan.SsmFeed"), x.slot, x.begin, x.tokens, x.blocks);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SsmJob& x) {
-  return f(caf::meta::type_name("banyan.SsmJob"), x.slot, x.root_row, x.first, x.tokens, x.shape, x.sampling, x.rng);
+  return f(caf::meta::type_name("banyan.SsmJob"), x.slot, x.root_row, x.first, x.tokens, x.shape, x.sampling, x.rng,
+           x.blocks);
 }
 
 template <class Inspector>

@@ -25,8 +25,12 @@ ssm_actor::behavior_type ssm(SsmPointer self, std::shared_ptr<LlamaModel> model)
           return caf::make_error(caf::sec::runtime_error, std::string("SSM: ") + e.what());
         }
       },
-      [=](kv_cache_atom, std::int32_t slots, std::int32_t capacity) {
-        return std::uint64_t(self->state.runner->create_kv_cache(slots, capacity));
+      [=](kv_cache_atom, const KvLayout& layout) -> caf::result<std::uint64_t> {
+        try {
+          return std::uint64_t(self->state.runner->create_kv_cache(layout));
+        } catch (const std::exception& e) {
+          return caf::make_error(caf::sec::runtime_error, std::string("SSM: ") + e.what());
+        }
       },
   };
 }
@@ -47,10 +51,10 @@ ActorSsms::ActorSsms(caf::actor_system& system, const std::vector<ssm_actor>& ss
   for (const auto& s : ssms) ssms_.push_back(caf::actor_cast<caf::weak_actor_ptr>(s));
 }
 
-void ActorSsms::create_kv_caches(int slots, int capacity) {
+void ActorSsms::create_kv_caches(const KvLayout& layout) {
   caf::scoped_actor self{system_};
   for (auto& s : ssms_)
-    self->request(strong(s), caf::infinite, kv_cache_atom::value, std::int32_t(slots), std::int32_t(capacity))
+    self->request(strong(s), caf::infinite, kv_cache_atom::value, layout)
         .receive([](std::uint64_t) {},
                  [&](caf::error& e) { throw Error("creating an SSM's KV cache: " + system_.render(e)); });
 }

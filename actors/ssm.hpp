@@ -20,7 +20,7 @@ class ActorSsms final : public SsmGroup {
   ActorSsms(caf::actor_system& system, const std::vector<ssm_actor>& ssms, std::vector<LlamaConfig> configs);
   int size() const override { return int(ssms_.size()); }
   const LlamaConfig& config(int ssm) const override { return configs_[std::size_t(ssm)]; }
-  void create_kv_caches(int slots, int capacity) override;
+  void create_kv_caches(const KvLayout& layout) override;
   std::vector<SsmTrees> run(const std::vector<SsmWork>& work) override;
 
  private:

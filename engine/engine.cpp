@@ -51,9 +51,18 @@ Engine::Engine(std::unique_ptr<LlmRunner> own_llm, std::unique_ptr<SsmGroup> own
     if (ssms_.config(i).vocab_size != llm_.config().vocab_size)
       throw Error("the SSM's vocabulary (" + std::to_string(ssms_.config(i).vocab_size) + " tokens) differs from the LLM's (" +
                   std::to_string(llm_.config().vocab_size) + ")");
-  if (speculative())
-    ssms_.create_kv_caches(lim.max_requests_per_batch,
-                           lim.max_sequence_length + options_.tree.width * options_.tree.depth + 1);
+  // An SSM's rows: the sequence and its own tree. Paged, its cache has the LLM's blocks and
+  // follows the LLM's block tables: a tree within the LLM's tree budget fits them.
+  KvLayout ssm_layout = lim.kv_layout();
+  ssm_layout.capacity = lim.max_sequence_length + options_.tree.width * options_.tree.depth + 1;
+  if (speculative()) ssms_.create_kv_caches(ssm_layout);
+}
+
+std::vector<std::int32_t> Engine::kv_blocks(int slot) const {
+  const KvBlockPool* pool = manager_.kv_blocks();
+  if (!pool) return {};
+  const auto table = pool->table(slot);
+  return {table.begin(), table.end()};
 }
 
 Engine::~Engine() = default;
@@ -145,7 +154,7 @@ SsmWork Engine::ssm_work(const StepPlan& plan) {
     // Chunks of the prompt that went by in steps without speculation go along with this one.
     const auto& tokens = manager_.request(c.id).tokens;
     int& from = runtime(c.id).ssm_from;
-    w.prefill.push_back({c.slot, from, {tokens.begin() + from, tokens.begin() + c.end}});
+    w.prefill.push_back({c.slot, from, {tokens.begin() + from, tokens.begin() + c.end}, kv_blocks(c.slot)});
     from = c.end;
   }
   const int n = ssms_.size();
@@ -158,7 +167,7 @@ SsmWork Engine::ssm_work(const StepPlan& plan) {
     int& from = runtime(d.id).ssm_from;
     const int first = shape.depth > 0 ? from : d.root_row;  // no tree: only the root is needed
     w.jobs.push_back({d.slot, d.root_row, first, {r.tokens.begin() + first, r.tokens.begin() + d.root_row + 1}, shape,
-                      r.config.sampling, Rng()});
+                      r.config.sampling, Rng(), kv_blocks(d.slot)});
     if (shape.depth > 0) from = d.root_row + 1;
   }
   return w;
@@ -212,9 +221,9 @@ void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenT
   std::vector<std::pair<int, int>> moves;
   for (std::size_t j = 0; j < v.path.size(); ++j)
     if (v.path[j] != int(j) + 1) moves.emplace_back(d.root_row + v.path[j], d.root_row + 1 + int(j));
-  if (!moves.empty())
-    llm_.move_kv_rows(d.slot, moves, manager_.kv_blocks() ? manager_.kv_blocks()->table(d.slot) : std::span<const std::int32_t>());
-  if (speculated) ssm_commits_.push_back({d.slot, d.root_row, v.tokens});  // for the trees the SSMs grew
+  const std::vector<std::int32_t> blocks = kv_blocks(d.slot);
+  if (!moves.empty()) llm_.move_kv_rows(d.slot, moves, blocks);
+  if (speculated) ssm_commits_.push_back({d.slot, d.root_row, v.tokens, blocks});  // for the trees the SSMs grew
 }
 
 void Engine::commit_first_token(const PrefillChunk& c, const LogitRows& logits, std::size_t row, const TokenSink& sink) {

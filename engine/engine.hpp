@@ -77,6 +77,8 @@ class Engine {
   // The first generated token of a prompt whose prefill ended, from the logits at `row`.
   void commit_first_token(const PrefillChunk& chunk, const LogitRows& logits, std::size_t row, const TokenSink& sink);
   void retire_done();
+  // The slot's block table in a paged KV cache (empty: not paged).
+  std::vector<std::int32_t> kv_blocks(int slot) const;
 
   std::unique_ptr<LlmRunner> own_llm_;
   std::unique_ptr<SsmGroup> own_ssms_;

@@ -15,8 +15,8 @@ class SsmGroup {
   virtual ~SsmGroup() = default;
   virtual int size() const = 0;
   virtual const LlamaConfig& config(int ssm) const = 0;
-  // Room for `slots` sequences of `capacity` rows each in every SSM; called once, before any work.
-  virtual void create_kv_caches(int slots, int capacity) = 0;
+  // Every SSM's KV cache (model/kv_layout.hpp); called once, before any work.
+  virtual void create_kv_caches(const KvLayout& layout) = 0;
   // work[i] goes to SSM i; the answers come in the same order.
   virtual std::vector<SsmTrees> run(const std::vector<SsmWork>& work) = 0;
 };
@@ -28,8 +28,8 @@ class LocalSsms final : public SsmGroup {
   }
   int size() const override { return int(runners_.size()); }
   const LlamaConfig& config(int ssm) const override { return runners_[std::size_t(ssm)].model().config(); }
-  void create_kv_caches(int slots, int capacity) override {
-    for (auto& r : runners_) r.create_kv_cache(slots, capacity);
+  void create_kv_caches(const KvLayout& layout) override {
+    for (auto& r : runners_) r.create_kv_cache(layout);
   }
   std::vector<SsmTrees> run(const std::vector<SsmWork>& work) override {
     std::vector<SsmTrees> out;

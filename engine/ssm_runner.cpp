@@ -1,15 +1,17 @@
 #include "engine/ssm_runner.hpp"
 
+#include <map>
+
 #include "model/error.hpp"
 #include "model/logit_summary.hpp"
 #include "scheduler/tree_batch.hpp"
 
 namespace banyan {
 
-std::size_t SsmRunner::create_kv_cache(int slots, int capacity) {
-  kv_ = model_.create_kv_cache({slots, capacity});
-  fed_.assign(std::size_t(slots), 0);
-  grown_.assign(std::size_t(slots), TokenTree(0));
+std::size_t SsmRunner::create_kv_cache(const KvLayout& layout) {
+  kv_ = model_.create_kv_cache(layout);
+  fed_.assign(std::size_t(layout.slots), 0);
+  grown_.assign(std::size_t(layout.slots), TokenTree(0));
   return kv_->bytes();
 }
 
@@ -29,6 +31,15 @@ SsmTrees SsmRunner::run(const SsmWork& work) {
     exps.emplace_back(j.tokens.back(), j.shape, j.sampling, rngs.back());
     width.need(j.sampling, j.shape.width);
   }
+
+  // A paged cache: the block table of each slot this work touches.
+  std::map<int, std::span<const std::int32_t>> tables;
+  for (const auto& c : work.prefill) tables[c.slot] = c.blocks;
+  for (const auto& j : work.jobs) tables[j.slot] = j.blocks;
+  auto forward = [&](ForwardBatch& b) {
+    if (kv_->spec().paged()) b.attach_block_tables([&](int slot) { return tables.at(slot); });
+    model_.forward(b, *kv_, logits_);
+  };
 
   // Pass 0: prompt chunks, then each request's unseen committed tokens up to its root.
   ForwardBatch batch;
@@ -55,7 +66,7 @@ SsmTrees SsmRunner::run(const SsmWork& work) {
     }
     if (batch.size() == 0) break;
     batch.summary_k = width.k();
-    model_.forward(batch, *kv_, logits_);
+    forward(batch);
     const LogitRows logits(logits_, vocab, width.k());
     std::size_t row = 0;
     for (auto& x : exps) {
@@ -86,7 +97,7 @@ void SsmRunner::commit(const SsmCommit& c) {
     if (node < 0 || own.node(node).depth >= own.depth()) break;
     moves.emplace_back(c.root_row + node, c.root_row + 1 + int(j));
   }
-  if (!moves.empty()) model_.move_kv_rows(*kv_, c.slot, moves);
+  if (!moves.empty()) model_.move_kv_rows(*kv_, c.slot, moves, c.blocks);
   fed_[std::size_t(c.slot)] = c.root_row + 1 + int(moves.size());
 }
 

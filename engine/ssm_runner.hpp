@@ -15,9 +15,8 @@ class SsmRunner {
  public:
   explicit SsmRunner(LlamaModel& model) : model_(model) {}
 
-  // Room for `slots` sequences of `capacity` rows each; called once, before any work. Returns
-  // the cache's bytes.
-  std::size_t create_kv_cache(int slots, int capacity);
+  // The KV cache (model/kv_layout.hpp); called once, before any work. Returns its bytes.
+  std::size_t create_kv_cache(const KvLayout& layout);
   // Applies the commits, prefills the chunks and expands every job's tree.
   SsmTrees run(const SsmWork& work);
 

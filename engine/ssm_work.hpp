@@ -2,7 +2,9 @@
 // What the engine asks of one small speculative model (SSM) in one step, every input by value,
 // so that the same request runs an SSM in this thread (LocalSsms) or in its own actor
 // (actors/ssm): keep the accepted tokens of the last step, take in prompt chunks, then grow
-// one candidate tree per decoding request.
+// one candidate tree per decoding request. With a paged KV cache each part carries its slot's
+// block table (the LLM's: the SSMs' caches have as many blocks, laid out alike); a commit, the
+// one it had when its step ran.
 #include <cstdint>
 #include <vector>
 
@@ -17,6 +19,7 @@ struct SsmCommit {
   std::int32_t slot = 0;
   std::int32_t root_row = 0;
   std::vector<std::int32_t> accepted;
+  std::vector<std::int32_t> blocks;
 };
 
 // A prompt chunk: tokens at positions [begin, begin + size). A chunk at 0 starts a new request.
@@ -24,6 +27,7 @@ struct SsmFeed {
   std::int32_t slot = 0;
   std::int32_t begin = 0;
   std::vector<std::int32_t> tokens;
+  std::vector<std::int32_t> blocks;
 };
 
 // One decoding request's tree. `tokens` are its committed tokens at positions [first, root_row]
@@ -36,6 +40,7 @@ struct SsmJob {
   TreeShape shape;  // depth 0: no tree this step
   SamplingParams sampling;
   Rng rng;  // the request's draws for this SSM; the answer carries its state after them
+  std::vector<std::int32_t> blocks;
 };
 
 struct SsmWork {

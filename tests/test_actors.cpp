@@ -355,7 +355,7 @@ BOOST_AUTO_TEST_CASE(an_ssm_error_reaches_the_engine) {
     SsmWork work;
     work.jobs.push_back({0, 3, 0, {1, 2, 3, 4}, {1, 2}, {}, Rng(1)});
     BOOST_CHECK_THROW(ssms.run({work}), Error);  // no KV cache yet
-    ssms.create_kv_caches(1, 32);
+    ssms.create_kv_caches({1, 32});
     BOOST_TEST(ssms.run({work}).at(0).trees.at(0).size() == 3);  // a chain of 2 below the root
     work.commits.clear();
     work.jobs[0] = {0, 9, 8, {5, 6}, {1, 2}, {}, Rng(1)};  // starts after tokens the SSM never saw

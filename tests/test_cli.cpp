@@ -242,3 +242,29 @@ BOOST_AUTO_TEST_CASE(a_cpu_run_stays_small) {
   BOOST_TEST(mib < 100, "peak RSS " << mib << " MiB");
 #endif
 }
+
+BOOST_AUTO_TEST_CASE(a_paged_kv_cache_serves_64_requests_in_a_fraction_of_the_memory) {
+  // The demo LLM and SSM with room for 64 requests: a whole sequence per slot (517 rows, 5.5 KiB
+  // a row for the two models together) is 178 MiB of KV cache before anything runs; 2048 tokens
+  // in blocks hold these eight requests' 210 tokens or so each in 11 MiB.
+  const auto prompts = cli_model().dir / "eight.json";
+  std::ofstream(prompts) << R"(["Once upon a time", "Lily and Tim went to the park", "The little dog", "One day, a big bird",
+                               "Tom had a red ball", "Sue liked to paint", "The cat sat", "Ben and his mom"])";
+  auto run = [&](int kv_cache_tokens) {
+    return run_banyan("generate --model " + test::shell_quote((test::source_dir() / "models/demo-llm").string()) +
+                      " --ssm " + test::shell_quote((test::source_dir() / "models/demo-ssm").string()) +
+                      " --prompt-file " + test::shell_quote(prompts.string()) +
+                      " --max-new-tokens 200 --max-requests-per-batch 64 --ids --stats --kv-cache-tokens " +
+                      std::to_string(kv_cache_tokens));
+  };
+  const auto whole = run(0), paged = run(2048);
+  BOOST_TEST_REQUIRE(whole.exit_code == 0, whole.err);
+  BOOST_TEST_REQUIRE(paged.exit_code == 0, paged.err);
+  BOOST_TEST(paged.out == whole.out);
+  auto rss = [](const std::string& err) { return std::stoi(err.substr(err.find("peak RSS ") + 9)); };
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("peak RSS " << rss(whole.err) << " -> " << rss(paged.err) << " MiB (not checked under ASan)");
+#else
+  BOOST_TEST(rss(paged.err) + 120 < rss(whole.err), "peak RSS " << rss(whole.err) << " -> " << rss(paged.err) << " MiB");
+#endif
+}

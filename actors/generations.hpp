@@ -17,6 +17,8 @@ struct SchedulerGauges {
   std::atomic<int> kv_blocks{0};       // a paged KV cache's blocks (0: not paged)
   std::atomic<int> kv_blocks_used{0};  // blocks held by requests
   std::atomic<long long> preemptions{0};
+  std::atomic<int> kv_blocks_cached{0};  // blocks the prefix cache knows
+  std::atomic<long long> cached_prompt_tokens{0};
   std::atomic<long long> steps{0};
 };
 

@@ -72,8 +72,10 @@ void publish_gauges(SchedulerState& st) {
   if (const KvBlockPool* blocks = m.kv_blocks()) {
     st.gauges->kv_blocks = blocks->total_blocks();
     st.gauges->kv_blocks_used = blocks->total_blocks() - blocks->free_blocks();
+    st.gauges->kv_blocks_cached = blocks->cached_blocks();
   }
   st.gauges->preemptions = m.preemptions();
+  st.gauges->cached_prompt_tokens = m.cached_prompt_tokens();
   st.gauges->steps = st.engine->stats().steps;
 }
 

@@ -66,7 +66,8 @@ struct Load {
   double seconds = 0;
 };
 
-Load run_load(int port, int clients, int requests, int max_new, const std::vector<std::string>& expected) {
+Load run_load(int port, int clients, int requests, int max_new, const std::string& prefix,
+              const std::vector<std::string>& expected) {
   Load load;
   std::mutex mutex;
   const auto start = Clock::now();
@@ -77,7 +78,7 @@ Load run_load(int port, int clients, int requests, int max_new, const std::vecto
         testkit::WebSocket ws(kHost, port);
         for (int r = 0; r < requests; ++r) {
           const std::size_t p = std::size_t(c + r) % expected.size();
-          Sample s = stream_one(ws, kStoryOpenings[p], max_new);
+          Sample s = stream_one(ws, prefix + kStoryOpenings[p], max_new);
           std::lock_guard lock(mutex);
           ++load.done;
           load.tokens += s.tokens;
@@ -119,8 +120,10 @@ int serve_load_benchmark(int argc, char** argv) {
   o.add("--requests", "N", "requests per client, one after another", "4");
   o.add("--max-new-tokens", "N", "tokens per request", "64");
   o.add("--prompts", "N", "distinct prompts, spread over the clients", "8");
+  o.add("--prefix", "TEXT", "text before every prompt, as a system prompt is (a paged KV cache shares its blocks)", "");
   o.add("--out", "FILE", "result file", "serve_load.json");
   if (!o.parse(argc, argv)) return 0;
+  const std::string prefix = o.text("--prefix");
   const int clients = o.integer("--clients"), requests = o.integer("--requests"), max_new = o.integer("--max-new-tokens");
   const int n_prompts = std::min<int>(o.integer("--prompts"), int(std::size(kStoryOpenings)));
   if (clients < 1 || requests < 1 || max_new < 1 || n_prompts < 1)
@@ -139,10 +142,10 @@ int serve_load_benchmark(int argc, char** argv) {
   double alone_tokens = 0, alone_seconds = 0;
   {
     testkit::WebSocket ws(kHost, server.port());
-    stream_one(ws, kStoryOpenings[0], 8);  // warm-up
+    stream_one(ws, prefix + kStoryOpenings[0], 8);  // warm-up
     for (int p = 0; p < n_prompts; ++p) {
       const auto start = Clock::now();
-      Sample s = stream_one(ws, kStoryOpenings[p], max_new);
+      Sample s = stream_one(ws, prefix + kStoryOpenings[p], max_new);
       if (!s.error.empty()) throw std::runtime_error("baseline request failed: " + s.error);
       alone_seconds += std::chrono::duration<double>(Clock::now() - start).count();
       alone_tokens += s.tokens;
@@ -156,11 +159,11 @@ int serve_load_benchmark(int argc, char** argv) {
   // connections and full batches take (the growth does not depend on how many requests follow:
   // 11.3, 10.9 and 10.3 MiB for 2, 8 and 16 requests a client on 2026-12-03). A leak grows with
   // the requests: RSS after the measured load is compared with RSS after this round.
-  const Load warm = run_load(server.port(), clients, 1, max_new, expected);
+  const Load warm = run_load(server.port(), clients, 1, max_new, prefix, expected);
   const long long rss_before = server.rss_bytes();
   std::printf("serve_load: warm-up round of %d clients: %d done, %d wrong, %d errors; server RSS %.1f MiB\n", clients,
               warm.done, warm.wrong, warm.errors, double(rss_before) / (1 << 20));
-  const Load load = run_load(server.port(), clients, requests, max_new, expected);
+  const Load load = run_load(server.port(), clients, requests, max_new, prefix, expected);
   const long long rss_after = server.rss_bytes();
   const auto& [ttft, gaps, wrong, errors, done, tokens, seconds] = load;
 
@@ -178,6 +181,7 @@ int serve_load_benchmark(int argc, char** argv) {
              {{"benchmark", "serve_load"},
               {"machine", machine_description()},
               {"serve_args", serve_args},
+              {"prefix", prefix},
               {"clients", clients},
               {"requests_per_client", requests},
               {"max_new_tokens", max_new},

@@ -45,6 +45,7 @@ EngineOptions engine_options(const Options& o) {
   e.limits.max_tree_tokens = o.integer("--max-tree-tokens");
   e.limits.kv_cache_tokens = o.integer("--kv-cache-tokens");
   e.limits.kv_block_rows = o.integer("--kv-block-rows");
+  e.limits.kv_prefix_caching = !o.has("--no-prefix-cache");
   e.tree.width = o.integer("--tree-width");
   e.tree.depth = o.integer("--tree-depth");
   if (e.tree.width < 1 || e.tree.depth < 0) throw UsageError("--tree-width must be >= 1 and --tree-depth >= 0");
@@ -81,6 +82,7 @@ int generate_command(int argc, char** argv) {
   o.add("--kv-cache-tokens", "N", "page the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)",
         "0");
   o.add("--kv-block-rows", "N", "tokens per block of a paged KV cache", "16");
+  o.flag("--no-prefix-cache", "paged: compute every prompt whole, even where another's blocks hold its start");
   o.flag("--ids", "print only the generated token ids, space-separated, one line per prompt");
   o.flag("--stats", "print per-request statistics to stderr");
   if (!o.parse(argc, argv)) return 0;
@@ -144,7 +146,9 @@ int generate_command(int argc, char** argv) {
                 << " LLM steps, " << r.stats.mean_accepted() << " tokens per step, "
                 << (r.stats.llm_steps ? r.stats.tree_tokens / r.stats.llm_steps : 0) << " tree tokens per step, "
                 << "first token after " << r.stats.time_to_first_token_s * 1000 << " ms"
-                << (r.stats.preemptions ? ", preempted " + std::to_string(r.stats.preemptions) + "x" : "") << "\n";
+                << (r.stats.preemptions ? ", preempted " + std::to_string(r.stats.preemptions) + "x" : "")
+                << (r.stats.cached_tokens ? ", " + std::to_string(r.stats.cached_tokens) + " tokens from the prefix cache" : "")
+                << "\n";
   }
   std::cout << std::flush;
 

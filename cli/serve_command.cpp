@@ -110,7 +110,8 @@ int serve_command(int argc, char** argv) {
   const std::string node_name = role ? role->node.name : "serve";
   EngineOptions e;
   e.limits = {c.limits.max_requests_per_batch, c.limits.max_tokens_per_batch, c.limits.max_sequence_length,
-              c.limits.max_tree_tokens,        c.limits.kv_cache_tokens,      c.limits.kv_block_rows};
+              c.limits.max_tree_tokens,        c.limits.kv_cache_tokens,      c.limits.kv_block_rows,
+              c.limits.kv_prefix_caching};
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
 
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on
@@ -137,7 +138,9 @@ int serve_command(int argc, char** argv) {
   std::vector<actors::ssm_actor> ssm_handles = actors::spawn_ssms(*system, weights->ssms);
   actors::ActorSsms ssms(*system, ssm_handles, ssm_configs);
   Engine engine(*llm, ssms, e);
-  std::cerr << "banyan serve: KV cache: " << describe(engine.requests().limits().kv_layout()) << "\n";
+  const SchedulerLimits& limits = engine.requests().limits();
+  std::cerr << "banyan serve: KV cache: " << describe(limits.kv_layout())
+            << (limits.kv_cache_tokens > 0 && limits.kv_prefix_caching ? ", prefix caching" : "") << "\n";
   actors::SchedulerGauges gauges;
   actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
   std::unique_ptr<actors::Generations> generations = actors::make_actor_generations(*system, scheduler);

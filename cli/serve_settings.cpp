@@ -25,6 +25,7 @@ void add_serve_options(Options& o) {
   o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
   o.add("--kv-cache-tokens", "N", "page the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)");
   o.add("--kv-block-rows", "N", "tokens per block of a paged KV cache (default 16)");
+  o.flag("--no-prefix-cache", "paged: compute every prompt whole, even where another's blocks hold its start");
   o.add("--pipeline-stages", "N", "split the LLM's layers over N stage actors passing activations (default 1)");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
   o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
@@ -77,6 +78,7 @@ config::ServeConfig serve_config(const Options& o, const config::ServeConfig* ba
   set_int("--max-new-tokens", c.limits.max_new_tokens);
   set_int("--kv-cache-tokens", c.limits.kv_cache_tokens);
   set_int("--kv-block-rows", c.limits.kv_block_rows);
+  if (o.has("--no-prefix-cache")) c.limits.kv_prefix_caching = false;
   set_text("--host", c.server.host);
   set_int("--port", c.server.port);
   set_int("--actor-port", c.server.actor_port);

@@ -135,6 +135,7 @@ ServeConfig read_serve(Section& top, const std::string& source, bool cluster) {
   lim.read("max_new_tokens", c.limits.max_new_tokens, "an integer");
   lim.read("kv_cache_tokens", c.limits.kv_cache_tokens, "an integer");
   lim.read("kv_block_rows", c.limits.kv_block_rows, "an integer");
+  lim.read("kv_prefix_caching", c.limits.kv_prefix_caching, "true or false");
   lim.finish();
   Section comp = top.child("compute");
   comp.read("device", c.compute.device, "cpu or cuda");

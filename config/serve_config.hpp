@@ -39,6 +39,7 @@ struct LimitsConfig {
   int max_new_tokens = 1024;    // the most a request may ask for
   int kv_cache_tokens = 0;      // 0: room for a whole sequence per request; else a paged KV cache
   int kv_block_rows = 16;
+  bool kv_prefix_caching = true;  // paged: requests reuse the blocks of the prompt prefixes they share
 };
 
 struct ComputeConfig {

@@ -28,6 +28,7 @@ struct Engine::Runtime {
   Rng verify;               // acceptance tests and samples of the LLM's distribution
   std::vector<Rng> drafts;  // each SSM's draws, independent of each other and of the acceptance tests
   int ssm_from = 0;         // the SSMs have seen the request's tokens before this position
+  int slot = -1;            // the KV slot they know it by
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
   Runtime(std::uint64_t seed, int ssms) : verify(seed) {
     for (int i = 0; i < ssms; ++i) drafts.emplace_back(seed ^ (0x5851f42d4c957f2dull + std::uint64_t(i) * 0x9e3779b97f4a7c15ull));
@@ -85,9 +86,18 @@ bool Engine::step(const TokenSink& sink) {
       speculative() && (!options_.adaptive_speculation || decoding == 0 || policy_.speculate(decoding));
   const StepPlan plan = manager_.schedule(speculate);
   if (plan.empty()) return false;
-  // A prefill from the first token (a new request, or one preempted) is news to the SSMs.
-  for (const auto& c : plan.prefill)
-    if (c.begin == 0) runtime(c.id).ssm_from = 0;
+  // A request in a slot new to it (just admitted, or back after a preemption) starts over in
+  // the SSMs, which forget what they held for the slot's last request.
+  moved_slots_.clear();
+  auto place = [&](RequestId id, int slot) {
+    Runtime& rt = runtime(id);
+    if (rt.slot == slot) return;
+    rt.slot = slot;
+    rt.ssm_from = 0;
+    moved_slots_.push_back(slot);
+  };
+  for (const auto& d : plan.decode) place(d.id, d.slot);
+  for (const auto& c : plan.prefill) place(c.id, c.slot);
   ++stats_.steps;
   stats_.speculative_steps += speculate;
   const auto start = std::chrono::steady_clock::now();
@@ -116,11 +126,10 @@ std::vector<TokenTree> Engine::propose(const StepPlan& plan, bool speculate) {
   if (!speculate) {
     for (const auto& d : plan.decode) merged.emplace_back(d.root_token);
     // The SSMs catch up on what they did not see (prompts included) when they next grow a tree
-    // for it; a new prompt's slot only has them forget what they held for the slot's last
-    // request, after the commits still owed to it (which would otherwise land on the new one).
+    // for it; a slot with a new request only has them forget what they held for the slot's last
+    // one, after the commits still owed to it (which would otherwise land on the new one).
     SsmWork forget;
-    for (const auto& c : plan.prefill)
-      if (c.begin == 0) forget.prefill.push_back({c.slot, 0, {}});
+    for (const int slot : moved_slots_) forget.prefill.push_back({slot, 0, {}, {}});
     if (!forget.prefill.empty()) {
       forget.commits.swap(ssm_commits_);
       ssms_.run(std::vector<SsmWork>(std::size_t(ssms_.size()), forget));
@@ -150,6 +159,7 @@ std::vector<TokenTree> Engine::propose(const StepPlan& plan, bool speculate) {
 SsmWork Engine::ssm_work(const StepPlan& plan) {
   SsmWork w;
   w.commits.swap(ssm_commits_);
+  for (const int slot : moved_slots_) w.prefill.push_back({slot, 0, {}, {}});  // forgotten first
   for (const auto& c : plan.prefill) {
     // Chunks of the prompt that went by in steps without speculation go along with this one.
     const auto& tokens = manager_.request(c.id).tokens;

@@ -85,6 +85,7 @@ class Engine {
   LlmRunner& llm_;
   SsmGroup& ssms_;
   std::vector<SsmCommit> ssm_commits_;  // the last step's, sent with the next SSM work
+  std::vector<int> moved_slots_;        // this step's slots whose request is new to them
   EngineOptions options_;
   RequestManager manager_;
   std::map<RequestId, std::unique_ptr<Runtime>> runtimes_;

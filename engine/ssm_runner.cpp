@@ -34,7 +34,8 @@ SsmTrees SsmRunner::run(const SsmWork& work) {
 
   // A paged cache: the block table of each slot this work touches.
   std::map<int, std::span<const std::int32_t>> tables;
-  for (const auto& c : work.prefill) tables[c.slot] = c.blocks;
+  for (const auto& c : work.prefill)
+    if (!c.tokens.empty()) tables[c.slot] = c.blocks;
   for (const auto& j : work.jobs) tables[j.slot] = j.blocks;
   auto forward = [&](ForwardBatch& b) {
     if (kv_->spec().paged()) b.attach_block_tables([&](int slot) { return tables.at(slot); });

@@ -127,15 +127,25 @@ void RequestManager::admit() {
     if (free_slot == slot_used_.end()) break;
     Request& r = request(queue_.front());
     const int slot = int(free_slot - slot_used_.begin());
+    int cached = 0;
     if (blocks_) {
-      const int rows = r.prefill_length() + 1;  // and the row of the token after it
-      if (blocks_->blocks_for(rows) > blocks_->free_blocks() - decoding_count()) break;
+      const int length = r.prefill_length(), rows = length + 1;  // and the row of the token after it
+      // A prompt leaves one token to compute: its logits give the first generated token.
+      if (limits_.kv_prefix_caching) cached = blocks_->share_prefix(slot, r.tokens, r.generated() > 0 ? length : length - 1);
+      if (blocks_->blocks_for(rows) - blocks_->blocks_for(cached) > blocks_->free_blocks() - decoding_count()) {
+        blocks_->release(slot);
+        break;
+      }
       blocks_->reserve(slot, rows);
     }
     queue_.pop_front();
     r.slot = slot;
     *free_slot = true;
-    r.state = RequestState::prefilling;
+    r.prefilled = cached;
+    r.stats.cached_tokens += cached;
+    cached_prompt_tokens_ += cached;
+    // A preempted request whose every token was still cached decodes at once.
+    r.state = r.prefilled == r.prefill_length() ? RequestState::decoding : RequestState::prefilling;
     active_.push_back(r.id);
   }
 }
@@ -213,6 +223,9 @@ int RequestManager::commit(RequestId id, std::span<const std::int32_t> accepted)
     if (r.prefilled < r.prompt_length) throw Error("request " + std::to_string(id) + ": tokens committed before its prefill ended");
     r.state = RequestState::decoding;
   }
+  // The rows of the tokens so far are computed and in place (the accepted tree rows are moved
+  // after the commit): their whole blocks may serve other requests.
+  if (blocks_ && limits_.kv_prefix_caching) blocks_->cache_prefix(r.slot, r.tokens, int(r.tokens.size()));
   int kept = 0;
   for (std::int32_t t : accepted) {
     if (t == eos_) {

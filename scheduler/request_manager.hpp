@@ -30,6 +30,9 @@ struct SchedulerLimits {
   // tokens, all requests together, in blocks of kv_block_rows (at least one whole sequence).
   int kv_cache_tokens = 0;
   int kv_block_rows = 16;
+  // Paged: a request whose first tokens are those of blocks other requests computed takes
+  // those blocks instead of computing them again (kv_block_pool.hpp).
+  bool kv_prefix_caching = true;
 
   void validate() const;  // throws Error
   // The KV cache's rows per sequence (room for one tree after it) and its paging.
@@ -82,6 +85,7 @@ class RequestManager {
   // The paged KV cache's blocks; null without paging.
   const KvBlockPool* kv_blocks() const { return blocks_ ? &*blocks_ : nullptr; }
   long long preemptions() const { return preemptions_; }  // since the start
+  long long cached_prompt_tokens() const { return cached_prompt_tokens_; }  // taken from the prefix cache, since the start
 
   const Request& request(RequestId id) const;
   Request& request(RequestId id);
@@ -113,6 +117,7 @@ class RequestManager {
   std::vector<bool> slot_used_;
   std::optional<KvBlockPool> blocks_;
   long long preemptions_ = 0;
+  long long cached_prompt_tokens_ = 0;
   std::vector<RequestId> done_;
 };
 

@@ -87,6 +87,7 @@ BOOST_AUTO_TEST_CASE(the_example_file_holds_the_defaults) {
   BOOST_TEST(c.limits.max_new_tokens == d.limits.max_new_tokens);
   BOOST_TEST(c.limits.kv_cache_tokens == d.limits.kv_cache_tokens);
   BOOST_TEST(c.limits.kv_block_rows == d.limits.kv_block_rows);
+  BOOST_TEST(c.limits.kv_prefix_caching == d.limits.kv_prefix_caching);
   BOOST_TEST(c.compute.device == d.compute.device);
   BOOST_TEST(c.compute.threads == d.compute.threads);
   BOOST_TEST(c.compute.kv_dtype == d.compute.kv_dtype);

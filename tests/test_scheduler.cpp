@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE test_scheduler
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <map>
 #include <random>
 #include <set>
 
@@ -200,8 +201,9 @@ BOOST_AUTO_TEST_CASE(a_paged_cache_admits_a_request_when_its_prompts_blocks_are_
 }
 
 BOOST_AUTO_TEST_CASE(a_decoding_request_short_of_blocks_takes_the_latest_admitted_ones) {
-  // 6 blocks of 4 rows; two requests of 8-token prompts take 3 blocks each (9 rows).
-  RequestManager m({2, 64, 20, 0, 24, 4}, kVocab, kEos);
+  // 6 blocks of 4 rows; two requests of 8-token prompts take 3 blocks each (9 rows). Without
+  // prefix caching: b computes its tokens again.
+  RequestManager m({2, 64, 20, 0, 24, 4, false}, kVocab, kEos);
   const auto a = m.submit(prompt_of(8), {10, {}});
   const auto b = m.submit(prompt_of(8), {10, {}});
   m.schedule(false);
@@ -240,48 +242,144 @@ BOOST_AUTO_TEST_CASE(a_decoding_request_short_of_blocks_takes_the_latest_admitte
   BOOST_TEST(p.decode[0].root_token == 15);
 }
 
-BOOST_AUTO_TEST_CASE(paged_limits_hold_in_every_step_of_a_random_workload) {
-  // Blocks for about three of the eight slots' sequences: requests keep giving way to others.
-  std::mt19937 rng(9);
-  for (bool speculative : {false, true}) {
-    const SchedulerLimits lim{8, 64, 48, 12, 192, 8};
-    RequestManager m(lim, kVocab, kEos);
-    std::vector<RequestId> ids;
-    for (int i = 0; i < 40; ++i) ids.push_back(m.submit(prompt_of(1 + int(rng() % 40)), {1 + int(rng() % 30), {}}));
-    int steps = 0;
-    while (m.has_work()) {
-      BOOST_REQUIRE(++steps < 10000);
-      const StepPlan plan = m.schedule(speculative);
-      BOOST_TEST_REQUIRE(!plan.empty());
-      const KvBlockPool& pool = *m.kv_blocks();
-      std::set<std::int32_t> held;
-      for (RequestId id : ids) {
-        const Request& r = m.request(id);
-        if (!r.active()) continue;
-        for (auto b : pool.table(r.slot)) BOOST_TEST_REQUIRE(held.insert(b).second);  // no block in two tables
-      }
-      BOOST_TEST_REQUIRE(int(held.size()) + pool.free_blocks() == pool.total_blocks());  // none lost
-      for (const auto& d : plan.decode) BOOST_TEST_REQUIRE(pool.rows(d.slot) >= d.root_row + 1 + d.tree_budget);
-      for (const auto& c : plan.prefill) BOOST_TEST_REQUIRE(pool.rows(c.slot) >= c.end);
-      for (const auto& c : plan.prefill)
-        if (c.completes_prompt) m.commit(c.id, std::vector<std::int32_t>{5});
-      for (const auto& d : plan.decode) {
-        const int accepted = 1 + (d.tree_budget ? int(rng() % std::uint32_t(d.tree_budget + 1)) : 0);
-        m.commit(d.id, std::vector<std::int32_t>(std::size_t(accepted), 9));
-      }
-    }
-    int preempted = 0;
-    for (RequestId id : ids) {
-      const Request& r = m.request(id);
-      BOOST_TEST(r.state == RequestState::finished);
-      BOOST_TEST(r.generated() == std::min(r.config.max_new_tokens, lim.max_sequence_length - r.prompt_length));
-      preempted += r.stats.preemptions;
-    }
-    BOOST_TEST(preempted > 0);
-    BOOST_TEST(m.kv_blocks()->free_blocks() == m.kv_blocks()->total_blocks());
-  }
+BOOST_AUTO_TEST_CASE(a_request_takes_the_cached_blocks_of_its_prompts_prefix) {
+  // 32 blocks of 8 rows.
+  RequestManager m({4, 256, 100, 0, 256, 8}, kVocab, kEos);
+  std::vector<std::int32_t> prompt(20);
+  for (int i = 0; i < 20; ++i) prompt[std::size_t(i)] = 10 + i;
+  const auto a = m.submit(prompt, {10, {}});
+  StepPlan p = m.schedule(false);
+  m.commit(a, std::vector<std::int32_t>{50});  // its 20 prompt rows are computed: 2 whole blocks
+  const KvBlockPool& pool = *m.kv_blocks();
+  BOOST_TEST(pool.cached_blocks() == 2);
+  // b shares a's first 18 tokens: it takes a's two blocks and computes rows 16..19 only.
+  std::vector<std::int32_t> other(prompt.begin(), prompt.begin() + 18);
+  other.insert(other.end(), {90, 91});
+  const auto b = m.submit(other, {10, {}});
+  // c is a's first 16 tokens: its last must be computed (its logits give the first token), so
+  // it takes one block.
+  const auto c = m.submit({prompt.begin(), prompt.begin() + 16}, {10, {}});
+  p = m.schedule(false);
+  BOOST_TEST_REQUIRE(p.prefill.size() == 2u);
+  BOOST_TEST((p.prefill[0].id == b && p.prefill[0].begin == 16 && p.prefill[0].end == 20 && p.prefill[0].completes_prompt));
+  BOOST_TEST((p.prefill[1].id == c && p.prefill[1].begin == 8 && p.prefill[1].end == 16));
+  const auto ta = pool.table(m.request(a).slot), tb = pool.table(m.request(b).slot), tc = pool.table(m.request(c).slot);
+  BOOST_TEST((tb[0] == ta[0] && tb[1] == ta[1] && tc[0] == ta[0]));
+  BOOST_TEST((tb[2] != ta[2] && tc[1] != ta[1]));  // rows they write are their own
+  BOOST_TEST(m.request(b).stats.cached_tokens == 16);
+  BOOST_TEST(m.cached_prompt_tokens() == 16 + 8);
+  // Every one ends; the blocks stay cached, and a new request with a's prompt finds them.
+  for (auto id : {a, b, c}) m.cancel(id);
+  BOOST_TEST(pool.free_blocks() == pool.total_blocks());
+  const auto d = m.submit(prompt, {10, {}});
+  p = m.schedule(false);
+  BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
+  BOOST_TEST((p.prefill[0].id == d && p.prefill[0].begin == 16));
+  m.cancel(d);
+  // Requests that need every block take the cached ones too: the cache forgets them.
+  for (int i = 0; i < 4; ++i) m.submit(std::vector<std::int32_t>(60, 3 + i), {4, {}});
+  m.schedule(false);
+  BOOST_TEST(pool.free_blocks() == 0);
+  BOOST_TEST(pool.cached_blocks() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_preempted_request_takes_back_its_own_cached_blocks) {
+  // As two tests above, with prefix caching: b's blocks stay cached when it gives them back; a
+  // takes its last two as it grows (the ends of sequences go first), and b comes back to the
+  // first: it computes its rows from row 4 on, not from 0.
+  RequestManager m({2, 64, 20, 0, 24, 4}, kVocab, kEos);
+  const auto a = m.submit(prompt_of(8), {10, {}});
+  const auto b = m.submit(std::vector<std::int32_t>(8, 6), {10, {}});
+  m.schedule(false);
+  m.commit(a, std::vector<std::int32_t>{10});
+  m.commit(b, std::vector<std::int32_t>{11});
+  for (std::int32_t t = 12; t < 16; ++t) {
+    m.schedule(false);
+    m.commit(a, std::vector<std::int32_t>{t});
+    m.commit(b, std::vector<std::int32_t>{t});
+  }
+  m.schedule(false);
+  BOOST_TEST(m.request(b).state == RequestState::queued);
+  while (m.request(a).active()) {
+    const StepPlan p = m.schedule(false);
+    for (const auto& d : p.decode) m.commit(d.id, std::vector<std::int32_t>{14});
+  }
+  const StepPlan p = m.schedule(false);
+  BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
+  BOOST_TEST((p.prefill[0].id == b && p.prefill[0].begin == 4 && p.prefill[0].end == 12 && !p.prefill[0].completes_prompt));
+  BOOST_TEST(m.request(b).stats.cached_tokens == 4);
+}
+
+BOOST_AUTO_TEST_CASE(paged_limits_hold_in_every_step_of_a_random_workload) {
+  // 16 blocks of 8 rows, two whole sequences of 61 rows: requests keep giving way to others.
+  // Prompts start with one of three prefixes, so that with prefix caching they share blocks.
+  std::mt19937 rng(9);
+  const std::vector<std::vector<std::int32_t>> prefixes = {{}, std::vector<std::int32_t>(20, 7), {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}};
+  for (bool caching : {false, true})
+    for (bool speculative : {false, true}) {
+      BOOST_TEST_CONTEXT("prefix caching " << caching << ", speculative " << speculative) {
+        const SchedulerLimits lim{8, 64, 48, 12, 128, 8, caching};
+        RequestManager m(lim, kVocab, kEos);
+        std::vector<RequestId> ids;
+        for (int i = 0; i < 40; ++i) {
+          std::vector<std::int32_t> prompt = prefixes[rng() % 3];
+          for (int k = 1 + int(rng() % 20); k > 0; --k) prompt.push_back(std::int32_t(20 + rng() % 60));
+          ids.push_back(m.submit(prompt, {1 + int(rng() % 30), {}}));
+        }
+        int steps = 0;
+        while (m.has_work()) {
+          BOOST_REQUIRE(++steps < 10000);
+          const StepPlan plan = m.schedule(speculative);
+          BOOST_TEST_REQUIRE(!plan.empty());
+          const KvBlockPool& pool = *m.kv_blocks();
+          // Where each block is held: (request, index in its table).
+          std::map<std::int32_t, std::vector<std::pair<RequestId, int>>> holders;
+          for (RequestId id : ids) {
+            const Request& r = m.request(id);
+            if (!r.active()) continue;
+            const auto table = pool.table(r.slot);
+            for (std::size_t j = 0; j < table.size(); ++j) holders[table[j]].emplace_back(id, int(j));
+          }
+          BOOST_TEST_REQUIRE(int(holders.size()) + pool.free_blocks() == pool.total_blocks());  // none lost
+          // A block in several tables holds the same tokens at the same place in each.
+          for (const auto& [block, where] : holders)
+            for (const auto& [id, j] : where) {
+              if (where.size() < 2) break;
+              BOOST_TEST_REQUIRE(j == where[0].second);
+              const auto& t0 = m.request(where[0].first).tokens;
+              const auto& t = m.request(id).tokens;
+              BOOST_TEST_REQUIRE(int(std::min(t.size(), t0.size())) >= (j + 1) * lim.kv_block_rows);
+              BOOST_TEST_REQUIRE(std::equal(t.begin() + j * lim.kv_block_rows, t.begin() + (j + 1) * lim.kv_block_rows,
+                                            t0.begin() + j * lim.kv_block_rows));
+            }
+          // The rows a step writes lie in blocks of their own request alone.
+          auto own = [&](int slot, int begin, int end) {
+            const auto table = pool.table(slot);
+            BOOST_TEST_REQUIRE(int(table.size()) * lim.kv_block_rows >= end);
+            for (int row = begin; row < end; ++row) BOOST_TEST_REQUIRE(holders[table[std::size_t(row / lim.kv_block_rows)]].size() == 1u);
+          };
+          for (const auto& d : plan.decode) own(d.slot, d.root_row, d.root_row + 1 + d.tree_budget);
+          for (const auto& c : plan.prefill) own(c.slot, c.begin, c.end);
+          for (const auto& c : plan.prefill)
+            if (c.completes_prompt) m.commit(c.id, std::vector<std::int32_t>{5});
+          for (const auto& d : plan.decode) {
+            const int accepted = 1 + (d.tree_budget ? int(rng() % std::uint32_t(d.tree_budget + 1)) : 0);
+            m.commit(d.id, std::vector<std::int32_t>(std::size_t(accepted), 9));
+          }
+        }
+        int preempted = 0;
+        for (RequestId id : ids) {
+          const Request& r = m.request(id);
+          BOOST_TEST(r.state == RequestState::finished);
+          BOOST_TEST(r.generated() == std::min(r.config.max_new_tokens, lim.max_sequence_length - r.prompt_length));
+          preempted += r.stats.preemptions;
+        }
+        BOOST_TEST(preempted > 0);
+        BOOST_TEST(caching == (m.cached_prompt_tokens() > 0));
+        BOOST_TEST(m.kv_blocks()->free_blocks() == m.kv_blocks()->total_blocks());
+      }
+    }
+}
 
 BOOST_AUTO_TEST_SUITE_END()
 

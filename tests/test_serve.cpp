@@ -285,6 +285,18 @@ BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_stream_streams_the_sam
   BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks") == 10.0);
   BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks_used") == 0.0);  // every stream gave its blocks back
   BOOST_TEST(metrics_value(server.port(), "banyan_preemptions_total").get<double>() > 0.0);
+  // A prompt of 40 tokens or so, twice: the second finds its first two blocks in the prefix
+  // cache, and streams the same text.
+  const std::string long_prompt = std::string(kPrompt) + ", there was a little girl named Lily. She loved to play outside in "
+                                  "the sunshine with her friends and her dog.";
+  const double cached_before = metrics_value(server.port(), "banyan_prefix_cache_tokens_total").get<double>();
+  for (int i = 0; i < 2; ++i) {
+    WebSocket ws(kHost, server.port());
+    ws.send(json{{"request_id", "l"}, {"prompt", long_prompt}, {"max_new_tokens", 20}, {"mode", "incremental"}}.dump());
+    BOOST_TEST(read_stream(ws, "l").text == test::generated_text(long_prompt, 20, "incremental"), "time " << i);
+  }
+  BOOST_TEST(metrics_value(server.port(), "banyan_prefix_cache_tokens_total").get<double>() >= cached_before + 32);
+  BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks_cached").get<double>() >= 2);
   const int code = server.stop(SIGTERM, std::chrono::seconds(30));
   BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
 }

@@ -64,14 +64,17 @@ struct RunResult {
   std::vector<std::vector<int>> depth;     // per request, the depth of each step's tree
   std::vector<FinishReason> finish;
   int preemptions = 0;
+  int cached_tokens = 0;
 };
 
 RunResult run(LlamaModel& llm, std::vector<LlamaModel*> ssms, const std::vector<std::vector<std::int32_t>>& prompts,
-              const std::vector<GenerationConfig>& configs, int batch, TreeShape shape, int kv_cache_tokens = 0) {
+              const std::vector<GenerationConfig>& configs, int batch, TreeShape shape, int kv_cache_tokens = 0,
+              bool prefix_caching = true) {
   EngineOptions o;
   o.limits.max_requests_per_batch = batch;
   o.limits.max_tokens_per_batch = 1024;
   o.limits.kv_cache_tokens = kv_cache_tokens;
+  o.limits.kv_prefix_caching = prefix_caching;
   o.tree = shape;
   o.adaptive_speculation = false;  // every step speculates: the acceptance checks below count on it
   Engine engine(llm, std::move(ssms), o);
@@ -86,6 +89,7 @@ RunResult run(LlamaModel& llm, std::vector<LlamaModel*> ssms, const std::vector<
     out.depth.push_back(r.stats.tree_depth_per_step);
     out.finish.push_back(r.finish);
     out.preemptions += r.stats.preemptions;
+    out.cached_tokens += r.stats.cached_tokens;
   }
   return out;
 }
@@ -208,34 +212,42 @@ std::pair<double, double> chi_square(const std::map<Outcome, double>& exact, con
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_request_preempts_without_changing_the_output) {
+BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_request_preempts_and_shares_prefixes_without_changing_the_output) {
   Models m;
   LlamaModel& llm = m.load(test::fixtures_dir() / "tiny-llama");
   LlamaModel& near = m.load(write_perturbed(test::fixtures_dir() / "tiny-llama", m.dir / "near", 0.1f));
+  // Half the prompts begin with the same 34 tokens (a system prompt): with prefix caching they
+  // share its two whole blocks.
   std::mt19937 rng(8);
+  std::vector<std::int32_t> system = {1};
+  for (int k = 0; k < 33; ++k) system.push_back(3 + std::int32_t(rng() % 125));
   std::vector<std::vector<std::int32_t>> prompts;
   for (int i = 0; i < 12; ++i) {
-    std::vector<std::int32_t> p = {1};
+    std::vector<std::int32_t> p = i % 2 ? system : std::vector<std::int32_t>{1};
     for (int k = 1 + int(rng() % 30); k > 0; --k) p.push_back(3 + std::int32_t(rng() % 125));
     prompts.push_back(p);
   }
   std::vector<GenerationConfig> greedy(prompts.size(), GenerationConfig{60, {}}), sampled = greedy;
   for (std::size_t i = 0; i < sampled.size(); ++i) sampled[i].sampling = {0.9f, 20, 0.95f, 100 + i};
   // A sequence may reach 256 + 1 rows (the model's context; 265 with a 2x4 tree), so the cache
-  // must hold 17 blocks of 16. It holds 18; these requests reach 92 rows (6 blocks): about three
-  // of the eight fit at a time.
+  // must hold 17 blocks of 16. It holds 18; these requests reach 125 rows (8 blocks): about two
+  // or three of the eight fit at a time.
   const int tokens = 18 * 16;
   for (const auto* configs : {&greedy, &sampled}) {
     const auto expected = run(llm, {}, prompts, *configs, 8, {}).tokens;
     BOOST_TEST_CONTEXT((configs == &greedy ? "greedy" : "sampled")) {
-      const auto paged = run(llm, {}, prompts, *configs, 8, {}, tokens);
-      BOOST_TEST(paged.preemptions > 0);
-      for (std::size_t i = 0; i < prompts.size(); ++i)
-        BOOST_TEST_REQUIRE(paged.tokens[i] == expected[i], boost::test_tools::per_element());
+      for (bool caching : {false, true}) {
+        const auto paged = run(llm, {}, prompts, *configs, 8, {}, tokens, caching);
+        BOOST_TEST(paged.preemptions > 0);
+        BOOST_TEST(caching == (paged.cached_tokens > 0));
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+          BOOST_TEST_REQUIRE(paged.tokens[i] == expected[i], boost::test_tools::per_element());
+      }
       // Speculative decoding's greedy output is the same again, whatever the trees' blocks allow.
       if (configs == &greedy) {
         const auto speculative = run(llm, {&near}, prompts, *configs, 8, {2, 4}, tokens);
         BOOST_TEST(speculative.preemptions > 0);
+        BOOST_TEST(speculative.cached_tokens > 0);
         for (std::size_t i = 0; i < prompts.size(); ++i)
           BOOST_TEST_REQUIRE(speculative.tokens[i] == expected[i], boost::test_tools::per_element());
       }

@@ -98,6 +98,7 @@ int generate_command(int argc, char** argv) {
   std::vector<LlamaModel*> ssms;
   for (auto& s : m.weights->ssms) ssms.push_back(s.get());
   Engine engine(*m.weights->llm, ssms, engine_options(o));
+  std::cerr << "banyan: KV cache: " << engine.requests().limits().describe_kv_cache() << "\n";
 
   std::vector<RequestId> ids;
   std::size_t prompt_tokens = 0;

@@ -138,9 +138,7 @@ int serve_command(int argc, char** argv) {
   std::vector<actors::ssm_actor> ssm_handles = actors::spawn_ssms(*system, weights->ssms);
   actors::ActorSsms ssms(*system, ssm_handles, ssm_configs);
   Engine engine(*llm, ssms, e);
-  const SchedulerLimits& limits = engine.requests().limits();
-  std::cerr << "banyan serve: KV cache: " << describe(limits.kv_layout())
-            << (limits.kv_cache_tokens > 0 && limits.kv_prefix_caching ? ", prefix caching" : "") << "\n";
+  std::cerr << "banyan serve: KV cache: " << engine.requests().limits().describe_kv_cache() << "\n";
   actors::SchedulerGauges gauges;
   actors::scheduler_actor scheduler = actors::spawn_scheduler(*system, engine, &gauges);
   std::unique_ptr<actors::Generations> generations = actors::make_actor_generations(*system, scheduler);

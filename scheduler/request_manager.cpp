@@ -32,6 +32,10 @@ void SchedulerLimits::validate() const {
   }
 }
 
+std::string SchedulerLimits::describe_kv_cache() const {
+  return describe(kv_layout()) + (kv_cache_tokens > 0 && kv_prefix_caching ? ", prefix caching" : "");
+}
+
 KvLayout SchedulerLimits::kv_layout() const {
   KvLayout l{max_requests_per_batch, max_sequence_length + max_tree_tokens + 1, {}};
   if (kv_cache_tokens > 0) l.paging = {kv_block_rows, kv_cache_tokens / kv_block_rows};

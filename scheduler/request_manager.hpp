@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "model/kv_layout.hpp"
@@ -37,6 +38,8 @@ struct SchedulerLimits {
   void validate() const;  // throws Error
   // The KV cache's rows per sequence (room for one tree after it) and its paging.
   KvLayout kv_layout() const;
+  // "8 slots of 517 tokens", "paged: 4096 tokens in 256 blocks of 16, ..., prefix caching".
+  std::string describe_kv_cache() const;
 };
 
 struct PrefillChunk {

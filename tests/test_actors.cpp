@@ -369,6 +369,20 @@ BOOST_AUTO_TEST_CASE(an_ssm_error_reaches_the_engine) {
   for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
 }
 
+namespace {
+
+// Serializes `in` and reads it back into `out`, as a message between nodes is.
+template <class T>
+void through_the_wire(caf::actor_system& system, T& in, T& out) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{system, buf};
+  BOOST_TEST_REQUIRE(!sink(in));
+  caf::binary_deserializer source{system, buf};
+  BOOST_TEST_REQUIRE(!source(out));
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
   // An SSM on another node gets its work, and answers its trees, serialized: a sampled tree keeps
   // its drafts' distributions, the generator its state.
@@ -380,7 +394,7 @@ BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
   work.prefill.push_back({2, 0, {1, 9, 9}});
   Rng rng(42);
   rng.next();
-  work.jobs.push_back({1, 9, 8, {5, 6}, {3, 4}, {0.7f, 40, 0.9f, 5}, rng});
+  work.jobs.push_back({1, 9, 8, {5, 6}, {3, 4}, {0.7f, 40, 0.9f, 5}, rng, {3, 1}});
   SsmTrees trees;
   TokenTree t(6);
   const int a = t.add_child(0, 10), b = t.add_child(a, 11);
@@ -390,19 +404,17 @@ BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
   trees.trees.push_back(t);
   trees.rngs.push_back(rng);
 
-  std::vector<char> buf;
-  caf::binary_serializer sink{system, buf};
-  BOOST_TEST_REQUIRE(!sink(work, trees));
   SsmWork work2;
   SsmTrees trees2;
-  caf::binary_deserializer source{system, buf};
-  BOOST_TEST_REQUIRE(!source(work2, trees2));
+  through_the_wire(system, work, work2);
+  through_the_wire(system, trees, trees2);
 
   BOOST_TEST(work2.commits.at(0).accepted == work.commits[0].accepted, boost::test_tools::per_element());
   BOOST_TEST(work2.prefill.at(0).tokens == work.prefill[0].tokens, boost::test_tools::per_element());
   const SsmJob &j = work.jobs[0], &j2 = work2.jobs.at(0);
   BOOST_TEST((j2.slot == j.slot && j2.root_row == j.root_row && j2.first == j.first && j2.tokens == j.tokens));
   BOOST_TEST((j2.shape.width == 3 && j2.shape.depth == 4));
+  BOOST_TEST(j2.blocks == j.blocks, boost::test_tools::per_element());
   BOOST_TEST((j2.sampling.temperature == 0.7f && j2.sampling.top_k == 40 && j2.sampling.top_p == 0.9f && j2.sampling.seed == 5u));
   Rng r1 = j.rng, r2 = j2.rng;
   BOOST_TEST(r1.next() == r2.next());
@@ -425,14 +437,11 @@ BOOST_AUTO_TEST_CASE(stage_messages_carry_block_tables_across_the_wire) {
   f.batch.add_causal(6, 0, 3, true);
   f.batch.attach_block_tables([](int slot) { return slot == 1 ? std::vector<std::int32_t>{7, 2} : std::vector<std::int32_t>{4}; });
   f.kv_moves.push_back({1, {21}, {20}, {7, 2}});
-  const KvLayout layout{8, 300, {16, 40}};
-  std::vector<char> buf;
-  caf::binary_serializer sink{system, buf};
-  BOOST_TEST_REQUIRE(!sink(f, layout));
+  KvLayout layout{8, 300, {16, 40}};
   StageForward f2;
   KvLayout layout2;
-  caf::binary_deserializer source{system, buf};
-  BOOST_TEST_REQUIRE(!source(f2, layout2));
+  through_the_wire(system, f, f2);
+  through_the_wire(system, layout, layout2);
   for (std::size_t i = 0; i < 2; ++i) {
     const auto sent = f.batch.block_table(i), got = f2.batch.block_table(i);
     BOOST_TEST(std::vector<std::int32_t>(got.begin(), got.end()) == std::vector<std::int32_t>(sent.begin(), sent.end()),

@@ -40,7 +40,7 @@ class PipelineStage {
   bool leads() const { return shards_.front()->shard().rank == 0; }
   const LlamaModel& shard(int i) const { return *shards_[std::size_t(i)]; }
 
-  // Room for `slots` sequences of `capacity` rows in every shard; returns the bytes it takes.
+  // The KV cache (model/kv_layout.hpp) of every shard; returns the bytes it takes.
   std::size_t create_kv_cache(const KvLayout& layout);
   void move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to, std::span<const std::int32_t> blocks);
   // LlamaModel::forward_stage over the shards; `round` goes to their collectives

@@ -18,7 +18,7 @@ struct SchedulerGauges {
   std::atomic<int> kv_blocks_used{0};  // blocks held by requests
   std::atomic<long long> preemptions{0};
   std::atomic<int> kv_blocks_cached{0};  // blocks the prefix cache knows
-  std::atomic<long long> cached_prompt_tokens{0};
+  std::atomic<long long> cached_tokens{0};  // from the prefix cache, since the start
   std::atomic<long long> steps{0};
 };
 

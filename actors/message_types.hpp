@@ -92,6 +92,7 @@ struct RequestDone {
   std::string finish_reason;  // stop, length, cancelled, error
   std::string error;          // why it failed, when it did
   std::int32_t prompt_tokens = 0;
+  std::int32_t cached_prompt_tokens = 0;  // found in the prefix cache
   std::int32_t generated_tokens = 0;
   std::int32_t llm_steps = 0;
   double accepted_per_step = 0;

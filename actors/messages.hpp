@@ -146,7 +146,7 @@ typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, RequestDone& x) {
   return f(caf::meta::type_name("banyan.RequestDone"), x.request, x.finish_reason, x.error, x.prompt_tokens,
-           x.generated_tokens, x.llm_steps, x.accepted_per_step);
+           x.cached_prompt_tokens, x.generated_tokens, x.llm_steps, x.accepted_per_step);
 }
 
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;

@@ -42,6 +42,7 @@ RequestDone done_message(const Request& r) {
   d.finish_reason = r.state == RequestState::failed ? "error" : std::string(finish_reason_name(r.finish));
   d.error = r.error;
   d.prompt_tokens = r.prompt_length;
+  d.cached_prompt_tokens = r.stats.cached_prompt_tokens;
   d.generated_tokens = r.generated();
   d.llm_steps = r.stats.llm_steps;
   d.accepted_per_step = r.stats.mean_accepted();
@@ -75,7 +76,7 @@ void publish_gauges(SchedulerState& st) {
     st.gauges->kv_blocks_cached = blocks->cached_blocks();
   }
   st.gauges->preemptions = m.preemptions();
-  st.gauges->cached_prompt_tokens = m.cached_prompt_tokens();
+  st.gauges->cached_tokens = m.cached_tokens();
   st.gauges->steps = st.engine->stats().steps;
 }
 

@@ -148,7 +148,9 @@ int generate_command(int argc, char** argv) {
                 << (r.stats.llm_steps ? r.stats.tree_tokens / r.stats.llm_steps : 0) << " tree tokens per step, "
                 << "first token after " << r.stats.time_to_first_token_s * 1000 << " ms"
                 << (r.stats.preemptions ? ", preempted " + std::to_string(r.stats.preemptions) + "x" : "")
-                << (r.stats.cached_tokens ? ", " + std::to_string(r.stats.cached_tokens) + " tokens from the prefix cache" : "")
+                << (r.stats.cached_prompt_tokens
+                        ? ", " + std::to_string(r.stats.cached_prompt_tokens) + " prompt tokens from the prefix cache"
+                        : "")
                 << "\n";
   }
   std::cout << std::flush;

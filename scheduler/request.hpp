@@ -33,7 +33,7 @@ struct RequestStats {
   int tree_tokens = 0;                   // speculated tokens sent to the LLM, summed over steps
   double time_to_first_token_s = 0;
   int preemptions = 0;                   // times its KV blocks were taken back for another's
-  int cached_tokens = 0;                 // of its prefills', found in the prefix cache
+  int cached_prompt_tokens = 0;          // of its prompt, found in the prefix cache
 
   double mean_accepted() const;
 };

@@ -146,8 +146,8 @@ void RequestManager::admit() {
     r.slot = slot;
     *free_slot = true;
     r.prefilled = cached;
-    r.stats.cached_tokens += cached;
-    cached_prompt_tokens_ += cached;
+    if (r.generated() == 0) r.stats.cached_prompt_tokens = cached;
+    cached_tokens_ += cached;
     // A preempted request whose every token was still cached decodes at once.
     r.state = r.prefilled == r.prefill_length() ? RequestState::decoding : RequestState::prefilling;
     active_.push_back(r.id);

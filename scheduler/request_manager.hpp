@@ -88,7 +88,8 @@ class RequestManager {
   // The paged KV cache's blocks; null without paging.
   const KvBlockPool* kv_blocks() const { return blocks_ ? &*blocks_ : nullptr; }
   long long preemptions() const { return preemptions_; }  // since the start
-  long long cached_prompt_tokens() const { return cached_prompt_tokens_; }  // taken from the prefix cache, since the start
+  // Tokens whose rows came from the prefix cache (prompts, and preempted requests' returns), since the start.
+  long long cached_tokens() const { return cached_tokens_; }
 
   const Request& request(RequestId id) const;
   Request& request(RequestId id);
@@ -120,7 +121,7 @@ class RequestManager {
   std::vector<bool> slot_used_;
   std::optional<KvBlockPool> blocks_;
   long long preemptions_ = 0;
-  long long cached_prompt_tokens_ = 0;
+  long long cached_tokens_ = 0;
   std::vector<RequestId> done_;
 };
 

@@ -16,7 +16,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 json usage(const GenerationSummary& s) {
   return {{"prompt_tokens", s.prompt_tokens},
           {"completion_tokens", s.completion_tokens},
-          {"total_tokens", s.prompt_tokens + s.completion_tokens}};
+          {"total_tokens", s.prompt_tokens + s.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", s.cached_prompt_tokens}}}};
 }
 
 std::string query_value(const std::string& target, const std::string& key) {
@@ -137,6 +138,7 @@ void Gateway::on_done(const std::shared_ptr<Run>& run, const actors::RequestDone
   s.finish_reason = run->text.stopped() ? "stop" : run->cancelled ? "cancelled" : done.finish_reason;
   s.error = done.error;
   s.prompt_tokens = run->prompt_tokens;
+  s.cached_prompt_tokens = done.cached_prompt_tokens;
   s.completion_tokens = run->text.tokens();
   s.llm_steps = done.llm_steps;
   s.accepted_per_step = done.accepted_per_step;

@@ -66,6 +66,7 @@ struct GenerationSummary {
   std::string finish_reason;  // stop, length, cancelled, error
   std::string error;
   int prompt_tokens = 0;
+  int cached_prompt_tokens = 0;  // found in the prefix cache
   int completion_tokens = 0;
   int llm_steps = 0;
   double accepted_per_step = 0;

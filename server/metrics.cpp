@@ -122,8 +122,8 @@ std::string ServerMetrics::render(const actors::SchedulerGauges& gauges, std::si
            "Blocks of the paged KV cache the prefix cache knows (held by requests or kept for later ones).");
     sample(out, "banyan_kv_cache_blocks_cached", gauges.kv_blocks_cached.load());
     header(out, "banyan_prefix_cache_tokens_total", "counter",
-           "Prompt tokens whose keys and values came from the prefix cache instead of being computed.");
-    sample(out, "banyan_prefix_cache_tokens_total", double(gauges.cached_prompt_tokens.load()));
+           "Tokens whose keys and values came from the prefix cache instead of being computed.");
+    sample(out, "banyan_prefix_cache_tokens_total", double(gauges.cached_tokens.load()));
   }
   header(out, "banyan_scheduler_steps_total", "counter", "Engine steps run.");
   sample(out, "banyan_scheduler_steps_total", double(gauges.steps.load()));

@@ -285,15 +285,17 @@ BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_stream_streams_the_sam
   BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks") == 10.0);
   BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks_used") == 0.0);  // every stream gave its blocks back
   BOOST_TEST(metrics_value(server.port(), "banyan_preemptions_total").get<double>() > 0.0);
-  // A prompt of 40 tokens or so, twice: the second finds its first two blocks in the prefix
-  // cache, and streams the same text.
-  const std::string long_prompt = std::string(kPrompt) + ", there was a little girl named Lily. She loved to play outside in "
-                                  "the sunshine with her friends and her dog.";
+  // A prompt of 48 tokens, twice: the second finds its first two blocks (32 tokens; the last
+  // must be computed) in the prefix cache, and streams the same text.
+  const std::string long_prompt = "A long time ago in a small town by the sea, there lived an old fisherman and his wife. "
+                                  "Every morning he went out in his boat, and every evening his wife waited for him on the beach.";
   const double cached_before = metrics_value(server.port(), "banyan_prefix_cache_tokens_total").get<double>();
   for (int i = 0; i < 2; ++i) {
     WebSocket ws(kHost, server.port());
     ws.send(json{{"request_id", "l"}, {"prompt", long_prompt}, {"max_new_tokens", 20}, {"mode", "incremental"}}.dump());
-    BOOST_TEST(read_stream(ws, "l").text == test::generated_text(long_prompt, 20, "incremental"), "time " << i);
+    const Streamed s = read_stream(ws, "l");
+    BOOST_TEST(s.text == test::generated_text(long_prompt, 20, "incremental"), "time " << i);
+    BOOST_TEST(s.done["usage"]["prompt_tokens_details"]["cached_tokens"] == (i == 0 ? 0 : 32), s.done.dump());
   }
   BOOST_TEST(metrics_value(server.port(), "banyan_prefix_cache_tokens_total").get<double>() >= cached_before + 32);
   BOOST_TEST(metrics_value(server.port(), "banyan_kv_cache_blocks_cached").get<double>() >= 2);

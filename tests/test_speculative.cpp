@@ -89,7 +89,7 @@ RunResult run(LlamaModel& llm, std::vector<LlamaModel*> ssms, const std::vector<
     out.depth.push_back(r.stats.tree_depth_per_step);
     out.finish.push_back(r.finish);
     out.preemptions += r.stats.preemptions;
-    out.cached_tokens += r.stats.cached_tokens;
+    out.cached_tokens += r.stats.cached_prompt_tokens;
   }
   return out;
 }

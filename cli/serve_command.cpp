@@ -113,6 +113,12 @@ int serve_command(int argc, char** argv) {
               c.limits.max_tree_tokens,        c.limits.kv_cache_tokens,      c.limits.kv_block_rows,
               c.limits.kv_prefix_caching};
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
+  // A stage in another process starts with an empty KV cache when its node restarts, and
+  // nothing tells the scheduler which cached blocks went with it: no prefix caching then.
+  if (e.limits.kv_cache_tokens > 0 && e.limits.kv_prefix_caching && (remote || (role && !other_nodes(*role).empty()))) {
+    e.limits.kv_prefix_caching = false;
+    std::cerr << "banyan serve: prefix caching is off: LLM stages run in other processes, whose KV caches a restart empties\n";
+  }
 
   // The LLM in this thread, or as stage actors passing activations down the pipeline, maybe on
   // to other processes: then it serves once they are all there.

@@ -34,10 +34,10 @@ struct NodeSpec {
 };
 
 // A cluster config for the demo models: the nodes (the first is the head), the LLM in
-// `placement.size()` stages placed so, each split into `tensor_shards`, and the HTTP server on a
-// free loopback port.
+// `placement.size()` stages placed so, each split into `tensor_shards`, the HTTP server on a
+// free loopback port, and `more` (other sections) after it.
 std::string cluster_yaml(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement, int http_port,
-                         const std::string& remote_command = "", int tensor_shards = 1) {
+                         const std::string& remote_command = "", int tensor_shards = 1, const std::string& more = "") {
   const auto ports = free_ports(2 * int(nodes.size()));
   std::ostringstream y;
   y << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()
@@ -50,7 +50,7 @@ std::string cluster_yaml(const std::vector<NodeSpec>& nodes, const std::vector<s
       << ", data_port: " << ports[2 * i + 1] << "}\n";
   y << "head: " << nodes.front().name << "\nserver:\n  host: 127.0.0.1\n  port: " << http_port << "\n";
   if (!remote_command.empty()) y << "launch:\n  remote_command: \"" << remote_command << "\"\n";
-  return y.str();
+  return y.str() + more;
 }
 
 // `banyan launch` on a config file, up once it prints the head's endpoint.
@@ -60,8 +60,8 @@ struct Launch {
   std::unique_ptr<testkit::ChildProcess> process;
 
   Launch(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement,
-         const std::string& remote_command = "", int tensor_shards = 1) {
-    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command, tensor_shards);
+         const std::string& remote_command = "", int tensor_shards = 1, const std::string& more = "") {
+    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command, tensor_shards, more);
     process = std::make_unique<testkit::ChildProcess>(
         std::vector<std::string>{test::banyan_binary().string(), "launch", (dir / "cluster.yaml").string()});
     process->wait_for_output(std::regex("serving on http://127\\.0\\.0\\.1:" + std::to_string(http_port)), 120s);
@@ -197,8 +197,13 @@ BOOST_AUTO_TEST_CASE(a_killed_node_holding_shards_fails_the_stream_and_its_resta
 }
 
 BOOST_AUTO_TEST_CASE(a_killed_worker_fails_the_stream_and_its_restart_rejoins) {
-  // w2 holds the last stage and is reached from w1: its death is seen by a worker's link.
-  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}, {"w2", kLoopback}}, {"head", "w1", "w2"});
+  // w2 holds the last stage and is reached from w1: its death is seen by a worker's link. The KV
+  // cache is paged (block tables travel with every pass); the restarted w2's cache starts empty,
+  // so the head keeps no prefix cache that would count on what it held.
+  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}, {"w2", kLoopback}}, {"head", "w1", "w2"}, "", 1,
+                 "limits:\n  kv_cache_tokens: 2048\n");
+  BOOST_TEST(cluster.process->error_output().find("prefix caching is off: LLM stages run in other processes") !=
+             std::string::npos);
   const int killed = cluster.pid_of("w2");
   fault_mid_stream(cluster, [&] { ::kill(killed, SIGKILL); }, "node w2", "node w2");
   // launch restarts it; it rejoins and the head serves again.

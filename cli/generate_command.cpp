@@ -79,9 +79,8 @@ int generate_command(int argc, char** argv) {
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)", "0");
   o.add("--max-requests-per-batch", "N", "requests served at once", "8");
   o.add("--max-tokens-per-batch", "N", "tokens per LLM pass (prefill chunks + trees)", "512");
-  o.add("--kv-cache-tokens", "N", "page the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)",
-        "0");
-  o.add("--kv-block-rows", "N", "tokens per block of a paged KV cache", "16");
+  o.add("--kv-cache-tokens", "N", "the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)", "0");
+  o.add("--kv-block-rows", "N", "tokens per block of the paged KV cache (0: not paged)", "16");
   o.flag("--no-prefix-cache", "paged: compute every prompt whole, even where another's blocks hold its start");
   o.flag("--ids", "print only the generated token ids, space-separated, one line per prompt");
   o.flag("--stats", "print per-request statistics to stderr");

@@ -115,7 +115,7 @@ int serve_command(int argc, char** argv) {
   e.tree = {c.speculation.tree_width, c.speculation.tree_depth};
   // A stage in another process starts with an empty KV cache when its node restarts, and
   // nothing tells the scheduler which cached blocks went with it: no prefix caching then.
-  if (e.limits.kv_cache_tokens > 0 && e.limits.kv_prefix_caching && (remote || (role && !other_nodes(*role).empty()))) {
+  if (e.limits.kv_block_rows > 0 && e.limits.kv_prefix_caching && (remote || (role && !other_nodes(*role).empty()))) {
     e.limits.kv_prefix_caching = false;
     std::cerr << "banyan serve: prefix caching is off: LLM stages run in other processes, whose KV caches a restart empties\n";
   }

@@ -23,8 +23,8 @@ void add_serve_options(Options& o) {
   o.add("--max-tokens-per-batch", "N", "tokens per LLM pass");
   o.add("--max-sequence-length", "N", "prompt + generated tokens (0: the model's maximum)");
   o.add("--max-new-tokens", "N", "the most tokens one request may ask for");
-  o.add("--kv-cache-tokens", "N", "page the LLM's KV cache: N tokens for all requests together (0: a whole sequence each)");
-  o.add("--kv-block-rows", "N", "tokens per block of a paged KV cache (default 16)");
+  o.add("--kv-cache-tokens", "N", "the LLM's KV cache: N tokens for all requests together (default 0: a whole sequence each)");
+  o.add("--kv-block-rows", "N", "tokens per block of the paged KV cache (default 16; 0: not paged)");
   o.flag("--no-prefix-cache", "paged: compute every prompt whole, even where another's blocks hold its start");
   o.add("--pipeline-stages", "N", "split the LLM's layers over N stage actors passing activations (default 1)");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");

@@ -79,8 +79,9 @@ void validate(const ServeConfig& c) {
         "must be 0 (the model's context) or at least 2");
   check(l.max_tree_tokens >= 0 && l.max_tree_tokens <= 63, src, "limits.max_tree_tokens", "must be 0 to 63");
   check(l.max_new_tokens >= 1, src, "limits.max_new_tokens", "must be positive");
-  check(l.kv_cache_tokens >= 0, src, "limits.kv_cache_tokens", "must be 0 (no paging) or a number of tokens");
-  check(l.kv_block_rows >= 1 && l.kv_block_rows <= 1024, src, "limits.kv_block_rows", "must be 1 to 1024");
+  check(l.kv_cache_tokens >= 0, src, "limits.kv_cache_tokens", "must be 0 (a whole sequence per request) or a number of tokens");
+  check(l.kv_block_rows >= 0 && l.kv_block_rows <= 1024, src, "limits.kv_block_rows", "must be 0 (no paging) to 1024");
+  check(l.kv_block_rows > 0 || l.kv_cache_tokens == 0, src, "limits.kv_cache_tokens", "needs a paged KV cache (kv_block_rows above 0)");
   check(c.compute.device == "cpu" || c.compute.device == "cuda", src, "compute.device", "must be cpu or cuda");
   check(c.compute.threads >= 0, src, "compute.threads", "must be 0 (one per core) or more");
   check(c.compute.kv_dtype == "f32" || c.compute.kv_dtype == "f16" || c.compute.kv_dtype == "bf16", src,

@@ -37,8 +37,8 @@ struct LimitsConfig {
   int max_sequence_length = 0;  // 0: the model's context
   int max_tree_tokens = 63;
   int max_new_tokens = 1024;    // the most a request may ask for
-  int kv_cache_tokens = 0;      // 0: room for a whole sequence per request; else a paged KV cache
-  int kv_block_rows = 16;
+  int kv_cache_tokens = 0;      // the paged KV cache's tokens, all requests together; 0: a whole sequence each
+  int kv_block_rows = 16;       // 0: no paging
   bool kv_prefix_caching = true;  // paged: requests reuse the blocks of the prompt prefixes they share
 };
 

@@ -20,8 +20,9 @@ void SchedulerLimits::validate() const {
   need(max_tree_tokens >= 0 && max_tree_tokens < kMaxTreeNodes,
        "max_tree_tokens must be between 0 and " + std::to_string(kMaxTreeNodes - 1));
   need(kv_cache_tokens >= 0, "kv_cache_tokens must not be negative");
+  need(kv_block_rows >= 0, "kv_block_rows must not be negative");
   if (kv_cache_tokens > 0) {
-    need(kv_block_rows > 0, "kv_block_rows must be positive");
+    need(kv_block_rows > 0, "kv_cache_tokens needs a paged KV cache (kv_block_rows above 0)");
     const int sequence = kv_layout().capacity;
     const int blocks = (sequence + kv_block_rows - 1) / kv_block_rows;
     need(kv_cache_tokens / kv_block_rows >= blocks,
@@ -33,12 +34,14 @@ void SchedulerLimits::validate() const {
 }
 
 std::string SchedulerLimits::describe_kv_cache() const {
-  return describe(kv_layout()) + (kv_cache_tokens > 0 && kv_prefix_caching ? ", prefix caching" : "");
+  return describe(kv_layout()) + (kv_block_rows > 0 && kv_prefix_caching ? ", prefix caching" : "");
 }
 
 KvLayout SchedulerLimits::kv_layout() const {
   KvLayout l{max_requests_per_batch, max_sequence_length + max_tree_tokens + 1, {}};
-  if (kv_cache_tokens > 0) l.paging = {kv_block_rows, kv_cache_tokens / kv_block_rows};
+  if (kv_block_rows > 0)
+    l.paging = {kv_block_rows, kv_cache_tokens > 0 ? kv_cache_tokens / kv_block_rows
+                                                   : l.slots * ((l.capacity + kv_block_rows - 1) / kv_block_rows)};
   return l;
 }
 

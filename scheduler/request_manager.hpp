@@ -3,7 +3,7 @@
 // it returns a StepPlan — which requests decode (with how many speculated tokens they may send)
 // and which prompt chunks are prefilled — under three limits: requests in flight
 // (max_requests_per_batch, one KV slot each), tokens per LLM pass (max_tokens_per_batch) and
-// tokens per sequence (max_sequence_length). With a paged KV cache (kv_cache_tokens) it also
+// tokens per sequence (max_sequence_length). With a paged KV cache (the default) it also
 // hands out the cache's blocks: a request is admitted when its prompt's blocks are free, and
 // when a decoding request's next rows find none, the latest admitted request gives its blocks
 // back and waits to be prefilled again (its prompt and the tokens it has so far). Whoever runs
@@ -27,9 +27,10 @@ struct SchedulerLimits {
   int max_tokens_per_batch = 512;
   int max_sequence_length = 0;  // 0: the model's max_position_embeddings (resolved by the engine)
   int max_tree_tokens = 63;  // speculated tokens per request per step (root not counted)
-  // 0: each slot keeps room for a whole sequence. Else the LLM's KV cache holds this many
-  // tokens, all requests together, in blocks of kv_block_rows (at least one whole sequence).
+  // The LLM's KV cache holds this many tokens, all requests together, in blocks of
+  // kv_block_rows (at least one whole sequence); 0: room for every slot's whole sequence.
   int kv_cache_tokens = 0;
+  // 0: no paging, each slot a fixed run of rows (kv_cache_tokens must be 0 then).
   int kv_block_rows = 16;
   // Paged: a request whose first tokens are those of blocks other requests computed takes
   // those blocks instead of computing them again (kv_block_pool.hpp).

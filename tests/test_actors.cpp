@@ -203,13 +203,16 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
       stages.push_back(whole_stage(weights, *backend, r));
     BOOST_TEST_REQUIRE(stages.size() == 2u);
     auto handles = spawn_llm_stages(system, std::move(stages));
-    // Paged, the stages place rows by the block tables each pass brings: 10 blocks of 8 rows,
-    // where these requests need 5 each, so they also give way to each other.
+    // Not paged, then paged: the stages place rows by the block tables each pass brings, 10
+    // blocks of 8 rows, where these requests need 5 each, so they also give way to each other.
     for (bool paged : {false, true}) {
       StagedLlm llm(system, handles.front(), whole.config());
       LocalSsms ssms(speculative ? std::vector<LlamaModel*>{&whole} : std::vector<LlamaModel*>{});
       EngineOptions options;
-      if (paged) options.limits = {8, 512, 64, 63, 80, 8};
+      if (paged)
+        options.limits = {8, 512, 64, 63, 80, 8};
+      else
+        options.limits.kv_block_rows = 0;
       Engine engine(llm, ssms, options);
       std::vector<RequestId> ids;
       for (const auto& p : test_prompts()) ids.push_back(engine.submit(p, {24, {}}));

@@ -114,8 +114,10 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
   expect("model:\n  path: x\nlimits:\n  max_requests_per_batch: 8\n  max_tokens_per_batch: 4\n",
          "key 'limits.max_tokens_per_batch': must be at least limits.max_requests_per_batch");
   expect("model:\n  path: x\nssms: models\n", "key 'ssms': expected a list of models");
-  expect("model:\n  path: x\nlimits:\n  kv_block_rows: 0\n", "key 'limits.kv_block_rows': must be 1 to 1024");
-  expect("model:\n  path: x\nlimits:\n  kv_cache_tokens: -5\n", "key 'limits.kv_cache_tokens': must be 0 (no paging)");
+  expect("model:\n  path: x\nlimits:\n  kv_block_rows: -1\n", "key 'limits.kv_block_rows': must be 0 (no paging) to 1024");
+  expect("model:\n  path: x\nlimits:\n  kv_block_rows: 0\n  kv_cache_tokens: 4096\n",
+         "key 'limits.kv_cache_tokens': needs a paged KV cache");
+  expect("model:\n  path: x\nlimits:\n  kv_cache_tokens: -5\n", "key 'limits.kv_cache_tokens': must be 0 (a whole sequence");
   expect("model:\n  path: x\nserver:\n  api_keys: secret\n", "key 'server.api_keys': expected a list of strings");
   expect("model: {path: x\n", "serve.yaml:2:1: not valid YAML");
   expect("", "serve.yaml: the file is empty");

@@ -58,6 +58,13 @@ LlamaConfig small_config(int vocab, int dim, int layers) {
   return c;
 }
 
+// The engine's KV cache: paged by default (room for every slot's whole sequence).
+struct KvChoice {
+  int tokens = 0;
+  int block_rows = 16;  // 0: not paged
+  bool prefix_caching = true;
+};
+
 struct RunResult {
   std::vector<std::vector<std::int32_t>> tokens;
   std::vector<std::vector<int>> accepted;  // per request, per LLM step
@@ -68,13 +75,13 @@ struct RunResult {
 };
 
 RunResult run(LlamaModel& llm, std::vector<LlamaModel*> ssms, const std::vector<std::vector<std::int32_t>>& prompts,
-              const std::vector<GenerationConfig>& configs, int batch, TreeShape shape, int kv_cache_tokens = 0,
-              bool prefix_caching = true) {
+              const std::vector<GenerationConfig>& configs, int batch, TreeShape shape, KvChoice kv = {}) {
   EngineOptions o;
   o.limits.max_requests_per_batch = batch;
   o.limits.max_tokens_per_batch = 1024;
-  o.limits.kv_cache_tokens = kv_cache_tokens;
-  o.limits.kv_prefix_caching = prefix_caching;
+  o.limits.kv_cache_tokens = kv.tokens;
+  o.limits.kv_block_rows = kv.block_rows;
+  o.limits.kv_prefix_caching = kv.prefix_caching;
   o.tree = shape;
   o.adaptive_speculation = false;  // every step speculates: the acceptance checks below count on it
   Engine engine(llm, std::move(ssms), o);
@@ -234,10 +241,10 @@ BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_request_preempts_and_s
   // or three of the eight fit at a time.
   const int tokens = 18 * 16;
   for (const auto* configs : {&greedy, &sampled}) {
-    const auto expected = run(llm, {}, prompts, *configs, 8, {}).tokens;
+    const auto expected = run(llm, {}, prompts, *configs, 8, {}, {0, 0}).tokens;  // not paged
     BOOST_TEST_CONTEXT((configs == &greedy ? "greedy" : "sampled")) {
       for (bool caching : {false, true}) {
-        const auto paged = run(llm, {}, prompts, *configs, 8, {}, tokens, caching);
+        const auto paged = run(llm, {}, prompts, *configs, 8, {}, {tokens, 16, caching});
         BOOST_TEST(paged.preemptions > 0);
         BOOST_TEST(caching == (paged.cached_tokens > 0));
         for (std::size_t i = 0; i < prompts.size(); ++i)
@@ -245,7 +252,7 @@ BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_request_preempts_and_s
       }
       // Speculative decoding's greedy output is the same again, whatever the trees' blocks allow.
       if (configs == &greedy) {
-        const auto speculative = run(llm, {&near}, prompts, *configs, 8, {2, 4}, tokens);
+        const auto speculative = run(llm, {&near}, prompts, *configs, 8, {2, 4}, {tokens});
         BOOST_TEST(speculative.preemptions > 0);
         BOOST_TEST(speculative.cached_tokens > 0);
         for (std::size_t i = 0; i < prompts.size(); ++i)

@@ -244,9 +244,9 @@ BOOST_AUTO_TEST_CASE(a_cpu_run_stays_small) {
 }
 
 BOOST_AUTO_TEST_CASE(a_paged_kv_cache_serves_64_requests_in_a_fraction_of_the_memory) {
-  // The demo LLM and SSM with room for 64 requests: a whole sequence per slot (517 rows, 5.5 KiB
-  // a row for the two models together) is 178 MiB of KV cache before anything runs; 2048 tokens
-  // in blocks hold these eight requests' 210 tokens or so each in 11 MiB.
+  // The demo LLM and SSM with room for 64 requests: a whole sequence per slot (517 rows, 33
+  // blocks of 16; 5.5 KiB a row for the two models together) is 180 MiB of KV cache before
+  // anything runs; 2048 tokens hold these eight requests' 210 tokens or so each in 11 MiB.
   const auto prompts = cli_model().dir / "eight.json";
   std::ofstream(prompts) << R"(["Once upon a time", "Lily and Tim went to the park", "The little dog", "One day, a big bird",
                                "Tom had a red ball", "Sue liked to paint", "The cat sat", "Ben and his mom"])";

@@ -1,6 +1,8 @@
 #include "model/llama_model.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <new>
 #include <optional>
 
 #include "model/error.hpp"
@@ -251,9 +253,16 @@ std::unique_ptr<KvCache> LlamaModel::create_kv_cache(const KvLayout& l) const {
                 (l.paging.on() ? " in " + std::to_string(l.paging.blocks) + " blocks of " + std::to_string(l.paging.block_rows)
                                : "") +
                 " is not a cache");
-  return backend_.create_kv_cache({int(layers_.size()), l.slots, l.capacity,
-                                   config_.num_key_value_heads / options_.shard.degree, config_.head_dim(),
-                                   options_.kv_cache, l.paging});
+  const KvCacheSpec spec{int(layers_.size()), l.slots, l.capacity, config_.num_key_value_heads / options_.shard.degree,
+                         config_.head_dim(), options_.kv_cache, l.paging};
+  try {
+    return backend_.create_kv_cache(spec);
+  } catch (const std::bad_alloc&) {
+    const double bytes = 2.0 * double(spec.layers) * double(spec.rows()) * spec.kv_heads * spec.head_dim * double(dtype_size(spec.dtype));
+    throw Error("KV cache: " + std::to_string(spec.rows()) + " tokens of " + std::to_string(spec.layers) + " layers take " +
+                std::to_string(std::llround(bytes / double(1 << 20))) + " MiB, more than can be allocated (fewer tokens: " +
+                "--kv-cache-tokens, --max-requests-per-batch, --max-sequence-length)");
+  }
 }
 
 void LlamaModel::reserve(std::int64_t tokens) {

@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <functional>
+#include <new>
 #include <string>
 
 #include "model/error.hpp"
 
 namespace banyan {
 
-KvBlockPool::KvBlockPool(int blocks, int block_rows, int slots)
+KvBlockPool::KvBlockPool(int blocks, int block_rows, int slots) try
     : block_rows_(block_rows),
       blocks_(std::size_t(std::max(blocks, 0))),
       tokens_(std::size_t(std::max(blocks, 0)) * std::size_t(std::max(block_rows, 0))),
@@ -18,6 +19,9 @@ KvBlockPool::KvBlockPool(int blocks, int block_rows, int slots)
     throw Error("KV blocks: " + std::to_string(blocks) + " blocks of " + std::to_string(block_rows) + " rows for " +
                 std::to_string(slots) + " slots");
   for (int b = blocks; b-- > 0;) free_.push_back(b);
+} catch (const std::bad_alloc&) {
+  throw Error("KV blocks: " + std::to_string(blocks) + " blocks of " + std::to_string(block_rows) +
+              " rows are more than can be kept track of here (fewer tokens: --kv-cache-tokens)");
 }
 
 int KvBlockPool::take() {

@@ -279,6 +279,40 @@ BOOST_AUTO_TEST_CASE(bad_batches_are_rejected) {
   BOOST_CHECK_THROW(e.model->move_kv_rows(*kv, 0, negative), Error);
   BOOST_CHECK_THROW(e.model->move_kv_rows(*kv, 1, fine), Error);
   BOOST_CHECK_NO_THROW(e.model->move_kv_rows(*kv, 0, fine));
+
+  // A paged cache (4 blocks of 4 rows): a batch must bring tables that cover its rows.
+  auto paged = e.model->create_kv_cache({2, 16, {4, 4}});
+  ForwardBatch no_tables;
+  no_tables.add_causal(5, 0, 0, true);
+  BOOST_CHECK_THROW(e.model->forward(no_tables, *paged, out), Error);
+  const std::vector<std::int32_t> short_table = {2}, wild_table = {7}, good_table = {3, 1};
+  ForwardBatch beyond = no_tables;
+  beyond.add_causal(6, 0, 5, true);  // row 5: a second block
+  beyond.attach_block_tables([&](int) { return std::span(short_table); });
+  BOOST_CHECK_THROW(e.model->forward(beyond, *paged, out), Error);
+  beyond.attach_block_tables([&](int) { return std::span(wild_table); });
+  BOOST_CHECK_THROW(e.model->forward(beyond, *paged, out), Error);
+  beyond.attach_block_tables([&](int) { return std::span(good_table); });
+  BOOST_CHECK_NO_THROW(e.model->forward(beyond, *paged, out));
+  BOOST_CHECK_THROW(e.model->move_kv_rows(*paged, 0, fine), Error);  // no table
+  BOOST_CHECK_THROW(e.model->move_kv_rows(*paged, 0, past_end, good_table), Error);
+  BOOST_CHECK_NO_THROW(e.model->move_kv_rows(*paged, 0, fine, good_table));
+  // A batch with tables for a cache that is not paged.
+  BOOST_CHECK_THROW(e.model->forward(beyond, *kv, out), Error);
+}
+
+BOOST_AUTO_TEST_CASE(a_kv_cache_beyond_memory_is_a_clear_error) {
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("skipped under ASan, which aborts on an allocation this size instead of failing it");
+#else
+  TinyModel e;
+  try {
+    e.model->create_kv_cache({1, 2000000000});
+    BOOST_FAIL("a KV cache of 2e9 tokens was allocated");
+  } catch (const Error& err) {
+    BOOST_TEST(std::string(err.what()).find("more than can be allocated") != std::string::npos, err.what());
+  }
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(kernels_match_their_formulas) {

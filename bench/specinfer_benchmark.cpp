@@ -35,9 +35,10 @@ struct RunStats {
 
 // `sampling`: every request's, each with its own seed (sampling.seed + its index).
 RunStats run(LlamaModel& llm, LlamaModel* ssm, const Pair& pair, int batch, int max_new, TreeShape tree,
-             const SamplingParams& sampling, bool adaptive = true) {
+             const SamplingParams& sampling, int kv_block_rows, bool adaptive = true) {
   EngineOptions o;
   o.limits.max_requests_per_batch = batch;
+  o.limits.kv_block_rows = kv_block_rows;
   o.tree = tree;
   o.adaptive_speculation = adaptive;
   Engine engine(llm, ssm ? std::vector<LlamaModel*>{ssm} : std::vector<LlamaModel*>{}, o);
@@ -103,6 +104,7 @@ int specinfer_benchmark(int argc, char** argv) {
   o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
   o.add("--seed", "N", "first request's seed (each request its own)", "1");
   o.add("--threads", "N", "CPU threads", "2");
+  o.add("--kv-block-rows", "N", "tokens per block of the paged KV cache (0: not paged)", "16");
   o.add("--device", "cpu|cuda", "the backend the models run on", "cpu");
   o.add("--out", "FILE", "JSON result file", "bench-specinfer.json");
   if (!o.parse(argc, argv)) return 0;
@@ -169,7 +171,7 @@ int specinfer_benchmark(int argc, char** argv) {
                                 std::uint64_t(o.integer("--seed"))};
   if (sampling.temperature < 0 || !(sampling.top_p > 0 && sampling.top_p <= 1) || sampling.top_k < 0)
     throw cli::UsageError("--temperature must be 0 or more, --top-p in (0, 1], --top-k 0 or more");
-  const int max_new = o.integer("--max-new-tokens");
+  const int max_new = o.integer("--max-new-tokens"), kv_block_rows = o.integer("--kv-block-rows");
   auto backend = make_backend(cli::device_option(o), o.integer("--threads"));
   std::printf("backend: %s\n", backend->name().c_str());
   nlohmann::json rows = nlohmann::json::array();
@@ -182,9 +184,9 @@ int specinfer_benchmark(int argc, char** argv) {
     LlamaModel ssm(*pair.ssm_source, *backend, pair.ssm_options);
     for (const auto& b : o.list("--batches")) {
       const int batch = std::stoi(b);
-      const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree, sampling);
-      const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree, sampling, false);
-      const RunStats adaptive = run(llm, &ssm, pair, batch, max_new, tree, sampling);
+      const RunStats inc = run(llm, nullptr, pair, batch, max_new, tree, sampling, kv_block_rows);
+      const RunStats spec = run(llm, &ssm, pair, batch, max_new, tree, sampling, kv_block_rows, false);
+      const RunStats adaptive = run(llm, &ssm, pair, batch, max_new, tree, sampling, kv_block_rows);
       // Greedy speculative output is the incremental one for float weights. Compressed weights
       // multiply int8-rounded activations, and the float kernels (attention, the f16 classifier)
       // round several tokens a little differently from one (~1e-6): now and then that moves an
@@ -226,7 +228,11 @@ int specinfer_benchmark(int argc, char** argv) {
                     differing, 2 * inc.outputs.size());
     }
   }
-  write_json(o.text("--out"), {{"machine", machine_description()}, {"backend", backend->name()}, {"threads", o.integer("--threads")}, {"rows", rows}});
+  write_json(o.text("--out"), {{"machine", machine_description()},
+                               {"backend", backend->name()},
+                               {"threads", o.integer("--threads")},
+                               {"kv_block_rows", kv_block_rows},
+                               {"rows", rows}});
   return 0;
 }
 

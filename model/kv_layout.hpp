@@ -55,13 +55,14 @@ struct KvCacheSpec {
 // The fixed layout is one block of `capacity` rows, the slot's own.
 struct KvRowMap {
   int block_rows = 1;
-  std::span<const std::int32_t> table;  // paged: the sequence's blocks; empty: the fixed layout
+  bool paged = false;
+  std::span<const std::int32_t> table;  // paged: the sequence's blocks
   std::int32_t slot = 0;                // the fixed layout's block
 
-  std::int32_t block(int j) const { return table.empty() ? slot : table[std::size_t(j)]; }
+  std::int32_t block(int j) const { return paged ? table[std::size_t(j)] : slot; }
   std::int64_t row(int r) const { return std::int64_t(block(r / block_rows)) * block_rows + r % block_rows; }
   // Rows the table covers.
-  int covered() const { return (table.empty() ? 1 : int(table.size())) * block_rows; }
+  int covered() const { return (paged ? int(table.size()) : 1) * block_rows; }
   // Calls f(first cache row, count) for rows [0, end) in runs of consecutive cache rows (one
   // run in the fixed layout; adjacent blocks join).
   template <class F>
@@ -78,8 +79,8 @@ struct KvRowMap {
 
 // The rows of `slot` under `spec`, given the slot's block table in a paged cache.
 inline KvRowMap kv_row_map(const KvCacheSpec& spec, std::int32_t slot, std::span<const std::int32_t> blocks) {
-  if (spec.paged()) return {spec.paging.block_rows, blocks, 0};
-  return {spec.capacity, {}, slot};
+  if (spec.paged()) return {spec.paging.block_rows, true, blocks, 0};
+  return {spec.capacity, false, {}, slot};
 }
 
 }  // namespace banyan

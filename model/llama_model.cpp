@@ -314,6 +314,23 @@ void LlamaModel::sum_over_shards(Tensor partial) {
 
 namespace {
 
+// A paged cache needs a block table, a fixed one none, and every block must be the cache's.
+void check_blocks(const KvCacheSpec& kv, std::span<const std::int32_t> blocks, const std::string& where) {
+  if (kv.paged() == blocks.empty())
+    throw Error(where + (kv.paged() ? ": the KV cache is paged but no block table came"
+                                    : ": a block table came for a KV cache that is not paged"));
+  for (auto block : blocks)
+    if (block < 0 || block >= kv.paging.blocks)
+      throw Error(where + ": KV block " + std::to_string(block) + " out of range (" + std::to_string(kv.paging.blocks) +
+                  " blocks)");
+}
+
+// The rows of a sequence whose block table is `blocks`: its capacity, or fewer if (paged) its
+// table covers fewer.
+int sequence_rows(const KvCacheSpec& kv, std::int32_t slot, std::span<const std::int32_t> blocks) {
+  return std::min(kv.capacity, kv_row_map(kv, slot, blocks).covered());
+}
+
 // Backends index memory with these numbers, so they are checked once here.
 void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
   const std::size_t n = b.size();
@@ -321,12 +338,9 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
   if (b.positions.size() != n || b.slots.size() != n || b.cache_rows.size() != n || b.visible.size() != n ||
       b.tree_masks.size() != n)
     throw Error("forward: batch fields have different lengths");
-  if (kv.paged() != !b.kv_blocks.empty() || (kv.paged() && (b.kv_block_begin.size() != n || b.kv_block_end.size() != n)))
-    throw Error(kv.paged() ? "forward: the KV cache is paged but the batch has no block tables"
-                           : "forward: the batch has block tables but the KV cache is not paged");
-  for (auto block : b.kv_blocks)
-    if (block < 0 || block >= kv.paging.blocks)
-      throw Error("forward: KV block " + std::to_string(block) + " out of range (" + std::to_string(kv.paging.blocks) + " blocks)");
+  check_blocks(kv, b.kv_blocks, "forward");
+  if (kv.paged() && (b.kv_block_begin.size() != n || b.kv_block_end.size() != n))
+    throw Error("forward: the batch's block tables are not one per token");
   for (std::size_t i = 0; i < n; ++i) {
     auto bad = [&](const std::string& what) {
       throw Error("forward: token " + std::to_string(i) + " of the batch: " + what);
@@ -337,9 +351,7 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
     if (kv.paged() && (b.kv_block_begin[i] < 0 || b.kv_block_begin[i] > b.kv_block_end[i] ||
                        std::size_t(b.kv_block_end[i]) > b.kv_blocks.size()))
       bad("block table out of range");
-    // Rows beyond the sequence's capacity, or (paged) beyond the blocks its table lists.
-    const int rows = kv.paged() ? std::min(kv.capacity, (b.kv_block_end[i] - b.kv_block_begin[i]) * kv.paging.block_rows)
-                                : kv.capacity;
+    const int rows = sequence_rows(kv, b.slots[i], b.block_table(i));
     if (b.cache_rows[i] < 0 || b.cache_rows[i] >= rows)
       bad("cache row " + std::to_string(b.cache_rows[i]) + " beyond the " + std::to_string(rows) + " rows of its KV slot");
     const int highest_bit = b.tree_masks[i] ? 63 - __builtin_clzll(b.tree_masks[i]) : -1;
@@ -360,12 +372,9 @@ void LlamaModel::move_kv_rows(KvCache& kv, int slot, std::span<const std::pair<i
   const KvCacheSpec& spec = kv.spec();
   if (slot < 0 || slot >= spec.slots)
     throw Error("KV row move: slot " + std::to_string(slot) + " out of range (" + std::to_string(spec.slots) + " slots)");
-  if (spec.paged() != !blocks.empty())
-    throw Error(spec.paged() ? "KV row move: the cache is paged but no block table came" : "KV row move: a block table for a cache that is not paged");
-  for (auto block : blocks)
-    if (block < 0 || block >= spec.paging.blocks) throw Error("KV row move: block " + std::to_string(block) + " out of range");
+  check_blocks(spec, blocks, "KV row move");
   const KvRowMap map = kv_row_map(spec, slot, blocks);
-  const int rows = std::min(spec.capacity, map.covered());
+  const int rows = sequence_rows(spec, slot, blocks);
   std::vector<std::pair<std::int64_t, std::int64_t>> cache_rows;
   for (const auto& [from, to] : from_to) {
     if (from < 0 || to < 0 || from >= rows || to >= rows)

@@ -294,6 +294,11 @@ BOOST_AUTO_TEST_CASE(bad_batches_are_rejected) {
   BOOST_CHECK_THROW(e.model->forward(beyond, *paged, out), Error);
   beyond.attach_block_tables([&](int) { return std::span(good_table); });
   BOOST_CHECK_NO_THROW(e.model->forward(beyond, *paged, out));
+  ForwardBatch tableless = beyond;  // slot 1's table is empty: none of its rows is covered
+  tableless.add_causal(7, 1, 0, true);
+  const std::vector<std::int32_t> none;
+  tableless.attach_block_tables([&](int slot) { return std::span(slot == 0 ? good_table : none); });
+  BOOST_CHECK_THROW(e.model->forward(tableless, *paged, out), Error);
   BOOST_CHECK_THROW(e.model->move_kv_rows(*paged, 0, fine), Error);  // no table
   BOOST_CHECK_THROW(e.model->move_kv_rows(*paged, 0, past_end, good_table), Error);
   BOOST_CHECK_NO_THROW(e.model->move_kv_rows(*paged, 0, fine, good_table));

@@ -12,14 +12,13 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
-#include "bench/story_text.hpp"
+#include "bench/demo_pair.hpp"
 #include "cli/option_types.hpp"
 #include "engine/device_backend.hpp"
 #include "engine/engine.hpp"
 #include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
-#include "model/tokenizer.hpp"
 
 namespace banyan::bench {
 
@@ -89,26 +88,26 @@ Row run(const Pair& pair, Backend& backend, LlamaModel* ssm, std::size_t budget,
   return r;
 }
 
-Pair make_pair(const std::string& name, const std::filesystem::path& dir) {
+// `format`: the LLM's weight format in its file; nullopt: f32 for the demo pairs, int4 for the
+// random TinyLlama.
+Pair make_pair(const std::string& name, const std::filesystem::path& dir, std::optional<WeightFormat> format) {
   Pair p;
   p.name = name;
   p.llm_file = dir / (name + ".banyan");
   std::printf("writing %s ...\n", p.llm_file.c_str());
   std::fflush(stdout);
-  if (name == "demo") {
-    const std::filesystem::path llm = models_dir() / "demo-llm", ssm = models_dir() / "demo-ssm";
-    if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) throw Error("the demo models are missing");
-    auto source = open_weights(llm);
-    write_converted(EncodedWeights(*source, {WeightFormat::f32, DType::f32}), p.llm_file);
-    p.ssm = open_weights(ssm);
-    const Tokenizer tok(llm / "tokenizer.model", source->config().bos_token_id, source->config().eos_token_id);
-    for (const char* text : kStoryOpenings) p.prompts.push_back(tok.encode(text));
+  if (is_demo_pair(name)) {
+    auto demo = open_demo_pair(name);
+    if (!demo) throw Error("the demo models are missing from " + models_dir().string());
+    write_converted(EncodedWeights(*demo->llm, {format.value_or(WeightFormat::f32), DType::f32}), p.llm_file);
+    p.ssm = std::move(demo->ssm);
+    p.prompts = std::move(demo->prompts);
   } else if (name == "tinyllama-1.1b") {
     const RandomWeights random(tinyllama_1b_shape(), 1);
-    write_converted(EncodedWeights(random, {WeightFormat::q4, DType::f32}), p.llm_file);
+    write_converted(EncodedWeights(random, {format.value_or(WeightFormat::q4), DType::f32}), p.llm_file);
     p.prompts = random_prompts(2, 16, tinyllama_1b_shape().vocab_size, 5);
   } else {
-    throw cli::UsageError("unknown pair '" + name + "' (demo, tinyllama-1.1b)");
+    throw cli::UsageError("unknown pair '" + name + "' (demo, demo-160m, tinyllama-1.1b)");
   }
   return p;
 }
@@ -120,10 +119,12 @@ int offload_benchmark(int argc, char** argv) {
                  "Decoding at batch 1 with the LLM's weights offloaded (paged from a `banyan convert` file under a\n"
                  "memory budget) against the same LLM resident: tokens/s, MiB streamed per token, the share of time\n"
                  "compute waited for weights; and speculative decoding under the smallest budget.\n"
-                 "Pairs: 'demo' (models/demo-llm in f32 with models/demo-ssm), 'tinyllama-1.1b' (random weights in\n"
-                 "int4; no SSM: a random LLM has no small model that predicts it). Greedy outputs of every row are\n"
-                 "checked identical.");
-  o.add("--pairs", "LIST", "pairs to run", "demo,tinyllama-1.1b");
+                 "Pairs: 'demo' (models/demo-llm, 25 MiB in f32, with models/demo-ssm), 'demo-160m' (the demo LLM\n"
+                 "widened to llama-160m's size, 424 MiB in f32, decoding what the demo LLM decodes; with the demo SSM),\n"
+                 "'tinyllama-1.1b' (random weights in int4; no SSM: a random LLM has no small model that predicts it).\n"
+                 "Greedy outputs of every row are checked identical.");
+  o.add("--pairs", "LIST", "pairs to run", "demo,demo-160m,tinyllama-1.1b");
+  o.add("--dtype", "FORMAT", "the LLM's weight format (default: f32 for the demo pairs, int4 for tinyllama-1.1b)");
   o.add("--budgets", "LIST", "memory budgets, in percent of the LLM's weights (one too small to stream is skipped)",
         "50,35,25");
   o.add("--max-new-tokens", "N", "tokens per prompt", "64");
@@ -136,6 +137,8 @@ int offload_benchmark(int argc, char** argv) {
   if (!o.parse(argc, argv)) return 0;
 
   const bool cold = o.has("--cold");
+  const std::optional<WeightFormat> format =
+      o.has("--dtype") ? std::optional(cli::format_option(o, "--dtype")) : std::nullopt;
   const int max_new = o.integer("--max-new-tokens");
   const TreeShape tree{o.integer("--tree-width"), o.integer("--tree-depth")};
   const std::string device = cli::device_option(o);
@@ -146,7 +149,7 @@ int offload_benchmark(int argc, char** argv) {
   nlohmann::json rows = nlohmann::json::array();
   try {
     for (const auto& name : o.list("--pairs")) {
-      const Pair pair = make_pair(name, dir);
+      const Pair pair = make_pair(name, dir, format);
       std::size_t weights = 0;
       {
         auto source = open_converted(pair.llm_file);

@@ -6,14 +6,12 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/benchmarks.hpp"
-#include "bench/story_text.hpp"
-#include "model/widened_weights.hpp"
+#include "bench/demo_pair.hpp"
 #include "cli/option_types.hpp"
 #include "engine/device_backend.hpp"
 #include "engine/engine.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
-#include "model/tokenizer.hpp"
 
 namespace banyan::bench {
 
@@ -115,36 +113,25 @@ int specinfer_benchmark(int argc, char** argv) {
     return ModelOptions{o.has("--ssm-dtype") ? format("--ssm-dtype") : fallback, DType::f32};
   };
   std::vector<Pair> pairs;
-  auto text_prompts = [](const std::filesystem::path& model, const LlamaConfig& c) {
-    const Tokenizer tok(model / "tokenizer.model", c.bos_token_id, c.eos_token_id);
-    std::vector<std::vector<std::int32_t>> prompts;
-    for (const char* p : kStoryOpenings) prompts.push_back(tok.encode(p));
-    return prompts;
-  };
   if (o.has("--llm") || o.has("--ssm")) {
     if (!o.has("--llm") || !o.has("--ssm")) throw cli::UsageError("--llm and --ssm go together");
     Pair p{o.text("--llm") + " + " + o.text("--ssm"), open_weights(o.text("--llm")), open_weights(o.text("--ssm")),
            llm_options, ssm_options(WeightFormat::f32), {}};
     const std::filesystem::path llm_path = o.text("--llm");
     p.prompts = std::filesystem::exists(llm_path / "tokenizer.model")
-                    ? text_prompts(llm_path, p.llm_source->config())
+                    ? story_prompts(llm_path, p.llm_source->config())
                     : random_prompts(8, 16, p.llm_source->config().vocab_size, 11);
     pairs.push_back(std::move(p));
   } else {
     for (const auto& name : o.list("--pairs")) {
-      if (name == "demo" || name == "demo-160m") {
-        const std::filesystem::path llm = models_dir() / "demo-llm", ssm = models_dir() / "demo-ssm";
-        if (!std::filesystem::exists(llm) || !std::filesystem::exists(ssm)) {
-          std::printf("skipping pair '%s': %s or %s is missing\n", name.c_str(), llm.c_str(), ssm.c_str());
+      if (is_demo_pair(name)) {
+        auto demo = open_demo_pair(name);
+        if (!demo) {
+          std::printf("skipping pair '%s': %s is missing demo-llm or demo-ssm\n", name.c_str(), models_dir().c_str());
           continue;
         }
-        std::unique_ptr<WeightSource> llm_source = open_weights(llm);
-        // A trained LLM the size of llama-160m (424 MB in f32): memory-bound, with a trained SSM
-        // that agrees with it on 88% of tokens (models/README.md).
-        if (name == "demo-160m") llm_source = std::make_unique<WidenedWeights>(std::move(llm_source), WideShape{768, 3072, 12, 16, 4});
-        Pair p{name, std::move(llm_source), open_weights(ssm), llm_options, ssm_options(WeightFormat::f32), {}};
-        p.prompts = text_prompts(llm, p.llm_source->config());
-        pairs.push_back(std::move(p));
+        pairs.push_back({name, std::move(demo->llm), std::move(demo->ssm), llm_options, ssm_options(WeightFormat::f32),
+                         std::move(demo->prompts)});
       } else if (name == "random-160m") {
         const ModelOptions copy = ssm_options(WeightFormat::q4);
         Pair p{"random-160m + " + std::string(format_name(copy.linear)) + " copy", std::make_unique<RandomWeights>(llama_160m_shape(), 1),

@@ -8,6 +8,7 @@
 #include "actors/transport/ring_all_reduce.hpp"
 #include "cli/stop_signal.hpp"
 #include "model/error.hpp"
+#include "model/tensor_shard_weights.hpp"
 #include "model/weight_source.hpp"
 
 namespace banyan::cli {
@@ -35,7 +36,8 @@ ClusterRole cluster_role(config::ClusterConfig cluster, const std::string& node)
   }
   r.node = *it;
   r.head = node == r.cluster.head;
-  const LlamaConfig model = open_weights(r.cluster.serve.model.path)->config();
+  const LlamaConfig model =
+      open_model_or_first_shard(r.cluster.serve.model.path, r.cluster.serve.model.tensor_parallelism_degree)->config();
   r.placement = config::place_stages(
       r.cluster, {model.num_hidden_layers, model.num_attention_heads, model.num_key_value_heads, model.intermediate_size});
   r.runs = config::plan_runs(r.placement, node, r.head);

@@ -173,8 +173,8 @@ int generate_command(int argc, char** argv) {
   }
   if (o.has("--stats")) {
     std::cerr << "banyan: peak RSS " << (peak_rss_bytes() >> 20) << " MiB\n";
-    if (const WeightPaging* paged = m.weights->paging.get()) {
-      const OffloadStats s = paged->stats();
+    if (!m.weights->pagings.empty()) {
+      const OffloadStats s = m.weights->paging_stats();
       std::snprintf(line, sizeof line,
                     "banyan: offloaded LLM: %.1f MiB streamed per generated token, %.2f s of compute spent paging\n",
                     double(s.streamed_bytes) / (1 << 20) / double(std::max<std::size_t>(1, generated)), s.stall_seconds);

@@ -1,5 +1,6 @@
 #include "cli/model_setup.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -8,6 +9,7 @@
 #include "cli/option_types.hpp"
 #include "engine/device_backend.hpp"
 #include "model/error.hpp"
+#include "model/tensor_shard_weights.hpp"
 #include "model/weight_source.hpp"
 
 namespace banyan::cli {
@@ -93,16 +95,34 @@ std::unique_ptr<LlamaModel> load_one(const WeightSource& weights, Backend& backe
   return model;
 }
 
-// Pages what this process holds of the LLM (`models`, in layer order) under the one budget.
+// Pages what this process holds of the LLM (`models`, in layer order) under the one budget: the
+// models of each backend under its share of it (tensor shards side by side: a backend each).
 void page_llm(NodeWeights& m, const std::vector<LlamaModel*>& models, const PagingBudget& budget,
-              const std::filesystem::path& origin) {
-  m.paging = page_models(models, budget);
+              const std::string& origin) {
+  std::vector<std::vector<LlamaModel*>> groups;  // by backend, in the order first used
+  for (LlamaModel* model : models) {
+    auto same = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return &g.front()->backend() == &model->backend(); });
+    if (same == groups.end()) groups.push_back({model});
+    else same->push_back(model);
+  }
+  for (const auto& g : groups) {
+    PagingBudget share = budget;
+    share.budget = budget.budget * g.size() / models.size();
+    share.reserve = budget.reserve * g.size() / models.size();
+    try {
+      m.pagings.push_back(page_models(g, share));
+    } catch (const Error& e) {
+      if (groups.size() == 1) throw;
+      throw Error(std::string(e.what()) + " (each of the " + std::to_string(groups.size()) +
+                  " tensor shards held here streams under its share of the budget)");
+    }
+  }
   m.budget = budget.budget;
-  const OffloadStats s = m.paging->stats();
+  const OffloadStats s = m.paging_stats();
   std::cerr << "banyan: LLM offloaded: " << (s.resident_bytes >> 20) << " MiB resident, "
             << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from "
-            << (s.host_bytes > 0 ? "pinned host memory" : origin.string()) << " through " << (s.reserve_bytes >> 20)
-            << " MiB (budget " << (budget.budget >> 20) << " MiB)\n";
+            << (s.host_bytes > 0 ? "pinned host memory" : origin) << " through " << (s.reserve_bytes >> 20)
+            << " MiB (budget " << (budget.budget >> 20) << " MiB" << (groups.size() > 1 ? ", shared by " + std::to_string(groups.size()) + " shards" : "") << ")\n";
 }
 
 }  // namespace
@@ -126,7 +146,7 @@ LoadedModels load_models(const ModelChoice& choice) {
   loaded.weights = std::make_shared<NodeWeights>();
   NodeWeights& m = *loaded.weights;
   m.backend = make_backend(choice.device, choice.threads);
-  auto weights = open_weights(choice.llm.path);
+  auto weights = open_model_or_first_shard(choice.llm.path, choice.tensor_shards);
   const auto& c = weights->config();
   loaded.llm_config = c;
   loaded.tokenizer = std::make_unique<Tokenizer>(choice.tokenizer, c.bos_token_id, c.eos_token_id);
@@ -134,6 +154,7 @@ LoadedModels load_models(const ModelChoice& choice) {
     throw Error(choice.tokenizer.string() + ": the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) +
                 " pieces but the model's vocabulary is only " + std::to_string(c.vocab_size));
   std::vector<LlamaModel*> llm_models;  // what this process holds of the LLM, in layer order
+  std::string streamed_from = weights->origin().string();  // where offloaded weights stream from
   ModelOptions llm_options = choice.llm.options;
   llm_options.offload = choice.paging.budget > 0;
   if (choice.pipeline_stages > 1 || choice.tensor_shards > 1 || choice.stages) {
@@ -161,9 +182,12 @@ LoadedModels load_models(const ModelChoice& choice) {
                                             : std::vector<std::shared_ptr<Collective>>{};
       m.llm_stages.push_back(sharded_stage(s.first_rank, degree, collectives, [&](TensorShard shard) {
         stage.shard = shard;
-        const std::string of = degree > 1 ? ", shard " + std::to_string(shard.rank + 1) + "/" + std::to_string(degree) : "";
+        const std::string of = degree > 1 ? ", " + shard_text(shard) : "";
         Backend& backend = most_held > 1 ? *m.shards.backends[std::size_t(shard.rank - s.first_rank)] : *m.backend;
-        std::shared_ptr<LlamaModel> model = load_one(*weights, backend, stage, "LLM stage (" + layers_text(s.layers) + of + ")", s.layers);
+        const std::unique_ptr<WeightSource> own = open_shard_file(choice.llm.path, shard);  // else cut from the whole
+        if (own) streamed_from = "the tensor shards' own files (" + own->origin().filename().string() + ", ...)";
+        std::shared_ptr<LlamaModel> model =
+            load_one(own ? *own : *weights, backend, stage, "LLM stage (" + layers_text(s.layers) + of + ")", s.layers);
         llm_models.push_back(model.get());
         return model;
       }));
@@ -172,7 +196,7 @@ LoadedModels load_models(const ModelChoice& choice) {
     m.llm = load_one(*weights, *m.backend, llm_options, "LLM");
     llm_models.push_back(m.llm.get());
   }
-  if (choice.paging.budget > 0) page_llm(m, llm_models, choice.paging, weights->origin());
+  if (choice.paging.budget > 0) page_llm(m, llm_models, choice.paging, streamed_from);
   for (const auto& s : choice.ssms) m.ssms.push_back(load_one(*open_weights(s.path), *m.backend, s.options, "SSM"));
   loaded.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::size_t models = m.llm_models().size() + m.ssms.size();

@@ -68,9 +68,9 @@ int serve_command(int argc, char** argv) {
   std::optional<ClusterRole> role;
   if (o.has("--node")) {
     if (!o.has("--config")) throw UsageError("--node needs --config CLUSTER.yaml");
-    if (o.has("--remote-stage") || o.has("--pipeline-stages") || o.has("--data-port"))
-      throw UsageError("a cluster node's stages and data plane come from its config, not from --remote-stage, "
-                       "--pipeline-stages or --data-port");
+    if (o.has("--remote-stage") || o.has("--pipeline-stages") || o.has("--tensor-shards") || o.has("--data-port"))
+      throw UsageError("a cluster node's stages, shards and data plane come from its config, not from --remote-stage, "
+                       "--pipeline-stages, --tensor-shards or --data-port");
     role = cluster_role(config::load_cluster_config(o.text("--config")), o.text("--node"));
     role->cluster.serve = serve_config(o, &role->cluster.serve);
     if (!role->head) return serve_worker(*role);

@@ -27,6 +27,7 @@ void add_serve_options(Options& o) {
   o.add("--kv-block-rows", "N", "tokens per block of the paged KV cache (default 16; 0: not paged)");
   o.flag("--no-prefix-cache", "paged: compute every prompt whole, even where another's blocks hold its start");
   o.add("--pipeline-stages", "N", "split the LLM's layers over N stage actors passing activations (default 1)");
+  o.add("--tensor-shards", "N", "split each stage's heads and MLP columns over N tensor shards computing side by side (default 1)");
   o.add("--host", "ADDRESS", "address to listen on (default 127.0.0.1)");
   o.add("--port", "N", "port to listen on; 0 picks a free one (default 8080)");
   o.add("--actor-port", "N", "also serve the client library (banyan/client.hpp) on this port; 0: a free one");
@@ -67,6 +68,7 @@ config::ServeConfig serve_config(const Options& o, const config::ServeConfig* ba
   set_text("--device", c.compute.device);
   set_int("--threads", c.compute.threads);
   set_int("--pipeline-stages", c.compute.pipeline_stages);
+  set_int("--tensor-shards", c.model.tensor_parallelism_degree);
   set_int("--memory-budget", c.compute.device_memory_budget);
   if (o.has("--memory-budget")) c.compute.offload = c.compute.device_memory_budget > 0;
   set_int("--offload-reserve", c.compute.offload_reserve_space_size);

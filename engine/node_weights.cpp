@@ -14,11 +14,26 @@ MemoryReport NodeWeights::report() const {
   MemoryReport r;
   for (const LlamaModel* m : llm_models()) r.weight_bytes += m->weight_bytes();
   for (const auto& ssm : ssms) r.weight_bytes += ssm->weight_bytes();
-  if (paging) {
+  if (!pagings.empty()) {
     r.budget_bytes = budget;
-    r.paging = paging->stats();
+    r.paging = paging_stats();
   }
   return r;
+}
+
+OffloadStats NodeWeights::paging_stats() const {
+  OffloadStats sum;
+  for (const auto& p : pagings) {
+    const OffloadStats s = p->stats();
+    sum.resident_bytes += s.resident_bytes;
+    sum.reserve_bytes += s.reserve_bytes;
+    sum.host_bytes += s.host_bytes;
+    sum.disk_bytes += s.disk_bytes;
+    sum.streamed_bytes += s.streamed_bytes;
+    sum.stall_seconds += s.stall_seconds;
+    sum.units_streamed += s.units_streamed;
+  }
+  return sum;
 }
 
 }  // namespace banyan

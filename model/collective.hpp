@@ -9,14 +9,9 @@
 #include <vector>
 
 #include "model/backend.hpp"
+#include "model/tensor_shard.hpp"
 
 namespace banyan {
-
-// Which of `degree` tensor shards a model holds (degree 1: the whole width of every layer).
-struct TensorShard {
-  int rank = 0;
-  int degree = 1;
-};
 
 // What a collective did so far: the bench's communication share.
 struct CollectiveStats {

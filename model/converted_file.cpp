@@ -31,6 +31,12 @@ class ConvertedFile : public WeightSource {
     try {
       j = json::parse(reinterpret_cast<const char*>(header.data()), reinterpret_cast<const char*>(header.data()) + len);
       config_ = parse_hf_config(j.at("config").dump(), where + " (config)");
+      if (j.contains("tensor_shard")) {
+        shard_ = {j["tensor_shard"].at("rank").get<int>(), j["tensor_shard"].at("degree").get<int>()};
+        if (shard_.degree < 1 || shard_.rank < 0 || shard_.rank >= shard_.degree)
+          throw Error(where + ": corrupt header: tensor shard " + std::to_string(shard_.rank) + " of " +
+                      std::to_string(shard_.degree));
+      }
       for (const auto& [name, t] : j.at("tensors").items()) {
         const auto format = parse_format(t.at("format").get<std::string>());
         if (!format) throw Error(where + ": tensor '" + name + "' has unknown format " + t.at("format").dump());
@@ -49,6 +55,7 @@ class ConvertedFile : public WeightSource {
 
   const LlamaConfig& config() const override { return config_; }
   const std::filesystem::path& origin() const override { return file_->path(); }
+  TensorShard tensor_shard() const override { return shard_; }
   bool contains(const std::string& name) const override { return entries_.count(name) != 0; }
   std::vector<std::string> tensor_names() const override {
     std::vector<std::string> names;
@@ -91,6 +98,7 @@ class ConvertedFile : public WeightSource {
 
   std::shared_ptr<const MappedFile> file_;
   LlamaConfig config_;
+  TensorShard shard_;
   std::map<std::string, Entry> entries_;
 };
 
@@ -117,12 +125,14 @@ void write_converted(const WeightSource& weights, const std::filesystem::path& p
                      {"bytes", w->bytes.size()}};
     offset = align64(offset + w->bytes.size());
   }
-  const json header_json = {{"config", json::parse(hf_config_json(weights.config()))}, {"tensors", tensors}};
+  json header_json = {{"config", json::parse(hf_config_json(weights.config()))}, {"tensors", tensors}};
+  if (const TensorShard s = weights.tensor_shard(); s.degree > 1)
+    header_json["tensor_shard"] = {{"rank", s.rank}, {"degree", s.degree}};
   std::string header = header_json.dump();
   // Offsets become absolute, which lengthens each number by at most 20 digits: reserve that.
   const std::uint64_t data_start = align64(16 + header.size() + 20 * names.size());
-  for (auto& [name, t] : tensors.items()) t["offset"] = t["offset"].get<std::uint64_t>() + data_start;
-  header = json{{"config", header_json["config"]}, {"tensors", tensors}}.dump();
+  for (auto& [name, t] : header_json["tensors"].items()) t["offset"] = t["offset"].get<std::uint64_t>() + data_start;
+  header = header_json.dump();
   if (16 + header.size() > data_start) throw Error("convert: header grew past its reserved space");
   header.resize(data_start - 16, ' ');
 
@@ -137,7 +147,7 @@ void write_converted(const WeightSource& weights, const std::filesystem::path& p
   for (const auto& name : names) {
     const auto w = weights.read_encoded(name);
     const WeightData d = w ? *w : encode(weights.read(name), WeightFormat::f32);
-    const std::uint64_t target = tensors[name]["offset"].get<std::uint64_t>();
+    const std::uint64_t target = header_json["tensors"][name]["offset"].get<std::uint64_t>();
     out << std::string(target - at, '\0');
     out.write(reinterpret_cast<const char*>(d.bytes.data()), std::streamsize(d.bytes.size()));
     at = target + d.bytes.size();

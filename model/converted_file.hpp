@@ -4,7 +4,8 @@
 //   bytes 0..7   "BANYAN01"
 //   bytes 8..15  length of the JSON header (little-endian u64)
 //   JSON header  {"config": <Hugging Face config.json>, "tensors": {name: {"format", "rows",
-//                "cols", "offset", "bytes"}}}
+//                "cols", "offset", "bytes"}}, and for one tensor shard's file (`banyan convert
+//                --tensor-shards`) "tensor_shard": {"rank", "degree"}}
 //   data         each tensor at its offset from the start of the file, 64-byte aligned
 #include <filesystem>
 #include <functional>

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "model/error.hpp"
+#include "model/tensor_shard_weights.hpp"
 
 namespace banyan {
 
@@ -31,7 +32,7 @@ class WeightLoader {
       stored_shape = t.shape;
       if (stored_shape == shape) data = encode(std::move(t), weight_format_for(name, source_.config(), options));
     }
-    if (stored_shape != shape) throw shape_error(name, stored_shape, shape);
+    if (stored_shape != shape) throw shape_mismatch(source_, name, stored_shape, shape);
     if (!unit) return upload(std::move(*data));
     if (!data->mapped)
       throw Error(source_.origin().string() + " cannot be offloaded: offloading streams weights from a `banyan convert` "
@@ -42,34 +43,10 @@ class WeightLoader {
     return w;
   }
 
-  // `shard`'s part of a matrix split over tensor shards: a band of its rows (Split::rows) or of
-  // its columns (Split::columns), in the format it is stored in (else as ModelOptions say), f16
-  // when the band's width cannot be grouped.
-  enum class Split { rows, columns };
-  std::unique_ptr<DeviceWeight> load_shard(const std::string& name, std::vector<std::int64_t> shape,
-                                           const ModelOptions& options, Split split) {
-    require(name);
-    const TensorShard& s = options.shard;
-    const std::int64_t rows = shape[0], cols = shape[1];
-    const std::int64_t band_rows = split == Split::rows ? rows / s.degree : rows;
-    const std::int64_t band_cols = split == Split::columns ? cols / s.degree : cols;
-    const std::int64_t row0 = split == Split::rows ? s.rank * band_rows : 0;
-    const std::int64_t col0 = split == Split::columns ? s.rank * band_cols : 0;
-    // A stored (`banyan convert`) weight is cut as it is stored, when its groups allow.
-    const std::optional<WeightData> stored = source_.read_encoded(name);
-    if (stored) {
-      if (stored->rows != rows || stored->cols != cols) throw shape_error(name, {stored->rows, stored->cols}, shape);
-      if (format_fits(stored->format, band_cols) && format_fits(stored->format, col0))
-        return upload(slice(*stored, row0, band_rows, col0, band_cols));
-    }
-    HostTensor whole = source_.read(name);
-    if (whole.shape != shape) throw shape_error(name, whole.shape, shape);
-    HostTensor band{{band_rows, band_cols}, std::vector<float>(std::size_t(band_rows * band_cols))};
-    for (std::int64_t r = 0; r < band_rows; ++r)
-      std::copy_n(whole.data.begin() + (row0 + r) * cols + col0, band_cols, band.data.begin() + r * band_cols);
-    WeightFormat f = stored ? stored->format : weight_format_for(name, source_.config(), options);
-    if (!format_fits(f, band_cols)) f = WeightFormat::f16;
-    return upload(encode(std::move(band), f));
+  // `shard`'s band of a matrix split over tensor shards (shard_band), loaded resident.
+  std::unique_ptr<DeviceWeight> load_band(const std::string& name, std::vector<std::int64_t> shape,
+                                          const ModelOptions& options, ShardSplit split) {
+    return upload(shard_band(source_, name, split, options.shard, options, std::move(shape)));
   }
 
   std::size_t bytes() const { return bytes_; }
@@ -77,11 +54,6 @@ class WeightLoader {
  private:
   void require(const std::string& name) const {
     if (!source_.contains(name)) throw Error(source_.origin().string() + ": missing tensor '" + name + "'");
-  }
-  Error shape_error(const std::string& name, const std::vector<std::int64_t>& stored,
-                    const std::vector<std::int64_t>& wanted) const {
-    return Error(source_.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored) +
-                 ", but the config (" + source_.config().summary() + ") needs " + shape_string(wanted));
   }
   std::unique_ptr<DeviceWeight> upload(WeightData data, bool offloaded = false) {
     auto w = offloaded ? backend_.upload_offloaded(std::move(data)) : backend_.upload(std::move(data));
@@ -148,9 +120,7 @@ std::string layers_text(LayerRange range) {
   return "layers " + std::to_string(range.first) + "-" + std::to_string(range.end - 1);
 }
 
-namespace {
-
-void check_shard(const TensorShard& s, const LlamaConfig& c) {
+void check_tensor_shard(const LlamaConfig& c, TensorShard s) {
   if (s.degree < 1 || s.rank < 0 || s.rank >= s.degree)
     throw Error("tensor shard " + std::to_string(s.rank) + " of " + std::to_string(s.degree) + " does not exist");
   for (const auto& [count, what] : {std::pair{c.num_attention_heads, "attention heads"},
@@ -161,7 +131,6 @@ void check_shard(const TensorShard& s, const LlamaConfig& c) {
                   std::to_string(s.degree) + " tensor shards");
 }
 
-}  // namespace
 
 LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
                        const Progress& progress, LayerRange layers)
@@ -169,7 +138,7 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   const auto& c = config_;
   const LayerRange range = checked_range(layers, c);
   const TensorShard& shard = options.shard;
-  check_shard(shard, c);
+  check_tensor_shard(c, shard);
   first_layer_ = range.first;
   const bool first = range.first == 0, last = range.end == c.num_hidden_layers;
   const bool classifier = last && shard.rank == 0;  // the other shards' logits would be the same
@@ -183,7 +152,21 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
   WeightLoader loader(weights, backend, progress, tensors);
   const int layer_count = range.end - range.first;
   const bool paging = options.offload;
-  if (paging && shard.degree > 1) throw Error("offloading a tensor-parallel model is not built yet");
+  // A file of one shard's weights (`banyan convert --tensor-shards`) holds its bands as they load.
+  const bool cut = weights.tensor_shard().degree > 1;
+  if (cut && weights.tensor_shard() != shard)
+    throw Error(weights.origin().string() + " holds tensor " + shard_text(weights.tensor_shard()) +
+                " of the model; it cannot be loaded as " + (shard.degree > 1 ? shard_text(shard) : "the whole model"));
+  // An offloaded weight streams from its range of the file: a shard's band of a column-split
+  // matrix is not one range of the whole model's file.
+  if (paging && shard.degree > 1 && !cut) {
+    const std::string from = weights.origin().string();
+    const bool folder = std::filesystem::is_directory(weights.origin());  // not converted yet
+    throw Error("offloading tensor " + shard_text(shard) + " of " + from + " needs each shard's weights in a file of its " +
+                "own: write them with `banyan convert --model " + from + " --tensor-shards " + std::to_string(shard.degree) +
+                " --out " + (folder ? "FILE`, then load FILE" : from + "` (beside it: " +
+                shard_file(weights.origin(), shard).filename().string() + ", ...)"));
+  }
   std::vector<PagedUnit> units(static_cast<std::size_t>(layer_count));
   if (last) {
     classifier_unit_ = int(units.size());
@@ -204,25 +187,25 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
     lm_head_ = loader.load(hf_names::lm_head(), {c.vocab_size, dim}, options, unit(classifier_unit_));
   if (classifier) norm_ = loader.load(hf_names::final_norm(), {dim}, options);
   layers_.resize(std::size_t(layer_count));
-  using Split = WeightLoader::Split;
   for (int i = range.first; i < range.end; ++i) {
     auto& l = layers_[std::size_t(i - range.first)];
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
     PagedUnit* u = unit(i - range.first);  // the norms are too small to page
-    // A matrix split over tensor shards, or (one shard) loaded whole.
-    auto matrix = [&](const char* suffix, std::vector<std::int64_t> shape, Split split) {
-      return shard.degree == 1 ? loader.load(name(suffix), shape, options, u)
-                               : loader.load_shard(name(suffix), shape, options, split);
+    // A matrix whole (one shard), or this shard's band of it: as its own file holds it, or cut.
+    auto matrix = [&](const char* suffix, std::vector<std::int64_t> shape, ShardSplit split) {
+      if (shard.degree == 1) return loader.load(name(suffix), shape, options, u);
+      if (cut) return loader.load(name(suffix), band_shape(shape, split, shard), options, u);
+      return loader.load_band(name(suffix), shape, options, split);
     };
     l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, options);
-    l.self_attn.q_proj = matrix("self_attn.q_proj.weight", {dim, dim}, Split::rows);
-    l.self_attn.k_proj = matrix("self_attn.k_proj.weight", {kv, dim}, Split::rows);
-    l.self_attn.v_proj = matrix("self_attn.v_proj.weight", {kv, dim}, Split::rows);
-    l.self_attn.o_proj = matrix("self_attn.o_proj.weight", {dim, dim}, Split::columns);
+    l.self_attn.q_proj = matrix("self_attn.q_proj.weight", {dim, dim}, ShardSplit::rows);
+    l.self_attn.k_proj = matrix("self_attn.k_proj.weight", {kv, dim}, ShardSplit::rows);
+    l.self_attn.v_proj = matrix("self_attn.v_proj.weight", {kv, dim}, ShardSplit::rows);
+    l.self_attn.o_proj = matrix("self_attn.o_proj.weight", {dim, dim}, ShardSplit::columns);
     l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, options);
-    l.mlp.gate_proj = matrix("mlp.gate_proj.weight", {inter, dim}, Split::rows);
-    l.mlp.up_proj = matrix("mlp.up_proj.weight", {inter, dim}, Split::rows);
-    l.mlp.down_proj = matrix("mlp.down_proj.weight", {dim, inter}, Split::columns);
+    l.mlp.gate_proj = matrix("mlp.gate_proj.weight", {inter, dim}, ShardSplit::rows);
+    l.mlp.up_proj = matrix("mlp.up_proj.weight", {inter, dim}, ShardSplit::rows);
+    l.mlp.down_proj = matrix("mlp.down_proj.weight", {dim, inter}, ShardSplit::columns);
   }
   weight_bytes_ = loader.bytes();
   if (paging) units_ = std::move(units);

@@ -62,6 +62,10 @@ struct ModelOptions {
 // Matrices whose width cannot be grouped fall back to f16.
 WeightFormat weight_format_for(const std::string& name, const LlamaConfig& config, const ModelOptions& options);
 
+// Throws Error when the model's heads or MLP columns do not split into `shard.degree` shards, or
+// `shard` is not one of them.
+void check_tensor_shard(const LlamaConfig& config, TensorShard shard);
+
 // A WeightSource that encodes each tensor of `base` once, in the format the options give it,
 // and hands out the same encoded weights every time: models built from it share the memory.
 // `banyan convert` writes what it holds.

@@ -16,6 +16,12 @@ std::string lm_head() { return "lm_head.weight"; }
 std::string layer(int i, const char* suffix) { return "model.layers." + std::to_string(i) + "." + suffix; }
 }  // namespace hf_names
 
+Error shape_mismatch(const WeightSource& source, const std::string& name, const std::vector<std::int64_t>& stored,
+                     const std::vector<std::int64_t>& wanted) {
+  return Error(source.origin().string() + ": tensor '" + name + "' has shape " + shape_string(stored) +
+               ", but the config (" + source.config().summary() + ") needs " + shape_string(wanted));
+}
+
 namespace {
 
 std::unique_ptr<WeightSource> open_hf_folder(const std::filesystem::path& dir) {

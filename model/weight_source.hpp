@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "model/error.hpp"
 #include "model/llama_config.hpp"
+#include "model/tensor_shard.hpp"
 #include "model/weight_format.hpp"
 
 namespace banyan {
@@ -28,7 +30,14 @@ class WeightSource {
   // The tensor as a backend-format weight, when the source stores it that way (a `banyan
   // convert` file); otherwise nullopt and the caller reads and encodes it.
   virtual std::optional<WeightData> read_encoded(const std::string& name) const { return std::nullopt; }
+  // The tensor shard whose part of the model this source holds (model/tensor_shard_weights.hpp):
+  // its split matrices are that shard's bands. Degree 1: the whole model.
+  virtual TensorShard tensor_shard() const { return {}; }
 };
+
+// The error for a tensor of `source` whose shape is not the one the config needs.
+Error shape_mismatch(const WeightSource& source, const std::string& name, const std::vector<std::int64_t>& stored,
+                     const std::vector<std::int64_t>& wanted);
 
 // Opens a Hugging Face folder (config.json + model.safetensors, a sharded
 // model.safetensors.index.json or pytorch_model.bin) or a llama2.c `.bin` checkpoint.

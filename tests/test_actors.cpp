@@ -251,7 +251,7 @@ BOOST_AUTO_TEST_CASE(the_memory_actor_hands_out_offloaded_stages_that_commit_the
   }
   const std::size_t llm_bytes = paged[0]->weight_bytes() + paged[1]->weight_bytes();
   node->budget = llm_bytes * 4 / 5;  // the two largest units in flight, little else
-  node->paging = page_models(paged, {.budget = node->budget});
+  node->pagings = {page_models(paged, {.budget = node->budget})};
   RandomWeights ssm_source(test_config(), 8);
   node->ssms.push_back(std::make_shared<LlamaModel>(ssm_source, *node->backend));
   const NodeWeights* held = node.get();

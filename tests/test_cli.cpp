@@ -201,6 +201,15 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_clear_errors) {
   auto no_tokenizer = run_banyan("generate " + model_arg() + " --tokenizer /no/tokenizer.model");
   BOOST_TEST(no_tokenizer.exit_code == 1);
   expect_in(no_tokenizer.err, "/no/tokenizer.model: tokenizer not found");
+
+  const std::string out = " --out " + test::shell_quote((cli_model().dir / "shards.banyan").string());
+  auto odd_shards = run_banyan("convert " + model_arg() + " --tensor-shards 3" + out);
+  BOOST_TEST(odd_shards.exit_code == 1);
+  expect_in(odd_shards.err, "into 3 tensor shards");
+  BOOST_TEST(!std::filesystem::exists(cli_model().dir / "shards.shard1of3.banyan"));
+  auto no_shards = run_banyan("convert " + model_arg() + " --tensor-shards 0" + out);
+  BOOST_TEST(no_shards.exit_code == 2);
+  expect_in(no_shards.err, "--tensor-shards must be 1 or more");
 }
 
 BOOST_AUTO_TEST_CASE(speculative_mode_gives_the_incremental_text) {

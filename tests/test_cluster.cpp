@@ -33,14 +33,15 @@ struct NodeSpec {
   std::string name, host;
 };
 
-// A cluster config for the demo models: the nodes (the first is the head), the LLM in
-// `placement.size()` stages placed so, each split into `tensor_shards`, the HTTP server on a
-// free loopback port, and `more` (other sections) after it.
+// A cluster config for the demo models: the nodes (the first is the head), the LLM (`llm`, else
+// the demo LLM) in `placement.size()` stages placed so, each split into `tensor_shards`, the HTTP
+// server on a free loopback port, and `more` (other sections) after it.
 std::string cluster_yaml(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement, int http_port,
-                         const std::string& remote_command = "", int tensor_shards = 1, const std::string& more = "") {
+                         const std::string& remote_command = "", int tensor_shards = 1, const std::string& more = "",
+                         const std::filesystem::path& llm = {}) {
   const auto ports = free_ports(2 * int(nodes.size()));
   std::ostringstream y;
-  y << "model:\n  path: " << (test::source_dir() / "models/demo-llm").string()
+  y << "model:\n  path: " << (llm.empty() ? test::source_dir() / "models/demo-llm" : llm).string()
     << "\n  tensor_parallelism_degree: " << tensor_shards
     << "\n  pipeline_parallelism_degree: " << placement.size() << "\n  placement: [";
   for (std::size_t i = 0; i < placement.size(); ++i) y << (i ? ", " : "") << placement[i];
@@ -60,8 +61,9 @@ struct Launch {
   std::unique_ptr<testkit::ChildProcess> process;
 
   Launch(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& placement,
-         const std::string& remote_command = "", int tensor_shards = 1, const std::string& more = "") {
-    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command, tensor_shards, more);
+         const std::string& remote_command = "", int tensor_shards = 1, const std::string& more = "",
+         const std::filesystem::path& llm = {}) {
+    std::ofstream(dir / "cluster.yaml") << cluster_yaml(nodes, placement, http_port, remote_command, tensor_shards, more, llm);
     process = std::make_unique<testkit::ChildProcess>(
         std::vector<std::string>{test::banyan_binary().string(), "launch", (dir / "cluster.yaml").string()});
     process->wait_for_output(std::regex("serving on http://127\\.0\\.0\\.1:" + std::to_string(http_port)), 120s);
@@ -186,6 +188,27 @@ BOOST_AUTO_TEST_CASE(tensor_shards_stream_what_one_process_streams) {
       BOOST_TEST(cluster.stream(mode).text == test::generated_text(kPrompt, 40, mode),
                  "mode " << mode << ", placement " << layout.placement.front() << "...");
   }
+}
+
+BOOST_AUTO_TEST_CASE(offloaded_shards_spread_over_nodes_each_stream_their_own_file) {
+  // The demo LLM written as its two tensor shards' files only (`banyan convert --tensor-shards 2`):
+  // the head holds shard 1 and w1 shard 2, each node opens its shard's file alone and streams it
+  // under its own 10 MiB budget, and the text is the single process's.
+  test::TempDir models;
+  const auto convert = test::run_command(test::shell_quote(test::banyan_binary().string()) + " convert --model " +
+                                         test::shell_quote((test::source_dir() / "models/demo-llm").string()) +
+                                         " --dtype f32 --tensor-shards 2 --out " + test::shell_quote((models / "demo.banyan").string()));
+  BOOST_TEST_REQUIRE(convert.exit_code == 0, convert.err);
+  Launch cluster({{"head", kLoopback}, {"w1", kLoopback}}, {"[head, w1]"}, "", 2,
+                 "compute:\n  offload: true\n  device_memory_budget: 10\n", models / "demo.banyan");
+  const std::string log = cluster.process->error_output();
+  const std::vector<std::string> lines = {
+      "[head] banyan: loading LLM stage (layers 0-5, shard 1/2) " + (models / "demo.shard1of2.banyan").string(),
+      "[w1] banyan: loading LLM stage (layers 0-5, shard 2/2) " + (models / "demo.shard2of2.banyan").string(),
+      "[head] banyan: LLM offloaded:", "[w1] banyan: LLM offloaded:"};
+  for (const std::string& line : lines)
+    BOOST_TEST(log.find(line) != std::string::npos, line << " in\n" << log);
+  for (const std::string mode : {"speculative", "incremental"}) cluster.expect_serving(mode);
 }
 
 BOOST_AUTO_TEST_CASE(a_killed_node_holding_shards_fails_the_stream_and_its_restart_rejoins) {

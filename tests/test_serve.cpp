@@ -344,6 +344,43 @@ BOOST_AUTO_TEST_CASE(an_offloaded_llm_streams_the_same_text_and_reports_its_pagi
   }
 }
 
+BOOST_AUTO_TEST_CASE(offloaded_tensor_shards_stream_from_their_own_files) {
+  // `banyan convert --tensor-shards 2` writes each shard's weights to a file of its own. Served as
+  // two shards under a 16 MiB budget (8 MiB each, of 15 MiB apiece), the text is the whole
+  // model's. Offloading shards of the whole file is refused at start, naming the command.
+  test::TempDir dir;
+  const std::string banyan = test::shell_quote(test::banyan_binary().string());
+  const std::string demo = test::shell_quote((test::source_dir() / "models/demo-llm").string());
+  const auto file = dir / "demo.banyan";
+  const auto convert = test::run_command(banyan + " convert --model " + demo + " --dtype f32 --tensor-shards 2 --out " +
+                                         test::shell_quote(file.string()));
+  BOOST_TEST_REQUIRE(convert.exit_code == 0, convert.err);
+  BOOST_TEST(std::filesystem::exists(dir / "demo.shard1of2.banyan"));
+  BOOST_TEST(std::filesystem::exists(dir / "demo.shard2of2.banyan"));
+  BOOST_TEST(!std::filesystem::exists(file));  // only the shards' files
+  {
+    ServerProcess server(test::banyan_binary(), {"--model", file.string(), "--ssm", (test::source_dir() / "models/demo-ssm").string(),
+                                                 "--tensor-shards", "2", "--memory-budget", "16"});
+    BOOST_TEST(server.error_output().find("(budget 16 MiB, shared by 2 shards)") != std::string::npos, server.error_output());
+    for (const std::string mode : {"speculative", "incremental"}) {
+      WebSocket ws(kHost, server.port());
+      ws.send(json{{"request_id", "t"}, {"prompt", kPrompt}, {"max_new_tokens", 40}, {"mode", mode}}.dump());
+      BOOST_TEST(read_stream(ws, "t").text == test::generated_text(kPrompt, 40, mode), "mode " << mode);
+    }
+    const json resident = metrics_value(server.port(), "banyan_weight_bytes{node=\"serve\",tier=\"resident\"}");
+    const json streaming = metrics_value(server.port(), "banyan_weight_bytes{node=\"serve\",tier=\"streaming\"}");
+    BOOST_TEST_REQUIRE((resident.is_number() && streaming.is_number()));
+    BOOST_TEST(resident.get<double>() + streaming.get<double>() <= 16.0 * (1 << 20));
+    BOOST_TEST(metrics_value(server.port(), "banyan_weights_streamed_bytes_total{node=\"serve\"}").get<double>() > 40 * 1e6);
+    const int code = server.stop(SIGTERM, std::chrono::seconds(30));
+    BOOST_TEST(code == 0, "exit code " << code << ", stderr:\n" << server.error_output());
+  }
+  const auto refused = test::run_command(banyan + " serve --model " + demo + " --tensor-shards 2 --memory-budget 16 --port 0");
+  BOOST_TEST(refused.exit_code == 1);
+  BOOST_TEST(refused.err.find("needs each shard's weights in a file of its own: write them with `banyan convert --model") !=
+                 std::string::npos, refused.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_stage_in_another_process_streams_the_same_text_and_rejoins_after_its_death) {
   // The demo LLM's layers 3-5 in a `banyan stage` process; the server keeps layers 0-2 and passes
   // its activations there as messages. Killing the stage process fails the request running on

@@ -2,7 +2,8 @@
 // process) sum exactly, the same bits on every shard; the ring fails in time, gives up when told
 // its peers are gone and sums again with a restarted peer;
 // a stage split into tensor shards (Megatron layout) computes the whole model's logits and, run
-// by the engine, generates the same greedy tokens incrementally and speculatively.
+// by the engine, generates the same greedy tokens incrementally and speculatively; shards
+// offloaded from their own files (`banyan convert --tensor-shards`) compute what resident ones do.
 #define BOOST_TEST_MODULE test_tensor_parallel
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "model/converted_file.hpp"
 #include "model/error.hpp"
 #include "model/random_weights.hpp"
+#include "model/tensor_shard_weights.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace banyan;
@@ -164,14 +166,23 @@ enum class Sum { shared_memory, ucx_ring };
 // A stage of `weights`' layers split into `degree` shards, each with a backend of its own.
 struct Sharded {
   std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<LlamaModel*> models;  // the shards', for paging
   std::shared_ptr<PipelineStage> stage;
 
   Sharded(const WeightSource& weights, int degree, Sum sum = Sum::shared_memory, ModelOptions options = {},
+          LayerRange layers = {})
+      : Sharded(std::vector<const WeightSource*>(std::size_t(degree), &weights), sum, options, layers) {}
+  // Each shard loaded from its own source.
+  Sharded(const std::vector<const WeightSource*>& sources, Sum sum = Sum::shared_memory, ModelOptions options = {},
           LayerRange layers = {}) {
+    const int degree = int(sources.size());
     for (int r = 0; r < degree; ++r) backends.push_back(cpu::make_cpu_backend({1}));
     const auto load = [&](TensorShard shard) {
       options.shard = shard;
-      return std::make_shared<LlamaModel>(weights, *backends[std::size_t(shard.rank)], options, LlamaModel::Progress{}, layers);
+      auto model = std::make_shared<LlamaModel>(*sources[std::size_t(shard.rank)], *backends[std::size_t(shard.rank)],
+                                                options, LlamaModel::Progress{}, layers);
+      models.push_back(model.get());
+      return model;
     };
     std::vector<std::shared_ptr<Collective>> collectives;
     if (degree > 1)
@@ -300,6 +311,83 @@ BOOST_AUTO_TEST_CASE(shards_of_a_converted_file_keep_its_stored_formats) {
   double worst = 0;
   for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - expected[i])));
   BOOST_TEST(worst < 1e-3, "largest difference " << worst);
+}
+
+namespace {
+
+// An int4 model converted whole and as its two tensor shards' files (`banyan convert
+// --tensor-shards 2`), in a temporary folder.
+struct ShardFiles {
+  test::TempDir dir;
+  std::filesystem::path whole = dir / "model.banyan";
+  ModelOptions int4{.linear = WeightFormat::q4};
+  std::vector<std::unique_ptr<WeightSource>> own;  // each shard's file, opened
+
+  ShardFiles() {
+    const RandomWeights random(tp_config(), 16);
+    const EncodedWeights encoded(random, int4);
+    write_converted(encoded, whole);
+    for (int r = 0; r < 2; ++r) {
+      write_converted(TensorShardWeights(encoded, {r, 2}, int4), shard_file(whole, {r, 2}));
+      own.push_back(open_shard_file(whole, {r, 2}));
+      BOOST_TEST_REQUIRE(own.back() != nullptr);
+    }
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(shards_offloaded_from_their_own_files_compute_what_resident_shards_do) {
+  // In its own file each shard's bands lie as one range apiece, which offloading maps and drops.
+  // Streamed under a budget of half their weights, the shards compute the logits that resident
+  // shards cut from the whole file compute, bit for bit: the same weights, the same kernels.
+  ShardFiles files;
+  BOOST_TEST(shard_file(files.whole, {1, 2}).filename() == "model.shard2of2.banyan");
+  BOOST_TEST((files.own[1]->tensor_shard() == TensorShard{1, 2}));
+  BOOST_TEST(!files.own[1]->contains(hf_names::final_norm()));  // only shard 0 computes the classifier
+  BOOST_TEST(std::filesystem::file_size(shard_file(files.whole, {1, 2})) < std::filesystem::file_size(files.whole));
+  const auto whole = open_converted(files.whole);
+  ModelOptions offload = files.int4;
+  offload.offload = true;
+  Sharded cut(*whole, 2, Sum::shared_memory, files.int4), streamed({files.own[0].get(), files.own[1].get()}, Sum::shared_memory, offload);
+  std::vector<std::shared_ptr<WeightPaging>> pagings;
+  for (LlamaModel* m : streamed.models) pagings.push_back(page_models({m}, {.budget = m->weight_bytes() / 2}));
+  cut.stage->create_kv_cache({2, 64});
+  streamed.stage->create_kv_cache({2, 64});
+  for (ForwardBatch b : {prompt_batch(10, 0), prompt_batch(1, 1), prompt_batch(3, 0)}) {
+    std::vector<float> expected, got;
+    cut.stage->forward(b, {}, expected);
+    streamed.stage->forward(b, {}, got);
+    BOOST_TEST_REQUIRE(!expected.empty());
+    BOOST_TEST((got == expected));
+  }
+  for (const auto& p : pagings) {
+    BOOST_TEST(p->stats().streamed_bytes > 0);
+    BOOST_TEST(p->stats().resident_bytes < p->stats().disk_bytes);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_shard_offloaded_without_its_own_file_or_loaded_as_another_is_refused) {
+  ShardFiles files;
+  auto backend = cpu::make_cpu_backend({1});
+  const auto refused = [&](const WeightSource& source, TensorShard shard, bool offload, const std::string& says) {
+    ModelOptions o = files.int4;
+    o.shard = shard;
+    o.offload = offload;
+    try {
+      LlamaModel m(source, *backend, o);
+      BOOST_ERROR("loaded; expected: " << says);
+    } catch (const Error& e) {
+      BOOST_TEST(std::string(e.what()).find(says) != std::string::npos, e.what());
+    }
+  };
+  const auto whole = open_converted(files.whole);
+  refused(*whole, {0, 2}, true,
+          "needs each shard's weights in a file of its own: write them with `banyan convert --model " +
+              files.whole.string() + " --tensor-shards 2 --out " + files.whole.string() +
+              "` (beside it: model.shard1of2.banyan, ...)");
+  refused(*files.own[1], {0, 2}, false, "holds tensor shard 2/2 of the model; it cannot be loaded as shard 1/2");
+  refused(*files.own[0], {0, 1}, false, "holds tensor shard 1/2 of the model; it cannot be loaded as the whole model");
 }
 
 BOOST_AUTO_TEST_CASE(shard_layouts_the_model_cannot_take_are_refused) {

@@ -37,6 +37,8 @@ int convert_command(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   const std::filesystem::path model = o.text("--model"), out = o.text("--out");
   auto source = open_weights(model);
+  if (const TensorShard held = source->tensor_shard(); held.degree > 1)
+    throw Error(model.string() + " holds tensor " + shard_text(held) + " of a model: convert the whole model");
   const EncodedWeights encoded(*source, {format, DType::f32});
   const bool tty = ::isatty(STDERR_FILENO);
   std::cerr << "banyan: converting " << model.string() << " (" << source->config().summary() << ") to "

@@ -74,6 +74,7 @@ class EncodedWeights : public WeightSource {
   EncodedWeights(const WeightSource& base, const ModelOptions& options) : base_(base), options_(options) {}
   const LlamaConfig& config() const override { return base_.config(); }
   const std::filesystem::path& origin() const override { return base_.origin(); }
+  TensorShard tensor_shard() const override { return base_.tensor_shard(); }
   bool contains(const std::string& name) const override { return base_.contains(name); }
   std::vector<std::string> tensor_names() const override { return base_.tensor_names(); }
   HostTensor read(const std::string& name) const override { return base_.read(name); }

@@ -210,6 +210,11 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_clear_errors) {
   auto no_shards = run_banyan("convert " + model_arg() + " --tensor-shards 0" + out);
   BOOST_TEST(no_shards.exit_code == 2);
   expect_in(no_shards.err, "--tensor-shards must be 1 or more");
+  BOOST_TEST_REQUIRE(run_banyan("convert " + model_arg() + " --tensor-shards 2" + out).exit_code == 0);
+  const auto shard = cli_model().dir / "shards.shard2of2.banyan";
+  auto from_a_shard = run_banyan("convert --model " + test::shell_quote(shard.string()) + out);
+  BOOST_TEST(from_a_shard.exit_code == 1);
+  expect_in(from_a_shard.err, shard.string() + " holds tensor shard 2/2 of a model: convert the whole model");
 }
 
 BOOST_AUTO_TEST_CASE(speculative_mode_gives_the_incremental_text) {

@@ -174,10 +174,13 @@ void StagedLlm::forward(const ForwardBatch& batch, std::vector<float>& logits) {
       .receive([&](StageLogits& out) { logits = std::move(out.logits); },
                [&](caf::error& e) { throw Error("the LLM pipeline failed: " + system_.render(e)); });
   // A stage in another process is another build, maybe of another model: check what came back.
-  const std::size_t expected =
-      batch.logit_rows.size() * std::size_t(batch.summary_k > 0 ? summary_width(batch.summary_k) : config_.vocab_size);
-  if (logits.size() != expected)
-    throw Error("the LLM pipeline answered " + std::to_string(logits.size()) + " logits, expected " + std::to_string(expected));
+  try {
+    const LogitRows rows(logits, config_.vocab_size, batch.summary_k, batch.nucleus_temperature, batch.nucleus_top_p);
+    if (rows.size() != batch.logit_rows.size()) throw Error(std::to_string(rows.size()) + " rows");
+  } catch (const std::exception& e) {
+    throw Error("the LLM pipeline answered " + std::to_string(logits.size()) + " logits for " +
+                std::to_string(batch.logit_rows.size()) + " rows: " + e.what());
+  }
 }
 
 void StagedLlm::move_kv_rows(int slot, std::span<const std::pair<int, int>> from_to, std::span<const std::int32_t> blocks) {

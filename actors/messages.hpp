@@ -16,7 +16,8 @@ struct NodeWeights;  // engine/node_weights.hpp: handed out within a process onl
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
   return f(caf::meta::type_name("banyan.ForwardBatch"), x.tokens, x.positions, x.slots, x.cache_rows, x.visible,
-           x.tree_masks, x.logit_rows, x.summary_k, x.kv_blocks, x.kv_block_begin, x.kv_block_end);
+           x.tree_masks, x.logit_rows, x.summary_k, x.nucleus_temperature, x.nucleus_top_p, x.kv_blocks,
+           x.kv_block_begin, x.kv_block_end);
 }
 
 template <class Inspector>

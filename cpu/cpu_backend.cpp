@@ -235,8 +235,8 @@ class CpuBackend : public Backend {
     std::memcpy(out.data(), x.data, std::size_t(x.rows * x.cols) * sizeof(float));
   }
 
-  void summarise_logits(Tensor x, int k, std::span<float> out) override {
-    banyan::summarise_logits({f32(x), std::size_t(x.rows * x.cols)}, int(x.cols), k, out);
+  void summarise_logits(Tensor x, int k, std::span<const float> temperatures, std::span<float> out) override {
+    banyan::summarise_logits({f32(x), std::size_t(x.rows * x.cols)}, int(x.cols), k, temperatures, out);
   }
 
   void write(std::span<const float> in, Tensor x) override {

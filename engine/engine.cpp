@@ -185,19 +185,34 @@ SsmWork Engine::ssm_work(const StepPlan& plan) {
 
 LogitRows Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& trees) {
   ForwardBatch batch;
-  // Summaries when every request needs only its rows' best tokens (greedy, or sampling from the
-  // top_k), else whole rows.
-  SummaryWidth width(llm_.config().vocab_size);
+  // Summaries when every request needs only its rows' best tokens (greedy, sampling from the
+  // top_k, or from a nucleus, which the summary holds or else brings its row along), else whole rows.
+  SummaryWidth width(llm_.config().vocab_size, true);
   for (const auto& d : plan.decode) width.need(manager_.request(d.id).config.sampling);
   for (const auto& c : plan.prefill) width.need(manager_.request(c.id).config.sampling);
   batch.summary_k = width.k();
-  for (std::size_t i = 0; i < plan.decode.size(); ++i)
+  bool nucleus = false;
+  // Each logit row's nucleus sampling (ForwardBatch::nucleus_temperature), as rows are added.
+  auto sampled = [&](RequestId id, int rows) {
+    const SamplingParams& s = manager_.request(id).config.sampling;
+    nucleus = nucleus || samples_nucleus(s);
+    batch.nucleus_temperature.insert(batch.nucleus_temperature.end(), std::size_t(rows), samples_nucleus(s) ? s.temperature : 0.0f);
+    batch.nucleus_top_p.insert(batch.nucleus_top_p.end(), std::size_t(rows), samples_nucleus(s) ? s.top_p : 1.0f);
+  };
+  for (std::size_t i = 0; i < plan.decode.size(); ++i) {
     for (int n = 0; n < trees[i].size(); ++n)
       add_tree_node(batch, trees[i], n, plan.decode[i].slot, plan.decode[i].root_row, true);
+    sampled(plan.decode[i].id, trees[i].size());
+  }
   for (const auto& c : plan.prefill) {
     const auto& tokens = manager_.request(c.id).tokens;
     for (int p = c.begin; p < c.end; ++p)
       batch.add_causal(tokens[std::size_t(p)], c.slot, p, c.completes_prompt && p + 1 == c.end);
+    if (c.completes_prompt) sampled(c.id, 1);
+  }
+  if (!nucleus || batch.summary_k == 0) {
+    batch.nucleus_temperature.clear();
+    batch.nucleus_top_p.clear();
   }
   if (const KvBlockPool* blocks = manager_.kv_blocks())
     batch.attach_block_tables([&](int slot) { return blocks->table(slot); });
@@ -205,7 +220,7 @@ LogitRows Engine::run_llm(const StepPlan& plan, const std::vector<TokenTree>& tr
   llm_.forward(batch, logits_);
   stats_.llm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats_.llm_tokens += static_cast<long long>(batch.size());
-  return LogitRows(logits_, llm_.config().vocab_size, batch.summary_k);
+  return LogitRows(logits_, llm_.config().vocab_size, batch.summary_k, batch.nucleus_temperature, batch.nucleus_top_p);
 }
 
 void Engine::commit_decode(const StepPlan& plan, std::size_t entry, const TokenTree& tree, const LogitRows& logits,

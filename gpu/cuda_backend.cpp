@@ -228,12 +228,20 @@ class CudaBackend : public Backend {
   }
 
   // Only the summaries cross to the host: for greedy decoding 12 bytes a row, not the vocabulary.
-  void summarise_logits(Tensor x, int k, std::span<float> out) override {
-    if (k < 1 || k > kMaxSummaryTokens || k > x.cols || out.size() != std::size_t(x.rows * summary_width(k)))
-      throw Error("cuda: logit summaries of " + std::to_string(k) + " tokens into " + std::to_string(out.size()) + " values");
+  void summarise_logits(Tensor x, int k, std::span<const float> temperatures, std::span<float> out) override {
+    if (k < 1 || k > kMaxSummaryTokens || k > x.cols || out.size() != std::size_t(x.rows * summary_width(k)) ||
+        (!temperatures.empty() && temperatures.size() != std::size_t(x.rows)))
+      throw Error("cuda: logit summaries of " + std::to_string(k) + " tokens into " + std::to_string(out.size()) +
+                  " values, with " + std::to_string(temperatures.size()) + " temperatures for " + std::to_string(x.rows) + " rows");
     auto lock = enter();
-    auto* summaries = static_cast<float*>(summary_memory_.at_least(out.size() * sizeof(float), stream_));
-    gpu::summarise_logits(f32(x), int(x.rows), int(x.cols), k, summaries, stream_);
+    // The temperatures go up behind the summaries' room.
+    auto* summaries = static_cast<float*>(summary_memory_.at_least((out.size() + temperatures.size()) * sizeof(float), stream_));
+    float* row_temperatures = temperatures.empty() ? nullptr : summaries + out.size();
+    if (row_temperatures)
+      check(cudaMemcpyAsync(row_temperatures, temperatures.data(), temperatures.size() * sizeof(float), cudaMemcpyHostToDevice,
+                            stream_),
+            "writing sampling temperatures");
+    gpu::summarise_logits(f32(x), int(x.rows), int(x.cols), k, row_temperatures, summaries, stream_);
     check(cudaMemcpyAsync(out.data(), summaries, out.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_),
           "reading logit summaries");
     check(cudaStreamSynchronize(stream_), "running the queued kernels");

@@ -87,7 +87,10 @@ void add(float* x, const float* y, std::int64_t n, cudaStream_t stream);
 void gather_rows(const float* x, std::int64_t cols, const std::int32_t* rows, int n, float* out, cudaStream_t stream);
 // Each row of `logits` [rows, vocab] summarised as model/logit_summary.hpp lays it out, in `out`
 // [rows, 2k + 1]; 1 <= k <= vocab.
-void summarise_logits(const float* logits, int rows, int vocab, int k, float* out, cudaStream_t stream);
+// `temperatures` (device memory, one per row, or null): a row's temperature > 0 has its weight at
+// it formed too.
+void summarise_logits(const float* logits, int rows, int vocab, int k, const float* temperatures, float* out,
+                      cudaStream_t stream);
 // f32 -> f16, or bf16 when `brain` (as raw 16-bit values), for cuBLAS's 16-bit products.
 void to_half(const float* x, std::int64_t n, std::uint16_t* out, bool brain, cudaStream_t stream);
 // A q8/q4 weight expanded to row-major f16.

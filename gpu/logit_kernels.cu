@@ -1,6 +1,7 @@
 // Summaries of rows of logits (model/logit_summary.hpp's layout): the k best tokens, largest
-// logit first and ties to the lower token, and for k >= 2 the row's log-sum-exp. One block per
-// row finds them in k rounds, each the best token ranking after the one the last round found.
+// logit first and ties to the lower token, for k >= 2 the row's log-sum-exp, and for a row given
+// a temperature T > 0 the log of its weight at T, log sum exp((logit - best) / T). One block per
+// row finds the tokens in k rounds, each the best token ranking after the one the last round found.
 #include "gpu/cuda_check.hpp"
 #include "gpu/device_math.cuh"
 #include "gpu/kernels.hpp"
@@ -31,9 +32,9 @@ __device__ __forceinline__ Pick block_best(Pick p) {
   return block_reduce(p, Pick{0.0f, -1}, [](Pick a, Pick b) { return ranks_before(b, a) ? b : a; });
 }
 
-__global__ void summarise_kernel(const float* logits, int vocab, int k, float* out) {
+__global__ void summarise_kernel(const float* logits, int vocab, int k, const float* temperatures, float* out) {
   const float* row = logits + std::int64_t(blockIdx.x) * vocab;
-  float* summary = out + std::int64_t(blockIdx.x) * (2 * k + 1);
+  float* summary = out + std::int64_t(blockIdx.x) * (2 * k + 2);
   Pick last{0.0f, -1}, first{0.0f, -1};
   for (int i = 0; i < k; ++i) {
     Pick mine{0.0f, -1};
@@ -48,21 +49,32 @@ __global__ void summarise_kernel(const float* logits, int vocab, int k, float* o
       summary[k + i] = float(last.token);
     }
   }
+  const float nan = __int_as_float(0x7fc00000);
   if (k == 1) {  // an argmax: no log-sum-exp (logit_summary.hpp)
-    if (threadIdx.x == 0) summary[2] = __int_as_float(0x7fc00000);  // NaN
+    if (threadIdx.x == 0) summary[2] = nan;
+  } else {
+    float sum = 0.0f;
+    for (int t = threadIdx.x; t < vocab; t += blockDim.x) sum += expf(row[t] - first.value);
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) summary[2 * k] = first.value + logf(sum);
+  }
+  const float temperature = temperatures ? temperatures[blockIdx.x] : 0.0f;
+  if (!(temperature > 0.0f)) {
+    if (threadIdx.x == 0) summary[2 * k + 1] = nan;
     return;
   }
-  float sum = 0.0f;
-  for (int t = threadIdx.x; t < vocab; t += blockDim.x) sum += expf(row[t] - first.value);
-  sum = block_sum(sum);
-  if (threadIdx.x == 0) summary[2 * k] = first.value + logf(sum);
+  float weight = 0.0f;
+  for (int t = threadIdx.x; t < vocab; t += blockDim.x) weight += expf((row[t] - first.value) / temperature);
+  weight = block_sum(weight);
+  if (threadIdx.x == 0) summary[2 * k + 1] = logf(weight);
 }
 
 }  // namespace
 
-void summarise_logits(const float* logits, int rows, int vocab, int k, float* out, cudaStream_t stream) {
+void summarise_logits(const float* logits, int rows, int vocab, int k, const float* temperatures, float* out,
+                      cudaStream_t stream) {
   if (rows == 0) return;
-  summarise_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, vocab, k, out);
+  summarise_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, vocab, k, temperatures, out);
   check_launch("summarise_logits");
 }
 

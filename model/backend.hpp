@@ -98,11 +98,12 @@ class Backend {
   // Copies x to host memory as f32 (out.size() == rows*cols).
   virtual void read(Tensor x, std::span<float> out) = 0;
   // The summaries of x's rows of logits (model/logit_summary.hpp) in host memory
-  // (out.size() == rows * summary_width(k)): by default read, then formed on the host.
-  virtual void summarise_logits(Tensor x, int k, std::span<float> out) {
+  // (out.size() == rows * summary_width(k)), with each row's weight at its temperature where
+  // `temperatures` (one per row, or none) gives one: by default read, then formed on the host.
+  virtual void summarise_logits(Tensor x, int k, std::span<const float> temperatures, std::span<float> out) {
     std::vector<float> rows(std::size_t(x.rows * x.cols));
     read(x, rows);
-    banyan::summarise_logits(rows, int(x.cols), k, out);
+    banyan::summarise_logits(rows, int(x.cols), k, temperatures, out);
   }
   // Copies host f32 values into x (in.size() == rows*cols): a pipeline stage's input.
   virtual void write(std::span<const float> in, Tensor x) = 0;

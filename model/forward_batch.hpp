@@ -22,6 +22,11 @@ struct ForwardBatch {
   // 0: those rows' logits come back whole; k > 0: each as its summary of the k best tokens
   // (model/logit_summary.hpp), formed where the logits are: enough for greedy decoding.
   int summary_k = 0;
+  // Summarised rows sampled from the nucleus of the whole vocabulary: each logit row's
+  // temperature (0: not such a row) and top_p, or both empty. Such a row's summary holds its
+  // weight at that temperature, and the row comes back whole too, after the summaries, when its
+  // nucleus reaches beyond the summary's tokens (LogitRows).
+  std::vector<float> nucleus_temperature, nucleus_top_p;
   // A paged KV cache (model/kv_layout.hpp): token i's sequence's block table is
   // kv_blocks[kv_block_begin[i], kv_block_end[i]). All three empty in the fixed layout.
   std::vector<std::int32_t> kv_blocks, kv_block_begin, kv_block_end;

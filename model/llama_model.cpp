@@ -346,6 +346,15 @@ void check_batch(const ForwardBatch& b, const KvCacheSpec& kv, int vocab) {
   if (b.summary_k < 0 || b.summary_k > std::min(kMaxSummaryTokens, vocab))
     throw Error("forward: logit summaries of " + std::to_string(b.summary_k) + " tokens (at most " +
                 std::to_string(std::min(kMaxSummaryTokens, vocab)) + ")");
+  if (!b.nucleus_temperature.empty() &&
+      (b.summary_k == 0 || b.nucleus_temperature.size() != b.logit_rows.size() || b.nucleus_top_p.size() != b.logit_rows.size()))
+    throw Error("forward: nucleus sampling for " + std::to_string(b.nucleus_temperature.size()) + " of " +
+                std::to_string(b.logit_rows.size()) + " logit rows" + (b.summary_k == 0 ? " that are not summarised" : ""));
+  for (std::size_t i = 0; i < b.nucleus_temperature.size(); ++i)
+    if (!(b.nucleus_temperature[i] >= 0) || !(b.nucleus_top_p[i] > 0 && b.nucleus_top_p[i] <= 1) ||
+        (b.nucleus_temperature[i] > 0 && b.nucleus_top_p[i] == 1))
+      throw Error("forward: nucleus sampling at temperature " + std::to_string(b.nucleus_temperature[i]) + ", top_p " +
+                  std::to_string(b.nucleus_top_p[i]));
 }
 
 }  // namespace
@@ -418,10 +427,16 @@ void LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& kv, std::span
   acquire(classifier_unit_);
   backend_.matmul(normed, lm_head_ ? *lm_head_ : *embed_tokens_, out);
   release(classifier_unit_);
-  if (k > 0)
-    backend_.summarise_logits(out, k, output);
-  else
-    backend_.read(out, output);
+  if (k == 0) return backend_.read(out, output);
+  backend_.summarise_logits(out, k, batch.nucleus_temperature, output);
+  // Rows whose nucleus the summary does not hold follow whole.
+  const std::size_t width = std::size_t(summary_width(k)), vocab = std::size_t(config_.vocab_size);
+  for (std::size_t i = 0; i < batch.nucleus_temperature.size(); ++i) {
+    const float t = batch.nucleus_temperature[i];
+    if (t <= 0 || !nucleus_beyond_summary(std::span(output).subspan(i * width, width), k, t, batch.nucleus_top_p[i])) continue;
+    output.resize(output.size() + vocab);
+    backend_.read({static_cast<float*>(out.data) + i * vocab, 1, std::int64_t(vocab)}, std::span(output).last(vocab));
+  }
 }
 
 }  // namespace banyan

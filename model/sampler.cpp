@@ -38,6 +38,14 @@ void normalise(std::span<const std::int32_t> order, std::span<const double> p, s
   for (std::size_t i = 0; i < keep; ++i) probs[std::size_t(order[i])] = float(p[i] / kept);
 }
 
+// Weights exp((logit - best) / temperature) of a row's best tokens, best first.
+std::vector<double> best_weights(std::span<const float> best_logits, float temperature) {
+  std::vector<double> p(best_logits.size());
+  for (std::size_t i = 0; i < p.size(); ++i)
+    p[i] = std::exp((double(best_logits[i]) - double(best_logits.front())) / temperature);
+  return p;
+}
+
 }  // namespace
 
 void sampling_distribution(std::span<const float> logits, const SamplingParams& params, std::vector<float>& probs) {
@@ -56,7 +64,9 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
     return logits[std::size_t(a)] > logits[std::size_t(b)] || (logits[std::size_t(a)] == logits[std::size_t(b)] && a < b);
   };
   std::vector<double> p;
-  if (params.top_k <= 0 && params.top_p < 1.0f) {
+  // A top_k of the whole vocabulary or more limits nothing: the nucleus is of the whole vocabulary.
+  const bool whole_vocabulary = params.top_k <= 0 || std::size_t(params.top_k) >= n;
+  if (whole_vocabulary && params.top_p < 1.0f) {
     // The nucleus of the whole vocabulary is usually a few dozen tokens: a growing head of the
     // order is sorted until it holds top_p of the mass (a full sort of 32000 logits took 3.2 ms).
     double total = 0;
@@ -70,8 +80,8 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
     }
   }
   // The top k (all tokens for plain sampling, which needs no ordering).
-  const std::size_t k = params.top_k > 0 ? std::min<std::size_t>(std::size_t(params.top_k), n) : n;
-  if (k < n) {
+  if (!whole_vocabulary) {
+    const std::size_t k = std::size_t(params.top_k);
     std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(k), order.end(), by_logit);
     order.resize(k);
   }
@@ -89,10 +99,22 @@ void sampling_distribution(std::span<const std::int32_t> best_tokens, std::span<
     probs[std::size_t(best_tokens.front())] = 1.0f;
     return;
   }
-  const std::size_t k = std::size_t(params.top_k);
-  std::vector<double> p(k);
-  for (std::size_t i = 0; i < k; ++i) p[i] = std::exp((double(best_logits[i]) - double(best_logits.front())) / params.temperature);
+  const std::vector<double> p = best_weights(best_logits.first(std::size_t(params.top_k)), params.temperature);
   normalise(best_tokens, p, kept_of(p, params.top_p), probs);
+}
+
+std::size_t nucleus_size(std::span<const float> best_logits, double log_total, const SamplingParams& params) {
+  if (params.greedy() || params.top_k > 0 || params.top_p >= 1.0f || best_logits.empty() || !std::isfinite(log_total))
+    throw std::invalid_argument("nucleus_size: not a row sampled from the whole vocabulary's nucleus");
+  return nucleus(best_weights(best_logits, params.temperature), std::exp(log_total), params.top_p);
+}
+
+void nucleus_distribution(std::span<const std::int32_t> best_tokens, std::span<const float> best_logits, double log_total,
+                          int vocab, const SamplingParams& params, std::vector<float>& probs) {
+  const std::size_t keep = nucleus_size(best_logits, log_total, params);
+  if (keep == 0) throw std::invalid_argument("the nucleus reaches beyond the row's best tokens");
+  probs.assign(std::size_t(vocab), 0.0f);
+  normalise(best_tokens, best_weights(best_logits, params.temperature), keep, probs);
 }
 
 namespace {

@@ -29,6 +29,15 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
 void sampling_distribution(std::span<const std::int32_t> best_tokens, std::span<const float> best_logits, int vocab,
                            const SamplingParams& params, std::vector<float>& probs);
 
+// Sampling from the nucleus of the whole vocabulary (top_k 0, top_p < 1) knowing only a row's
+// best tokens: their logits (best first) and the log of the whole row's weight at the
+// temperature, log_total = log sum_t exp((logit_t - best) / temperature). nucleus_size is how
+// many of them the nucleus keeps, 0 when it reaches beyond them (the whole row is needed);
+// nucleus_distribution is sampling_distribution's nucleus when it lies within them.
+std::size_t nucleus_size(std::span<const float> best_logits, double log_total, const SamplingParams& params);
+void nucleus_distribution(std::span<const std::int32_t> best_tokens, std::span<const float> best_logits, double log_total,
+                          int vocab, const SamplingParams& params, std::vector<float>& probs);
+
 // A small, portable generator (splitmix64-seeded xoshiro256**): the same seed gives the same
 // numbers on every platform, unlike the std distributions.
 class Rng {

@@ -391,10 +391,18 @@ BOOST_AUTO_TEST_CASE(logit_summaries_are_the_hosts) {
     for (const int k : {1, 4, std::min(vocab, kMaxSummaryTokens)}) {
       BOOST_TEST_CONTEXT("vocabulary " << vocab << ", k " << k) {
         std::vector<float> got(std::size_t(rows * summary_width(k))), want(got.size());
-        backend().summarise_logits(x.t, k, got);
-        summarise_logits(logits, vocab, k, want);
+        // Rows sampled from a nucleus have their weight at their temperature formed too.
+        const std::vector<float> temperatures = {0.0f, 0.7f, 1.3f, 0.0f, 2.0f};
+        backend().summarise_logits(x.t, k, temperatures, got);
+        summarise_logits(logits, vocab, k, temperatures, want);
         const LogitRows g(got, vocab, k), w(want, vocab, k);
         for (std::size_t r = 0; r < std::size_t(rows); ++r) {
+          const float weight = got[r * std::size_t(summary_width(k)) + std::size_t(2 * k + 1)];
+          const float wanted = want[r * std::size_t(summary_width(k)) + std::size_t(2 * k + 1)];
+          if (temperatures[r] > 0)
+            BOOST_TEST(std::abs(double(weight) - double(wanted)) <= 1e-5 * std::abs(double(wanted)) + 1e-5);
+          else
+            BOOST_TEST((std::isnan(weight) && std::isnan(wanted)));
           const TopLogits a = g.top(r, k), b = w.top(r, k);
           BOOST_TEST(a.tokens == b.tokens, boost::test_tools::per_element());
           BOOST_TEST(a.logits == b.logits, boost::test_tools::per_element());

@@ -123,7 +123,8 @@ BOOST_AUTO_TEST_CASE(a_client_that_dies_frees_its_request) {
   GenerationParams p;
   p.max_new_tokens = 8;
   const auto start = std::chrono::steady_clock::now();
-  BOOST_TEST(client.generate(kPrompt, p, {}, std::chrono::seconds(60)).finish_reason == "length");
+  const GenerationResult r = client.generate(kPrompt, p, {}, std::chrono::seconds(60));
+  BOOST_TEST(r.finish_reason == "length", r.error << "\nserver log:\n" << server.process.error_output());
   const auto waited = std::chrono::steady_clock::now() - start;
   BOOST_TEST(std::chrono::duration<double>(waited).count() < 30.0);
 }

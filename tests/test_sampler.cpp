@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "model/error.hpp"
 #include "model/logit_summary.hpp"
 #include "model/sampler.hpp"
 
@@ -54,6 +55,13 @@ BOOST_AUTO_TEST_CASE(distribution_applies_temperature_top_k_and_top_p) {
   BOOST_TEST(p[1] == 0.5f, tt::tolerance(1e-6));
   BOOST_TEST(p[3] == 0.5f, tt::tolerance(1e-6));
   BOOST_TEST(p[5] == 0.0f);
+  // A top_k of the whole vocabulary or more limits nothing: the same nucleus (it once took the
+  // first tokens by id that reached top_p).
+  for (const int k : {int(kLogits.size()), 1000}) {
+    std::vector<float> q;
+    sampling_distribution(kLogits, {1.0f, k, 0.6f, 0}, q);
+    BOOST_TEST(q == p, tt::per_element());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(samples_follow_the_distribution) {
@@ -162,6 +170,67 @@ BOOST_AUTO_TEST_CASE(sampling_from_the_top_k_needs_only_a_summary_and_draws_alik
   BOOST_TEST(width.k() == 0);
   width.need({});
   BOOST_TEST(width.k() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_nucleus_within_the_summary_is_sampled_from_it_and_one_beyond_it_brings_its_row) {
+  // Rows of 2000 logits summarised to their best 64 tokens with their weight at the temperature:
+  // where the nucleus lies within those tokens the summary alone gives the whole row's
+  // distribution; where it reaches beyond, the pass sends the row whole after the summaries.
+  std::mt19937 gen(9);
+  const int vocab = 2000, k = kMaxSummaryTokens;
+  std::vector<float> rows, temperatures, top_ps;
+  std::vector<SamplingParams> params;
+  for (const float sigma : {0.5f, 3.0f, 8.0f})
+    for (const float top_p : {0.3f, 0.9f}) {
+      std::normal_distribution<float> normal(0.0f, sigma);
+      for (int t = 0; t < vocab; ++t) rows.push_back(normal(gen));
+      params.push_back({0.8f, 0, top_p, 0});
+      temperatures.push_back(0.8f);
+      top_ps.push_back(top_p);
+    }
+  rows.insert(rows.end(), rows.begin(), rows.begin() + vocab);  // and a greedy row: no weight formed
+  params.push_back({});
+  temperatures.push_back(0.0f);
+  top_ps.push_back(1.0f);
+  const std::size_t n = params.size(), width = std::size_t(summary_width(k));
+  std::vector<float> values(n * width);
+  summarise_logits(rows, vocab, k, temperatures, values);
+  BOOST_TEST(std::isnan(values[n * width - 1]));
+  int within = 0, beyond = 0;
+  for (std::size_t r = 0; r + 1 < n; ++r)
+    if (nucleus_beyond_summary(std::span(values).subspan(r * width, width), k, temperatures[r], top_ps[r])) {
+      values.insert(values.end(), rows.begin() + std::ptrdiff_t(r * vocab), rows.begin() + std::ptrdiff_t((r + 1) * vocab));
+      ++beyond;
+    } else {
+      ++within;
+    }
+  BOOST_TEST_REQUIRE((within > 0 && beyond > 0), within << " nuclei within their summary, " << beyond << " beyond");
+  const LogitRows got(values, vocab, k, temperatures, top_ps), whole(rows, vocab, 0);
+  BOOST_TEST(got.size() == n);
+  for (std::size_t r = 0; r < n; ++r) {
+    std::vector<float> a, b;
+    got.distribution(r, params[r], a);
+    whole.distribution(r, params[r], b);
+    for (std::size_t t = 0; t < a.size(); ++t) {
+      BOOST_TEST_REQUIRE((a[t] > 0) == (b[t] > 0), "row " << r << ", token " << t);
+      BOOST_TEST_REQUIRE(std::abs(a[t] - b[t]) <= 1e-6f * b[t] + 1e-9f, "row " << r << ", token " << t);
+    }
+    Rng x(r), y(r);
+    for (int i = 0; i < 50; ++i) BOOST_TEST_REQUIRE(got.sample(r, params[r], x) == whole.sample(r, params[r], y));
+  }
+  // A pass that left out a row it owed, or added one, is not read.
+  BOOST_CHECK_THROW(LogitRows(std::span(values).first(values.size() - std::size_t(vocab)), vocab, k, temperatures, top_ps), Error);
+  std::vector<float> extra = values;
+  extra.insert(extra.end(), rows.begin(), rows.begin() + vocab);
+  BOOST_CHECK_THROW(LogitRows(extra, vocab, k, temperatures, top_ps), Error);
+  // What a pass needs: the nucleus rows summarised when the runner asks for it, else whole rows.
+  SummaryWidth nucleus(vocab, true), plain(vocab);
+  nucleus.need({0.8f, 0, 0.9f, 0});
+  plain.need({0.8f, 0, 0.9f, 0});
+  BOOST_TEST(nucleus.k() == k);
+  BOOST_TEST(plain.k() == 0);
+  nucleus.need({0.8f, 0, 1.0f, 0});  // sampling the whole vocabulary: no nucleus to hold
+  BOOST_TEST(nucleus.k() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(the_nucleus_of_a_whole_vocabulary_is_what_a_full_sort_gives) {

@@ -374,6 +374,47 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
   BOOST_TEST(engine.stats().speculative_steps < engine.stats().steps);
 }
 
+BOOST_AUTO_TEST_CASE(nucleus_sampling_from_summaries_draws_what_whole_rows_draw) {
+  // top_k 0 with top_p < 1: the LLM's rows come back as summaries of their best 64 tokens with
+  // their weight at the temperature, and whole only where the nucleus reaches beyond those. A
+  // top_k of the whole vocabulary is the same distribution, read from whole rows. Same seeds,
+  // same tokens, incremental and speculative, at T 0.3 (nuclei within the summary) and T 1.5
+  // (beyond it).
+  Models m;
+  test::write_random_model(m.dir / "llm", small_config(300, 32, 2), 41);
+  LlamaModel& llm = m.load(m.dir / "llm");
+  LlamaModel& ssm = m.load(write_perturbed(m.dir / "llm", m.dir / "ssm", 0.05f));
+  {  // Both paths are taken: a prompt's row at each temperature.
+    ForwardBatch b;
+    for (int p = 0; p < 4; ++p) b.add_causal(1 + 7 * p, 0, p, p == 3);
+    b.add_causal(9, 1, 0, true);
+    b.summary_k = kMaxSummaryTokens;
+    b.nucleus_temperature = {0.3f, 1.5f};
+    b.nucleus_top_p = {0.9f, 0.9f};
+    auto kv = llm.create_kv_cache({2, 16});
+    std::vector<float> out;
+    llm.forward(b, *kv, out);
+    const std::size_t width = std::size_t(summary_width(kMaxSummaryTokens));
+    BOOST_TEST(!nucleus_beyond_summary(std::span(out).first(width), kMaxSummaryTokens, 0.3f, 0.9f));
+    BOOST_TEST(nucleus_beyond_summary(std::span(out).subspan(width, width), kMaxSummaryTokens, 1.5f, 0.9f));
+    BOOST_TEST(out.size() == 2 * width + 300);  // the second row, whole
+  }
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<GenerationConfig> summarised, whole;
+  for (int i = 0; i < 8; ++i) {
+    prompts.push_back({1, 5 + i, 17, 3 * i + 2});
+    const float t = i % 2 ? 1.5f : 0.3f;
+    summarised.push_back({24, {t, 0, 0.9f, std::uint64_t(i + 1)}});
+    whole.push_back({24, {t, 300, 0.9f, std::uint64_t(i + 1)}});
+  }
+  for (const bool speculative : {false, true}) {
+    const std::vector<LlamaModel*> ssms = speculative ? std::vector<LlamaModel*>{&ssm} : std::vector<LlamaModel*>{};
+    const auto a = run(llm, ssms, prompts, summarised, 4, {2, 3}), b = run(llm, ssms, prompts, whole, 4, {2, 3});
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+      BOOST_TEST(a.tokens[i] == b.tokens[i], (speculative ? "speculative" : "incremental") << ", request " << i);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(speculative_sampling_keeps_the_llm_distribution) {
   Models m;
   test::write_random_model(m.dir / "llm", small_config(6, 16, 2), 101);
@@ -385,7 +426,9 @@ BOOST_AUTO_TEST_CASE(speculative_sampling_keeps_the_llm_distribution) {
   const std::vector<std::int32_t> prompt = {1, 4, 3, 5};
   const int runs = 20000, length = 3;
 
-  for (const SamplingParams params : {SamplingParams{1.0f, 0, 1.0f, 0}, SamplingParams{0.7f, 4, 0.9f, 0}}) {
+  // Plain, top-k with top-p, and a nucleus of the whole vocabulary (read from summaries).
+  for (const SamplingParams params : {SamplingParams{1.0f, 0, 1.0f, 0}, SamplingParams{0.7f, 4, 0.9f, 0},
+                                      SamplingParams{0.9f, 0, 0.8f, 0}}) {
     std::map<Outcome, double> exact;
     exact_distribution(llm, prompt, {}, 1.0, params, length, exact);
     // Room for whole trees after the first token; only the first `length` tokens are counted.

@@ -65,7 +65,8 @@ double agreement(const std::vector<std::vector<std::int32_t>>& got, const std::v
 }
 
 // Prefills `batch` prompts, then decodes `tokens` each; times the two apart.
-Row run(LlmRunner& llm, const std::vector<std::vector<std::int32_t>>& prompts, int tokens) {
+// `sampling`: every request's (greedy by default), request i seeded with sampling.seed + i.
+Row run(LlmRunner& llm, const std::vector<std::vector<std::int32_t>>& prompts, int tokens, const SamplingParams& sampling) {
   LocalSsms none({});
   EngineOptions e;
   e.limits.max_requests_per_batch = int(prompts.size());
@@ -76,7 +77,11 @@ Row run(LlmRunner& llm, const std::vector<std::vector<std::int32_t>>& prompts, i
   Row r;
   r.batch = int(prompts.size());
   std::vector<RequestId> ids;
-  for (const auto& p : prompts) ids.push_back(engine.submit(p, {tokens, {}}));
+  for (const auto& p : prompts) {
+    GenerationConfig g{tokens, sampling};
+    g.sampling.seed += ids.size();
+    ids.push_back(engine.submit(p, g));
+  }
   // Prefill ends when the last request has its first token; decoding is what follows.
   std::set<RequestId> started;
   long long during_decode = 0;
@@ -174,8 +179,8 @@ int parallel_benchmark(int argc, char** argv) {
   cli::Options o("bench parallel", "[options]",
                  "Tokens/s of the LLM whole (pp=1) against it split into 2 pipeline stages, in this process and with\n"
                  "the second stage in another process (over CAF on loopback), with the share of each step spent\n"
-                 "passing activations. Random weights in the llama-160m shape (12 layers, hidden 768); greedy\n"
-                 "outputs of the pipelines are checked identical. Tensor parallelism: tp=2 (two shards in this process,\n"
+                 "passing activations. Random weights in the llama-160m shape (12 layers, hidden 768); the\n"
+                 "outputs of the pipelines (greedy, or sampled with --temperature) are checked identical. Tensor parallelism: tp=2 (two shards in this process,\n"
                  "half the threads each, summing in shared memory or over a UCX ring), tp=2 with the second shard in\n"
                  "another process (a UCX ring between them) and pp=2 x tp=2.");
   o.add("--dtype", "TYPE", "weights: f32, f16, int8, int4", "int8");
@@ -183,8 +188,14 @@ int parallel_benchmark(int argc, char** argv) {
   o.add("--prompt-tokens", "N", "tokens per prompt", "128");
   o.add("--tokens", "N", "tokens decoded per request", "64");
   o.add("--threads", "N", "CPU threads (each process)", "2");
+  o.add("--temperature", "T", "sampling temperature; 0 is greedy", "0");
+  o.add("--top-p", "P", "nucleus sampling mass", "1");
+  o.add("--top-k", "K", "sample among the K most likely tokens (0: all)", "0");
   o.add("--out", "FILE", "JSON result file", "bench-parallel.json");
   if (!o.parse(argc, argv)) return 0;
+  const SamplingParams sampling{float(o.number("--temperature")), o.integer("--top-k"), float(o.number("--top-p")), 1};
+  if (sampling.temperature < 0 || !(sampling.top_p > 0 && sampling.top_p <= 1) || sampling.top_k < 0)
+    throw cli::UsageError("--temperature must be 0 or more, --top-p in (0, 1], --top-k 0 or more");
 
   const LlamaConfig shape = llama_160m_shape();
   const int half = shape.num_hidden_layers / 2, tokens = o.integer("--tokens");
@@ -224,13 +235,13 @@ int parallel_benchmark(int argc, char** argv) {
     {
       LlamaModel whole(*weights, *backend.front());
       LocalLlm llm(whole);
-      results.push_back(run(llm, prompts, tokens));
+      results.push_back(run(llm, prompts, tokens, sampling));
       results.back().layout = "pp=1";
     }
     {
       actors::Node node(system, "bench", {{.stages = {stage(*weights, backend, 0, half), stage(*weights, backend, half, shape.num_hidden_layers)}}});
       actors::StagedLlm llm(system, node.run_at(0), shape);
-      results.push_back(run(llm, prompts, tokens));
+      results.push_back(run(llm, prompts, tokens, sampling));
       results.back().layout = "pp=2, one process";
     }
     for (const bool data_plane : {false, true}) {
@@ -239,14 +250,14 @@ int parallel_benchmark(int argc, char** argv) {
       actors::Node node(system, "bench", {{.stages = {stage(*weights, backend, 0, half)}, .next = next}}, {}, bulk);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
-      results.push_back(run(llm, prompts, tokens));
+      results.push_back(run(llm, prompts, tokens, sampling));
       results.back().layout = data_plane ? "pp=2, two processes, UCX" : "pp=2, two processes, CAF";
     }
     for (int r = 0; r < 2; ++r) halves.push_back(cpu::make_cpu_backend({std::max(1, threads / 2)}));
     for (const Sum sum : {Sum::shared_memory, Sum::ucx_ring}) {
       auto sharded = stage(*weights, halves, 0, shape.num_hidden_layers, sum);
       StageLlm llm(sharded);
-      results.push_back(run(llm, prompts, tokens));
+      results.push_back(run(llm, prompts, tokens, sampling));
       results.back().layout = sum == Sum::ucx_ring ? "tp=2, UCX ring" : "tp=2, shared memory";
       results.back().all_reduce_seconds = all_reduce_seconds({sharded});
     }
@@ -256,7 +267,7 @@ int parallel_benchmark(int argc, char** argv) {
       node.publish("127.0.0.1", worker.leader_port);
       node.wait_until_joined(std::chrono::seconds(60), [](const auto&) {});
       actors::StagedLlm llm(system, node.run_at(0), shape);
-      results.push_back(run(llm, prompts, tokens));
+      results.push_back(run(llm, prompts, tokens, sampling));
       results.back().layout = "tp=2, two processes, UCX";
       results.back().all_reduce_seconds = all_reduce_seconds({leader});
     }
@@ -265,14 +276,15 @@ int parallel_benchmark(int argc, char** argv) {
                                                          stage(*weights, halves, half, shape.num_hidden_layers)};
       actors::Node node(system, "bench", {{.stages = stages}});
       actors::StagedLlm llm(system, node.run_at(0), shape);
-      results.push_back(run(llm, prompts, tokens));
+      results.push_back(run(llm, prompts, tokens, sampling));
       results.back().layout = "pp=2 x tp=2, shared memory";
       results.back().all_reduce_seconds = all_reduce_seconds(stages);
     }
     const Row& base = results.front();
     for (const Row& r : results) {
       const bool sharded = r.all_reduce_seconds >= 0;
-      if (!sharded && r.outputs != base.outputs) throw Error(r.layout + ": greedy outputs differ from pp=1");
+      // A pipeline computes pp=1's logits exactly: the same tokens, greedy or drawn with the same seeds.
+      if (!sharded && r.outputs != base.outputs) throw Error(r.layout + ": outputs differ from pp=1");
       const double agree = agreement(r.outputs, base.outputs);
       const double share = r.all_reduce_seconds >= 0 ? r.all_reduce_seconds / r.seconds : 1.0 - base.ms_per_step / r.ms_per_step;
       std::printf("%-28s %5d %14.1f %14.1f %11.2f %11.1f%% %9.1f%%\n", r.layout.c_str(), r.batch, r.prefill_tokens_per_s,
@@ -287,6 +299,7 @@ int parallel_benchmark(int argc, char** argv) {
   std::filesystem::remove_all(dir);
   write_json(o.text("--out"), {{"benchmark", "parallel"}, {"machine", machine_description()}, {"model", "llama-160m shape, random"},
                                {"dtype", o.text("--dtype")}, {"tokens", tokens}, {"prompt_tokens", o.integer("--prompt-tokens")},
+                               {"temperature", sampling.temperature}, {"top_p", sampling.top_p}, {"top_k", sampling.top_k},
                                {"rows", rows}});
   return 0;
 }

@@ -4,7 +4,7 @@
 // the softmax's normaliser, from which those tokens' log-probabilities follow. A backend forms it
 // where the logits are (on a GPU only the summaries come back to the host), and a pipeline's
 // last stage sends it instead of the rows: a row of LLaMA's 32000 logits is 125 KiB, its summary
-// for greedy verification 12 bytes.
+// for greedy verification 16 bytes.
 // A summary row is summary_width(k) floats: the k logits, the k tokens (exact in a float, the
 // vocabulary being below 2^24), the log-sum-exp, then for a row sampled from the nucleus of the
 // whole vocabulary (top_k 0, top_p < 1) the log of its weight at its temperature T,

@@ -101,9 +101,12 @@ void page_llm(NodeWeights& m, const std::vector<LlamaModel*>& models, const Pagi
               const std::string& origin) {
   std::vector<std::vector<LlamaModel*>> groups;  // by backend, in the order first used
   for (LlamaModel* model : models) {
-    auto same = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return &g.front()->backend() == &model->backend(); });
-    if (same == groups.end()) groups.push_back({model});
-    else same->push_back(model);
+    auto same = std::find_if(groups.begin(), groups.end(),
+                             [&](const auto& g) { return &g.front()->backend() == &model->backend(); });
+    if (same == groups.end())
+      groups.push_back({model});
+    else
+      same->push_back(model);
   }
   for (const auto& g : groups) {
     PagingBudget share = budget;
@@ -122,7 +125,8 @@ void page_llm(NodeWeights& m, const std::vector<LlamaModel*>& models, const Pagi
   std::cerr << "banyan: LLM offloaded: " << (s.resident_bytes >> 20) << " MiB resident, "
             << ((s.disk_bytes - s.resident_bytes) >> 20) << " MiB streaming from "
             << (s.host_bytes > 0 ? "pinned host memory" : origin) << " through " << (s.reserve_bytes >> 20)
-            << " MiB (budget " << (budget.budget >> 20) << " MiB" << (groups.size() > 1 ? ", shared by " + std::to_string(groups.size()) + " shards" : "") << ")\n";
+            << " MiB (budget " << (budget.budget >> 20) << " MiB"
+            << (groups.size() > 1 ? ", shared by " + std::to_string(groups.size()) + " shards" : "") << ")\n";
 }
 
 }  // namespace

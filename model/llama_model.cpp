@@ -131,7 +131,6 @@ void check_tensor_shard(const LlamaConfig& c, TensorShard s) {
                   std::to_string(s.degree) + " tensor shards");
 }
 
-
 LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const ModelOptions& options,
                        const Progress& progress, LayerRange layers)
     : config_(weights.config()), options_(options), backend_(backend) {
@@ -192,20 +191,21 @@ LlamaModel::LlamaModel(const WeightSource& weights, Backend& backend, const Mode
     auto name = [i](const char* suffix) { return hf_names::layer(i, suffix); };
     PagedUnit* u = unit(i - range.first);  // the norms are too small to page
     // A matrix whole (one shard), or this shard's band of it: as its own file holds it, or cut.
-    auto matrix = [&](const char* suffix, std::vector<std::int64_t> shape, ShardSplit split) {
+    auto matrix = [&](const char* suffix, std::vector<std::int64_t> shape) {
       if (shard.degree == 1) return loader.load(name(suffix), shape, options, u);
+      const ShardSplit split = *shard_split(name(suffix));
       if (cut) return loader.load(name(suffix), band_shape(shape, split, shard), options, u);
       return loader.load_band(name(suffix), shape, options, split);
     };
     l.input_layernorm = loader.load(name("input_layernorm.weight"), {dim}, options);
-    l.self_attn.q_proj = matrix("self_attn.q_proj.weight", {dim, dim}, ShardSplit::rows);
-    l.self_attn.k_proj = matrix("self_attn.k_proj.weight", {kv, dim}, ShardSplit::rows);
-    l.self_attn.v_proj = matrix("self_attn.v_proj.weight", {kv, dim}, ShardSplit::rows);
-    l.self_attn.o_proj = matrix("self_attn.o_proj.weight", {dim, dim}, ShardSplit::columns);
+    l.self_attn.q_proj = matrix("self_attn.q_proj.weight", {dim, dim});
+    l.self_attn.k_proj = matrix("self_attn.k_proj.weight", {kv, dim});
+    l.self_attn.v_proj = matrix("self_attn.v_proj.weight", {kv, dim});
+    l.self_attn.o_proj = matrix("self_attn.o_proj.weight", {dim, dim});
     l.post_attention_layernorm = loader.load(name("post_attention_layernorm.weight"), {dim}, options);
-    l.mlp.gate_proj = matrix("mlp.gate_proj.weight", {inter, dim}, ShardSplit::rows);
-    l.mlp.up_proj = matrix("mlp.up_proj.weight", {inter, dim}, ShardSplit::rows);
-    l.mlp.down_proj = matrix("mlp.down_proj.weight", {dim, inter}, ShardSplit::columns);
+    l.mlp.gate_proj = matrix("mlp.gate_proj.weight", {inter, dim});
+    l.mlp.up_proj = matrix("mlp.up_proj.weight", {inter, dim});
+    l.mlp.down_proj = matrix("mlp.down_proj.weight", {dim, inter});
   }
   weight_bytes_ = loader.bytes();
   if (paging) units_ = std::move(units);

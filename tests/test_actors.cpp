@@ -233,6 +233,30 @@ BOOST_AUTO_TEST_CASE(the_llm_as_pipeline_stage_actors_commits_the_same_tokens) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(nucleus_sampled_rows_cross_the_stages_as_summaries_or_whole) {
+  // Sampling from a nucleus of the whole vocabulary (top_k 0, top_p 0.9) at T 0.3 and T 1.5: the
+  // last stage sends the rows' summaries, then whole the rows whose nucleus is wider, and the
+  // draws equal the one-process engine's.
+  auto backend = cpu::make_cpu_backend({2});
+  RandomWeights weights(test_config(), 7);
+  LlamaModel whole(weights, *backend);
+  caf::actor_system_config config;
+  configure_actor_system(config);
+  caf::actor_system system(config);
+  std::vector<std::shared_ptr<PipelineStage>> stages;
+  for (const LayerRange& r : split_layers(whole.config().num_hidden_layers, 2)) stages.push_back(whole_stage(weights, *backend, r));
+  auto handles = spawn_llm_stages(system, std::move(stages));
+  for (const float t : {0.3f, 1.5f}) {
+    const GenerationConfig g{16, {t, 0, 0.9f, 5}};
+    Engine alone(whole, {}, {});
+    StagedLlm llm(system, handles.front(), whole.config());
+    LocalSsms none({});
+    Engine staged(llm, none, {});
+    BOOST_TEST(generate_all(staged, g) == generate_all(alone, g), "T " << t);
+  }
+  for (auto& h : handles) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(the_memory_actor_hands_out_offloaded_stages_that_commit_the_same_tokens) {
   // The node's weights (two stages of the LLM paged under one budget of 80% of them, and an
   // SSM) owned by the memory actor: the stage actors it hands them to commit the one-process
@@ -429,9 +453,10 @@ BOOST_AUTO_TEST_CASE(ssm_messages_cross_the_wire_intact) {
   BOOST_TEST(t2.ancestor_mask(2) == t.ancestor_mask(2));
 }
 
-BOOST_AUTO_TEST_CASE(stage_messages_carry_block_tables_across_the_wire) {
-  // A stage in another process places KV rows by what the pass brings: the batch's block
-  // tables, the moves' tables and the cache's layout arrive as sent.
+BOOST_AUTO_TEST_CASE(stage_messages_carry_block_tables_and_nucleus_sampling_across_the_wire) {
+  // A stage in another process places KV rows by what the pass brings and forms the summaries it
+  // asks for: the batch's block tables and nucleus sampling, the moves' tables and the cache's
+  // layout arrive as sent.
   caf::actor_system_config config;
   configure_actor_system(config);
   caf::actor_system system(config);
@@ -439,6 +464,9 @@ BOOST_AUTO_TEST_CASE(stage_messages_carry_block_tables_across_the_wire) {
   f.batch.add_causal(5, 1, 20, true);
   f.batch.add_causal(6, 0, 3, true);
   f.batch.attach_block_tables([](int slot) { return slot == 1 ? std::vector<std::int32_t>{7, 2} : std::vector<std::int32_t>{4}; });
+  f.batch.summary_k = 64;
+  f.batch.nucleus_temperature = {0.7f, 0.0f};
+  f.batch.nucleus_top_p = {0.9f, 1.0f};
   f.kv_moves.push_back({1, {21}, {20}, {7, 2}});
   KvLayout layout{8, 300, {16, 40}};
   StageForward f2;
@@ -451,6 +479,9 @@ BOOST_AUTO_TEST_CASE(stage_messages_carry_block_tables_across_the_wire) {
                boost::test_tools::per_element());
   }
   BOOST_TEST(f2.batch.block_table(0).size() == 2u);
+  BOOST_TEST(f2.batch.summary_k == 64);
+  BOOST_TEST(f2.batch.nucleus_temperature == f.batch.nucleus_temperature, boost::test_tools::per_element());
+  BOOST_TEST(f2.batch.nucleus_top_p == f.batch.nucleus_top_p, boost::test_tools::per_element());
   BOOST_TEST(f2.kv_moves.at(0).blocks == f.kv_moves[0].blocks, boost::test_tools::per_element());
   BOOST_TEST((layout2.slots == 8 && layout2.capacity == 300 && layout2.paging.block_rows == 16 && layout2.paging.blocks == 40));
 }

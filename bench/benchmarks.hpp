@@ -11,5 +11,6 @@ int serve_load_benchmark(int argc, char** argv);  // starts `banyan serve` itsel
 int offload_benchmark(int argc, char** argv);
 int transport_benchmark(int argc, char** argv);  // the UCX data plane
 int parallel_benchmark(int argc, char** argv);   // pipeline stages in one and two processes
+int sampling_benchmark(int argc, char** argv);   // forming a sampling distribution on the host
 
 }  // namespace banyan::bench

@@ -18,7 +18,8 @@ int bench_command(int argc, char** argv) {
       "  serve_load  many websocket clients against a `banyan serve` it starts: throughput, latencies\n"
       "  offload     the LLM's weights streamed under a memory budget vs resident, incremental and speculative\n"
       "  transport   the UCX data plane over loopback: throughput and round trips per message size\n"
-      "  parallel    the LLM in pipeline stages, in one and in two processes, against it whole\n\n"
+      "  parallel    the LLM in pipeline stages, in one and in two processes, against it whole\n"
+      "  sampling    forming a sampling distribution from a row of logits on the host, against a full sort\n\n"
       "`banyan bench NAME --help` lists a benchmark's options.\n";
   if (argc < 1 || std::strcmp(argv[0], "--help") == 0) {
     std::cout << kUsage;
@@ -29,6 +30,7 @@ int bench_command(int argc, char** argv) {
   if (name == "specinfer") return bench::specinfer_benchmark(argc - 1, argv + 1);
   if (name == "offload") return bench::offload_benchmark(argc - 1, argv + 1);
   if (name == "parallel") return bench::parallel_benchmark(argc - 1, argv + 1);
+  if (name == "sampling") return bench::sampling_benchmark(argc - 1, argv + 1);
   if (name == "transport") return bench::transport_benchmark(argc - 1, argv + 1);
   if (name == "accuracy") return bench::accuracy_benchmark(argc - 1, argv + 1);
   if (name == "serve_load") return bench::serve_load_benchmark(argc - 1, argv + 1);

@@ -67,14 +67,23 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
   // A top_k of the whole vocabulary or more limits nothing: the nucleus is of the whole vocabulary.
   const bool whole_vocabulary = params.top_k <= 0 || std::size_t(params.top_k) >= n;
   if (whole_vocabulary && params.top_p < 1.0f) {
-    // The nucleus of the whole vocabulary is usually a few dozen tokens: a growing head of the
-    // order is sorted until it holds top_p of the mass (a full sort of 32000 logits took 3.2 ms).
+    // The nucleus of the whole vocabulary is usually a few dozen tokens: the best 64 are sorted
+    // to the front and, while they do not hold top_p of the mass, four times as many, the next
+    // ones chosen among the rest only: by a partial sort (a heap, which passes over most tokens
+    // with one comparison) while few, by selection (nth_element, linear) and a sort of those
+    // alone beyond 1024 (bench sampling: a nucleus of thousands 2.5x faster than partial sorts
+    // of the whole order for each size; a full sort of 32000 logits takes 2.4 ms).
     double total = 0;
     for (std::size_t t = 0; t < n; ++t) total += weight(std::int32_t(t));
-    for (std::size_t m = std::min<std::size_t>(n, 64);; m = std::min(n, 4 * m)) {
-      std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(m), order.end(), by_logit);
-      p.resize(m);
-      for (std::size_t i = 0; i < m; ++i) p[i] = weight(order[i]);
+    for (std::size_t m = std::min<std::size_t>(n, 64), sorted = 0;; sorted = m, m = std::min(n, 4 * m)) {
+      const auto from = order.begin() + std::ptrdiff_t(sorted), to = order.begin() + std::ptrdiff_t(m);
+      if (m <= 1024) {
+        std::partial_sort(from, to, order.end(), by_logit);
+      } else {
+        if (m < n) std::nth_element(from, to, order.end(), by_logit);
+        std::sort(from, to, by_logit);
+      }
+      for (auto t = from; t != to; ++t) p.push_back(weight(*t));
       const std::size_t keep = nucleus(p, total, params.top_p);
       if (keep > 0 || m == n) return normalise(order, p, keep > 0 ? keep : m, probs);
     }

@@ -75,14 +75,7 @@ class ConvertedFile : public WeightSource {
     return w;
   }
 
-  HostTensor read(const std::string& name) const override {
-    const WeightData w = *read_encoded(name);
-    HostTensor t;
-    t.shape = w.rows == 1 ? std::vector<std::int64_t>{w.cols} : std::vector<std::int64_t>{w.rows, w.cols};
-    t.data.resize(std::size_t(w.rows * w.cols));
-    for (std::int64_t r = 0; r < w.rows; ++r) decode_row(w, r, t.data.data() + r * w.cols);
-    return t;
-  }
+  HostTensor read(const std::string& name) const override { return decode(*read_encoded(name)); }
 
  private:
   struct Entry {

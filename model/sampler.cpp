@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace banyan {
 
@@ -112,18 +113,30 @@ void sampling_distribution(std::span<const std::int32_t> best_tokens, std::span<
   normalise(best_tokens, p, kept_of(p, params.top_p), probs);
 }
 
-std::size_t nucleus_size(std::span<const float> best_logits, double log_total, const SamplingParams& params) {
+namespace {
+
+// The best tokens' weights (best_weights) and how many of them the nucleus keeps (nucleus_size).
+std::pair<std::vector<double>, std::size_t> best_nucleus(std::span<const float> best_logits, double log_total,
+                                                         const SamplingParams& params) {
   if (params.greedy() || params.top_k > 0 || params.top_p >= 1.0f || best_logits.empty() || !std::isfinite(log_total))
     throw std::invalid_argument("nucleus_size: not a row sampled from the whole vocabulary's nucleus");
-  return nucleus(best_weights(best_logits, params.temperature), std::exp(log_total), params.top_p);
+  std::vector<double> p = best_weights(best_logits, params.temperature);
+  const std::size_t keep = nucleus(p, std::exp(log_total), params.top_p);
+  return {std::move(p), keep};
+}
+
+}  // namespace
+
+std::size_t nucleus_size(std::span<const float> best_logits, double log_total, const SamplingParams& params) {
+  return best_nucleus(best_logits, log_total, params).second;
 }
 
 void nucleus_distribution(std::span<const std::int32_t> best_tokens, std::span<const float> best_logits, double log_total,
                           int vocab, const SamplingParams& params, std::vector<float>& probs) {
-  const std::size_t keep = nucleus_size(best_logits, log_total, params);
+  const auto [p, keep] = best_nucleus(best_logits, log_total, params);
   if (keep == 0) throw std::invalid_argument("the nucleus reaches beyond the row's best tokens");
   probs.assign(std::size_t(vocab), 0.0f);
-  normalise(best_tokens, best_weights(best_logits, params.temperature), keep, probs);
+  normalise(best_tokens, p, keep, probs);
 }
 
 namespace {

@@ -59,11 +59,7 @@ std::vector<std::string> TensorShardWeights::tensor_names() const {
 
 HostTensor TensorShardWeights::read(const std::string& name) const {
   const auto split = shard_split(name);
-  if (!split) return whole_.read(name);
-  const WeightData band = shard_band(whole_, name, *split, shard_, options_);
-  HostTensor t{{band.rows, band.cols}, std::vector<float>(std::size_t(band.rows * band.cols))};
-  for (std::int64_t r = 0; r < band.rows; ++r) decode_row(band, r, t.data.data() + r * band.cols);
-  return t;
+  return split ? decode(shard_band(whole_, name, *split, shard_, options_)) : whole_.read(name);
 }
 
 std::optional<WeightData> TensorShardWeights::read_encoded(const std::string& name) const {

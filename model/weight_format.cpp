@@ -218,4 +218,12 @@ void decode_row(const WeightData& w, std::int64_t r, float* out) {
   }
 }
 
+HostTensor decode(const WeightData& w) {
+  HostTensor t;
+  t.shape = w.rows == 1 ? std::vector<std::int64_t>{w.cols} : std::vector<std::int64_t>{w.rows, w.cols};
+  t.data.resize(std::size_t(w.rows * w.cols));
+  for (std::int64_t r = 0; r < w.rows; ++r) decode_row(w, r, t.data.data() + r * w.cols);
+  return t;
+}
+
 }  // namespace banyan

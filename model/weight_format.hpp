@@ -61,5 +61,7 @@ WeightData slice(const WeightData& w, std::int64_t row0, std::int64_t rows, std:
 
 // Row r of the matrix as f32, the reference every kernel is tested against.
 void decode_row(const WeightData& w, std::int64_t r, float* out);
+// The whole weight as f32, shaped as it was encoded: [rows, cols], or [cols] for one row.
+HostTensor decode(const WeightData& w);
 
 }  // namespace banyan

@@ -52,7 +52,7 @@ void dot_tile(const W* w, std::int64_t w_stride, const float* x, std::int64_t st
         if constexpr (R == 1)
           prefetch_ahead(w + i);
         else
-          _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * w_stride + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * w_stride + i), _MM_HINT_T1);
       }
       wv[r] = load8(w + r * w_stride + i);
     }
@@ -316,7 +316,11 @@ const KernelSet* avx2_kernels() {
                              expand<Bf16>,
                              portable_kernels().expand_q8,
                              portable_kernels().expand_q4,
-                             attend};
+                             attend,
+                             // Measured as the AVX-512 set's (docs/benchmarks.md): sgemm from 32
+                             // tokens (f32) and 128 (expanded formats).
+                             32,
+                             128};
   return &set;
 }
 

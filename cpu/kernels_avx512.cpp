@@ -46,12 +46,14 @@ void dot_rows(const W* w, std::int64_t w_stride, const float* x, std::int64_t st
     for (int r = 0; r < R; ++r) {
       if (sizeof(W) == 4 || i % 32 == 0) {  // once per cache line
         // Several rows are read together, so 4 KiB ahead would mostly land in rows of this
-        // group; the same columns of the next group are what comes next (measured at 2
-        // threads, llama-160m shape, f32: 8 tokens 1.72x -> 1.40x the time of one).
+        // group; the same columns of the next group are what comes next. That is a whole group
+        // ahead (tens of KiB), so into L2: prefetched into L1 it evicted itself before use, and
+        // the multiply-adds of several tokens then waited for memory instead of overlapping it
+        // (measured, 2 threads, llama-160m's layers, f32: 5 tokens 1.9x -> 1.0x the time of one).
         if constexpr (R == 1)
           prefetch_ahead(w + i);
         else
-          _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * w_stride + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * w_stride + i), _MM_HINT_T1);
       }
       wv[r] = load16(w + r * w_stride + i);
     }
@@ -428,7 +430,11 @@ void attend(const float* q, int heads, const void* k, const void* v, std::int64_
 const KernelSet* avx512_kernels() {
   static const KernelSet set{"avx512",     float_dots<float>, float_dots<std::uint16_t>, float_dots<Bf16>,
                              dots_q8,      dots_q4,           quantize_row,             expand<std::uint16_t>,
-                             expand<Bf16>, expand_q8,         expand_q4,                attend};
+                             expand<Bf16>, expand_q8,         expand_q4,                attend,
+                             // Measured, 2 threads, llama-160m's layers (docs/benchmarks.md): for
+                             // f32 the dots beat sgemm at 64 tokens and lose at 128; for the
+                             // expanded formats they keep up to 256.
+                             96,           256};
   return &set;
 }
 

@@ -127,7 +127,9 @@ const KernelSet& portable_kernels() {
                              dot_each_row<dot_values<Bf16>, Bf16>,
                              dot_each_quantized_row<dot_q8, std::int8_t>,
                              dot_each_quantized_row<dot_q4, std::uint8_t>,
-                             quantize_row, expand_values<std::uint16_t>, expand_values<Bf16>, expand_q8, expand_q4, attend};
+                             quantize_row, expand_values<std::uint16_t>, expand_values<Bf16>, expand_q8, expand_q4, attend,
+                             // One row and one token at a time: sgemm soon pays.
+                             16, 16};
   return set;
 }
 

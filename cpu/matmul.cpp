@@ -5,7 +5,7 @@
 
 namespace banyan::cpu {
 
-int sgemm_threshold(WeightFormat) { return 16; }
+int sgemm_threshold(const KernelSet& k, WeightFormat f) { return f == WeightFormat::f32 ? k.sgemm_from_f32 : k.sgemm_from_expanded; }
 
 namespace {
 constexpr std::int64_t kL1ActivationBytes = 16 << 10;  // half of L1d: the weight slices stream through the rest
@@ -32,13 +32,9 @@ std::int64_t total_rows(std::span<const Matmul::Product> products) {
 }  // namespace
 
 Matmul::Matmul(const KernelSet& kernels, ThreadPool& pool) : k_(kernels), pool_(pool) {
-#if defined(__SANITIZE_THREAD__)
-  // OpenBLAS's threads hand work over in code TSan cannot see, so each product would read as a
-  // race; under TSan, OpenBLAS runs on the calling thread.
+  // Products run on the pool, each thread multiplying its own rows: OpenBLAS's own threads spin
+  // (yielding) for a while after each call, and took the cores from the pool's next products.
   openblas_set_num_threads(1);
-#else
-  openblas_set_num_threads(pool_.size());
-#endif
 }
 
 void Matmul::run(const WeightData& w, const float* x, std::int64_t m, float* out) {
@@ -58,7 +54,7 @@ void Matmul::run(std::span<const Product> products, const float* x, std::int64_t
 
 void Matmul::one_format(std::span<const Product> products, const float* x, std::int64_t m) {
   const WeightFormat format = products.front().w->format;
-  if (m >= sgemm_threshold(format)) {
+  if (m >= sgemm_threshold(k_, format)) {
     const float* a = is_float_format(format) ? x : rounded_activations(x, m, products.front().w->cols);
     for (const auto& p : products) blocked_sgemm(*p.w, a, m, p.out);
   } else if (is_float_format(format)) {
@@ -157,24 +153,22 @@ void Matmul::quantized_dots(std::span<const Product> products, const float* x, s
 }
 
 void Matmul::blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out) {
-  const std::int64_t n = w.rows, k = w.cols;
-  if (w.format == WeightFormat::f32) {
-    // One call: OpenBLAS threads and blocks a large product better than slices of it.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k), 1.0f, x, int(k),
-                reinterpret_cast<const float*>(w.bytes.data()), int(k), 0.0f, out, int(n));
-    return;
-  }
-  // Compressed weights: expand a chunk of rows to f32 (in parallel), multiply it, next chunk.
-  // Chunks of about 8 MiB keep the scratch small and the products large.
-  const std::int64_t chunk = std::max<std::int64_t>(64, (std::int64_t(8) << 20) / (k * 4));
-  expanded_.resize(std::size_t(std::min(chunk, n) * k));
-  const std::int64_t groups = k / kQuantGroup;
-  for (std::int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const std::int64_t rows = std::min(chunk, n - r0);
-    pool_.parallel_for(rows, 16, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) {
-        const std::int64_t r = r0 + i;
-        float* dst = expanded_.data() + i * k;
+  const std::int64_t n = w.rows, k = w.cols, groups = k / kQuantGroup;
+  // Compressed weights are expanded to f32 a block of rows at a time (about 1 MiB: the block
+  // stays in the thread's L2 for sgemm), by the thread that multiplies them.
+  const std::int64_t block = std::clamp<std::int64_t>((std::int64_t(1) << 20) / (k * 4), 16, 256);
+  pool_.parallel_for(n, block, [&](std::int64_t begin, std::int64_t end) {
+    if (w.format == WeightFormat::f32) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(end - begin), int(k), 1.0f, x, int(k),
+                  reinterpret_cast<const float*>(w.bytes.data()) + begin * k, int(k), 0.0f, out + begin, int(n));
+      return;
+    }
+    thread_local std::vector<float> expanded;
+    for (std::int64_t r0 = begin; r0 < end; r0 += block) {
+      const std::int64_t rows = std::min(block, end - r0);
+      expanded.resize(std::size_t(rows * k));
+      for (std::int64_t r = r0; r < r0 + rows; ++r) {
+        float* dst = expanded.data() + (r - r0) * k;
         switch (w.format) {
           case WeightFormat::f16:
             k_.expand_f16(reinterpret_cast<const std::uint16_t*>(w.bytes.data()) + r * k, k, dst);
@@ -192,9 +186,9 @@ void Matmul::blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, 
             break;
         }
       }
-    });
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(rows), int(k), 1.0f, x, int(k), expanded_.data(),
-                int(k), 0.0f, out + r0, int(n));
-  }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(rows), int(k), 1.0f, x, int(k), expanded.data(),
+                  int(k), 0.0f, out + r0, int(n));
+    }
+  });
 }
 }  // namespace banyan::cpu

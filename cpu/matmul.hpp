@@ -3,8 +3,9 @@
 //   few tokens (decode, small trees): dot products of a few weight rows with a few tokens at a
 //     time (float formats), or of one row with each token while the row is still in L1
 //     (quantized formats, which multiply int8 activations with the int weights).
-//   many tokens (prefill, large trees): OpenBLAS sgemm, on chunks of rows expanded to f32 when
-//     the weights are compressed. Compressed weights meet the int8-rounded activations the int
+//   many tokens (prefill): OpenBLAS sgemm on each thread's rows, expanded to f32 a block at a
+//     time when the weights are compressed. Where sgemm starts is the kernel set's (KernelSet::
+//     sgemm_from_f32, sgemm_from_expanded): the dots keep up with it to tens of tokens. Compressed weights meet the int8-rounded activations the int
 //     kernels multiply, so a product is the same function at every token count: with the f32
 //     activations a 3072-long int8 dot came out up to ~1 off (in ~50) from 16 tokens on, which
 //     changed greedy tokens between a step of 8 tokens and one of 16.
@@ -19,12 +20,12 @@
 
 namespace banyan::cpu {
 
-// Tokens from which each format takes the expand + sgemm path.
-int sgemm_threshold(WeightFormat f);
+// Tokens from which a product in format `f` takes the sgemm path.
+int sgemm_threshold(const KernelSet& k, WeightFormat f);
 
 class Matmul {
  public:
-  // Sets OpenBLAS's (process-wide) thread count to the pool's: large products run on its threads.
+  // Sets OpenBLAS (process-wide) to run on the calling thread: large products run on the pool.
   Matmul(const KernelSet& kernels, ThreadPool& pool);
 
   // out [m, w->rows] = x · wᵀ, row-major f32.
@@ -59,7 +60,6 @@ class Matmul {
   // Activations quantized for the int kernels, reused between calls.
   std::vector<std::int8_t> qa_;
   std::vector<float> sa_, ca_;
-  std::vector<float> expanded_;  // compressed rows expanded for sgemm
   std::vector<float> rounded_;   // activations rounded to int8 for sgemm
 };
 

@@ -65,6 +65,10 @@ struct KernelSet {
   // lets its heads share each key and value row read.
   void (*attend)(const float* q, int heads, const void* k, const void* v, std::int64_t stride, std::int64_t count,
                  int head_dim, float scale, DType element, float* scores, AttentionState* states);
+  // Tokens from which a product goes through sgemm (cpu/matmul.hpp) rather than the dots above:
+  // for f32 weights, and for weights sgemm needs expanded first (f16, bf16, int8, int4).
+  int sgemm_from_f32;
+  int sgemm_from_expanded;
 };
 
 const KernelSet& portable_kernels();

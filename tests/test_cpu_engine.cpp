@@ -4,10 +4,10 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
-#include <numeric>
 
 #include "cpu/cpu_backend.hpp"
 #include "cpu/kernels.hpp"
+#include "cpu/matmul.hpp"
 #include "cpu/thread_pool.hpp"
 #include "engine/engine.hpp"
 #include "model/error.hpp"
@@ -366,7 +366,7 @@ BOOST_AUTO_TEST_CASE(thread_pool_covers_every_index_once) {
 
 BOOST_AUTO_TEST_CASE(models_on_two_threads_share_one_backend) {
   // SSM actors run their models on one backend at the same time: an int8 and an int4 model
-  // (both quantize activations, and expand weights for sgemm, in the backend's scratch), each
+  // (both quantize activations in the backend's scratch, and expand weights for sgemm), each
   // prefilling (the sgemm path) and decoding (the dot path) on its own thread, compute what
   // each computes alone.
   // Large enough that the two threads' products overlap in time.
@@ -374,19 +374,22 @@ BOOST_AUTO_TEST_CASE(models_on_two_threads_share_one_backend) {
   c.hidden_size = 512;
   c.intermediate_size = 1024;
   c.vocab_size = 1024;
+  // A prompt long enough for the sgemm path (cpu/matmul.hpp).
+  const int length = cpu::sgemm_threshold(cpu::best_kernels(), WeightFormat::q8), end = length + 16;
+  c.max_position_embeddings = end;
   RandomWeights weights(c, 5);
   auto backend = cpu::make_cpu_backend({2});
   LlamaModel q4(weights, *backend, ModelOptions{WeightFormat::q4, DType::f32}), q8(weights, *backend, ModelOptions{WeightFormat::q8, DType::f32});
-  std::vector<std::int32_t> prompt(24);
-  std::iota(prompt.begin(), prompt.end(), 3);
+  std::vector<std::int32_t> prompt(static_cast<std::size_t>(length));
+  for (int p = 0; p < length; ++p) prompt[std::size_t(p)] = 3 + p % 1000;
   auto run = [&](LlamaModel& m) {
-    auto kv = m.create_kv_cache({1, 64});
+    auto kv = m.create_kv_cache({1, end});
     Logits all, step;
     ForwardBatch b;
     for (int p = 0; p < int(prompt.size()); ++p) b.add_causal(prompt[std::size_t(p)], 0, p, p + 1 == int(prompt.size()));
     m.forward(b, *kv, step);
     all.insert(all.end(), step.begin(), step.end());
-    for (int p = int(prompt.size()); p < 40; ++p) {
+    for (int p = length; p < end; ++p) {
       ForwardBatch d;
       d.add_causal(p % m.config().vocab_size, 0, p, true);
       m.forward(d, *kv, step);

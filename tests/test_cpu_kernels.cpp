@@ -221,15 +221,16 @@ BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
       Matmul mm(*ks, pool);
       for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4})
         for (std::int64_t n : {1, 37, 130})
-          for (std::int64_t m : {1, 2, 3, 5, 16, 33}) {
+          for (std::int64_t m : {std::int64_t(1), std::int64_t(2), std::int64_t(3), std::int64_t(5), std::int64_t(16),
+                                 std::int64_t(33), std::int64_t(sgemm_threshold(*ks, f))}) {
             const std::int64_t k = 160;
             const WeightData w = encode(random_matrix(n, k, rng), f);
             const auto x = test::random_normals(std::size_t(m * k), rng);
             std::vector<float> out(std::size_t(m * n), NAN), row(static_cast<std::size_t>(k));
             mm.run(w, x.data(), m, out.data());
             // Reference: the decoded weights times x in double. Compressed weights also meet x
-            // rounded to int8 (the int kernels, and sgemm from 16 tokens on, alike), which costs up
-            // to about 1% of the magnitude of the sum.
+            // rounded to int8 (the int kernels, and sgemm from its threshold on, alike), which
+            // costs up to about 1% of the magnitude of the sum.
             const bool rounds_x = f == WeightFormat::q8 || f == WeightFormat::q4;
             for (std::int64_t r = 0; r < n; ++r) {
               decode_row(w, r, row.data());
@@ -253,17 +254,18 @@ BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
 // chunks cover: parts of one product, or the end of one and the start of the next.
 BOOST_AUTO_TEST_CASE(a_product_is_the_same_function_at_every_token_count) {
   // What a token gets must not depend on how many tokens share the product (a verified tree, a
-  // batch, a prompt chunk): the int kernels take 1-15 tokens exactly alike, and from 16 tokens on
-  // (sgemm) compressed weights meet the same int8-rounded activations, so only float rounding
-  // differs. (With f32 activations there, an int8 dot at k = 3072 came out up to 1.1 off.)
+  // batch, a prompt chunk): the int kernels take any count below the sgemm threshold exactly
+  // alike, and from it on (sgemm) compressed weights meet the same int8-rounded activations, so
+  // only float rounding differs. (With f32 activations there, an int8 dot at k = 3072 came out
+  // up to 1.1 off.)
   std::mt19937 rng(9);
   ThreadPool pool(2);
   Matmul mm(best_kernels(), pool);
   for (std::int64_t k : {96, 3072})
     for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
-      const std::int64_t n = 24;
+      const std::int64_t n = 24, sgemm = sgemm_threshold(best_kernels(), f);
       const WeightData w = encode(random_matrix(n, k, rng), f);
-      for (std::int64_t m : {2, 7, 15, 16, 40}) {
+      for (std::int64_t m : {std::int64_t(2), std::int64_t(7), std::int64_t(15), sgemm - 1, sgemm, sgemm + 24}) {
         const auto x = test::random_normals(std::size_t(m * k), rng);
         std::vector<float> together(std::size_t(m * n)), alone(static_cast<std::size_t>(n));
         mm.run(w, x.data(), m, together.data());
@@ -271,7 +273,7 @@ BOOST_AUTO_TEST_CASE(a_product_is_the_same_function_at_every_token_count) {
           mm.run(w, x.data() + t * k, 1, alone.data());
           for (std::int64_t j = 0; j < n; ++j) {
             const float a = alone[std::size_t(j)], b = together[std::size_t(t * n + j)];
-            const bool exact = !is_float_format(f) && m < sgemm_threshold(f);
+            const bool exact = !is_float_format(f) && m < sgemm;
             // Float rounding in a dot of k unit normals (its size ~sqrt(k)).
             const float rounding = 3e-5f * std::sqrt(float(k));
             BOOST_TEST_REQUIRE((exact ? a == b : std::abs(a - b) <= rounding),

@@ -12,7 +12,6 @@ constexpr double kIncrementalMargin = 1.15;  // incremental must be this much fa
 constexpr long long kFirstInterval = 128;    // steps before the first try of the mode not chosen;
 constexpr long long kMaxInterval = 1024;     // doubled after each try that keeps the choice, up to this
 constexpr long long kExploreSteps = 5;       // each try this long (its first step switches, unmeasured)
-constexpr double kKeep = 0.875;              // of the past in the decayed sums, per measured step
 constexpr int kInheritDistance = 2;          // buckets apart a measured one may decide for another
 }  // namespace
 
@@ -64,11 +63,23 @@ bool SpeculationPolicy::speculate(int decoding) {
 
 void SpeculationPolicy::record(int decoding, bool speculated, long long committed, double seconds) {
   if (seconds <= 0) return;
-  Rate& r = buckets_[bucket(decoding)].modes[speculated ? 1 : 0];
-  // Sums, not an average of per-step rates: a step's tokens vary from 1 to the tree's depth + 1.
-  r.tokens = kKeep * r.tokens + double(committed);
-  r.seconds = kKeep * r.seconds + seconds;
-  ++r.samples;
+  buckets_[bucket(decoding)].modes[speculated ? 1 : 0].add(double(committed), seconds);
+}
+
+void SpeculationPolicy::Rate::add(double committed, double step_seconds) {
+  const auto at = std::size_t(samples++ % kWindow);
+  tokens[at] = committed;
+  seconds[at] = step_seconds;
+}
+
+double SpeculationPolicy::Rate::tokens_per_s() const {
+  const auto n = std::size_t(std::min(samples, kWindow));
+  if (n == 0) return 0;
+  std::array<double, kWindow> s = seconds;
+  std::nth_element(s.begin(), s.begin() + n / 2, s.begin() + n);
+  double committed = 0;
+  for (std::size_t i = 0; i < n; ++i) committed += tokens[i];
+  return committed / double(n) / s[n / 2];
 }
 
 }  // namespace banyan

@@ -4,14 +4,15 @@
 // together and the pass is compute-bound (on 2 CPU cores from 2-4 requests on: bench specinfer
 // measured 0.45-0.6x at batch 4 and 8). Where that point lies depends on the device, the models
 // and how often the SSMs guess right, so it is measured: for each number of decoding requests
-// (in buckets 1, 2-3, 4-7, ...) the policy keeps decayed sums of the tokens committed and the
-// seconds taken by steps of each mode that only decoded, prefers speculating unless the
+// (in buckets 1, 2-3, 4-7, ...) the policy keeps the tokens committed and the seconds taken by
+// the last few steps of each mode that only decoded, prefers speculating unless the
 // incremental steps were clearly faster, and now and then tries the other mode for a few steps
 // so that a change is seen (less and less often while the tries keep the choice). A bucket
 // not measured yet follows a measured one near it, if any, until its tries have measured it.
 // The engine does not report steps that switched modes (their cost is the SSMs catching up,
 // not speculation's).
 // Both modes give the same output (greedy) or the same distribution (sampling).
+#include <array>
 #include <map>
 
 namespace banyan {
@@ -25,10 +26,17 @@ class SpeculationPolicy {
   void record(int decoding, bool speculated, long long committed, double seconds);
 
  private:
+  // A mode's last kWindow measured steps.
+  static constexpr int kWindow = 8;
   struct Rate {
-    double tokens = 0, seconds = 0;  // decayed sums over the measured steps
-    int samples = 0;
-    double tokens_per_s() const { return seconds > 0 ? tokens / seconds : 0; }
+    std::array<double, kWindow> tokens{}, seconds{};
+    int samples = 0;  // measured in all; the window holds the last min(samples, kWindow)
+    void add(double committed, double step_seconds);
+    // Mean tokens per step over the median step's seconds: a step's tokens vary from 1 to the
+    // tree's depth + 1, while its time is about the same from step to step but for the odd
+    // one that the machine holds up (a 100 ms step among 2 ms ones, seen on 2 cores), which
+    // must not decide the mode for hundreds of steps.
+    double tokens_per_s() const;
   };
   struct Bucket {
     Rate modes[2];  // [incremental, speculative]

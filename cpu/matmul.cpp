@@ -154,10 +154,11 @@ void Matmul::quantized_dots(std::span<const Product> products, const float* x, s
 
 void Matmul::blocked_sgemm(const WeightData& w, const float* x, std::int64_t m, float* out) {
   const std::int64_t n = w.rows, k = w.cols, groups = k / kQuantGroup;
-  // Compressed weights are expanded to f32 a block of rows at a time (about 1 MiB: the block
-  // stays in the thread's L2 for sgemm), by the thread that multiplies them.
-  const std::int64_t block = std::clamp<std::int64_t>((std::int64_t(1) << 20) / (k * 4), 16, 256);
-  pool_.parallel_for(n, block, [&](std::int64_t begin, std::int64_t end) {
+  // A range of rows per thread, in as few sgemm calls as that allows: each call packs x again.
+  // Compressed weights are expanded to f32 in blocks of 8 MiB by the thread that multiplies
+  // them (TinyLlama's 512-token prompt, int4: 1.2x the prompt tok/s of 1 MiB blocks, f16 1.15x).
+  const std::int64_t block = std::max<std::int64_t>(16, (std::int64_t(8) << 20) / (k * 4));
+  pool_.parallel_for(n, (n + pool_.size() - 1) / pool_.size(), [&](std::int64_t begin, std::int64_t end) {
     if (w.format == WeightFormat::f32) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(end - begin), int(k), 1.0f, x, int(k),
                   reinterpret_cast<const float*>(w.bytes.data()) + begin * k, int(k), 0.0f, out + begin, int(n));

@@ -32,8 +32,8 @@ std::int64_t total_rows(std::span<const Matmul::Product> products) {
 }  // namespace
 
 Matmul::Matmul(const KernelSet& kernels, ThreadPool& pool) : k_(kernels), pool_(pool) {
-  // Products run on the pool, each thread multiplying its own rows: OpenBLAS's own threads spin
-  // (yielding) for a while after each call, and took the cores from the pool's next products.
+  // Products run on the pool, each thread multiplying its own rows: OpenBLAS's own threads keep
+  // spinning for a while after each call, and took turns with the pool's on the same cores.
   openblas_set_num_threads(1);
 }
 

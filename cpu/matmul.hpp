@@ -4,8 +4,9 @@
 //     time (float formats), or of one row with each token while the row is still in L1
 //     (quantized formats, which multiply int8 activations with the int weights).
 //   many tokens (prefill): OpenBLAS sgemm on each thread's rows, expanded to f32 a block at a
-//     time when the weights are compressed. Where sgemm starts is the kernel set's (KernelSet::
-//     sgemm_from_f32, sgemm_from_expanded): the dots keep up with it to tens of tokens. Compressed weights meet the int8-rounded activations the int
+//     time when the weights are compressed. Where sgemm starts is the kernel set's
+//     (KernelSet::sgemm_from_f32, sgemm_from_expanded): the dots keep up with it to tens of
+//     tokens. Compressed weights meet the int8-rounded activations the int
 //     kernels multiply, so a product is the same function at every token count: with the f32
 //     activations a 3072-long int8 dot came out up to ~1 off (in ~50) from 16 tokens on, which
 //     changed greedy tokens between a step of 8 tokens and one of 16.

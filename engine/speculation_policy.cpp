@@ -73,7 +73,7 @@ void SpeculationPolicy::Rate::add(double committed, double step_seconds) {
 }
 
 double SpeculationPolicy::Rate::tokens_per_s() const {
-  const auto n = std::size_t(std::min(samples, kWindow));
+  const auto n = std::size_t(std::min<long long>(samples, kWindow));
   if (n == 0) return 0;
   std::array<double, kWindow> s = seconds;
   std::nth_element(s.begin(), s.begin() + n / 2, s.begin() + n);

@@ -30,7 +30,7 @@ class SpeculationPolicy {
   static constexpr int kWindow = 8;
   struct Rate {
     std::array<double, kWindow> tokens{}, seconds{};
-    int samples = 0;  // measured in all; the window holds the last min(samples, kWindow)
+    long long samples = 0;  // measured in all; the window holds the last min(samples, kWindow)
     void add(double committed, double step_seconds);
     // Mean tokens per step over the median step's seconds: a step's tokens vary from 1 to the
     // tree's depth + 1, while its time is about the same from step to step but for the odd

@@ -221,8 +221,7 @@ BOOST_AUTO_TEST_CASE(matmul_in_every_format_and_path) {
       Matmul mm(*ks, pool);
       for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4})
         for (std::int64_t n : {1, 37, 130})
-          for (std::int64_t m : {std::int64_t(1), std::int64_t(2), std::int64_t(3), std::int64_t(5), std::int64_t(16),
-                                 std::int64_t(33), std::int64_t(sgemm_threshold(*ks, f))}) {
+          for (std::int64_t m : std::initializer_list<std::int64_t>{1, 2, 3, 5, 16, 33, sgemm_threshold(*ks, f)}) {
             const std::int64_t k = 160;
             const WeightData w = encode(random_matrix(n, k, rng), f);
             const auto x = test::random_normals(std::size_t(m * k), rng);
@@ -265,7 +264,7 @@ BOOST_AUTO_TEST_CASE(a_product_is_the_same_function_at_every_token_count) {
     for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::q8, WeightFormat::q4}) {
       const std::int64_t n = 24, sgemm = sgemm_threshold(best_kernels(), f);
       const WeightData w = encode(random_matrix(n, k, rng), f);
-      for (std::int64_t m : {std::int64_t(2), std::int64_t(7), std::int64_t(15), sgemm - 1, sgemm, sgemm + 24}) {
+      for (std::int64_t m : std::initializer_list<std::int64_t>{2, 7, 15, sgemm - 1, sgemm, sgemm + 24}) {
         const auto x = test::random_normals(std::size_t(m * k), rng);
         std::vector<float> together(std::size_t(m * n)), alone(static_cast<std::size_t>(n));
         mm.run(w, x.data(), m, together.data());

@@ -12,7 +12,8 @@ namespace banyan::gpu {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kAttentionWarps = 4;
+constexpr int kAttentionWarps = 8;
+constexpr int kAttentionRows = 4;  // rows a warp reads at a time
 constexpr int kLaneValues = kMaxHeadDim / 32;
 
 // Elements as stored: f32, f16 (raw 16 bits) or bf16.
@@ -59,10 +60,12 @@ __device__ __forceinline__ int nth_set_bit(std::uint64_t mask, int k) {
   return __ffsll(static_cast<long long>(mask)) - 1;
 }
 
-// One block per (head, query token). Each warp takes every kAttentionWarps-th row the token may
-// see — the visible prefix, then its ancestors by the tree mask — keeping an online softmax
-// (running max, sum and weighted values; lane l holds dimensions l, l + 32, ...); the warps'
-// states are merged at the end.
+// One block per (head, query token). Each warp takes kAttentionRows rows the token may see at a
+// time — the visible prefix, then its ancestors by the tree mask — and the next kAttentionRows
+// after every other warp's; it keeps an online softmax (running max, sum and weighted values; lane l
+// holds dimensions l, l + 32, ...), and the warps' states are merged at the end. A warp's rows are
+// independent loads in flight together: taking one row at a time, a warp waited out a load's
+// latency for every row of a long context.
 template <typename T>
 __global__ void attention_kernel(const float* q, BatchView batch, KvView kv, int layer, int heads, float scale,
                                  float* out) {
@@ -83,19 +86,39 @@ __global__ void attention_kernel(const float* q, BatchView batch, KvView kv, int
     acc[j] = 0.0f;
   }
   float max = -INFINITY, sum = 0.0f;
-  for (int t = warp; t < rows; t += kAttentionWarps) {
-    const int r = t < visible ? t : visible + nth_set_bit(mask, t - visible);
-    const std::int64_t at = cache_row(kv, batch, i, r) * kv.row() + lane;
-    float s = 0.0f;
+  for (int first = warp * kAttentionRows; first < rows; first += kAttentionWarps * kAttentionRows) {
+    std::int64_t at[kAttentionRows];
+    float s[kAttentionRows];
 #pragma unroll
-    for (int j = 0; j < kLaneValues; ++j)
-      if (lane + 32 * j < kv.head_dim) s += qv[j] * load(keys + at + 32 * j);
-    s = warp_sum(s) * scale;
-    const float new_max = fmaxf(max, s), shrink = expf(max - new_max), p = expf(s - new_max);
-    sum = sum * shrink + p;
+    for (int u = 0; u < kAttentionRows; ++u) {
+      const int t = first + u;
+      const int r = t < visible ? t : visible + nth_set_bit(mask, t - visible);
+      at[u] = t < rows ? cache_row(kv, batch, i, r) * kv.row() + lane : -1;
+      s[u] = 0.0f;
+      if (at[u] < 0) continue;  // the same for the whole warp
 #pragma unroll
-    for (int j = 0; j < kLaneValues; ++j)
-      if (lane + 32 * j < kv.head_dim) acc[j] = acc[j] * shrink + p * load(values + at + 32 * j);
+      for (int j = 0; j < kLaneValues; ++j)
+        if (lane + 32 * j < kv.head_dim) s[u] += qv[j] * load(keys + at[u] + 32 * j);
+    }
+    float new_max = max;
+#pragma unroll
+    for (int u = 0; u < kAttentionRows; ++u) {
+      s[u] = at[u] >= 0 ? warp_sum(s[u]) * scale : -INFINITY;
+      new_max = fmaxf(new_max, s[u]);
+    }
+    const float shrink = expf(max - new_max);  // the first row is always there: new_max is finite
+    sum *= shrink;
+#pragma unroll
+    for (int j = 0; j < kLaneValues; ++j) acc[j] *= shrink;
+#pragma unroll
+    for (int u = 0; u < kAttentionRows; ++u) {
+      if (at[u] < 0) continue;
+      const float p = expf(s[u] - new_max);
+      sum += p;
+#pragma unroll
+      for (int j = 0; j < kLaneValues; ++j)
+        if (lane + 32 * j < kv.head_dim) acc[j] += p * load(values + at[u] + 32 * j);
+    }
     max = new_max;
   }
 

@@ -314,10 +314,11 @@ BOOST_AUTO_TEST_CASE(attention_honours_causal_and_tree_masks_and_row_moves) {
     for (int head_dim : {8, 64, 128}) {
       BOOST_TEST_CONTEXT("KV " << dtype_name(dtype) << ", head_dim " << head_dim << ", blocks of " << paging.block_rows) {
         KvCheck c(head_dim, dtype, paging);
-        // Prefill: 10 prompt tokens of slot 1 and 3 of slot 2 in one batch, both layers.
+        // Prefill: 10 prompt tokens of slot 1 and 50 of slot 2 (more rows than a GPU block's
+        // warps read at once) in one batch, both layers.
         ForwardBatch prefill;
         for (int p = 0; p < 10; ++p) prefill.add_causal(1, 1, p, false);
-        for (int p = 0; p < 3; ++p) prefill.add_causal(1, 2, p, false);
+        for (int p = 0; p < 50; ++p) prefill.add_causal(1, 2, p, false);
         for (int layer : {0, 1}) c.attend(layer, prefill, rng);
         // A token tree after slot 1's prefix (rows 10..14: 10 <- 11, 10 <- 12 <- 13, 12 <- 14),
         // beside a decoding token of slot 2 and a tree on slot 0's empty prefix.
@@ -335,7 +336,7 @@ BOOST_AUTO_TEST_CASE(attention_honours_causal_and_tree_masks_and_row_moves) {
         add_tree(1, 12, 10, 0b00101);
         add_tree(1, 13, 10, 0b01101);
         add_tree(1, 14, 10, 0b10101);
-        tree.add_causal(1, 2, 3, false);
+        tree.add_causal(1, 2, 50, false);
         add_tree(0, 0, 0, 0b1);
         add_tree(0, 1, 0, 0b11);
         for (int layer : {0, 1}) c.attend(layer, tree, rng);

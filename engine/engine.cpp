@@ -44,7 +44,8 @@ Engine::Engine(std::unique_ptr<LlmRunner> own_llm, std::unique_ptr<SsmGroup> own
                EngineOptions options)
     : own_llm_(std::move(own_llm)), own_ssms_(std::move(own_ssms)), llm_(llm ? *llm : *own_llm_),
       ssms_(ssms ? *ssms : *own_ssms_), options_(resolved(options, llm_.config(), std::size_t(ssms_.size()))),
-      manager_(options_.limits, llm_.config().vocab_size, llm_.config().eos_token_id) {
+      manager_(options_.limits, llm_.config().vocab_size, llm_.config().eos_token_id),
+      policy_(options_.limits.max_tree_tokens, ssms_.size()) {
   const auto& lim = options_.limits;
   // Tree rows sit after the committed rows, so the caches keep room for one tree beyond the sequence.
   llm_.create_kv_cache(lim.kv_layout());
@@ -82,9 +83,10 @@ bool Engine::step(const TokenSink& sink) {
   retire_done();
   const int decoding = manager_.decoding_count();
   // With nothing decoding (prompts only) the policy has nothing to decide.
-  const bool speculate =
-      speculative() && (!options_.adaptive_speculation || decoding == 0 || policy_.speculate(decoding));
-  const StepPlan plan = manager_.schedule(speculate);
+  const int most = options_.limits.max_tree_tokens;  // 0 without SSMs
+  const int tree_tokens = options_.adaptive_speculation && decoding > 0 ? policy_.tree_tokens(decoding) : most;
+  const bool speculate = tree_tokens > 0;
+  const StepPlan plan = manager_.schedule(tree_tokens);
   if (plan.empty()) return false;
   // A request in a slot new to it (just admitted, or back after a preemption) starts over in
   // the SSMs, which forget what they held for the slot's last request.
@@ -115,7 +117,7 @@ bool Engine::step(const TokenSink& sink) {
   // A step that switched modes is not measured: after incremental steps the SSMs catch up on
   // the tokens they missed, a cost of switching rather than of speculating.
   if (speculative() && plan.prefill.empty() && !plan.decode.empty() && speculate == last_step_speculated_)
-    policy_.record(decoding, speculate, stats_.committed_tokens - committed_before,
+    policy_.record(decoding, tree_tokens, stats_.committed_tokens - committed_before,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!plan.decode.empty()) last_step_speculated_ = speculate;
   return true;

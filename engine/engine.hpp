@@ -21,8 +21,8 @@ namespace banyan {
 struct EngineOptions {
   SchedulerLimits limits;
   TreeShape tree;  // per SSM
-  // With SSMs: speculate only in the steps where it measured faster (SpeculationPolicy); off,
-  // every step speculates.
+  // With SSMs: each step's trees are of the size that measured fastest, none where
+  // incremental decoding did (SpeculationPolicy); off, every step grows the whole tree.
   bool adaptive_speculation = true;
 };
 

@@ -7,63 +7,121 @@
 namespace banyan {
 
 namespace {
-constexpr int kWarmSamples = 4;              // steps of each mode measured before choosing
+constexpr int kWarmSamples = 4;              // steps a size is measured before it is compared
 constexpr double kIncrementalMargin = 1.15;  // incremental must be this much faster to be chosen
-constexpr long long kFirstInterval = 128;    // steps before the first try of the mode not chosen;
-constexpr long long kMaxInterval = 1024;     // doubled after each try that keeps the choice, up to this
-constexpr long long kExploreSteps = 5;       // each try this long (its first step switches, unmeasured)
+constexpr long long kFirstInterval = 64;     // steps before the first try after a choice;
+constexpr long long kMaxInterval = 1024;     // doubled after each try that keeps it, up to this
+constexpr int kTrySamples = 4;               // a try measures this many steps of its size...
+constexpr long long kMaxTrySteps = 16;       // ...or ends after this many (steps that prefill are not measured)
 constexpr int kInheritDistance = 2;          // buckets apart a measured one may decide for another
 }  // namespace
 
-int SpeculationPolicy::bucket(int decoding) { return int(std::bit_width(unsigned(decoding > 0 ? decoding : 1))); }
-
-bool SpeculationPolicy::measured(const Bucket& b) {
-  return b.modes[0].samples >= kWarmSamples && b.modes[1].samples >= kWarmSamples;
+SpeculationPolicy::SpeculationPolicy(int max_tree_tokens, int smallest) : ladder_{0} {
+  for (int size = std::max(1, smallest); size < max_tree_tokens; size *= 2) ladder_.push_back(size);
+  if (max_tree_tokens > 0) ladder_.push_back(max_tree_tokens);
 }
 
-bool SpeculationPolicy::prefers_speculation(const Bucket& b) {
-  return b.modes[0].tokens_per_s() < kIncrementalMargin * b.modes[1].tokens_per_s();
+int SpeculationPolicy::bucket_key(int decoding) { return int(std::bit_width(unsigned(decoding > 0 ? decoding : 1))); }
+
+int SpeculationPolicy::rung_of(int tree_tokens) const {
+  return int(std::find(ladder_.begin(), ladder_.end(), tree_tokens) - ladder_.begin());
+}
+
+bool SpeculationPolicy::Rate::measured() const { return samples >= kWarmSamples; }
+
+double SpeculationPolicy::worth(const Bucket& b, int rung) const {
+  return b.sizes[std::size_t(rung)].tokens_per_s() * (ladder_[std::size_t(rung)] > 0 ? kIncrementalMargin : 1.0);
+}
+
+int SpeculationPolicy::best(const Bucket& b) const {
+  int best = b.choice;
+  for (int r = 0; r < int(ladder_.size()); ++r)
+    if (b.sizes[std::size_t(r)].measured() && (!b.sizes[std::size_t(best)].measured() || worth(b, r) > worth(b, best)))
+      best = r;
+  return best;
 }
 
 const SpeculationPolicy::Bucket* SpeculationPolicy::nearest_measured(int key) const {
   const Bucket* nearest = nullptr;
   int distance = kInheritDistance + 1;
   for (const auto& [k, b] : buckets_)
-    if (measured(b) && std::abs(k - key) < distance) nearest = &b, distance = std::abs(k - key);
+    if (b.sizes[std::size_t(b.choice)].measured() && std::abs(k - key) < distance) nearest = &b, distance = std::abs(k - key);
   return nearest;
 }
 
-bool SpeculationPolicy::speculate(int decoding) {
-  const int key = bucket(decoding);
-  Bucket& b = buckets_[key];
-  const long long step = b.steps++;
-  bool choice;
-  if (measured(b)) {
-    choice = prefers_speculation(b);
-  } else if (const Bucket* near = nearest_measured(key)) {
-    // A batch size not measured yet follows a measured one near it until its own tries have
-    // measured it: a warm-up of its own would pay the SSMs' catch-up at every new batch size.
-    choice = prefers_speculation(*near);
+SpeculationPolicy::Bucket& SpeculationPolicy::bucket(int decoding) {
+  const int key = bucket_key(decoding);
+  if (auto it = buckets_.find(key); it != buckets_.end()) return it->second;
+  Bucket b;
+  b.sizes.resize(ladder_.size());
+  b.interval = kFirstInterval;
+  if (const Bucket* near = nearest_measured(key)) {
+    // A batch size not measured yet starts where a measured one near it is, and its own tries
+    // move it: a warm-up of its own would pay the SSMs' catch-up at every new batch size.
+    b.choice = near->choice;
+    b.try_at = kFirstInterval;
   } else {
-    return b.modes[1].samples < kWarmSamples;  // warm-up: speculation first, then incremental
+    b.choice = int(ladder_.size()) - 1;
+    b.warming_up = true;
   }
-  if (b.interval == 0 || choice != b.choice) {  // a first choice, or a try that won: tries come often again
-    b.choice = choice;
-    b.interval = kFirstInterval;
-    b.try_at = step + kFirstInterval;
-  }
-  if (step < b.try_at) return choice;
-  if (step < b.try_at + kExploreSteps) return !choice;
-  // A try that kept the choice. Each try costs more than its steps (returning to speculation
-  // makes the SSMs catch up on every token they skipped), so the next comes twice as late.
-  b.interval = std::min(2 * b.interval, kMaxInterval);
-  b.try_at = step + b.interval;
-  return choice;
+  return buckets_.emplace(key, std::move(b)).first->second;
 }
 
-void SpeculationPolicy::record(int decoding, bool speculated, long long committed, double seconds) {
-  if (seconds <= 0) return;
-  buckets_[bucket(decoding)].modes[speculated ? 1 : 0].add(double(committed), seconds);
+void SpeculationPolicy::start_try(Bucket& b, long long step) {
+  const int last = int(ladder_.size()) - 1;
+  if (b.warming_up)
+    b.trying = 0;  // whether to speculate at all is the biggest question: the whole tree against none
+  else
+    b.trying = (b.try_smaller && b.choice > 0) || b.choice == last ? b.choice - 1 : b.choice + 1;
+  b.try_began = step;
+  // Measured afresh: older steps of that size may be from another load on the machine, and
+  // the choice's own window is recent.
+  b.sizes[std::size_t(b.trying)] = Rate();
+}
+
+void SpeculationPolicy::end_try(Bucket& b, long long step) {
+  const int before = b.choice;
+  b.choice = best(b);
+  b.trying = -1;
+  if (b.warming_up) {
+    // Then the sizes between, from the faster end, at once.
+    b.warming_up = false;
+    b.try_smaller = b.choice > 0;
+    b.try_at = step;
+  } else if (b.choice != before) {
+    // A gain: the next rung the same way is tried at once.
+    b.try_smaller = b.choice < before;
+    b.interval = kFirstInterval;
+    b.try_at = step;
+  } else {
+    // A try costs more than its steps (returning to speculation makes the SSMs catch up on
+    // every token they skipped), so while the choice holds the next comes twice as late.
+    b.try_smaller = !b.try_smaller;
+    b.try_at = step + b.interval;
+    b.interval = std::min(2 * b.interval, kMaxInterval);
+  }
+}
+
+int SpeculationPolicy::tree_tokens(int decoding) {
+  if (ladder_.size() == 1) return 0;
+  Bucket& b = bucket(decoding);
+  const long long step = b.steps++;
+  if (b.trying >= 0) {
+    const Rate& tried = b.sizes[std::size_t(b.trying)];
+    if (tried.samples < kTrySamples && step - b.try_began < kMaxTrySteps) return ladder_[std::size_t(b.trying)];
+    end_try(b, step);
+  }
+  if (b.sizes[std::size_t(b.choice)].measured() && step >= b.try_at) {
+    start_try(b, step);
+    return ladder_[std::size_t(b.trying)];
+  }
+  return ladder_[std::size_t(b.choice)];
+}
+
+void SpeculationPolicy::record(int decoding, int tree_tokens, long long committed, double seconds) {
+  const int rung = rung_of(tree_tokens);
+  if (seconds <= 0 || rung == int(ladder_.size())) return;
+  bucket(decoding).sizes[std::size_t(rung)].add(double(committed), seconds);
 }
 
 void SpeculationPolicy::Rate::add(double committed, double step_seconds) {

@@ -171,7 +171,7 @@ void RequestManager::make_room_for_roots() {
   }
 }
 
-StepPlan RequestManager::schedule(bool speculative) {
+StepPlan RequestManager::schedule(int tree_tokens) {
   admit();
   if (blocks_) make_room_for_roots();
 
@@ -188,7 +188,7 @@ StepPlan RequestManager::schedule(bool speculative) {
     }
   }
 
-  if (speculative && !plan.decode.empty()) {
+  if (tree_tokens > 0 && !plan.decode.empty()) {
     // Trees come before new prompts, but a quarter of the budget stays for prefill so that
     // waiting requests keep moving while others decode.
     const int for_trees = anyone_prefilling ? budget - std::max(1, budget / 4) : budget;
@@ -200,7 +200,7 @@ StepPlan RequestManager::schedule(bool speculative) {
       const int room = r.config.speculate ? std::min(limits_.max_sequence_length - int(r.tokens.size()),
                                                      r.config.max_new_tokens - r.generated()) - 1
                                           : 0;
-      d.tree_budget = std::max(0, std::min({share, limits_.max_tree_tokens, room}));
+      d.tree_budget = std::max(0, std::min({share, limits_.max_tree_tokens, tree_tokens, room}));
       // Paged: tree rows too need blocks; a tree gets what is free.
       if (blocks_)
         d.tree_budget = std::min(d.tree_budget, blocks_->reserve_up_to(d.slot, d.root_row + 1 + d.tree_budget) - (d.root_row + 1));

@@ -76,9 +76,10 @@ class RequestManager {
   // Stops a request; its slot is free for the next step. False if it was already done.
   bool cancel(RequestId id);
 
-  // Admits queued requests into free slots, then plans this step. `speculative` reserves
-  // room in the token budget for every decoding request's tree.
-  StepPlan schedule(bool speculative);
+  // Admits queued requests into free slots, then plans this step. `tree_tokens` (0: none)
+  // reserves room in the token budget for every decoding request's tree of up to that many
+  // tokens (and max_tree_tokens).
+  StepPlan schedule(int tree_tokens);
 
   // Commits `accepted` tokens for a request (the first generated token after its prefill, or a
   // verify step's accepted tokens) and applies the stop rules: EOS (not kept), max_new_tokens,

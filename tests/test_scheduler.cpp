@@ -32,7 +32,7 @@ BOOST_AUTO_TEST_CASE(limits_hold_in_every_step_of_a_random_workload) {
     int steps = 0;
     while (m.has_work()) {
       BOOST_REQUIRE(++steps < 10000);
-      const StepPlan plan = m.schedule(speculative);
+      const StepPlan plan = m.schedule(speculative ? lim.max_tree_tokens : 0);
       BOOST_TEST_REQUIRE(m.active_count() <= lim.max_requests_per_batch);
       int tree_tokens = 0;
       std::set<int> slots;
@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(a_prompt_that_can_never_fit_fails_alone) {
   BOOST_TEST(m.request(bad).error.find("max_sequence_length is 32") != std::string::npos);
   BOOST_TEST(m.request(bad_token).error.find("token id 500") != std::string::npos);
   BOOST_TEST(m.request(empty).error.find("empty") != std::string::npos);
-  const StepPlan plan = m.schedule(false);
+  const StepPlan plan = m.schedule(0);
   BOOST_TEST_REQUIRE(plan.prefill.size() == 1u);
   BOOST_TEST(plan.prefill[0].id == good);
   BOOST_TEST(m.request(good).state == RequestState::prefilling);
@@ -86,12 +86,12 @@ BOOST_AUTO_TEST_CASE(long_prompts_prefill_in_chunks_while_others_decode) {
   RequestManager m({2, 8, 100, 0}, kVocab, kEos);
   const auto a = m.submit(prompt_of(3), {50, {}});
   const auto b = m.submit(prompt_of(20), {5, {}});
-  StepPlan p = m.schedule(false);  // a: 3 tokens; b: the first 5
+  StepPlan p = m.schedule(0);  // a: 3 tokens; b: the first 5
   BOOST_TEST_REQUIRE(p.prefill.size() == 2u);
   BOOST_TEST(p.prefill[0].completes_prompt);
   BOOST_TEST((p.prefill[1].begin == 0 && p.prefill[1].end == 5 && !p.prefill[1].completes_prompt));
   m.commit(a, std::vector<std::int32_t>{9});
-  p = m.schedule(false);  // a decodes (1 token) while b prefills 7 more
+  p = m.schedule(0);  // a decodes (1 token) while b prefills 7 more
   BOOST_TEST_REQUIRE(p.decode.size() == 1u);
   BOOST_TEST(p.decode[0].id == a);
   BOOST_TEST(p.decode[0].root_row == 3);
@@ -104,13 +104,13 @@ BOOST_AUTO_TEST_CASE(stop_rules) {
   RequestManager m({2, 64, 10, 0}, kVocab, kEos);
   const auto eos = m.submit(prompt_of(2), {20, {}});
   const auto len = m.submit(prompt_of(2), {3, {}});
-  m.schedule(false);
+  m.schedule(0);
   BOOST_TEST(m.commit(eos, std::vector<std::int32_t>{4, 5, kEos, 6}) == 2);
   BOOST_TEST(m.request(eos).finish == FinishReason::stop);
   BOOST_TEST(m.commit(len, std::vector<std::int32_t>{4, 5, 6, 7}) == 3);
   BOOST_TEST(m.request(len).finish == FinishReason::length);
   const auto seq = m.submit(prompt_of(8), {20, {}});
-  m.schedule(false);
+  m.schedule(0);
   BOOST_TEST(m.commit(seq, std::vector<std::int32_t>{4, 5, 6}) == 2);  // 8 + 2 = max_sequence_length
   BOOST_TEST(m.request(seq).finish == FinishReason::length);
   const auto done = m.take_done();
@@ -123,23 +123,27 @@ BOOST_AUTO_TEST_CASE(a_request_that_asks_for_incremental_decoding_gets_no_tree) 
   incremental.speculate = false;
   const auto spec = m.submit(prompt_of(2), {20, {}});
   const auto inc = m.submit(prompt_of(2), incremental);
-  m.schedule(true);
+  m.schedule(63);
   m.commit(spec, std::vector<std::int32_t>{9});
   m.commit(inc, std::vector<std::int32_t>{9});
-  const StepPlan p = m.schedule(true);
+  const StepPlan p = m.schedule(63);
   BOOST_TEST_REQUIRE(p.decode.size() == 2u);
   for (const auto& d : p.decode) BOOST_TEST(d.tree_budget == (d.id == inc ? 0 : 18), "request " << d.id << " budget " << d.tree_budget);
+  // A step asked for smaller trees reserves no more.
+  m.commit(spec, std::vector<std::int32_t>{9});
+  m.commit(inc, std::vector<std::int32_t>{9});
+  for (const auto& d : m.schedule(5).decode) BOOST_TEST(d.tree_budget == (d.id == inc ? 0 : 5));
 }
 
 BOOST_AUTO_TEST_CASE(cancel_frees_the_slot) {
   RequestManager m({1, 16, 32, 0}, kVocab, kEos);
   const auto a = m.submit(prompt_of(4), {8, {}});
   const auto b = m.submit(prompt_of(4), {8, {}});
-  m.schedule(false);
+  m.schedule(0);
   BOOST_TEST(m.request(b).state == RequestState::queued);
   BOOST_TEST(m.cancel(a));
   BOOST_TEST(!m.cancel(a));
-  const StepPlan p = m.schedule(false);
+  const StepPlan p = m.schedule(0);
   BOOST_TEST(m.request(b).state == RequestState::prefilling);
   BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
   BOOST_TEST(p.prefill[0].slot == 0);
@@ -183,7 +187,7 @@ BOOST_AUTO_TEST_CASE(a_paged_cache_admits_a_request_when_its_prompts_blocks_are_
   const auto a = m.submit(prompt_of(20), {10, {}});  // 21 rows: 3 blocks
   const auto b = m.submit(prompt_of(30), {5, {}});   // 31 rows: 4 blocks
   const auto c = m.submit(prompt_of(10), {5, {}});   // waits behind b: first come, first served
-  StepPlan p = m.schedule(false);
+  StepPlan p = m.schedule(0);
   BOOST_TEST(m.request(a).state == RequestState::prefilling);
   BOOST_TEST(m.request(b).state == RequestState::prefilling);
   BOOST_TEST(m.request(c).state == RequestState::queued);
@@ -191,7 +195,7 @@ BOOST_AUTO_TEST_CASE(a_paged_cache_admits_a_request_when_its_prompts_blocks_are_
   BOOST_TEST(p.prefill.size() == 2u);
   m.commit(b, std::vector<std::int32_t>{9});
   m.commit(a, std::vector<std::int32_t>{kEos});  // a ends: its 3 blocks come back
-  p = m.schedule(false);
+  p = m.schedule(0);
   BOOST_TEST(m.request(c).state == RequestState::prefilling);
   BOOST_TEST_REQUIRE(p.decode.size() == 1u);
   BOOST_TEST(p.decode[0].id == b);
@@ -206,20 +210,20 @@ BOOST_AUTO_TEST_CASE(a_decoding_request_short_of_blocks_takes_the_latest_admitte
   RequestManager m({2, 64, 20, 0, 24, 4, false}, kVocab, kEos);
   const auto a = m.submit(prompt_of(8), {10, {}});
   const auto b = m.submit(prompt_of(8), {10, {}});
-  m.schedule(false);
+  m.schedule(0);
   BOOST_TEST(m.kv_blocks()->free_blocks() == 0);
   m.commit(a, std::vector<std::int32_t>{10});
   m.commit(b, std::vector<std::int32_t>{11});
   // Roots at rows 8 to 11 fit their three blocks: both decode.
   StepPlan p;
   for (std::int32_t t = 12; t < 16; ++t) {
-    p = m.schedule(false);
+    p = m.schedule(0);
     BOOST_TEST_REQUIRE(p.decode.size() == 2u);
     m.commit(a, std::vector<std::int32_t>{t});
     m.commit(b, std::vector<std::int32_t>{t});
   }
   // a's root is row 12, in a fourth block: b, admitted last, gives its three back and waits.
-  p = m.schedule(false);
+  p = m.schedule(0);
   BOOST_TEST_REQUIRE(p.decode.size() == 1u);
   BOOST_TEST(p.decode[0].id == a);
   BOOST_TEST(p.decode[0].root_row == 12);
@@ -229,14 +233,14 @@ BOOST_AUTO_TEST_CASE(a_decoding_request_short_of_blocks_takes_the_latest_admitte
   // a runs to its end; then b comes back: its prompt and generated tokens but the last go to
   // the cache again (no first token is sampled), and it decodes from its last token on.
   while (m.request(a).active()) {
-    p = m.schedule(false);
+    p = m.schedule(0);
     for (const auto& d : p.decode) m.commit(d.id, std::vector<std::int32_t>{14});
   }
-  p = m.schedule(false);
+  p = m.schedule(0);
   BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
   BOOST_TEST(p.prefill[0].id == b);
   BOOST_TEST((p.prefill[0].begin == 0 && p.prefill[0].end == 12 && !p.prefill[0].completes_prompt));
-  p = m.schedule(false);
+  p = m.schedule(0);
   BOOST_TEST_REQUIRE(p.decode.size() == 1u);
   BOOST_TEST(p.decode[0].root_row == 12);
   BOOST_TEST(p.decode[0].root_token == 15);
@@ -248,7 +252,7 @@ BOOST_AUTO_TEST_CASE(a_request_takes_the_cached_blocks_of_its_prompts_prefix) {
   std::vector<std::int32_t> prompt(20);
   for (int i = 0; i < 20; ++i) prompt[std::size_t(i)] = 10 + i;
   const auto a = m.submit(prompt, {10, {}});
-  StepPlan p = m.schedule(false);
+  StepPlan p = m.schedule(0);
   m.commit(a, std::vector<std::int32_t>{50});  // its 20 prompt rows are computed: 2 whole blocks
   const KvBlockPool& pool = *m.kv_blocks();
   BOOST_TEST(pool.cached_blocks() == 2);
@@ -259,7 +263,7 @@ BOOST_AUTO_TEST_CASE(a_request_takes_the_cached_blocks_of_its_prompts_prefix) {
   // c is a's first 16 tokens: its last must be computed (its logits give the first token), so
   // it takes one block.
   const auto c = m.submit({prompt.begin(), prompt.begin() + 16}, {10, {}});
-  p = m.schedule(false);
+  p = m.schedule(0);
   BOOST_TEST_REQUIRE(p.prefill.size() == 2u);
   BOOST_TEST((p.prefill[0].id == b && p.prefill[0].begin == 16 && p.prefill[0].end == 20 && p.prefill[0].completes_prompt));
   BOOST_TEST((p.prefill[1].id == c && p.prefill[1].begin == 8 && p.prefill[1].end == 16));
@@ -272,13 +276,13 @@ BOOST_AUTO_TEST_CASE(a_request_takes_the_cached_blocks_of_its_prompts_prefix) {
   for (auto id : {a, b, c}) m.cancel(id);
   BOOST_TEST(pool.free_blocks() == pool.total_blocks());
   const auto d = m.submit(prompt, {10, {}});
-  p = m.schedule(false);
+  p = m.schedule(0);
   BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
   BOOST_TEST((p.prefill[0].id == d && p.prefill[0].begin == 16));
   m.cancel(d);
   // Requests that need every block take the cached ones too: the cache forgets them.
   for (int i = 0; i < 4; ++i) m.submit(std::vector<std::int32_t>(60, 3 + i), {4, {}});
-  m.schedule(false);
+  m.schedule(0);
   BOOST_TEST(pool.free_blocks() == 0);
   BOOST_TEST(pool.cached_blocks() == 0);
 }
@@ -290,21 +294,21 @@ BOOST_AUTO_TEST_CASE(a_preempted_request_takes_back_its_own_cached_blocks) {
   RequestManager m({2, 64, 20, 0, 24, 4}, kVocab, kEos);
   const auto a = m.submit(prompt_of(8), {10, {}});
   const auto b = m.submit(std::vector<std::int32_t>(8, 6), {10, {}});
-  m.schedule(false);
+  m.schedule(0);
   m.commit(a, std::vector<std::int32_t>{10});
   m.commit(b, std::vector<std::int32_t>{11});
   for (std::int32_t t = 12; t < 16; ++t) {
-    m.schedule(false);
+    m.schedule(0);
     m.commit(a, std::vector<std::int32_t>{t});
     m.commit(b, std::vector<std::int32_t>{t});
   }
-  m.schedule(false);
+  m.schedule(0);
   BOOST_TEST(m.request(b).state == RequestState::queued);
   while (m.request(a).active()) {
-    const StepPlan p = m.schedule(false);
+    const StepPlan p = m.schedule(0);
     for (const auto& d : p.decode) m.commit(d.id, std::vector<std::int32_t>{14});
   }
-  const StepPlan p = m.schedule(false);
+  const StepPlan p = m.schedule(0);
   BOOST_TEST_REQUIRE(p.prefill.size() == 1u);
   BOOST_TEST((p.prefill[0].id == b && p.prefill[0].begin == 4 && p.prefill[0].end == 12 && !p.prefill[0].completes_prompt));
   BOOST_TEST(m.cached_tokens() == 4);
@@ -330,7 +334,7 @@ BOOST_AUTO_TEST_CASE(paged_limits_hold_in_every_step_of_a_random_workload) {
         int steps = 0;
         while (m.has_work()) {
           BOOST_REQUIRE(++steps < 10000);
-          const StepPlan plan = m.schedule(speculative);
+          const StepPlan plan = m.schedule(speculative ? lim.max_tree_tokens : 0);
           BOOST_TEST_REQUIRE(!plan.empty());
           const KvBlockPool& pool = *m.kv_blocks();
           // Where each block is held: (request, index in its table).

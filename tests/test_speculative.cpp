@@ -262,61 +262,67 @@ BOOST_AUTO_TEST_CASE(a_paged_kv_cache_too_small_for_every_request_preempts_and_s
   }
 }
 
-BOOST_AUTO_TEST_CASE(the_speculation_policy_picks_the_faster_mode_per_batch_size) {
-  SpeculationPolicy p;
-  // One step: the policy decides, the step commits `tokens` (by mode) in a second.
-  auto step = [&](int decoding, double speculative_tokens, double incremental_tokens) {
-    const bool s = p.speculate(decoding);
-    p.record(decoding, s, (long long)(s ? speculative_tokens : incremental_tokens), 1.0);
-    return s;
+namespace {
+// A machine as the policy sees it: a step with trees of up to `size` tokens commits 1, 1.8,
+// 2.4 or 3 tokens (size 0, 1, 2, 4) and takes 1 + cost * size seconds.
+double committed_with(int size) { return size == 0 ? 1.0 : size == 1 ? 1.8 : size == 2 ? 2.4 : 3.0; }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_speculation_policy_picks_the_fastest_tree_size_per_batch_size) {
+  SpeculationPolicy p(4);  // sizes 0 (incremental), 1, 2, 4
+  // One step at `decoding` requests where a tree token costs `cost`; returns the size used.
+  auto step = [&](int decoding, double cost) {
+    const int size = p.tree_tokens(decoding);
+    p.record(decoding, size, (long long)(committed_with(size) * 1000), 1 + cost * size);
+    return size;
   };
-  // Speculation a little faster at batch 1: after measuring both modes it stays, trying
-  // incremental decoding again only for a few steps now and then.
-  int speculated = 0;
-  for (int i = 0; i < 256; ++i) speculated += step(1, 10, 9);
-  BOOST_TEST(speculated >= 256 - 20);
-  BOOST_TEST(speculated < 256);
-  // Incremental clearly faster at batch 8 (or 9, the same bucket): chosen after the warm-up,
-  // with speculation tried again now and then.
-  speculated = 0;
-  for (int i = 0; i < 256; ++i) speculated += step(8 + i % 2, 10, 30);
-  BOOST_TEST(speculated > 0);
-  BOOST_TEST(speculated <= 20);
+  auto steps_at = [&](int steps, int decoding, double cost, int size) {
+    int n = 0;
+    for (int i = 0; i < steps; ++i) n += step(decoding, cost) == size;
+    return n;
+  };
+  // Batch 1, trees cheap (per second: 1, 1.71, 2.18, 2.5 tokens): the whole tree, after the
+  // warm-up's incremental steps and a try of the next smaller size, tried again after 64 and
+  // 128 steps.
+  BOOST_TEST(steps_at(256, 1, 0.05, 4) >= 256 - 4 * 4);
+  // Batch 8 (or 9, the same bucket), trees dearer (1, 1.29, 1.33, 1.15): size 2, found from the
+  // whole tree (faster than none) by trying smaller trees while they gain, and kept after
+  // trying size 4 and size 1 again.
+  int at_2 = 0;
+  for (int i = 0; i < 256; ++i) at_2 += step(8 + i % 2, 0.4) == 2;
+  BOOST_TEST(at_2 >= 256 - 24);
+  // Batch 32, trees dear (1, 0.6, 0.48, 0.33): it starts at batch 8's choice (no warm-up of its
+  // own, which would run the full tree), its first try finds size 1 faster, the next
+  // incremental decoding, which it keeps.
+  BOOST_TEST(steps_at(64, 32, 2.0, 2) == 64);
+  steps_at(32, 32, 2.0, 0);
+  BOOST_TEST(steps_at(256, 32, 2.0, 0) >= 256 - 8);
   // Batch 1 kept its own measurements.
-  speculated = 0;
-  for (int i = 0; i < 40; ++i) speculated += step(1, 10, 9);
-  BOOST_TEST(speculated >= 30);
-  // Batch 5 has not been measured: it follows batch 8's choice (no warm-up of its own, whose
-  // return to speculation would make the SSMs catch up) until its first try.
-  speculated = 0;
-  for (int i = 0; i < 100; ++i) speculated += step(5, 10, 30);
-  BOOST_TEST(speculated == 0);
+  BOOST_TEST(steps_at(40, 1, 0.05, 4) >= 36);
   // While the tries keep confirming the choice they come less and less often: 4096 more steps
-  // at batch 8 try speculation 6 times (after 128, 256, 512, 1024, 1024, 1024 steps), where
-  // a try every 128 steps would have been 32 tries.
-  speculated = 0;
-  for (int i = 0; i < 4096; ++i) speculated += step(8, 10, 30);
-  BOOST_TEST(speculated >= 5 * 5);
-  BOOST_TEST(speculated <= 7 * 5);
-  // A try that finds the other mode faster switches, within the longest interval.
-  int last_speculated = 0;
-  for (int i = 0; i < 1200; ++i) last_speculated = step(8, 90, 30) ? last_speculated + 1 : 0;
-  BOOST_TEST(last_speculated >= 100);
+  // at batch 8 try another size 5 times (the intervals doubling up to 1024 steps), where a try
+  // every 64 steps would have been 64 tries.
+  const int others = 4096 - steps_at(4096, 8, 0.4, 2);
+  BOOST_TEST(others >= 4 * 4);
+  BOOST_TEST(others <= 7 * 4);
+  // A try that finds another size faster moves there, within the longest interval or two.
+  steps_at(2200, 8, 0.05, 4);
+  BOOST_TEST(steps_at(600, 8, 0.05, 4) >= 600 - 3 * 4);
 }
 
-BOOST_AUTO_TEST_CASE(one_step_the_machine_holds_up_does_not_decide_the_mode) {
-  // Speculation is 1.5x faster (3 tokens in 2 ms against 1 in 1 ms), and one speculative step
-  // takes 100 ms (seen on 2 shared cores: the bench's offloaded demo pair fell from 2.1x to 1.2x
-  // after such a step, decoding incrementally for hundreds of steps).
-  SpeculationPolicy p;
-  int incremental = 0;
+BOOST_AUTO_TEST_CASE(one_step_the_machine_holds_up_does_not_decide_the_size) {
+  // The whole tree is the fastest (3 tokens in 2 ms; size 2: 2.4 in 2 ms, incremental 1 in
+  // 1 ms), and one of its steps takes 100 ms (seen on 2 shared cores: the bench's offloaded demo
+  // pair fell from 2.1x to 1.2x after such a step, decoding incrementally for hundreds of steps).
+  SpeculationPolicy p(4);
+  int others = 0;
   for (int i = 0; i < 200; ++i) {
-    const bool s = p.speculate(1);
-    incremental += !s;
-    p.record(1, s, s ? 3 : 1, s ? (i == 20 ? 0.1 : 0.002) : 0.001);
+    const int size = p.tree_tokens(1);
+    others += size != 4;
+    p.record(1, size, (long long)(committed_with(size) * 1000), size == 0 ? 0.001 : i == 20 ? 0.1 : 0.002);
   }
-  // The warm-up's 4 incremental steps and one try of 5 at step 128: no more.
-  BOOST_TEST(incremental <= 9);
+  // The warm-up's incremental steps and try of size 2, and one try 64 steps later: no more.
+  BOOST_TEST(others <= 3 * 4);
 }
 
 BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_output) {
@@ -337,10 +343,10 @@ BOOST_AUTO_TEST_CASE(adaptive_speculation_switches_modes_without_changing_the_ou
     o.limits.max_requests_per_batch = 8;
     Engine engine(llm, with_ssm ? std::vector<LlamaModel*>{&near} : std::vector<LlamaModel*>{}, o);
     // Incremental steps "measured" far faster at 4-7 decoding requests, so the policy switches:
-    // the batch starts at 8 (warm-up, then its own measurements), shrinks through 4-7 (its
-    // warm-up with its preloaded measurements, or batch 8's choice once that one is measured).
+    // the batch starts at 8 (the whole tree, then smaller ones tried), shrinks through 4-7 (the
+    // whole tree, until its first try ends and its preloaded incremental rate wins).
     if (preload)
-      for (int i = 0; i < 4; ++i) engine.speculation_policy().record(5, false, 1'000'000'000, 1.0);
+      for (int i = 0; i < 4; ++i) engine.speculation_policy().record(5, 0, 1'000'000'000, 1.0);
     std::vector<RequestId> ids;
     for (std::size_t i = 0; i < prompts.size(); ++i) ids.push_back(engine.submit(prompts[i], configs[i]));
     engine.run([](RequestId, std::span<const std::int32_t>) {});
@@ -362,10 +368,11 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
   o.limits.max_requests_per_batch = 1;  // every request in slot 0, one after another
   o.tree = {1, 4};
   Engine engine(llm, {&llm}, o);
-  // Incremental steps "measured" far faster after every step: past speculation's warm-up,
-  // requests decode one token a step and speculate only in the policy's tries (5 steps after
-  // 128, then after 256), so slots are reused while the SSM owes commits and has skipped many
-  // steps. The SSM is the LLM: whenever it drafts, every drafted token must be accepted.
+  // Incremental steps "measured" far faster after every step: past the warm-up (the whole tree,
+  // then incremental decoding), requests decode one token a step and speculate only in the
+  // policy's tries of a 1-token tree (at once, then 64 and 128 steps later), so slots are
+  // reused while the SSM owes commits and has skipped many steps. The SSM is the LLM: whenever
+  // it drafts, every drafted token must be accepted.
   std::mt19937 rng(3);
   std::vector<RequestId> ids;
   for (int i = 0; i < 16; ++i) {
@@ -374,7 +381,7 @@ BOOST_AUTO_TEST_CASE(an_ssm_equal_to_the_llm_stays_in_step_across_mode_switches_
     ids.push_back(engine.submit(p, GenerationConfig{24, {}}));
   }
   while (engine.step([](RequestId, std::span<const std::int32_t>) {}))
-    engine.speculation_policy().record(1, false, 1'000'000'000, 1.0);
+    engine.speculation_policy().record(1, 0, 1'000'000'000, 1.0);
   int later_trees = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const Request& r = engine.requests().request(ids[i]);

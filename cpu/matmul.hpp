@@ -6,10 +6,10 @@
 //   many tokens (prefill): OpenBLAS sgemm on each thread's rows, expanded to f32 a block at a
 //     time when the weights are compressed. Where sgemm starts is the kernel set's
 //     (KernelSet::sgemm_from_f32, sgemm_from_expanded): the dots keep up with it to tens of
-//     tokens. Compressed weights meet the int8-rounded activations the int
-//     kernels multiply, so a product is the same function at every token count: with the f32
-//     activations a 3072-long int8 dot came out up to ~1 off (in ~50) from 16 tokens on, which
-//     changed greedy tokens between a step of 8 tokens and one of 16.
+//     tokens. Compressed weights meet the int8-rounded activations the int kernels multiply,
+//     so a product is the same function at every token count: with the f32 activations a
+//     3072-long int8 dot came out up to ~1 off (in ~50) from 16 tokens on, which changed
+//     greedy tokens between a step of 8 tokens and one of 16.
 #include <cstdint>
 #include <mutex>
 #include <span>
